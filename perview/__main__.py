@@ -1,0 +1,3 @@
+from perview.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,317 @@
+"""One source, many viewers: the ring, the viewers' cursors, and starting and stopping by demand."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from perview.framing import LineFramer
+from perview.ring import Chunk, Ring, State, skip_lines
+
+log = logging.getLogger(__name__)
+
+# Viewers are woken at once for the first output after a quiet spell; while output keeps coming
+# they are woken at most once per window (or per FLUSH_BYTES), so a 1,000 lines/s source costs
+# each viewer 100 writes a second instead of 1,000.
+BATCH_WINDOW = 0.010
+FLUSH_BYTES = 16 * 1024
+
+# How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
+# its socket buffer (one budget), whatever the ring size.
+READ_BUDGET = 256 * 1024
+
+
+class Output(Protocol):
+    """What a running source reports to: the hub that owns it."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    def started(self, pid: int | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How a source's run ended: an exit status, or the reason it could not start."""
+
+    status: int | None = None
+    reason: str | None = None
+
+
+class Source(Protocol):
+    kind: str
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        """Produce output until the source ends or `stop` is set; clean up everything it started."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Lines a viewer missed because the ring dropped them before it read them."""
+
+    first: int
+    count: int
+
+
+class Viewer:
+    """A cursor into a hub's ring. `read` returns what is new; nothing is queued per viewer."""
+
+    def __init__(self, hub: Hub, seq: int, skip: int, wake: asyncio.Event) -> None:
+        chunk = hub.ring.get(seq)
+        self.hub = hub
+        self.seq = seq  # next chunk to deliver
+        self.skip = skip  # lines of that chunk already delivered
+        self.next_id = chunk.first + skip if chunk else hub.ring.next_id
+        self.live_from = hub.ring.next_seq  # chunks before this are history
+        self.wake = wake
+
+    def read(self, budget: int = READ_BUDGET) -> list[Chunk | Gap]:
+        """Everything new since the last read (up to about `budget` bytes), gaps included."""
+        ring = self.hub.ring
+        items: list[Chunk | Gap] = []
+        if self.seq < ring.oldest_seq:
+            missed = ring.oldest_id - self.next_id
+            if missed > 0:
+                items.append(Gap(self.next_id, missed))
+            self.seq, self.skip, self.next_id = ring.oldest_seq, 0, ring.oldest_id
+        size = 0
+        while size < budget and (chunk := ring.get(self.seq)) is not None:
+            if self.skip:
+                data = skip_lines(chunk.data, self.skip)
+                chunk = Chunk(
+                    chunk.seq,
+                    chunk.first + self.skip,
+                    chunk.count - self.skip,
+                    data,
+                    chunk.offset + len(chunk.data) - len(data),
+                )
+                self.skip = 0
+            items.append(chunk)
+            size += len(chunk.data)
+            self.seq += 1
+            self.next_id = chunk.first + chunk.count
+        if items:
+            self.hub.advanced(self)
+        return items
+
+    async def wait(self, limit: float) -> bool:
+        """Wait until the hub has news; False if `limit` seconds passed first."""
+        try:
+            await asyncio.wait_for(self.wake.wait(), limit)
+        except TimeoutError:
+            return False
+        self.wake.clear()
+        return True
+
+
+class Hub:
+    """Runs one source at most once and fans its output out to every viewer.
+
+    The source starts with the first viewer (or at once with `keep`) and stops `linger` seconds
+    after the last one leaves. It is read no further than one ring ahead of the fastest viewer,
+    so a lone viewer loses nothing and pipe backpressure paces a fast producer.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        *,
+        max_lines: int = 10_000,
+        max_bytes: int = 16 * 1024 * 1024,
+        keep: bool = False,
+        linger: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.ring = Ring(max_lines, max_bytes)
+        self.keep = keep
+        self.linger = linger
+        self.viewers: set[Viewer] = set()
+        self.state: State | None = None  # the latest state; None before the first start
+        self.closed = False
+        self.runs = 0
+        self._framer = LineFramer()
+        self._task: asyncio.Task[None] | None = None
+        self._space = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
+        self._last_wake = 0.0
+        self._unflushed = 0
+        self._wake_handle: asyncio.TimerHandle | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
+        self._listeners: list[Callable[[Hub], None]] = []
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def on_viewers_changed(self, listener: Callable[[Hub], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- viewers -----------------------------------------------------------------------------
+
+    @contextmanager
+    def watch(
+        self,
+        *,
+        backlog: int = 0,
+        since: int | None = None,
+        wake: asyncio.Event | None = None,
+    ) -> Iterator[Viewer]:
+        """Subscribe a viewer for the duration of the block, starting the source if needed.
+
+        It first gets the last `backlog` lines held, or everything from line `since` on.
+        """
+        if self.closed:
+            raise RuntimeError(f"hub {self.name} is closed")
+        if since is not None:
+            seq, skip = self.ring.find(since)
+        else:
+            seq, skip = self.ring.seq_for_backlog(backlog)
+        viewer = Viewer(self, seq, skip, wake or asyncio.Event())
+        self.viewers.add(viewer)
+        self._fastest = max(self._fastest, viewer.seq)
+        self._cancel_linger()
+        self._changed()
+        if not self.running:
+            self.start()
+        try:
+            yield viewer
+        finally:
+            self.viewers.discard(viewer)
+            self._fastest = max((v.seq for v in self.viewers), default=-1)
+            self._space.set()  # the fastest viewer may have left
+            if not self.viewers and not self.keep:
+                self._schedule_stop()
+            self._changed()
+
+    def advanced(self, viewer: Viewer) -> None:
+        if viewer.seq > self._fastest:
+            self._fastest = viewer.seq
+            self._space.set()
+
+    # -- the source ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the source unless it is running; its output and state go to the viewers."""
+        if self.running or self.closed:
+            return
+        self._framer = LineFramer()
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"source {self.name}")
+
+    def stop(self) -> None:
+        """Ask the source to stop; returns at once, the run ends (and is reaped) by itself."""
+        self._cancel_linger()
+        if self.running:
+            self._stop.set()
+            self._space.set()
+
+    async def restart(self) -> None:
+        self.stop()
+        await self.wait_stopped()
+        self.start()
+
+    async def wait_stopped(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        """Stop the source, wait until it is reaped, and end every viewer's stream."""
+        self.closed = True
+        self.stop()
+        await self.wait_stopped()
+        self._wake_all()
+
+    async def _run(self) -> None:
+        self.runs += 1
+        try:
+            ended = await self.source.run(self, self._stop)
+        except Exception as exc:  # a bug in a source must not take the server down
+            log.exception("source %s crashed", self.name)
+            ended = Ended(reason=f"internal error: {exc!r}")
+        self._append_lines(*self._framer.flush())
+        if ended.reason is not None and ended.status is None:
+            self._set_state(State("failed", reason=ended.reason))
+            log.warning("%s: failed to start: %s", self.name, ended.reason)
+        else:
+            self._set_state(State("exited", status=ended.status, reason=ended.reason))
+            log.info("%s: exited with status %s", self.name, ended.status)
+
+    # Output, called by the source:
+
+    def started(self, pid: int | None) -> None:
+        self._set_state(State("running", pid=pid))
+
+    async def write(self, data: bytes) -> None:
+        self._append_lines(*self._framer.feed(data))
+        while self._too_far_ahead():
+            self._space.clear()
+            await self._space.wait()
+
+    def _too_far_ahead(self) -> bool:
+        # With no viewer (a `keep` source, or one lingering) the ring simply rolls over.
+        if self._fastest < 0 or self._stop.is_set():
+            return False
+        ring = self.ring
+        lines, size = ring.ahead(self._fastest)
+        return lines >= ring.max_lines or size >= ring.max_bytes
+
+    def _append_lines(self, data: bytes, count: int) -> None:
+        if not count:
+            return
+        self.ring.append(data, count)
+        self._trim()
+        self._unflushed += len(data)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last_wake >= BATCH_WINDOW or self._unflushed >= FLUSH_BYTES:
+            self._wake_all()
+        elif self._wake_handle is None:
+            self._wake_handle = loop.call_at(self._last_wake + BATCH_WINDOW, self._wake_all)
+
+    def _set_state(self, state: State) -> None:
+        self.state = state
+        self.ring.append(b"", 0, state)
+        self._trim()
+        self._wake_all()
+        self._changed()
+
+    def _trim(self) -> None:
+        self.ring.trim(self._fastest if self._fastest >= 0 else None)
+
+    def _wake_all(self) -> None:
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+            self._wake_handle = None
+        self._last_wake = asyncio.get_running_loop().time()
+        self._unflushed = 0
+        for viewer in self.viewers:
+            viewer.wake.set()
+
+    def _schedule_stop(self) -> None:
+        if self.linger <= 0:
+            self.stop()
+        else:
+            self._cancel_linger()
+            loop = asyncio.get_running_loop()
+            self._linger_handle = loop.call_later(self.linger, self._stop_if_unwatched)
+
+    def _stop_if_unwatched(self) -> None:
+        self._linger_handle = None
+        if not self.viewers and not self.keep:
+            self.stop()
+
+    def _cancel_linger(self) -> None:
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
+            self._linger_handle = None
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener(self)

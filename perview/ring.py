@@ -1,0 +1,128 @@
+"""The ring: a bounded history of one source's output, stored as chunks of many lines each."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A change in a source's life, kept in the ring in order with its lines."""
+
+    state: str  # "running", "exited" or "failed"
+    status: int | None = None  # exit status; negative: killed by that signal
+    reason: str | None = None  # why it failed to start, or how it ended
+    pid: int | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True, eq=False)
+class Chunk:
+    """Consecutive lines (`data`, each ending in a newline) or a single state change."""
+
+    seq: int  # position in the ring, one per chunk
+    first: int  # id of the first line (for a state: of the next line to come)
+    count: int  # lines in `data`
+    data: bytes
+    offset: int  # bytes written to the ring before this chunk
+    state: State | None = None
+    cache: dict[str, bytes] = field(default_factory=dict)  # encodings shared by all viewers
+
+
+class Ring:
+    """Chunks in order, trimmed from the oldest end to `max_lines` and `max_bytes`.
+
+    Line ids and chunk seqs only ever grow. Trimming keeps at least `max_lines` lines, never
+    drops a chunk at or after `protect` (the fastest viewer's position), and so holds at most
+    the bounds plus the chunk being added.
+    """
+
+    def __init__(self, max_lines: int, max_bytes: int) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self._chunks: list[Chunk] = []
+        self._head = 0  # index in _chunks of the oldest chunk still held
+        self.next_seq = 0
+        self.next_id = 1
+        self.next_offset = 0
+        self.lines = 0  # lines held
+        self.bytes = 0  # bytes held
+
+    @property
+    def oldest_seq(self) -> int:
+        return self._chunks[self._head].seq if self._head < len(self._chunks) else self.next_seq
+
+    @property
+    def oldest_id(self) -> int:
+        return self._chunks[self._head].first if self._head < len(self._chunks) else self.next_id
+
+    def append(self, data: bytes, count: int, state: State | None = None) -> Chunk:
+        chunk = Chunk(self.next_seq, self.next_id, count, data, self.next_offset, state)
+        self._chunks.append(chunk)
+        self.next_seq += 1
+        self.next_id += count
+        self.next_offset += len(data)
+        self.lines += count
+        self.bytes += len(data)
+        return chunk
+
+    def get(self, seq: int) -> Chunk | None:
+        index = self._head + seq - self.oldest_seq
+        if self._head <= index < len(self._chunks):
+            return self._chunks[index]
+        return None
+
+    def trim(self, protect: int | None) -> None:
+        chunks = self._chunks
+        while self._head < len(chunks):
+            oldest = chunks[self._head]
+            over_lines = self.lines - oldest.count >= self.max_lines
+            if not (over_lines or self.bytes > self.max_bytes):
+                break
+            if protect is not None and oldest.seq >= protect:
+                break
+            self._head += 1
+            self.lines -= oldest.count
+            self.bytes -= len(oldest.data)
+        if self._head > 1024 and self._head * 2 > len(chunks):
+            del chunks[: self._head]
+            self._head = 0
+
+    def ahead(self, seq: int) -> tuple[int, int]:
+        """Lines and bytes held from chunk `seq` to the newest."""
+        chunk = self.get(seq)
+        if chunk is None:
+            return (0, 0) if seq >= self.next_seq else (self.lines, self.bytes)
+        return self.next_id - chunk.first, self.next_offset - chunk.offset
+
+    def find(self, line_id: int) -> tuple[int, int]:
+        """The seq of the chunk holding `line_id` and how many lines of it come before it.
+
+        An id older than the ring gives the oldest chunk; one not yet written gives `next_seq`.
+        """
+        if line_id >= self.next_id:
+            return self.next_seq, 0
+        lo, hi = self._head, len(self._chunks)
+        if lo == hi or line_id <= self._chunks[lo].first:
+            return self.oldest_seq, 0
+        while hi - lo > 1:  # the last chunk whose first line is at or before line_id
+            mid = (lo + hi) // 2
+            if self._chunks[mid].first <= line_id:
+                lo = mid
+            else:
+                hi = mid
+        chunk = self._chunks[lo]
+        return chunk.seq, line_id - chunk.first
+
+    def seq_for_backlog(self, lines: int) -> tuple[int, int]:
+        """Where to start so that the last `lines` lines held are delivered."""
+        return self.find(max(self.oldest_id, self.next_id - lines))
+
+
+def skip_lines(data: bytes, n: int) -> bytes:
+    """`data` without its first `n` lines."""
+    pos = 0
+    for _ in range(n):
+        pos = data.index(b"\n", pos) + 1
+    return data[pos:]

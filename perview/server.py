@@ -1,0 +1,177 @@
+"""Runs the web server: owns the hubs, the signals, and the guarantee that every child is reaped."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import webbrowser
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+
+from perview import __version__
+from perview.config import Config, SourceConfig
+from perview.errors import ExitCode, PerviewError
+from perview.hub import Hub
+from perview.sources.process import GRACE, ProcessSource
+from perview.web.app import WebSettings, create_app
+from perview.web.auth import Access
+
+log = logging.getLogger(__name__)
+
+# Stopping every source takes at most the guard's grace; a stream still open after that is cut.
+SHUTDOWN_TIMEOUT = 0.5
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_hub(source: SourceConfig) -> Hub:
+    env = {**os.environ, **source.env} if source.env else None
+    process = ProcessSource(source.command, env=env, cwd=source.cwd)
+    return Hub(
+        source.name,
+        process,
+        max_lines=source.backlog,
+        max_bytes=source.max_bytes,
+        keep=source.keep,
+        linger=source.linger,
+    )
+
+
+def serve(
+    config: Config, *, announce: Callable[[str], None] = print, open_browser: bool = False
+) -> ExitCode:
+    """Serve `config` until a signal (or, with `once`, the first viewer leaving); then stop
+    every source, wait for each to be reaped, and return the exit code."""
+    server = config.server
+    if not server.auth and not is_loopback(server.host):
+        raise PerviewError(
+            f"--no-auth is only allowed on a loopback address, not {server.host}", ExitCode.USAGE
+        )
+    return asyncio.run(_serve(config, announce, open_browser))
+
+
+async def _serve(config: Config, announce: Callable[[str], None], open_browser: bool) -> ExitCode:
+    server = config.server
+    token = (server.token or secrets.token_urlsafe(18)) if server.auth else None
+    hubs = {source.name: build_hub(source) for source in config.sources}
+    done = asyncio.Event()
+    if config.once:
+        _exit_when_first_viewer_leaves(hubs.values(), done)
+
+    allowed = set(server.allowed_hosts)
+    if not is_loopback(server.host):
+        allowed |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    access = Access(
+        token=token,
+        allowed_hosts=frozenset(h.lower() for h in allowed),
+        cookie_name=f"perview_{server.port}",
+        root_path=server.root_path,
+    )
+    settings = WebSettings(access, server.root_path, config.default_stream)
+    app = create_app(hubs, settings)
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, server.host, server.port, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise PerviewError(
+            f"cannot listen on {server.host}:{server.port}: {exc.strerror} (try --port)"
+        ) from exc
+
+    port = _bound_port(runner) or server.port
+    url = _announce(announce, config, server.host, port, token)
+    if open_browser:
+        await asyncio.to_thread(webbrowser.open, url)
+    for hub in hubs.values():
+        if hub.keep:
+            hub.start()
+
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("stopping (signal %d); again to force", signum)
+            done.set()
+        else:
+            # The guards see our end of their lifelines close and take every command down.
+            os._exit(128 + signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await done.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await _stop_all(hubs.values())
+        await runner.cleanup()
+    return ExitCode.OK
+
+
+def _exit_when_first_viewer_leaves(hubs: Iterable[Hub], done: asyncio.Event) -> None:
+    watched = False
+
+    def changed(hub: Hub) -> None:
+        nonlocal watched
+        if hub.viewers:
+            watched = True
+        elif watched:
+            done.set()
+
+    for hub in hubs:
+        hub.on_viewers_changed(changed)
+
+
+async def _stop_all(hubs: Iterable[Hub]) -> None:
+    closing = [hub.close() for hub in hubs]
+    try:
+        await asyncio.wait_for(asyncio.gather(*closing), GRACE + 1.0)
+    except TimeoutError:
+        log.error("some sources did not stop in time")
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
+
+
+def _announce(
+    announce: Callable[[str], None], config: Config, host: str, port: int, token: str | None
+) -> str:
+    """Print what is served and where; return the URL to open."""
+    shown = host
+    if host in ("0.0.0.0", "::", ""):
+        shown = socket.gethostname()
+    elif ":" in host:
+        shown = f"[{host}]"
+    base = f"http://{shown}:{port}{config.server.root_path}/"
+    names = ", ".join(s.name for s in config.sources)
+    url = base + (f"?token={token}" if token else "")
+    announce(f"Perview {__version__}: serving {names}")
+    announce(f"  open  {url}")
+    if config.default_stream:
+        auth = f"-H 'Authorization: Bearer {token}' " if token else ""
+        announce(f"  curl  curl -N {auth}{base}")
+    sys.stdout.flush()
+    return url

@@ -1,0 +1,221 @@
+"""The aiohttp application: the page, the JSON API and the streams, over a set of hubs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import re
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from importlib import resources
+
+from aiohttp import web
+
+from perview import __version__
+from perview.hub import Hub
+from perview.web.auth import Access, security_middleware
+from perview.web.streams import (
+    STREAM_HEADERS,
+    Filter,
+    grep_filter,
+    parse_cursor,
+    relay_events,
+    relay_text,
+    sse_event,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    access: Access
+    root_path: str = ""  # "" or "/prefix", without a trailing slash
+    default_stream: str | None = None  # `perview run`: what `GET /` streams to non-browsers
+
+
+HUBS = web.AppKey("hubs", dict[str, Hub])
+SETTINGS = web.AppKey("settings", WebSettings)
+STATIC = web.AppKey("static", dict[str, tuple[bytes, str]])
+
+
+def create_app(hubs: Mapping[str, Hub], settings: WebSettings) -> web.Application:
+    """The application for these hubs; it does not own them (the server starts and closes them)."""
+    app = web.Application(middlewares=[security_middleware(settings.access)])
+    app[HUBS] = dict(hubs)
+    app[SETTINGS] = settings
+    app[STATIC] = _load_static()
+    root = settings.root_path
+    if root:
+        app.router.add_get(root, _redirect_to_root)
+    app.router.add_get(root + "/", index)
+    app.router.add_get(root + "/static/{name}", static_file)
+    app.router.add_get(root + "/healthz", healthz)
+    app.router.add_get(root + "/api/sources", list_sources)
+    app.router.add_get(root + "/api/sources/{name}/text", text_stream)
+    app.router.add_get(root + "/api/events", event_stream)
+    app.router.add_post(root + "/api/sources/{name}/stop", stop_source)
+    app.router.add_post(root + "/api/sources/{name}/restart", restart_source)
+    return app
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    """Every static file with a short content hash, so asset URLs change when the file does."""
+    files: dict[str, tuple[bytes, str]] = {}
+    for entry in resources.files("perview.web").joinpath("static").iterdir():
+        if entry.is_file():
+            body = entry.read_bytes()
+            files[entry.name] = (body, hashlib.sha256(body).hexdigest()[:12])
+    return files
+
+
+async def _redirect_to_root(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect(request.path + "/")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if settings.default_stream and "text/html" not in request.headers.get("Accept", ""):
+        # The original contract: `curl host:port` gets the command's output as it comes.
+        return await _text(request, request.app[HUBS][settings.default_stream])
+    static = request.app[STATIC]
+    page = static["index.html"][0].decode()
+    page = re.sub(
+        r"\{\{ *([\w.]+) *\}\}", lambda m: f"static/{m[1]}?v={static[m[1]][1]}", page
+    ).replace("{{version}}", __version__)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    found = request.app[STATIC].get(request.match_info["name"])
+    if found is None or request.match_info["name"] == "index.html":
+        raise web.HTTPNotFound(text="perview: no such file\n")
+    body, digest = found
+    immutable = request.query.get("v") == digest
+    content_type = mimetypes.guess_type(request.match_info["name"])[0] or "application/octet-stream"
+    cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+    return web.Response(body=body, content_type=content_type, headers={"Cache-Control": cache})
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"ok": True, "version": __version__})
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+def describe(hub: Hub) -> dict[str, object]:
+    """What the API says of a source."""
+    state = hub.state
+    info: dict[str, object] = {
+        "name": hub.name,
+        "kind": hub.source.kind,
+        "state": "idle" if state is None else ("running" if hub.running else state.state),
+        "viewers": len(hub.viewers),
+        "lines": hub.ring.next_id - 1,
+        "runs": hub.runs,
+        "keep": hub.keep,
+    }
+    command = getattr(hub.source, "argv", None)
+    if command is not None:
+        info["command"] = list(command)
+    if state is not None:
+        info |= {
+            "status": state.status,
+            "reason": state.reason,
+            "pid": state.pid,
+            "since": state.at,
+        }
+    return info
+
+
+def _hub(request: web.Request) -> Hub:
+    name = request.match_info["name"]
+    hub = request.app[HUBS].get(name)
+    if hub is None:
+        raise web.HTTPNotFound(text=f"perview: no source named {name!r}\n")
+    return hub
+
+
+def _count(request: web.Request, key: str, default: int) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(text=f"perview: {key} must be a whole number, not {raw!r}\n")
+    return int(raw)
+
+
+async def list_sources(request: web.Request) -> web.StreamResponse:
+    return web.json_response([describe(hub) for hub in request.app[HUBS].values()])
+
+
+async def stop_source(request: web.Request) -> web.StreamResponse:
+    hub = _hub(request)
+    hub.stop()
+    await hub.wait_stopped()
+    return web.json_response(describe(hub))
+
+
+async def restart_source(request: web.Request) -> web.StreamResponse:
+    hub = _hub(request)
+    await hub.restart()
+    return web.json_response(describe(hub))
+
+
+async def text_stream(request: web.Request) -> web.StreamResponse:
+    return await _text(request, _hub(request))
+
+
+async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
+    backlog = _count(request, "backlog", 0)
+    keep: Filter | None = None
+    if "grep" in request.query:
+        try:
+            keep = grep_filter(request.query["grep"])
+        except re.error as exc:
+            raise web.HTTPBadRequest(
+                text=f"perview: grep is not a valid regular expression: {exc}\n"
+            ) from None
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    response.content_type = "text/plain"
+    response.charset = "utf-8"
+    with hub.watch(backlog=backlog) as viewer:
+        await response.prepare(request)
+        await relay_text(response, viewer, keep)
+    await response.write_eof()
+    return response
+
+
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    hubs = request.app[HUBS]
+    names = request.query.getall("source", []) or list(hubs)
+    unknown = [name for name in names if name not in hubs]
+    if unknown:
+        raise web.HTTPNotFound(text=f"perview: no source named {unknown[0]!r}\n")
+    resume = request.headers.get("Last-Event-ID") or request.query.get("since", "")
+    since = parse_cursor(resume)
+    if len(names) == 1 and resume.isdigit():
+        since = {names[0]: int(resume)}
+    backlog = _count(request, "backlog", -1)
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    response.content_type = "text/event-stream"
+    response.charset = "utf-8"
+    wake = asyncio.Event()
+    with ExitStack() as stack:
+        viewers = []
+        for name in dict.fromkeys(names):
+            hub = hubs[name]
+            lines = hub.ring.max_lines if backlog < 0 else backlog
+            viewers.append(
+                stack.enter_context(hub.watch(backlog=lines, since=since.get(name), wake=wake))
+            )
+        await response.prepare(request)
+        hello = [b"retry: 1000\n\n"] + [sse_event("source", describe(v.hub)) for v in viewers]
+        await response.write(b"".join(hello))
+        await relay_events(response, viewers)
+    await response.write_eof()
+    return response

@@ -1,0 +1,160 @@
+"""Viewers on the wire: the live text/plain stream and the multiplexed Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+
+from aiohttp import web
+
+from perview.hub import Gap, Hub, Viewer
+from perview.ring import Chunk, State
+
+# A comment line every so often lets proxies and the browser see the stream is alive, and makes a
+# vanished client show up as a failed write.
+HEARTBEAT = 15.0
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: do not buffer this response
+}
+
+Filter = Callable[[bytes], bytes]
+
+
+def grep_filter(pattern: str) -> Filter:
+    """Keep only the lines of a block that match `pattern` (a Python regular expression)."""
+    regex = re.compile(pattern.encode(), re.MULTILINE)
+    line = re.compile(b"^.*(?:" + regex.pattern + b").*\n", re.MULTILINE)
+
+    def keep(data: bytes) -> bytes:
+        return b"".join(line.findall(data))
+
+    return keep
+
+
+def marker(text: str) -> bytes:
+    """An in-band notice in a text stream: what Perview itself has to say, on its own line."""
+    return f"[perview] {text}\n".encode()
+
+
+async def relay_text(response: web.StreamResponse, viewer: Viewer, keep: Filter | None) -> None:
+    """Write the viewer's lines as plain text until the source's current run ends.
+
+    Gaps and a failure to start appear as `[perview] ...` lines; the stream ends after the last
+    byte of a run that ended while we watched, or when the hub closes.
+    """
+    hub = viewer.hub
+    while True:
+        items = viewer.read()
+        if not items:
+            if hub.closed:
+                return
+            await viewer.wait(HEARTBEAT)
+            continue
+        parts: list[bytes] = []
+        ended = False
+        for item in items:
+            if isinstance(item, Gap):
+                parts.append(marker(f"{item.count} lines skipped"))
+            elif item.state is None:
+                parts.append(keep(item.data) if keep else item.data)
+            elif item.seq >= viewer.live_from and item.state.state in ("exited", "failed"):
+                if item.state.state == "failed":
+                    parts.append(marker(f"failed to start: {item.state.reason}"))
+                ended = True
+                break
+        if parts:
+            await response.write(parts[0] if len(parts) == 1 else b"".join(parts))
+        if ended:
+            return
+
+
+# -- Server-Sent Events ----------------------------------------------------------------------
+
+
+def sse_lines(hub: Hub, chunk: Chunk) -> bytes:
+    """A `lines` event without its id: a JSON header line, then one `data:` line per log line.
+
+    Cached on the chunk, so a thousand viewers of one source encode each chunk once.
+    """
+    cached = chunk.cache.get("sse")
+    if cached is not None:
+        return cached
+    data = chunk.data[:-1]
+    if b"\r" in data:
+        # SSE treats a lone CR as a line break too; a CR inside a log line (progress bars) is
+        # shown as the control picture U+240D instead of splitting the line.
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", "\u240d".encode())
+    header = json.dumps({"source": hub.name, "id": chunk.first}).encode()
+    encoded = (
+        b"event: lines\ndata: " + header + b"\ndata: " + data.replace(b"\n", b"\ndata: ") + b"\n"
+    )
+    if chunk.count == chunk.data.count(b"\n"):  # not a partial chunk made for one viewer
+        chunk.cache["sse"] = encoded
+    return encoded
+
+
+def sse_event(event: str, payload: Mapping[str, object], event_id: str | None = None) -> bytes:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id else "")
+    return (head + "data: " + json.dumps(payload) + "\n\n").encode()
+
+
+def state_payload(hub: Hub, state: State) -> dict[str, object]:
+    return {"source": hub.name, **asdict(state)}
+
+
+def format_cursor(next_ids: Mapping[str, int]) -> str:
+    """`name:next-line-id` for every source of a stream: what `Last-Event-ID` resumes from."""
+    return ",".join(f"{name}:{next_id}" for name, next_id in next_ids.items())
+
+
+def parse_cursor(text: str) -> dict[str, int]:
+    """The inverse of `format_cursor`; anything malformed is ignored (a fresh start)."""
+    cursor: dict[str, int] = {}
+    for part in text.split(","):
+        name, _, value = part.strip().rpartition(":")
+        if name and value.isdigit():
+            cursor[name] = int(value)
+    return cursor
+
+
+async def relay_events(response: web.StreamResponse, viewers: list[Viewer]) -> None:
+    """Multiplex the viewers' sources as SSE until the server closes them.
+
+    Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
+    so a reconnecting browser (Last-Event-ID) resumes exactly where it left off.
+    """
+    next_ids = {v.hub.name: v.next_id for v in viewers}
+    while True:
+        parts: list[bytes] = []
+        for viewer in viewers:
+            hub = viewer.hub
+            for item in viewer.read():
+                if isinstance(item, Gap):
+                    next_ids[hub.name] = item.first + item.count
+                    payload = {"source": hub.name, "id": item.first, "count": item.count}
+                    parts.append(sse_event("gap", payload, format_cursor(next_ids)))
+                elif item.state is not None:
+                    payload = state_payload(hub, item.state) | {
+                        "history": item.seq < viewer.live_from
+                    }
+                    parts.append(sse_event("state", payload))
+                else:
+                    next_ids[hub.name] = item.first + item.count
+                    parts += (
+                        sse_lines(hub, item),
+                        b"id: ",
+                        format_cursor(next_ids).encode(),
+                        b"\n\n",
+                    )
+        if parts:
+            await response.write(b"".join(parts))
+            continue
+        if all(v.hub.closed for v in viewers):
+            return
+        # The viewers share one wake event, so waiting on any of them waits on all.
+        if not await viewers[0].wait(HEARTBEAT):
+            await response.write(b": keep-alive\n\n")
