@@ -9,7 +9,14 @@ import sys
 from collections.abc import Sequence
 
 from perview import __version__
-from perview.config import DEFAULT_HOST, DEFAULT_PORT, Config, ServerConfig, SourceConfig
+from perview.config import (
+    DEFAULT_BACKLOG,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Config,
+    ServerConfig,
+    SourceConfig,
+)
 from perview.errors import ExitCode, PerviewError
 from perview.server import serve
 
@@ -62,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit after the first viewer leaves, killing the command",
     )
+    run.add_argument(
+        "--backlog",
+        type=int,
+        default=DEFAULT_BACKLOG,
+        metavar="LINES",
+        help="lines kept for new viewers (default: %(default)s)",
+    )
     _server_options(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     return parser
@@ -99,7 +113,9 @@ def _run_config(args: argparse.Namespace) -> Config:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise PerviewError("run needs a command: perview run -- CMD ARGS...", ExitCode.USAGE)
-    source = SourceConfig(name="run", command=tuple(command))
+    if args.backlog < 1:
+        raise PerviewError("--backlog must be at least 1", ExitCode.USAGE)
+    source = SourceConfig(name="run", command=tuple(command), backlog=args.backlog)
     return Config(_server_config(args), (source,), once=args.once, default_stream="run")
 
 

@@ -60,12 +60,10 @@ class Gap:
 class Viewer:
     """A cursor into a hub's ring. `read` returns what is new; nothing is queued per viewer."""
 
-    def __init__(self, hub: Hub, seq: int, skip: int, wake: asyncio.Event) -> None:
-        chunk = hub.ring.get(seq)
+    def __init__(self, hub: Hub, next_id: int, wake: asyncio.Event) -> None:
         self.hub = hub
-        self.seq = seq  # next chunk to deliver
-        self.skip = skip  # lines of that chunk already delivered
-        self.next_id = chunk.first + skip if chunk else hub.ring.next_id
+        self.next_id = next_id  # the line this viewer expects next
+        self.seq, self.skip = hub.ring.find(next_id)  # where that line is (or would be)
         self.live_from = hub.ring.next_seq  # chunks before this are history
         self.wake = wake
 
@@ -73,11 +71,13 @@ class Viewer:
         """Everything new since the last read (up to about `budget` bytes), gaps included."""
         ring = self.hub.ring
         items: list[Chunk | Gap] = []
-        if self.seq < ring.oldest_seq:
-            missed = ring.oldest_id - self.next_id
-            if missed > 0:
-                items.append(Gap(self.next_id, missed))
-            self.seq, self.skip, self.next_id = ring.oldest_seq, 0, ring.oldest_id
+        if self.seq < ring.oldest_seq:  # the ring dropped what this viewer had not read
+            self.seq, self.skip = ring.oldest_seq, 0
+        upcoming = ring.get(self.seq)
+        first = upcoming.first + self.skip if upcoming else ring.next_id
+        if first > self.next_id:
+            items.append(Gap(self.next_id, first - self.next_id))
+            self.next_id = first
         size = 0
         while size < budget and (chunk := ring.get(self.seq)) is not None:
             if self.skip:
@@ -169,11 +169,10 @@ class Hub:
         """
         if self.closed:
             raise RuntimeError(f"hub {self.name} is closed")
-        if since is not None:
-            seq, skip = self.ring.find(since)
-        else:
-            seq, skip = self.ring.seq_for_backlog(backlog)
-        viewer = Viewer(self, seq, skip, wake or asyncio.Event())
+        if since is None or since > self.ring.next_id:
+            # A `since` from the future comes from before a restart of Perview: start afresh.
+            since = max(self.ring.oldest_id, self.ring.next_id - backlog)
+        viewer = Viewer(self, since, wake or asyncio.Event())
         self.viewers.add(viewer)
         self._fastest = max(self._fastest, viewer.seq)
         self._cancel_linger()

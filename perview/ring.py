@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -41,8 +42,7 @@ class Ring:
     def __init__(self, max_lines: int, max_bytes: int) -> None:
         self.max_lines = max_lines
         self.max_bytes = max_bytes
-        self._chunks: list[Chunk] = []
-        self._head = 0  # index in _chunks of the oldest chunk still held
+        self._chunks: deque[Chunk] = deque()
         self.next_seq = 0
         self.next_id = 1
         self.next_offset = 0
@@ -51,11 +51,11 @@ class Ring:
 
     @property
     def oldest_seq(self) -> int:
-        return self._chunks[self._head].seq if self._head < len(self._chunks) else self.next_seq
+        return self.next_seq - len(self._chunks)
 
     @property
     def oldest_id(self) -> int:
-        return self._chunks[self._head].first if self._head < len(self._chunks) else self.next_id
+        return self._chunks[0].first if self._chunks else self.next_id
 
     def append(self, data: bytes, count: int, state: State | None = None) -> Chunk:
         chunk = Chunk(self.next_seq, self.next_id, count, data, self.next_offset, state)
@@ -68,26 +68,24 @@ class Ring:
         return chunk
 
     def get(self, seq: int) -> Chunk | None:
-        index = self._head + seq - self.oldest_seq
-        if self._head <= index < len(self._chunks):
+        # Indexing a deque is cheap near either end, which is where viewers read.
+        index = seq - self.oldest_seq
+        if 0 <= index < len(self._chunks):
             return self._chunks[index]
         return None
 
     def trim(self, protect: int | None) -> None:
         chunks = self._chunks
-        while self._head < len(chunks):
-            oldest = chunks[self._head]
+        while chunks:
+            oldest = chunks[0]
             over_lines = self.lines - oldest.count >= self.max_lines
             if not (over_lines or self.bytes > self.max_bytes):
                 break
             if protect is not None and oldest.seq >= protect:
                 break
-            self._head += 1
+            chunks.popleft()
             self.lines -= oldest.count
             self.bytes -= len(oldest.data)
-        if self._head > 1024 and self._head * 2 > len(chunks):
-            del chunks[: self._head]
-            self._head = 0
 
     def ahead(self, seq: int) -> tuple[int, int]:
         """Lines and bytes held from chunk `seq` to the newest."""
@@ -103,7 +101,7 @@ class Ring:
         """
         if line_id >= self.next_id:
             return self.next_seq, 0
-        lo, hi = self._head, len(self._chunks)
+        lo, hi = 0, len(self._chunks)
         if lo == hi or line_id <= self._chunks[lo].first:
             return self.oldest_seq, 0
         while hi - lo > 1:  # the last chunk whose first line is at or before line_id
@@ -114,10 +112,6 @@ class Ring:
                 hi = mid
         chunk = self._chunks[lo]
         return chunk.seq, line_id - chunk.first
-
-    def seq_for_backlog(self, lines: int) -> tuple[int, int]:
-        """Where to start so that the last `lines` lines held are delivered."""
-        return self.find(max(self.oldest_id, self.next_id - lines))
 
 
 def skip_lines(data: bytes, n: int) -> bytes:

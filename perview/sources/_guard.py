@@ -110,7 +110,9 @@ def exit_like(status: int) -> int:
         import resource  # only here: no core file for the guard itself
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        signal.signal(signum, signal.SIG_DFL)
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught
+            signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
         os.kill(os.getpid(), signum)
         return 128 + signum  # not reached for a fatal signal
     return os.waitstatus_to_exitcode(status)

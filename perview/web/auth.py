@@ -117,7 +117,7 @@ def security_middleware(access: Access) -> Middleware:
             # history.
             rest = [(k, v) for k, v in request.query.items() if k != "token"]
             location = request.path + ("?" + urlencode(rest) if rest else "")
-            redirect = web.HTTPSeeOther(location)
+            redirect = web.Response(status=303, headers={"Location": location})
             _set_cookie(redirect, access, request)
             return redirect
         answer = await handler(request)

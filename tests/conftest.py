@@ -1,0 +1,174 @@
+"""Fixtures: a live `perview` server on a free loopback port, and a way to find stray processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import psutil
+import pytest
+
+TOKEN = "test-token"
+START_TIMEOUT = 10.0
+
+
+def marked_processes(mark: str) -> list[psutil.Process]:
+    """Living processes whose environment carries `PERVIEW_TEST_MARK=mark` (zombies excluded)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get("PERVIEW_TEST_MARK") == mark:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def wait_until(condition: Callable[[], object], timeout: float, step: float = 0.005) -> float:
+    """Poll `condition` until it is true; return the seconds it took. Fails after `timeout`."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+async def eventually(condition: Callable[[], object], within: float, step: float = 0.002) -> float:
+    """`wait_until` for async tests: polls without blocking the event loop."""
+    start = time.monotonic()
+    for _ in range(int(within / step) + 1):
+        if condition():
+            return time.monotonic() - start
+        await asyncio.sleep(step)
+    raise AssertionError(f"condition not met within {within} s")
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    port: int
+    mark: str
+    token: str | None
+    output: list[str] = field(default_factory=list)
+    drain: threading.Thread | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every process the server started (found by the inherited marker, so reparented
+        grandchildren count too)."""
+        return [p for p in marked_processes(self.mark) if p.pid != self.proc.pid]
+
+
+def start_server(
+    args: list[str], *, token: str | None = TOKEN, env: dict[str, str] | None = None
+) -> Server:
+    """Start `python -m perview ARGS` on a free port and wait until it answers."""
+    mark = uuid.uuid4().hex
+    full_env = {**os.environ, "PERVIEW_TEST_MARK": mark, **(env or {})}
+    full_env.pop("PERVIEW_PROC_PORT", None)
+    full_env.pop("PERVIEW_PORT", None)
+    if token:
+        full_env["PERVIEW_TOKEN"] = token
+    subcommand, *rest = args
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perview", subcommand, "--port", "0", *rest],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        found = re.search(r"open\s+http://[^:]+:(\d+)/", line)
+        if found:
+            server = Server(proc, int(found[1]), mark, token, output)
+            server.drain = _drain_in_background(proc, output)
+            return server
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    raise AssertionError("perview did not start:\n" + "".join(output))
+
+
+def _drain_in_background(proc: subprocess.Popen[str], output: list[str]) -> threading.Thread:
+    """Keep reading the server's output (so it never blocks on a full pipe) into `output`."""
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_server(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+    if server.drain is not None:
+        server.drain.join(5)
+    if server.proc.stdout is not None:
+        server.proc.stdout.close()
+    # Whatever happened in the test, nothing it started may outlive it.
+    strays = server.descendants()
+    for proc in strays:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    assert not strays, f"stray processes left behind: {strays}"
+
+
+@pytest.fixture
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
+    """Start live servers; each is stopped (and checked for strays) at the end of the test."""
+    servers: list[Server] = []
+
+    def start(*args: str, token: str | None = TOKEN, env: dict[str, str] | None = None) -> Server:
+        server = start_server(list(args), token=token, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
+    for server in servers:
+        if failed:
+            print(f"--- perview output (port {server.port}) ---\n" + "".join(server.output))
+        stop_server(server)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,205 @@
+"""The hub driven by an in-memory source: fan-out, backlog, resume, gaps, pacing, demand."""
+
+from __future__ import annotations
+
+import asyncio
+
+from perview.hub import Ended, Gap, Hub, Output, Viewer
+from perview.ring import Chunk
+
+
+class ScriptedSource:
+    """Writes what the test puts in its queue; `None` ends the run with status 0."""
+
+    kind = "test"
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.runs = 0
+        self.stopped = 0
+        self.writes_done = 0
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        self.runs += 1
+        out.started(None)
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                getting = asyncio.create_task(self.queue.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stopping.done():
+                    getting.cancel()
+                    self.stopped += 1
+                    return Ended(-15)
+                data = getting.result()
+                if data is None:
+                    return Ended(0)
+                await out.write(data)
+                self.writes_done += 1
+        finally:
+            stopping.cancel()
+
+
+def lines_of(items: list[Chunk | Gap]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, Gap):
+            out.append(f"<gap {item.count}>")
+        elif item.state is None:
+            out += item.data.decode().splitlines()
+    return out
+
+
+def states_of(items: list[Chunk | Gap]) -> list[str]:
+    return [i.state.state for i in items if isinstance(i, Chunk) and i.state is not None]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def lines_written(hub: Hub, n: int) -> None:
+    """Wait (up to a second) until the hub has taken `n` lines in all."""
+    for _ in range(1000):
+        if hub.ring.next_id > n:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"only {hub.ring.next_id - 1} of {n} lines written")
+
+
+async def collect(viewer: Viewer, n: int) -> list[str]:
+    """Read until `n` lines (or markers) have arrived; fail after a second."""
+    seen: list[str] = []
+    async with asyncio.timeout(1):
+        while len(seen) < n:
+            seen += lines_of(viewer.read())
+            await asyncio.sleep(0.001)
+    return seen
+
+
+async def test_every_viewer_gets_every_line() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch() as a, hub.watch() as b:
+        for n in range(3):
+            source.queue.put_nowait(f"line {n}\n".encode())
+        assert await collect(a, 3) == ["line 0", "line 1", "line 2"]
+        assert await collect(b, 3) == ["line 0", "line 1", "line 2"]
+    assert source.runs == 1
+
+
+async def test_source_starts_with_first_viewer_and_stops_after_last() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    assert not hub.running
+    with hub.watch(), hub.watch():
+        await settle()
+        assert hub.running and source.runs == 1
+    await hub.wait_stopped()
+    assert source.stopped == 1
+    assert hub.state is not None and hub.state.state == "exited"
+
+
+async def test_linger_keeps_the_source_for_a_returning_viewer() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, linger=0.2)
+    with hub.watch():
+        await settle()
+    await asyncio.sleep(0.05)
+    with hub.watch():
+        await settle()
+        assert hub.running and source.runs == 1
+    await asyncio.sleep(0.3)
+    assert not hub.running
+
+
+async def test_new_viewer_gets_backlog_and_ids_survive_restart() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch() as first:
+        source.queue.put_nowait(b"a\nb\nc\n")
+        assert await collect(first, 3) == ["a", "b", "c"]
+    await hub.wait_stopped()
+    with hub.watch(backlog=2) as late:
+        source.queue.put_nowait(b"d\n")
+        await lines_written(hub, 4)
+        items = late.read()
+        assert lines_of(items) == ["b", "c", "d"]
+        assert states_of(items) == ["exited", "running"]  # the old run's end, the new start
+    assert hub.ring.next_id == 5  # ids 1..4, counted across both runs
+
+
+async def test_resume_from_line_id_inside_a_chunk() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, keep=True)
+    hub.start()
+    source.queue.put_nowait(b"1\n2\n3\n4\n")
+    await lines_written(hub, 4)
+    with hub.watch(since=3) as viewer:
+        items = viewer.read()
+        assert lines_of(items) == ["3", "4"]
+        assert viewer.next_id == 5
+    await hub.close()
+
+
+async def test_slow_viewer_gets_exact_gap_and_fast_viewer_loses_nothing() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=10)
+    with hub.watch() as fast, hub.watch() as slow:
+        seen: list[str] = []
+        for n in range(50):
+            source.queue.put_nowait(f"{n}\n".encode())
+            seen += await collect(fast, 1)
+        assert seen == [str(n) for n in range(50)]
+        got = lines_of(slow.read())
+        assert got[0] == "<gap 40>"
+        assert got[1:] == [str(n) for n in range(40, 50)]
+
+
+async def test_lone_viewer_paces_the_source_and_loses_nothing() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=10)
+    with hub.watch() as viewer:
+        for n in range(100):
+            source.queue.put_nowait(f"{n}\n".encode())
+        await settle()
+        # The source may be at most one ring ahead of the only viewer: it is waiting now.
+        assert source.writes_done <= 11
+        assert await collect(viewer, 100) == [str(n) for n in range(100)]
+        assert hub.ring.lines <= 11
+
+
+async def test_ring_is_bounded_in_bytes_without_viewers() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_bytes=1000, keep=True)
+    hub.start()
+    for _ in range(100):
+        source.queue.put_nowait(b"x" * 99 + b"\n")
+    await settle()
+    await asyncio.sleep(0.01)
+    assert hub.ring.bytes <= 1000
+    await hub.close()
+
+
+async def test_stop_releases_a_source_waiting_for_space() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=2)
+    with hub.watch():
+        for n in range(10):
+            source.queue.put_nowait(f"{n}\n".encode())
+        await settle()
+        assert hub.running
+        hub.stop()
+        await asyncio.wait_for(hub.wait_stopped(), 1)
+
+
+async def test_close_wakes_viewers_and_refuses_new_ones() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch() as viewer:
+        waiting = asyncio.create_task(viewer.wait(10))
+        await settle()
+        await hub.close()
+        assert await asyncio.wait_for(waiting, 1)
+    assert hub.closed

@@ -1,0 +1,342 @@
+"""A real `perview run` on a loopback port: streams, curl, --once, signals, and no strays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import psutil
+import pytest
+
+from tests.conftest import TOKEN, Server, eventually
+
+Serve = Callable[..., Server]
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def read_text(server: Server, path: str = "/api/sources/run/text") -> bytes:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + path, headers=AUTH) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return await response.read()
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, str]]:
+    """Parse a Server-Sent Events body into {event, id, data} dicts."""
+    event: dict[str, str] = {}
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if not line:
+            if "data" in event:
+                yield event
+            event = {}
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(": ")
+            event[field] = (
+                event[field] + "\n" + value if field == "data" and field in event else value
+            )
+
+
+def api_sources(server: Server) -> list[dict[str, object]]:
+    import urllib.request
+
+    request = urllib.request.Request(server.base + "/api/sources", headers=AUTH)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        result: list[dict[str, object]] = json.load(response)
+        return result
+
+
+async def test_every_line_arrives_in_order(serve: Serve) -> None:
+    server = serve("run", "--", "seq", "1", "100000")
+    body = await read_text(server)
+    assert body == b"".join(b"%d\n" % n for n in range(1, 100001))
+
+
+def test_curl_at_root_gets_the_live_text_stream(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "echo first; sleep 0.2; echo second")
+    result = subprocess.run(
+        ["curl", "-sS", "-N", "-H", f"Authorization: Bearer {TOKEN}", server.base + "/"],
+        capture_output=True,
+        timeout=10,
+        check=True,
+    )
+    assert result.stdout == b"first\nsecond\n"
+
+
+def test_curl_without_token_is_refused(serve: Serve) -> None:
+    server = serve("run", "--", "echo", "secret")
+    result = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", server.base + "/"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.stdout == "401"
+    assert server.descendants() == []  # nothing was started for it
+
+
+def test_no_auth_serves_plain_curl_on_loopback(serve: Serve) -> None:
+    server = serve("run", "--no-auth", "--", "echo", "open")
+    result = subprocess.run(["curl", "-sS", server.base + "/"], capture_output=True, timeout=10)
+    assert result.stdout == b"open\n"
+
+
+def test_no_auth_off_loopback_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "perview", "run", "--no-auth", "--host", "0.0.0.0", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    assert "--no-auth is only allowed on a loopback address" in result.stderr
+
+
+def test_port_comes_from_perview_proc_port() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PERVIEW_PROC_PORT": str(port), "PERVIEW_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perview", "run", "--once", "--", "echo", "via env"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f":{port}/" in proc.stdout.readline() + proc.stdout.readline()
+        result = subprocess.run(
+            ["curl", "-sS", "-H", f"Authorization: Bearer {TOKEN}", f"http://127.0.0.1:{port}/"],
+            capture_output=True,
+            timeout=10,
+        )
+        assert result.stdout == b"via env\n"
+        assert proc.wait(5) == 0  # --once: the viewer left, so the server is done
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+def test_bad_port_variable_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "perview", "run", "--", "true"],
+        env={"PERVIEW_PROC_PORT": "http", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    assert "PERVIEW_PROC_PORT must be a port number" in result.stderr
+
+
+async def test_once_kills_the_command_and_exits_when_the_viewer_leaves(serve: Serve) -> None:
+    server = serve("run", "--once", "--", "sh", "-c", "echo up; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(server.base + "/", headers=AUTH)
+        assert await response.content.readline() == b"up\n"
+        assert server.descendants()
+        response.close()
+    assert server.proc.wait(5) == 0
+    await eventually(lambda: not server.descendants(), within=2)
+
+
+async def test_silent_command_group_dies_within_milliseconds_of_the_viewer_leaving(
+    serve: Serve,
+) -> None:
+    script = "sleep 300 & sleep 301 & echo up; wait"  # grandchildren, and silent after one line
+    server = serve("run", "--", "sh", "-c", script)
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await response.content.readline() == b"up\n"
+        assert len(server.descendants()) >= 4  # guard, sh, two sleeps
+        response.close()
+        took = await eventually(lambda: not server.descendants(), within=2, step=0.001)
+    assert took < 0.5  # typically a few ms; the bench measures it properly
+    assert server.proc.poll() is None  # without --once the server keeps serving
+
+
+async def test_command_restarts_for_the_next_viewer(serve: Serve) -> None:
+    server = serve("run", "--", "echo", "again")
+    assert await read_text(server) == b"again\n"
+    assert await read_text(server) == b"again\n"
+    [info] = api_sources(server)
+    assert info["runs"] == 2
+
+
+async def test_exit_status_is_visible_in_the_api(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "echo bye; exit 3")
+    assert await read_text(server) == b"bye\n"
+    [info] = api_sources(server)
+    assert (info["state"], info["status"]) == ("exited", 3)
+    assert "exited with status 3" in "".join(server.output)
+
+
+async def test_command_that_does_not_exist_says_why(serve: Serve) -> None:
+    server = serve("run", "--", "perview-no-such-command")
+    body = await read_text(server)
+    assert body == b"[perview] failed to start: perview-no-such-command: command not found\n"
+    [info] = api_sources(server)
+    assert info["state"] == "failed"
+    assert info["reason"] == "perview-no-such-command: command not found"
+
+
+async def test_invalid_utf8_is_replaced_not_fatal(serve: Serve) -> None:
+    server = serve("run", "--", "printf", "caf\\351 \\377\\nnext\\n")
+    assert (await read_text(server)).decode() == "caf\ufffd \ufffd\nnext\n"
+
+
+async def test_many_viewers_each_get_every_line(serve: Serve) -> None:
+    # The command waits so that every viewer is subscribed before the first line.
+    server = serve("run", "--", "sh", "-c", "sleep 1; seq 1 20000")
+    expected = b"".join(b"%d\n" % n for n in range(1, 20001))
+    bodies = await asyncio.gather(*(read_text(server) for _ in range(20)))
+    assert all(body == expected for body in bodies)
+    [info] = api_sources(server)
+    assert info["runs"] == 1
+
+
+async def test_stalled_viewer_neither_blocks_nor_slows_another(serve: Serve) -> None:
+    server = serve("run", "--backlog", "1000", "--", "sh", "-c", "sleep 0.5; seq 1 1000000")
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(
+            f"GET /api/sources/run/text HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+        )  # and never read a byte
+        body = await asyncio.wait_for(read_text(server), 30)
+    finally:
+        stalled.close()
+    assert body == b"".join(b"%d\n" % n for n in range(1, 1000001))
+
+
+async def test_huge_line_without_newline_keeps_memory_bounded(serve: Serve) -> None:
+    command = "head -c 300000000 /dev/zero | tr '\\0' x"  # one 300 MB line, no newline
+    server = serve("run", "--", "sh", "-c", command)
+    process = psutil.Process(server.proc.pid)
+    peak = 0
+    received = 0
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + "/api/sources/run/text", headers=AUTH) as response,
+    ):
+        async for block in response.content.iter_chunked(1 << 20):
+            received += len(block)
+            peak = max(peak, process.memory_info().rss)
+    assert received >= 300_000_000  # nothing lost: cut into marked pieces, not dropped
+    assert peak < 150 * 1024 * 1024, f"server RSS reached {peak / 2**20:.0f} MiB"
+
+
+async def test_events_resume_from_last_event_id_without_duplicates(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "seq 1 50; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        seen: list[str] = []
+        last_id = ""
+        async with session.get(server.base + "/api/events?source=run", headers=AUTH) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            assert response.headers["Cache-Control"] == "no-cache"
+            async for event in sse_events(response):
+                if event.get("event") == "lines":
+                    header, _, text = event["data"].partition("\n")
+                    assert json.loads(header)["source"] == "run"
+                    seen += text.split("\n")
+                    last_id = event["id"]
+                if len(seen) >= 20:
+                    break
+        assert last_id == f"run:{len(seen) + 1}"
+        resumed: list[str] = []
+        headers = {**AUTH, "Last-Event-ID": last_id}
+        async with session.get(server.base + "/api/events?source=run", headers=headers) as response:
+            async for event in sse_events(response):
+                if event.get("event") == "lines":
+                    resumed += event["data"].partition("\n")[2].split("\n")
+                if len(seen) + len(resumed) >= 50:
+                    break
+    assert seen + resumed == [str(n) for n in range(1, 51)]
+
+
+async def test_events_report_a_gap_when_the_ring_no_longer_holds_the_lines(
+    serve: Serve,
+) -> None:
+    # Fifty separate writes, so the output lands in many chunks and old ones can be dropped.
+    script = "for i in $(seq 0 49); do seq $((i*100+1)) $((i*100+100)); sleep 0.01; done; sleep 300"
+    server = serve("run", "--backlog", "100", "--", "sh", "-c", script)
+    everything = b"".join(b"%d\n" % n for n in range(1, 5001))
+    async with aiohttp.ClientSession() as session:
+        first = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await first.content.readexactly(len(everything)) == everything
+        kinds: list[str] = []
+        lines: list[str] = []
+        url = server.base + "/api/events?source=run&since=run:10"
+        async with session.get(url, headers=AUTH) as response:
+            async for event in sse_events(response):
+                kinds.append(event.get("event", ""))
+                if event.get("event") == "gap":
+                    gap = json.loads(event["data"])
+                elif event.get("event") == "lines":
+                    header, _, text = event["data"].partition("\n")
+                    if not lines:
+                        first_id = json.loads(header)["id"]
+                    lines += text.split("\n")
+                    if lines[-1] == "5000":
+                        break
+        first.close()
+    assert kinds[:2] == ["source", "gap"]
+    assert gap["id"] == 10 and gap["count"] > 0
+    assert first_id == 10 + gap["count"]  # the lines resume exactly after the gap
+    assert lines == [str(n) for n in range(first_id, 5001)]
+
+
+async def test_sigterm_with_an_open_stream_stops_everything_within_two_seconds(
+    serve: Serve,
+) -> None:
+    server = serve("run", "--", "sh", "-c", "echo up; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(server.base + "/api/events", headers=AUTH)
+        async for event in sse_events(response):
+            if event.get("event") == "lines":
+                break
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(response.read(), 3)  # the stream ends, it is not cut
+        assert server.proc.wait(3) == 0
+        assert time.monotonic() - started < 2
+        assert isinstance(rest, bytes)
+    assert server.descendants() == []
+
+
+async def test_sigkilled_server_leaves_no_process_behind(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "sleep 300 & echo up; sleep 301")
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await response.content.readline() == b"up\n"
+        assert len(server.descendants()) >= 3
+        server.proc.kill()
+        server.proc.wait()
+        took = await eventually(lambda: not server.descendants(), within=3)
+        response.close()
+    assert took < 1
+
+
+@pytest.mark.parametrize("path", ["/api/sources/run/text", "/api/events"])
+async def test_streams_disable_proxy_buffering(serve: Serve, path: str) -> None:
+    server = serve("run", "--", "echo", "x")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + path, headers=AUTH) as response,
+    ):
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert response.headers["Cache-Control"] == "no-cache"

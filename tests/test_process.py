@@ -1,0 +1,158 @@
+"""Commands run behind the guard: output, exit status, start failures, and nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+from perview.hub import Ended
+from perview.sources.process import ProcessSource
+from tests.conftest import marked_processes, wait_until
+
+
+class Collect:
+    """An Output that keeps everything."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.pid: int | None = None
+        self.got_data = asyncio.Event()
+
+    async def write(self, data: bytes) -> None:
+        self.data += data
+        self.got_data.set()
+
+    def started(self, pid: int | None) -> None:
+        self.pid = pid
+
+
+def marked_env() -> tuple[str, dict[str, str]]:
+    mark = uuid.uuid4().hex
+    return mark, {**os.environ, "PERVIEW_TEST_MARK": mark}
+
+
+async def run(argv: list[str], **kwargs: object) -> tuple[Ended, bytes]:
+    out = Collect()
+    ended = await asyncio.wait_for(ProcessSource(argv, **kwargs).run(out, asyncio.Event()), 10)  # type: ignore[arg-type]
+    return ended, bytes(out.data)
+
+
+async def test_output_and_exit_status() -> None:
+    ended, data = await run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert ended == Ended(3)
+    assert sorted(data.splitlines()) == [b"err", b"out"]
+
+
+async def test_every_byte_arrives_before_the_end_is_reported() -> None:
+    ended, data = await run(["sh", "-c", "seq 1 200000; printf tail"])
+    assert ended.status == 0
+    assert data.endswith(b"199999\n200000\ntail")
+    assert data.count(b"\n") == 200000
+
+
+async def test_killed_by_signal_reports_negative_status() -> None:
+    ended, _ = await run(["sh", "-c", "kill -9 $$"])
+    assert ended.status == -signal.SIGKILL
+
+
+async def test_command_not_found_is_a_clear_reason() -> None:
+    ended, _ = await run(["perview-no-such-command", "x"])
+    assert ended == Ended(None, "perview-no-such-command: command not found")
+
+
+async def test_command_not_executable_is_a_clear_reason(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")  # not executable
+    ended, _ = await run([str(script)])
+    assert ended.status is None
+    assert ended.reason == f"{script}: Permission denied"
+
+
+async def test_missing_working_directory_is_a_clear_reason() -> None:
+    ended, _ = await run(["true"], cwd="/nonexistent/perview")
+    assert ended.status is None
+    assert ended.reason is not None and "/nonexistent/perview" in ended.reason
+
+
+async def test_stdin_is_not_inherited() -> None:
+    ended, data = await run(["sh", "-c", "cat; echo done"])
+    assert (ended.status, data) == (0, b"done\n")
+
+
+async def test_sigpipe_is_back_at_its_default_for_the_command() -> None:
+    ended, data = await run(["sh", "-c", "yes | head -n 2"])
+    assert (ended.status, data) == (0, b"y\ny\n")
+
+
+async def test_stop_kills_the_whole_group_quickly() -> None:
+    mark, env = marked_env()
+    out = Collect()
+    stop = asyncio.Event()
+    source = ProcessSource(["sh", "-c", "sleep 300 & sleep 301 & echo up; wait"], env=env)
+    task = asyncio.create_task(source.run(out, stop))
+    await asyncio.wait_for(out.got_data.wait(), 5)
+    assert len(marked_processes(mark)) >= 4  # guard, sh, two sleeps
+    stop.set()
+    ended = await asyncio.wait_for(task, 5)
+    assert ended.status == -signal.SIGTERM
+    assert marked_processes(mark) == []
+
+
+async def test_children_that_ignore_sigterm_are_killed_after_the_grace() -> None:
+    mark, env = marked_env()
+    out = Collect()
+    stop = asyncio.Event()
+    script = "trap '' TERM; sh -c \"trap '' TERM; sleep 300\" & echo up; wait"
+    source = ProcessSource(["sh", "-c", script], env=env, grace=0.3)
+    task = asyncio.create_task(source.run(out, stop))
+    await asyncio.wait_for(out.got_data.wait(), 5)
+    stop.set()
+    ended = await asyncio.wait_for(task, 5)
+    assert ended.status == -signal.SIGKILL
+    assert marked_processes(mark) == []
+
+
+async def test_leftover_background_processes_die_when_the_command_exits() -> None:
+    mark, env = marked_env()
+    ended, data = await run(["sh", "-c", "sleep 300 & echo bye"], env=env)
+    assert (ended.status, data) == (0, b"bye\n")
+    assert marked_processes(mark) == []
+
+
+def test_sigkilled_parent_leaves_nothing_behind() -> None:
+    """The guard notices its lifeline closing when Perview dies, even by SIGKILL."""
+    mark, env = marked_env()
+    program = textwrap.dedent(
+        """
+        import asyncio, sys
+        from perview.sources.process import ProcessSource
+
+        class Out:
+            async def write(self, data):
+                print("output", flush=True)
+            def started(self, pid):
+                pass
+
+        argv = ["sh", "-c", "sleep 300 & sleep 301 & echo up; wait"]
+        asyncio.run(ProcessSource(argv).run(Out(), asyncio.Event()))
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", program], env=env, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            assert parent.stdout.readline() == "output\n"
+            assert len(marked_processes(mark)) >= 5  # parent, guard, sh, two sleeps
+            parent.kill()
+            parent.wait()
+            took = wait_until(lambda: not marked_processes(mark), timeout=3)
+            assert took < 1.0
+        finally:
+            parent.kill()

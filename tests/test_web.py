@@ -1,0 +1,181 @@
+"""The application in-process, for responses that end: access rules, the API, the page."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from perview.hub import Hub
+from perview.sources.process import ProcessSource
+from perview.web.app import WebSettings, create_app
+from perview.web.auth import Access, host_allowed
+
+TOKEN = "s3cret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+async def client(aiohttp_client: MakeClient) -> Client:
+    hubs = {"run": Hub("run", ProcessSource(["echo", "hello"]))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset({"perview.example"}), cookie_name="pv")
+    app = create_app(hubs, WebSettings(access, default_stream="run"))
+    return await aiohttp_client(app)
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1:9999", True),
+        ("[::1]:9999", True),
+        ("localhost:9999", True),
+        ("app.localhost", True),
+        ("10.1.2.3", True),
+        ("perview.example:9999", True),
+        ("PERVIEW.EXAMPLE.", True),
+        ("evil.example:9999", False),
+        ("127.0.0.1.evil.example", False),
+        ("", False),
+    ],
+)
+def test_host_check_allows_only_names_safe_from_rebinding(host: str, allowed: bool) -> None:
+    assert host_allowed(host, frozenset({"perview.example"})) is allowed
+
+
+async def test_without_token_api_is_refused(client: Client) -> None:
+    response = await client.get("/api/sources")
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "token" in await response.text()
+
+
+async def test_wrong_token_is_refused(client: Client) -> None:
+    response = await client.get("/api/sources", headers={"Authorization": "Bearer nope"})
+    assert response.status == 401
+
+
+async def test_forged_cookie_is_refused(client: Client) -> None:
+    response = await client.get("/api/sources", cookies={"pv": "forged"})
+    assert response.status == 401
+
+
+async def test_bearer_token_is_accepted(client: Client) -> None:
+    response = await client.get("/api/sources", headers=AUTH)
+    assert response.status == 200
+    [source] = await response.json()
+    assert source["name"] == "run"
+    assert source["state"] == "idle"
+    assert source["command"] == ["echo", "hello"]
+
+
+async def test_query_token_sets_a_strict_httponly_cookie(client: Client) -> None:
+    response = await client.get(f"/api/sources?token={TOKEN}")
+    assert response.status == 200
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    again = await client.get("/api/sources")  # the client kept the cookie
+    assert again.status == 200
+
+
+async def test_browser_login_redirects_to_an_address_without_the_token(client: Client) -> None:
+    response = await client.get(
+        f"/?token={TOKEN}&source=run", headers={"Accept": "text/html"}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/?source=run"
+    assert "pv=" in response.headers["Set-Cookie"]
+
+
+async def test_foreign_host_is_refused_even_with_token(client: Client) -> None:
+    response = await client.get("/api/sources", headers={**AUTH, "Host": "evil.example"})
+    assert response.status == 403
+
+
+async def test_cross_origin_post_is_refused(client: Client) -> None:
+    response = await client.post(
+        "/api/sources/run/stop", headers={**AUTH, "Origin": "http://evil.example"}
+    )
+    assert response.status == 403
+
+
+async def test_cross_site_stream_is_refused(client: Client) -> None:
+    response = await client.get(
+        "/api/sources/run/text", headers={**AUTH, "Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status == 403
+
+
+async def test_same_origin_post_is_accepted(client: Client) -> None:
+    origin = f"http://{client.host}:{client.port}"
+    response = await client.post("/api/sources/run/stop", headers={**AUTH, "Origin": origin})
+    assert response.status == 200
+    assert (await response.json())["name"] == "run"
+
+
+async def test_healthz_needs_no_token(client: Client) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert (await response.json())["ok"] is True
+
+
+async def test_unknown_source_is_404(client: Client) -> None:
+    response = await client.get("/api/sources/nope/text", headers=AUTH)
+    assert response.status == 404
+    assert "nope" in await response.text()
+
+
+async def test_bad_backlog_is_400(client: Client) -> None:
+    response = await client.get("/api/sources/run/text?backlog=-1", headers=AUTH)
+    assert response.status == 400
+    assert "backlog" in await response.text()
+
+
+async def test_bad_grep_is_400(client: Client) -> None:
+    response = await client.get("/api/sources/run/text?grep=(", headers=AUTH)
+    assert response.status == 400
+    assert "grep" in await response.text()
+
+
+async def test_browser_gets_the_page_with_hashed_assets_and_a_strict_policy(client: Client) -> None:
+    response = await client.get("/", headers={**AUTH, "Accept": "text/html"})
+    assert response.status == 200
+    page = await response.text()
+    assert "static/app.js?v=" in page
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_static_files_are_immutable_only_at_their_hash(client: Client) -> None:
+    page = await (await client.get("/", headers={**AUTH, "Accept": "text/html"})).text()
+    url = page.split('src="', 1)[1].split('"', 1)[0]
+    hashed = await client.get("/" + url, headers=AUTH)
+    assert "immutable" in hashed.headers["Cache-Control"]
+    assert hashed.content_type == "text/javascript"
+    plain = await client.get("/static/app.js", headers=AUTH)
+    assert plain.headers["Cache-Control"] == "no-cache"
+
+
+async def test_curl_gets_the_command_output_as_plain_text(client: Client) -> None:
+    response = await client.get("/", headers={**AUTH, "Accept": "*/*"})
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    assert await response.text() == "hello\n"
+
+
+async def test_root_path_prefixes_every_route(aiohttp_client: MakeClient) -> None:
+    hubs = {"run": Hub("run", ProcessSource(["true"]))}
+    access = Access(token=None, allowed_hosts=frozenset(), cookie_name="pv", root_path="/pv")
+    client = await aiohttp_client(create_app(hubs, WebSettings(access, root_path="/pv")))
+    assert (await client.get("/pv/api/sources")).status == 200
+    assert (await client.get("/api/sources")).status == 404
+    redirect = await client.get("/pv", allow_redirects=False)
+    assert redirect.headers["Location"] == "/pv/"
