@@ -26,9 +26,12 @@ class LineFramer:
         self._pending = b""
 
     def feed(self, data: bytes) -> tuple[bytes, int]:
-        buf = self._pending + data if self._pending else data
-        end = buf.rfind(b"\n") + 1
-        complete, rest = buf[:end], buf[end:]
+        end = data.rfind(b"\n") + 1
+        if end:
+            # One copy at most: a full slice of bytes is the object itself.
+            complete, rest = self._pending + data[:end], data[end:]
+        else:
+            complete, rest = b"", self._pending + data
         if len(complete) > self._max_line:
             complete = self._cut_long_lines(complete)
         if len(rest) > self._max_line:

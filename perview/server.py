@@ -19,7 +19,7 @@ from perview import __version__
 from perview.config import Config, SourceConfig
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
-from perview.sources.process import GRACE, ProcessSource
+from perview.sources.process import GRACE, GuardPool, ProcessSource
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
 
@@ -38,9 +38,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_hub(source: SourceConfig) -> Hub:
+def build_hub(source: SourceConfig, guards: GuardPool) -> Hub:
     env = {**os.environ, **source.env} if source.env else None
-    process = ProcessSource(source.command, env=env, cwd=source.cwd)
+    process = ProcessSource(source.command, env=env, cwd=source.cwd, guards=guards)
     return Hub(
         source.name,
         process,
@@ -67,7 +67,8 @@ def serve(
 async def _serve(config: Config, announce: Callable[[str], None], open_browser: bool) -> ExitCode:
     server = config.server
     token = (server.token or secrets.token_urlsafe(18)) if server.auth else None
-    hubs = {source.name: build_hub(source) for source in config.sources}
+    guards = GuardPool()
+    hubs = {source.name: build_hub(source, guards) for source in config.sources}
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
@@ -98,6 +99,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     url = _announce(announce, config, server.host, port, token)
     if open_browser:
         await asyncio.to_thread(webbrowser.open, url)
+    guards.warm()
     for hub in hubs.values():
         if hub.keep:
             hub.start()
@@ -123,6 +125,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await _stop_all(hubs.values())
+        await guards.close()
         await runner.cleanup()
     return ExitCode.OK
 

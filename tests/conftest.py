@@ -78,6 +78,16 @@ class Server:
         grandchildren count too)."""
         return [p for p in marked_processes(self.mark) if p.pid != self.proc.pid]
 
+    def commands(self) -> list[psutil.Process]:
+        """The descendants that are commands (or their children), not guards: an idle spare
+        guard is always there while the server runs."""
+        found = []
+        for proc in self.descendants():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if not any(arg.endswith("_guard.py") for arg in proc.cmdline()):
+                    found.append(proc)
+        return found
+
 
 def start_server(
     args: list[str], *, token: str | None = TOKEN, env: dict[str, str] | None = None

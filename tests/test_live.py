@@ -83,7 +83,7 @@ def test_curl_without_token_is_refused(serve: Serve) -> None:
         timeout=10,
     )
     assert result.stdout == "401"
-    assert server.descendants() == []  # nothing was started for it
+    assert server.commands() == []  # nothing was started for it
 
 
 def test_no_auth_serves_plain_curl_on_loopback(serve: Serve) -> None:
@@ -147,10 +147,10 @@ async def test_once_kills_the_command_and_exits_when_the_viewer_leaves(serve: Se
     async with aiohttp.ClientSession() as session:
         response = await session.get(server.base + "/", headers=AUTH)
         assert await response.content.readline() == b"up\n"
-        assert server.descendants()
+        assert server.commands()
         response.close()
     assert server.proc.wait(5) == 0
-    await eventually(lambda: not server.descendants(), within=2)
+    await eventually(lambda: not server.commands(), within=2)
 
 
 async def test_silent_command_group_dies_within_milliseconds_of_the_viewer_leaving(
@@ -161,9 +161,9 @@ async def test_silent_command_group_dies_within_milliseconds_of_the_viewer_leavi
     async with aiohttp.ClientSession() as session:
         response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
         assert await response.content.readline() == b"up\n"
-        assert len(server.descendants()) >= 4  # guard, sh, two sleeps
+        assert len(server.commands()) >= 3  # sh and two sleeps
         response.close()
-        took = await eventually(lambda: not server.descendants(), within=2, step=0.001)
+        took = await eventually(lambda: not server.commands(), within=2, step=0.001)
     assert took < 0.5  # typically a few ms; the bench measures it properly
     assert server.proc.poll() is None  # without --once the server keeps serving
 
@@ -323,7 +323,7 @@ async def test_sigkilled_server_leaves_no_process_behind(serve: Serve) -> None:
     async with aiohttp.ClientSession() as session:
         response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
         assert await response.content.readline() == b"up\n"
-        assert len(server.descendants()) >= 3
+        assert len(server.commands()) >= 3
         server.proc.kill()
         server.proc.wait()
         took = await eventually(lambda: not server.descendants(), within=3)

@@ -1,27 +1,34 @@
 """The guard: sits between Perview and one command, and takes the command's whole group down
 with it.
 
-Run as `python -I -S _guard.py GRACE CMD ARGS...` (standard library only, so it starts fast).
-Its stdin is a socket whose other end only Perview holds: when Perview closes it, or dies in any
-way (even SIGKILL), the guard reads EOF and stops the command's process group: SIGTERM, up to
-GRACE seconds for the group to go, then SIGKILL. A parent-death signal would only reach the
-direct child; a process group reaches grandchildren too.
+Run as `python -I -S _guard.py` (standard library only). Its stdin is a socket whose other end
+only Perview holds: when Perview closes it, or dies in any way (even SIGKILL), the guard reads
+EOF and stops the command's process group: SIGTERM, up to `grace` seconds for the group to go,
+then SIGKILL. A parent-death signal would only reach the direct child; a process group reaches
+grandchildren too.
 
-Protocol on the socket, one line each: `P<pid>` once the command runs, or `E<errno> <text>` if
-it could not start. The command's stdout and stderr are the guard's, inherited; the guard itself
-lets go of them so Perview sees EOF exactly when the command's group has closed its output. The
-guard exits the way the command did (same status, or killed by the same signal), so to Perview
-it looks like the command itself.
+Perview starts a guard before it knows the command (a warm spare, so that starting a command
+costs a spawn, not an interpreter start-up), then sends it one JSON line:
+`{"argv": [...], "env": {...} or null, "cwd": "..." or null, "grace": seconds}`. The guard
+answers one line: `P<pid>` once the command runs, or `E<errno> <where>: <text>` if it could not
+start (`where` is `cwd` or `exec`). EOF before the spec: the guard exits quietly.
+
+The command's stdout and stderr are the guard's, inherited; the guard itself lets go of them so
+Perview sees EOF exactly when the command's group has closed its output. The guard exits the
+way the command did (same status, or killed by the same signal), so to Perview it looks like
+the command itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
 import sys
 import time
+from typing import NamedTuple
 
 LIFELINE = 0
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
@@ -118,17 +125,39 @@ def exit_like(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def main(argv: list[str]) -> int:
-    grace = float(argv[0])
-    command = argv[1:]
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _raise_stop)
-    become_subreaper()
-    null = os.open(os.devnull, os.O_RDWR)
+class Spec(NamedTuple):
+    argv: list[str]
+    env: dict[str, str] | None
+    cwd: str | None
+    grace: float
+
+
+def read_spec() -> Spec | None:
+    """The command to run, or None if Perview let go before sending one."""
+    data = b""
+    while not data.endswith(b"\n"):
+        part = os.read(LIFELINE, 65536)
+        if not part:
+            return None
+        data += part
+    raw = json.loads(data)
+    return Spec([str(a) for a in raw["argv"]], raw["env"], raw["cwd"], float(raw["grace"]))
+
+
+def spawn(spec: Spec, null: int) -> int:
+    if spec.env is not None:
+        # posix_spawnp searches the PATH of our own environment, so that is the one to replace.
+        os.environ.clear()
+        os.environ.update(spec.env)
+    if spec.cwd:
+        try:
+            os.chdir(spec.cwd)
+        except OSError as exc:
+            raise SpawnError(exc, "cwd") from exc
     try:
-        pid = os.posix_spawnp(
-            command[0],
-            command,
+        return os.posix_spawnp(
+            spec.argv[0],
+            spec.argv,
             os.environ,
             file_actions=[(os.POSIX_SPAWN_DUP2, null, 0)],
             setpgroup=0,
@@ -136,8 +165,31 @@ def main(argv: list[str]) -> int:
             setsigmask=(),
         )
     except OSError as exc:
-        os.write(LIFELINE, f"E{exc.errno} {exc.strerror}\n".encode())
-        return 126 if isinstance(exc, PermissionError) else 127
+        raise SpawnError(exc, "exec") from exc
+
+
+class SpawnError(Exception):
+    def __init__(self, error: OSError, where: str) -> None:
+        super().__init__(f"E{error.errno} {where}: {error.strerror}\n")
+        self.permission = isinstance(error, PermissionError)
+
+
+def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
+    try:
+        spec = read_spec()
+    except Stop:
+        return 0
+    if spec is None:
+        return 0  # a spare nobody needed
+    become_subreaper()
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = spawn(spec, null)
+    except SpawnError as exc:
+        os.write(LIFELINE, str(exc).encode())
+        return 126 if exc.permission else 127
     os.write(LIFELINE, b"P%d\n" % pid)
     os.dup2(null, 1)
     os.dup2(null, 2)
@@ -153,8 +205,8 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, signal.SIG_IGN)  # already stopping; nothing is exec'd from here
     # Whether the command ended, Perview let go, or we were signalled: nothing of the group may
     # outlive the guard.
-    return exit_like(stop_group(pid, pidfd, status, grace))
+    return exit_like(stop_group(pid, pidfd, status, spec.grace))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
@@ -21,16 +22,94 @@ GUARD = Path(__file__).with_name("_guard.py")
 GRACE = 1.5
 
 # One pipe read. Reading whole blocks (never readline) is what makes relaying cheap: 64 KiB is the
-# Linux pipe capacity, so one read usually drains the pipe.
+# Linux pipe capacity, so one read usually drains the pipe, and it stays below glibc's mmap
+# threshold, so each read's buffer comes from the heap instead of fresh (page-faulting) pages.
 READ_SIZE = 64 * 1024
 
 
+class Guard:
+    """A started guard: its process, our end of its lifeline (also its reply channel), and the
+    read end of the pipe its command will write to."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, lifeline: socket.socket, output: int):
+        self.proc = proc
+        self.lifeline = lifeline
+        self.output = output
+
+    def close(self) -> None:
+        self.lifeline.close()
+        os.close(self.output)
+
+    async def discard(self) -> None:
+        """Let go of an unused guard; it exits as soon as it reads EOF."""
+        self.close()
+        await self.proc.wait()
+
+
+async def start_guard() -> Guard:
+    ours, theirs = socket.socketpair()
+    output, output_w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            str(GUARD),
+            stdin=theirs.fileno(),
+            stdout=output_w,
+            stderr=output_w,
+            start_new_session=True,
+        )
+    except BaseException:
+        ours.close()
+        os.close(output)
+        raise
+    finally:
+        theirs.close()
+        os.close(output_w)
+    ours.setblocking(False)
+    os.set_blocking(output, False)
+    return Guard(proc, ours, output)
+
+
+class GuardPool:
+    """Keeps one guard started ahead of need, so starting a command costs about a millisecond
+    instead of an interpreter start-up (about 20 ms here) on the viewer's critical path."""
+
+    def __init__(self) -> None:
+        self._spare: asyncio.Task[Guard] | None = None
+
+    def warm(self) -> None:
+        if self._spare is None:
+            self._spare = asyncio.create_task(start_guard(), name="spare guard")
+
+    async def take(self) -> Guard:
+        spare, self._spare = self._spare, None
+        self.warm()
+        if spare is not None:
+            try:
+                return await spare
+            except OSError:
+                pass  # the spare could not start; try once more, and let that error show
+        return await start_guard()
+
+    async def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        try:
+            guard = await spare
+        except OSError:
+            return
+        await guard.discard()
+
+
 class ProcessSource:
-    """Runs `argv` in its own process group behind the guard; stdout and stderr are the output.
+    """Runs `argv` in its own process group behind a guard; stdout and stderr are the output.
 
     The command's stdin is /dev/null. Setting `stop` lets go of the guard's lifeline, and the
     guard takes the whole group down; if Perview dies, the kernel closes the lifeline and the
-    same happens.
+    same happens. Guards come from `guards` (a warm spare) or are started on demand.
     """
 
     kind = "command"
@@ -42,6 +121,7 @@ class ProcessSource:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         grace: float = GRACE,
+        guards: GuardPool | None = None,
     ) -> None:
         if not argv:
             raise ValueError("a command needs at least a program name")
@@ -49,39 +129,25 @@ class ProcessSource:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.grace = grace
+        self.guards = guards
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
-        ours, theirs = socket.socketpair()
-        proc: asyncio.subprocess.Process | None = None
-        pgid: int | None = None
-        stopper = asyncio.create_task(_let_go_when_set(stop, ours))
         try:
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    str(GUARD),
-                    str(self.grace),
-                    *self.argv,
-                    stdin=theirs.fileno(),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                    env=self.env,
-                    cwd=self.cwd,
-                )
-            except OSError as exc:
-                where = f" in {self.cwd}" if self.cwd else ""
-                return Ended(reason=f"cannot start {self.argv[0]}{where}: {exc.strerror}")
-            finally:
-                theirs.close()
-            hello = await _read_line(ours)
+            guard = await (self.guards.take() if self.guards else start_guard())
+        except OSError as exc:
+            return Ended(reason=f"cannot start the process guard: {exc.strerror}")
+        proc, lifeline = guard.proc, guard.lifeline
+        pgid: int | None = None
+        stopper = asyncio.create_task(_let_go_when_set(stop, lifeline))
+        try:
+            spec = {"argv": self.argv, "env": self.env, "cwd": self.cwd, "grace": self.grace}
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(lifeline, json.dumps(spec).encode() + b"\n")
+            hello = await _read_line(lifeline)
             if hello.startswith("P"):
                 pgid = int(hello[1:])
                 out.started(pgid)
-            assert proc.stdout is not None
-            while data := await proc.stdout.read(READ_SIZE):
+            while data := await _read(guard.output):
                 await out.write(data)
             status = await proc.wait()
             if hello.startswith("E"):
@@ -91,8 +157,8 @@ class ProcessSource:
             return Ended(status)
         finally:
             stopper.cancel()
-            ours.close()
-            if proc is not None and proc.returncode is None:
+            guard.close()
+            if proc.returncode is None:
                 await self._reap(proc, pgid)
 
     async def _reap(self, proc: asyncio.subprocess.Process, pgid: int | None) -> None:
@@ -108,7 +174,11 @@ class ProcessSource:
             raise
 
     def _start_error(self, message: str) -> str:
-        code, _, text = message.partition(" ")
+        """The guard's `<errno> <where>: <text>` as a sentence for the user."""
+        code, _, rest = message.partition(" ")
+        where, _, text = rest.partition(": ")
+        if where == "cwd":
+            return f"cannot start {self.argv[0]} in {self.cwd}: {text}"
         if code == str(errno.ENOENT):
             return f"{self.argv[0]}: command not found"
         return f"{self.argv[0]}: {text}"
@@ -120,10 +190,26 @@ async def _let_go_when_set(stop: asyncio.Event, lifeline: socket.socket) -> None
         lifeline.shutdown(socket.SHUT_WR)  # the guard reads EOF and stops the group
 
 
+async def _read(fd: int) -> bytes:
+    """One block from a non-blocking pipe (b"" at EOF), straight into one bytes object: no
+    intermediate buffer, and no read ahead of what the hub asks for (that is the backpressure)."""
+    try:
+        return os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        pass
+    loop = asyncio.get_running_loop()
+    readable = loop.create_future()
+    loop.add_reader(fd, readable.set_result, None)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
+    return os.read(fd, READ_SIZE)
+
+
 async def _read_line(sock: socket.socket) -> str:
     """One line from the guard, or "" if it closed the socket first."""
     loop = asyncio.get_running_loop()
-    sock.setblocking(False)
     data = b""
     while not data.endswith(b"\n"):
         part = await loop.sock_recv(sock, 4096)
