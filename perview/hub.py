@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from perview.framing import LineFramer
@@ -28,9 +28,18 @@ READ_BUDGET = 256 * 1024
 class Output(Protocol):
     """What a running source reports to: the hub that owns it."""
 
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        """Output bytes; `label` names where they come from (a host, a file) when a source has
+        several parts. Lines are framed per label, so parts never split each other's lines."""
+        ...
 
-    def started(self, pid: int | None) -> None: ...
+    def started(self, pid: int | None) -> None:
+        """The source runs now (`pid`: its process group, if it has one)."""
+        ...
+
+    def waiting(self, reason: str) -> None:
+        """The source is up but cannot produce yet (a file not there, a host unreachable)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +91,13 @@ class Viewer:
         while size < budget and (chunk := ring.get(self.seq)) is not None:
             if self.skip:
                 data = skip_lines(chunk.data, self.skip)
-                chunk = Chunk(
-                    chunk.seq,
-                    chunk.first + self.skip,
-                    chunk.count - self.skip,
-                    data,
-                    chunk.offset + len(chunk.data) - len(data),
+                chunk = replace(
+                    chunk,
+                    first=chunk.first + self.skip,
+                    count=chunk.count - self.skip,
+                    data=data,
+                    offset=chunk.offset + len(chunk.data) - len(data),
+                    cache=None,
                 )
                 self.skip = 0
             items.append(chunk)
@@ -135,7 +145,7 @@ class Hub:
         self.state: State | None = None  # the latest state; None before the first start
         self.closed = False
         self.runs = 0
-        self._framer = LineFramer()
+        self._framers: dict[str | None, LineFramer] = {}
         self._task: asyncio.Task[None] | None = None
         self._space = asyncio.Event()
         self._stop = asyncio.Event()
@@ -200,7 +210,7 @@ class Hub:
         """Start the source unless it is running; its output and state go to the viewers."""
         if self.running or self.closed:
             return
-        self._framer = LineFramer()
+        self._framers = {}
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"source {self.name}")
 
@@ -234,7 +244,8 @@ class Hub:
         except Exception as exc:  # a bug in a source must not take the server down
             log.exception("source %s crashed", self.name)
             ended = Ended(reason=f"internal error: {exc!r}")
-        self._append_lines(*self._framer.flush())
+        for label, framer in self._framers.items():
+            self._append_lines(*framer.flush(), label)
         if ended.reason is not None and ended.status is None:
             self._set_state(State("failed", reason=ended.reason))
             log.warning("%s: failed to start: %s", self.name, ended.reason)
@@ -247,8 +258,14 @@ class Hub:
     def started(self, pid: int | None) -> None:
         self._set_state(State("running", pid=pid))
 
-    async def write(self, data: bytes) -> None:
-        self._append_lines(*self._framer.feed(data))
+    def waiting(self, reason: str) -> None:
+        self._set_state(State("waiting", reason=reason))
+
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        framer = self._framers.get(label)
+        if framer is None:
+            framer = self._framers[label] = LineFramer()
+        self._append_lines(*framer.feed(data), label)
         while self._too_far_ahead():
             self._space.clear()
             await self._space.wait()
@@ -261,10 +278,10 @@ class Hub:
         lines, size = ring.ahead(self._fastest)
         return lines >= ring.max_lines or size >= ring.max_bytes
 
-    def _append_lines(self, data: bytes, count: int) -> None:
+    def _append_lines(self, data: bytes, count: int, label: str | None = None) -> None:
         if not count:
             return
-        self.ring.append(data, count)
+        self.ring.append(data, count, label=label)
         self._trim()
         self._unflushed += len(data)
         loop = asyncio.get_running_loop()

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 class State:
     """A change in a source's life, kept in the ring in order with its lines."""
 
-    state: str  # "running", "exited" or "failed"
+    state: str  # "running", "waiting", "exited" or "failed"
     status: int | None = None  # exit status; negative: killed by that signal
-    reason: str | None = None  # why it failed to start, or how it ended
+    reason: str | None = None  # why it failed to start, what it waits for, or how it ended
     pid: int | None = None
     at: float = field(default_factory=time.time)
 
@@ -28,7 +28,8 @@ class Chunk:
     data: bytes
     offset: int  # bytes written to the ring before this chunk
     state: State | None = None
-    cache: dict[str, bytes] = field(default_factory=dict)  # encodings shared by all viewers
+    label: str | None = None  # the part of the source the lines come from (a host, a file)
+    cache: dict[str, bytes] | None = None  # encodings shared by all viewers, made on demand
 
 
 class Ring:
@@ -57,8 +58,10 @@ class Ring:
     def oldest_id(self) -> int:
         return self._chunks[0].first if self._chunks else self.next_id
 
-    def append(self, data: bytes, count: int, state: State | None = None) -> Chunk:
-        chunk = Chunk(self.next_seq, self.next_id, count, data, self.next_offset, state)
+    def append(
+        self, data: bytes, count: int, state: State | None = None, label: str | None = None
+    ) -> Chunk:
+        chunk = Chunk(self.next_seq, self.next_id, count, data, self.next_offset, state, label)
         self._chunks.append(chunk)
         self.next_seq += 1
         self.next_id += count

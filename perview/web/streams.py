@@ -35,6 +35,14 @@ def grep_filter(pattern: str) -> Filter:
     return keep
 
 
+def labelled(data: bytes, label: str) -> bytes:
+    """Every line of `data` prefixed with `label: `, block-wise (no per-line Python work)."""
+    if not data:
+        return data
+    prefix = label.encode() + b": "
+    return prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+
+
 def marker(text: str) -> bytes:
     """An in-band notice in a text stream: what Perview itself has to say, on its own line."""
     return f"[perview] {text}\n".encode()
@@ -60,7 +68,8 @@ async def relay_text(response: web.StreamResponse, viewer: Viewer, keep: Filter 
             if isinstance(item, Gap):
                 parts.append(marker(f"{item.count} lines skipped"))
             elif item.state is None:
-                parts.append(keep(item.data) if keep else item.data)
+                data = keep(item.data) if keep else item.data
+                parts.append(labelled(data, item.label) if item.label else data)
             elif item.seq >= viewer.live_from and item.state.state in ("exited", "failed"):
                 if item.state.state == "failed":
                     parts.append(marker(f"failed to start: {item.state.reason}"))
@@ -80,20 +89,23 @@ def sse_lines(hub: Hub, chunk: Chunk) -> bytes:
 
     Cached on the chunk, so a thousand viewers of one source encode each chunk once.
     """
-    cached = chunk.cache.get("sse")
-    if cached is not None:
-        return cached
+    if chunk.cache is not None and "sse" in chunk.cache:
+        return chunk.cache["sse"]
     data = chunk.data[:-1]
     if b"\r" in data:
         # SSE treats a lone CR as a line break too; a CR inside a log line (progress bars) is
         # shown as the control picture U+240D instead of splitting the line.
         data = data.replace(b"\r\n", b"\n").replace(b"\r", "\u240d".encode())
-    header = json.dumps({"source": hub.name, "id": chunk.first}).encode()
+    fields: dict[str, object] = {"source": hub.name, "id": chunk.first}
+    if chunk.label is not None:
+        fields["host"] = chunk.label
+    header = json.dumps(fields).encode()
     encoded = (
         b"event: lines\ndata: " + header + b"\ndata: " + data.replace(b"\n", b"\ndata: ") + b"\n"
     )
-    if chunk.count == chunk.data.count(b"\n"):  # not a partial chunk made for one viewer
-        chunk.cache["sse"] = encoded
+    if chunk.cache is None:
+        chunk.cache = {}
+    chunk.cache["sse"] = encoded
     return encoded
 
 
