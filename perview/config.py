@@ -1,18 +1,26 @@
-"""The configuration: frozen, typed records that the CLI builds and the server runs."""
+"""The configuration: TOML in, frozen typed records out; every error names file, line and key."""
 
 from __future__ import annotations
 
 import re
+import shlex
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perview.errors import ExitCode, PerviewError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9999
 DEFAULT_BACKLOG = 10_000  # lines a source keeps for new viewers
 DEFAULT_RING_BYTES = 16 * 1024 * 1024  # ... and at most this many bytes of them
+DEFAULT_FILE_LINES = 10  # lines of an existing file shown first, like tail
 
-# Source names appear in URLs and in SSE ids (`name:id,name:id`), so they stay plain.
+# Source and host names appear in URLs and in SSE ids (`name:id,name:id`), so they stay plain.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+LOCAL = "local"  # the host name that means this machine, without ssh
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +34,19 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HostConfig:
+    name: str
+    ssh: str  # a destination for the system ssh: user@host, or an alias from ~/.ssh/config
+    ssh_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     name: str
-    command: tuple[str, ...]
+    command: tuple[str, ...] = ()  # argv; empty for a file source
+    file: str | None = None  # a path or a glob
+    stdin: bool = False  # Perview's own standard input
+    hosts: tuple[str, ...] = ()  # empty: this machine
     backlog: int = DEFAULT_BACKLOG
     max_bytes: int = DEFAULT_RING_BYTES
     keep: bool = False
@@ -36,11 +54,313 @@ class SourceConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     title: str | None = None
+    group: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "stdin" if self.stdin else ("file" if self.file is not None else "command")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     sources: tuple[SourceConfig, ...]
+    hosts: Mapping[str, HostConfig] = field(default_factory=dict)
     once: bool = False  # exit after the first viewer of the (only) source leaves
     default_stream: str | None = None  # the source `GET /` streams to curl
+    origin: str = "command line"  # where this config came from, for messages
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    key: str
+    message: str
+
+
+class ConfigError(PerviewError):
+    """Every problem found in one config file, one per line: `file:line: key: message`."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: p.line)
+        lines = [f"{path}:{p.line}: {p.key}: {p.message}" for p in self.problems]
+        super().__init__("\n".join(lines), ExitCode.CONFIG)
+
+
+def load(path: str | Path) -> Config:
+    """Read and check a config file; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PerviewError(f"cannot read config {path}: {exc.strerror}", ExitCode.CONFIG) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [Problem(1, "(file)", f"not UTF-8: {exc.reason}")]) from exc
+    return parse(text, str(path))
+
+
+def parse(text: str, path: str = "perview.toml") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        problem = Problem(int(found[1]) if found else 1, "(syntax)", f"invalid TOML: {exc}")
+        raise ConfigError(path, [problem]) from exc
+    checker = _Checker(_KeyLines(text))
+    config = checker.config(data, path)
+    if checker.problems:
+        raise ConfigError(path, checker.problems)
+    return config
+
+
+class _KeyLines:
+    """Where each table and key is written. tomllib keeps no positions, so this reads the
+    text for `[table]` headers and `key =` lines; good enough to point a person at a line."""
+
+    HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\-"' ]+?)\s*=""")
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+        table: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            if header := self.HEADER.match(line):
+                table = _split_key(header[1])
+                self.lines.setdefault(table, number)
+            elif key := self.KEY.match(line):
+                self.lines.setdefault(table + _split_key(key[1]), number)
+
+    def of(self, *path: str) -> int:
+        """The line of `path`, or of its closest enclosing table, or 1."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return 1
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    parts = re.findall(r"""\s*("[^"]*"|'[^']*'|[^.]+)\s*(?:\.|$)""", key)
+    return tuple(part.strip().strip("\"'") for part in parts)
+
+
+class _Checker:
+    def __init__(self, lines: _KeyLines) -> None:
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def problem(self, path: tuple[str, ...], message: str) -> None:
+        self.problems.append(Problem(self.lines.of(*path), ".".join(path), message))
+
+    def table(
+        self, value: Any, path: tuple[str, ...], allowed: frozenset[str] | None
+    ) -> dict[str, Any]:
+        """`value` as a table; with `allowed`, every other key is reported as unknown."""
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a table, not {_kind(value)}")
+            return {}
+        for key in value:
+            if allowed is not None and key not in allowed:
+                self.problem(
+                    (*path, key), f"unknown key (expected one of: {', '.join(sorted(allowed))})"
+                )
+        return value
+
+    def get(
+        self, table: dict[str, Any], path: tuple[str, ...], key: str, kind: type, default: Any
+    ) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        # bool is an int in Python; a port of `true` is still a mistake.
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            self.problem((*path, key), f"must be {_article(kind)}, not {_kind(value)}")
+            return default
+        return value
+
+    def strings(self, table: dict[str, Any], path: tuple[str, ...], key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem((*path, key), f"must be a list of strings, not {_kind(value)}")
+            return ()
+        return tuple(value)
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def config(self, data: dict[str, Any], origin: str) -> Config:
+        top = self.table(data, (), frozenset({"server", "hosts", "sources"}))
+        server = self.server(top.get("server", {}))
+        hosts = {
+            name: self.host(name, value)
+            for name, value in self.table(top.get("hosts", {}), ("hosts",), None).items()
+        }
+        raw_sources = self.table(top.get("sources", {}), ("sources",), None)
+        if not raw_sources:
+            self.problem(("sources",), "no sources: add at least one [sources.NAME] table")
+        sources = tuple(self.source(name, value, hosts) for name, value in raw_sources.items())
+        return Config(server, sources, hosts, origin=origin)
+
+    def server(self, raw: Any) -> ServerConfig:
+        path = ("server",)
+        table = self.table(raw, path, _SERVER_KEYS)
+        port = self.get(table, path, "port", int, DEFAULT_PORT)
+        if not 0 <= port <= 65535:
+            self.problem((*path, "port"), f"must be between 0 and 65535, not {port}")
+        root = self.get(table, path, "root_path", str, "").strip("/")
+        return ServerConfig(
+            host=self.get(table, path, "host", str, DEFAULT_HOST),
+            port=port,
+            token=self.get(table, path, "token", str, None) or None,
+            auth=self.get(table, path, "auth", bool, True),
+            allowed_hosts=self.strings(table, path, "allowed_hosts"),
+            root_path="/" + root if root else "",
+        )
+
+    def host(self, name: str, raw: Any) -> HostConfig:
+        path = ("hosts", name)
+        if not NAME.fullmatch(name) or name == LOCAL:
+            self.problem(
+                path,
+                f"{name!r} is not a usable host name (letters, digits, _ . -; "
+                f"{LOCAL!r} is reserved for this machine)",
+            )
+        table = self.table(raw, path, frozenset({"ssh", "ssh_args"}))
+        ssh = self.get(table, path, "ssh", str, "")
+        if not ssh and "ssh" not in table:
+            self.problem(path, 'needs ssh = "user@host" (or an alias from ~/.ssh/config)')
+        return HostConfig(name, ssh, self.strings(table, path, "ssh_args"))
+
+    def source(self, name: str, raw: Any, hosts: Mapping[str, HostConfig]) -> SourceConfig:
+        path = ("sources", name)
+        if not NAME.fullmatch(name):
+            self.problem(path, f"{name!r} is not a usable source name (letters, digits, _ . -)")
+        table = self.table(raw, path, _SOURCE_KEYS)
+        has_command, has_file = "command" in table, "file" in table
+        if has_command == has_file:
+            self.problem(path, "needs exactly one of command or file")
+        shell = self.get(table, path, "shell", bool, False)
+        command: tuple[str, ...] = ()
+        if has_command:
+            command = self.command(table["command"], (*path, "command"), shell)
+        elif shell:
+            self.problem((*path, "shell"), "only applies to a command")
+        file = self.get(table, path, "file", str, None)
+        names = self.source_hosts(table, path, hosts)
+        if file is not None and any(h != LOCAL for h in names) and _is_glob(file):
+            self.problem((*path, "file"), "a glob can only be followed on this machine")
+        backlog = self.get(table, path, "backlog", int, DEFAULT_BACKLOG)
+        if backlog < 1:
+            self.problem((*path, "backlog"), "must be at least 1")
+        linger = self.get(table, path, "linger", float, 0.0)
+        if linger < 0:
+            self.problem((*path, "linger"), "must not be negative")
+        env = self.get(table, path, "env", dict, {})
+        for key, value in env.items():
+            if not isinstance(value, str):
+                self.problem((*path, "env", key), f"must be a string, not {_kind(value)}")
+        return SourceConfig(
+            name=name,
+            command=command,
+            file=file,
+            hosts=names,
+            backlog=max(backlog, 1),
+            keep=self.get(table, path, "keep", bool, False),
+            linger=max(linger, 0.0),
+            env={k: v for k, v in env.items() if isinstance(v, str)},
+            cwd=self.get(table, path, "cwd", str, None),
+            title=self.get(table, path, "title", str, None),
+            group=self.get(table, path, "group", str, None),
+        )
+
+    def command(self, value: Any, path: tuple[str, ...], shell: bool) -> tuple[str, ...]:
+        if isinstance(value, str):
+            if shell:
+                return ("/bin/sh", "-c", value)
+            try:
+                argv = tuple(shlex.split(value))
+            except ValueError as exc:
+                self.problem(path, f"cannot be split into arguments: {exc}")
+                return ()
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            if shell:
+                self.problem(path, "shell = true needs the command as one string")
+            argv = tuple(value)
+        else:
+            self.problem(path, f"must be a string or a list of strings, not {_kind(value)}")
+            return ()
+        if not argv:
+            self.problem(path, "is empty")
+        return argv
+
+    def source_hosts(
+        self, table: dict[str, Any], path: tuple[str, ...], hosts: Mapping[str, HostConfig]
+    ) -> tuple[str, ...]:
+        if "host" in table and "hosts" in table:
+            self.problem(path, "has both host and hosts; use one")
+        if "host" in table:
+            names: tuple[str, ...] = (self.get(table, path, "host", str, LOCAL),)
+            key = "host"
+        else:
+            names = self.strings(table, path, "hosts")
+            key = "hosts"
+        for host in names:
+            if host != LOCAL and host not in hosts:
+                defined = ", ".join(sorted(hosts)) or "none"
+                self.problem(
+                    (*path, key),
+                    f"host {host!r} is not defined in [hosts] "
+                    f"(defined: {defined}; {LOCAL!r} is this machine)",
+                )
+        if len(set(names)) != len(names):
+            self.problem((*path, key), "names a host twice")
+        return () if names == (LOCAL,) else names
+
+
+_SERVER_KEYS = frozenset({"host", "port", "token", "auth", "allowed_hosts", "root_path"})
+_SOURCE_KEYS = frozenset(
+    {
+        "command",
+        "file",
+        "shell",
+        "host",
+        "hosts",
+        "backlog",
+        "keep",
+        "linger",
+        "env",
+        "cwd",
+        "title",
+        "group",
+    }
+)
+
+
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _kind(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _article(kind: type) -> str:
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
+    }.get(kind, kind.__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -74,6 +74,7 @@ class Viewer:
         self.next_id = next_id  # the line this viewer expects next
         self.seq, self.skip = hub.ring.find(next_id)  # where that line is (or would be)
         self.live_from = hub.ring.next_seq  # chunks before this are history
+        self.first_run = hub.runs  # the run this viewer came for (set by the hub)
         self.wake = wake
 
     def read(self, budget: int = READ_BUDGET) -> list[Chunk | Gap]:
@@ -135,9 +136,13 @@ class Hub:
         max_bytes: int = 16 * 1024 * 1024,
         keep: bool = False,
         linger: float = 0.0,
+        restartable: bool = True,
+        meta: Mapping[str, object] | None = None,
     ) -> None:
         self.name = name
         self.source = source
+        self.restartable = restartable  # False: runs once (standard input)
+        self.meta = dict(meta or {})  # what the API shows: title, group, hosts, command
         self.ring = Ring(max_lines, max_bytes)
         self.keep = keep
         self.linger = linger
@@ -149,6 +154,8 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._space = asyncio.Event()
         self._stop = asyncio.Event()
+        self._operator_stop = False  # the current run was stopped by an operator, not by demand
+        self._restart_pending = False  # a viewer came while the run was stopping for lack of one
         self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
         self._last_wake = 0.0
         self._unflushed = 0
@@ -159,6 +166,11 @@ class Hub:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def finished(self) -> bool:
+        """Ended for good: it ran, and it cannot run again."""
+        return not self.restartable and self.runs > 0 and not self.running
 
     def on_viewers_changed(self, listener: Callable[[Hub], None]) -> None:
         self._listeners.append(listener)
@@ -183,12 +195,16 @@ class Hub:
             # A `since` from the future comes from before a restart of Perview: start afresh.
             since = max(self.ring.oldest_id, self.ring.next_id - backlog)
         viewer = Viewer(self, since, wake or asyncio.Event())
+        if not self.finished and (not self.running or self._stop.is_set()):
+            viewer.first_run = self.runs + 1  # the run about to start
         self.viewers.add(viewer)
         self._fastest = max(self._fastest, viewer.seq)
         self._cancel_linger()
         self._changed()
-        if not self.running:
+        if not self.running and not self.finished:
             self.start()
+        elif self.running and self._stop.is_set() and not self._operator_stop:
+            self._restart_pending = True
         try:
             yield viewer
         finally:
@@ -212,10 +228,17 @@ class Hub:
             return
         self._framers = {}
         self._stop = asyncio.Event()
+        self._operator_stop = False
         self._task = asyncio.create_task(self._run(), name=f"source {self.name}")
 
     def stop(self) -> None:
-        """Ask the source to stop; returns at once, the run ends (and is reaped) by itself."""
+        """Ask the source to stop (an operator's request: it stays stopped while viewers
+        remain); returns at once, the run ends (and is reaped) by itself."""
+        self._operator_stop = True
+        self._restart_pending = False
+        self._stop_run()
+
+    def _stop_run(self) -> None:
         self._cancel_linger()
         if self.running:
             self._stop.set()
@@ -233,7 +256,8 @@ class Hub:
     async def close(self) -> None:
         """Stop the source, wait until it is reaped, and end every viewer's stream."""
         self.closed = True
-        self.stop()
+        self._restart_pending = False
+        self._stop_run()
         await self.wait_stopped()
         self._wake_all()
 
@@ -247,19 +271,25 @@ class Hub:
         for label, framer in self._framers.items():
             self._append_lines(*framer.flush(), label)
         if ended.reason is not None and ended.status is None:
-            self._set_state(State("failed", reason=ended.reason))
+            self._set_state(State("failed", reason=ended.reason, run=self.runs))
             log.warning("%s: failed to start: %s", self.name, ended.reason)
         else:
-            self._set_state(State("exited", status=ended.status, reason=ended.reason))
+            self._set_state(
+                State("exited", status=ended.status, reason=ended.reason, run=self.runs)
+            )
             log.info("%s: exited with status %s", self.name, ended.status)
+        if self._restart_pending:
+            self._restart_pending = False
+            # This task is still finishing; start the next run once it has.
+            asyncio.get_running_loop().call_soon(self._start_if_watched)
 
     # Output, called by the source:
 
     def started(self, pid: int | None) -> None:
-        self._set_state(State("running", pid=pid))
+        self._set_state(State("running", pid=pid, run=self.runs))
 
     def waiting(self, reason: str) -> None:
-        self._set_state(State("waiting", reason=reason))
+        self._set_state(State("waiting", reason=reason, run=self.runs))
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         framer = self._framers.get(label)
@@ -269,6 +299,9 @@ class Hub:
         while self._too_far_ahead():
             self._space.clear()
             await self._space.wait()
+        # A source whose pipe is never empty would otherwise never give the loop back: viewers,
+        # requests and the source's own stop would all wait for it.
+        await asyncio.sleep(0)
 
     def _too_far_ahead(self) -> bool:
         # With no viewer (a `keep` source, or one lingering) the ring simply rolls over.
@@ -310,9 +343,13 @@ class Hub:
         for viewer in self.viewers:
             viewer.wake.set()
 
+    def _start_if_watched(self) -> None:
+        if self.viewers:
+            self.start()
+
     def _schedule_stop(self) -> None:
         if self.linger <= 0:
-            self.stop()
+            self._stop_run()
         else:
             self._cancel_linger()
             loop = asyncio.get_running_loop()
@@ -321,7 +358,7 @@ class Hub:
     def _stop_if_unwatched(self) -> None:
         self._linger_handle = None
         if not self.viewers and not self.keep:
-            self.stop()
+            self._stop_run()
 
     def _cancel_linger(self) -> None:
         if self._linger_handle is not None:

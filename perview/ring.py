@@ -15,6 +15,7 @@ class State:
     status: int | None = None  # exit status; negative: killed by that signal
     reason: str | None = None  # why it failed to start, what it waits for, or how it ended
     pid: int | None = None
+    run: int = 0  # which run of the source (1, 2, ...) this is about
     at: float = field(default_factory=time.time)
 
 

@@ -203,3 +203,48 @@ async def test_close_wakes_viewers_and_refuses_new_ones() -> None:
         await hub.close()
         assert await asyncio.wait_for(waiting, 1)
     assert hub.closed
+
+
+async def test_viewer_arriving_while_the_last_run_stops_gets_a_new_run() -> None:
+    source = SlowToStop()
+    hub = Hub("t", source)
+    with hub.watch():
+        await settle()
+    assert hub.running  # stopping, not yet stopped
+    with hub.watch():
+        await source.stopped.wait()
+        await lines_written(hub, 0)
+        for _ in range(100):
+            if source.runs == 2 and hub.running:
+                break
+            await asyncio.sleep(0.001)
+        assert source.runs == 2 and hub.running
+    await hub.close()
+
+
+async def test_an_operator_stop_is_not_undone_by_viewers() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch():
+        await settle()
+        hub.stop()
+        await hub.wait_stopped()
+        await asyncio.sleep(0.01)
+        assert not hub.running and source.runs == 1
+    await hub.close()
+
+
+class SlowToStop(ScriptedSource):
+    """Takes a while to end after `stop`, like a command that ignores SIGTERM for a bit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped = asyncio.Event()
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        self.runs += 1
+        out.started(None)
+        await stop.wait()
+        await asyncio.sleep(0.05)
+        self.stopped.set()
+        return Ended(-15)

@@ -168,6 +168,31 @@ async def test_silent_command_group_dies_within_milliseconds_of_the_viewer_leavi
     assert server.proc.poll() is None  # without --once the server keeps serving
 
 
+async def test_chatty_command_dies_as_fast_as_a_silent_one(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "echo up; exec yes")
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await response.content.readline() == b"up\n"
+        response.close()
+        took = await eventually(lambda: not server.commands(), within=2, step=0.001)
+    assert took < 0.5
+
+
+async def test_viewer_arriving_while_the_command_stops_restarts_it(serve: Serve) -> None:
+    # The command ignores SIGTERM, so stopping it takes the guard's whole grace period.
+    server = serve("run", "--", "sh", "-c", "trap '' TERM; echo up; exec sleep 300")
+    async with aiohttp.ClientSession() as session:
+        first = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await first.content.readline() == b"up\n"
+        first.close()
+        await asyncio.sleep(0.05)
+        second = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await asyncio.wait_for(second.content.readline(), 5) == b"up\n"
+        second.close()
+    [info] = api_sources(server)
+    assert info["runs"] == 2
+
+
 async def test_command_restarts_for_the_next_viewer(serve: Serve) -> None:
     server = serve("run", "--", "echo", "again")
     assert await read_text(server) == b"again\n"

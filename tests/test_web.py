@@ -22,7 +22,9 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 @pytest.fixture
 async def client(aiohttp_client: MakeClient) -> Client:
-    hubs = {"run": Hub("run", ProcessSource(["echo", "hello"]))}
+    hubs = {
+        "run": Hub("run", ProcessSource(["echo", "hello"]), meta={"command": ["echo", "hello"]})
+    }
     access = Access(token=TOKEN, allowed_hosts=frozenset({"perview.example"}), cookie_name="pv")
     app = create_app(hubs, WebSettings(access, default_stream="run"))
     return await aiohttp_client(app)

@@ -9,9 +9,11 @@ grandchildren too.
 
 Perview starts a guard before it knows the command (a warm spare, so that starting a command
 costs a spawn, not an interpreter start-up), then sends it one JSON line:
-`{"argv": [...], "env": {...} or null, "cwd": "..." or null, "grace": seconds}`. The guard
-answers one line: `P<pid>` once the command runs, or `E<errno> <where>: <text>` if it could not
-start (`where` is `cwd` or `exec`). EOF before the spec: the guard exits quietly.
+`{"argv": [...], "env": {...} or null, "cwd": "..." or null, "grace": seconds,
+"stdin_pipe": bool}`. With `stdin_pipe` the command's stdin is a pipe the guard holds open and
+closes first when stopping: an `ssh` passes that EOF on, and the far side stops its command.
+The guard answers one line: `P<pid>` once the command runs, or `E<errno> <where>: <text>` if
+it could not start (`where` is `cwd` or `exec`). EOF before the spec: the guard exits quietly.
 
 The command's stdout and stderr are the guard's, inherited; the guard itself lets go of them so
 Perview sees EOF exactly when the command's group has closed its output. The guard exits the
@@ -84,6 +86,10 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def wait_briefly(pidfd: int, seconds: float) -> None:
+    select.select([pidfd], [], [], seconds)
+
+
 def stop_group(pid: int, pidfd: int, status: int | None, grace: float) -> int:
     """SIGTERM the group, wait up to `grace` for it to empty, then SIGKILL.
 
@@ -125,11 +131,17 @@ def exit_like(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+# With a stdin pipe, how long the command gets to end by itself after its stdin closes (ssh
+# passing the EOF on and the far side stopping) before it is sent SIGTERM.
+EOF_GRACE = 0.5
+
+
 class Spec(NamedTuple):
     argv: list[str]
     env: dict[str, str] | None
     cwd: str | None
     grace: float
+    stdin_pipe: bool
 
 
 def read_spec() -> Spec | None:
@@ -141,10 +153,11 @@ def read_spec() -> Spec | None:
             return None
         data += part
     raw = json.loads(data)
-    return Spec([str(a) for a in raw["argv"]], raw["env"], raw["cwd"], float(raw["grace"]))
+    argv = [str(a) for a in raw["argv"]]
+    return Spec(argv, raw["env"], raw["cwd"], float(raw["grace"]), bool(raw["stdin_pipe"]))
 
 
-def spawn(spec: Spec, null: int) -> int:
+def spawn(spec: Spec, stdin: int) -> int:
     if spec.env is not None:
         # posix_spawnp searches the PATH of our own environment, so that is the one to replace.
         os.environ.clear()
@@ -159,7 +172,7 @@ def spawn(spec: Spec, null: int) -> int:
             spec.argv[0],
             spec.argv,
             os.environ,
-            file_actions=[(os.POSIX_SPAWN_DUP2, null, 0)],
+            file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0)],
             setpgroup=0,
             setsigdef=RESET_SIGNALS,
             setsigmask=(),
@@ -185,12 +198,15 @@ def main() -> int:
         return 0  # a spare nobody needed
     become_subreaper()
     null = os.open(os.devnull, os.O_RDWR)
+    stdin, hold = os.pipe() if spec.stdin_pipe else (null, None)
     try:
-        pid = spawn(spec, null)
+        pid = spawn(spec, stdin)
     except SpawnError as exc:
         os.write(LIFELINE, str(exc).encode())
         return 126 if exc.permission else 127
     os.write(LIFELINE, b"P%d\n" % pid)
+    if hold is not None:
+        os.close(stdin)
     os.dup2(null, 1)
     os.dup2(null, 2)
     pidfd = os.pidfd_open(pid)
@@ -203,6 +219,11 @@ def main() -> int:
         pass
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # already stopping; nothing is exec'd from here
+    if hold is not None:
+        os.close(hold)
+        if status is None:
+            wait_briefly(pidfd, EOF_GRACE)
+            status = reap(pid, status)
     # Whether the command ended, Perview let go, or we were signalled: nothing of the group may
     # outlive the guard.
     return exit_like(stop_group(pid, pidfd, status, spec.grace))

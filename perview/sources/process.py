@@ -122,6 +122,7 @@ class ProcessSource:
         cwd: str | None = None,
         grace: float = GRACE,
         guards: GuardPool | None = None,
+        stdin_pipe: bool = False,
     ) -> None:
         if not argv:
             raise ValueError("a command needs at least a program name")
@@ -130,6 +131,7 @@ class ProcessSource:
         self.cwd = cwd
         self.grace = grace
         self.guards = guards
+        self.stdin_pipe = stdin_pipe  # stdin is a pipe closed on stop (for ssh), not /dev/null
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         try:
@@ -140,7 +142,13 @@ class ProcessSource:
         pgid: int | None = None
         stopper = asyncio.create_task(_let_go_when_set(stop, lifeline))
         try:
-            spec = {"argv": self.argv, "env": self.env, "cwd": self.cwd, "grace": self.grace}
+            spec = {
+                "argv": self.argv,
+                "env": self.env,
+                "cwd": self.cwd,
+                "grace": self.grace,
+                "stdin_pipe": self.stdin_pipe,
+            }
             loop = asyncio.get_running_loop()
             await loop.sock_sendall(lifeline, json.dumps(spec).encode() + b"\n")
             hello = await _read_line(lifeline)

@@ -119,9 +119,7 @@ def describe(hub: Hub) -> dict[str, object]:
         "runs": hub.runs,
         "keep": hub.keep,
     }
-    command = getattr(hub.source, "argv", None)
-    if command is not None:
-        info["command"] = list(command)
+    info |= hub.meta
     if state is not None:
         info |= {
             "status": state.status,
@@ -171,7 +169,8 @@ async def text_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
-    backlog = _count(request, "backlog", 0)
+    # Live output by default; all that is held for a source that has ended for good (stdin).
+    backlog = _count(request, "backlog", hub.ring.max_lines if hub.finished else 0)
     keep: Filter | None = None
     if "grep" in request.query:
         try:

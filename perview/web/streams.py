@@ -52,13 +52,14 @@ async def relay_text(response: web.StreamResponse, viewer: Viewer, keep: Filter 
     """Write the viewer's lines as plain text until the source's current run ends.
 
     Gaps and a failure to start appear as `[perview] ...` lines; the stream ends after the last
-    byte of a run that ended while we watched, or when the hub closes.
+    byte of the run this viewer came for (not an earlier one still stopping), or when the hub
+    closes.
     """
     hub = viewer.hub
     while True:
         items = viewer.read()
         if not items:
-            if hub.closed:
+            if hub.closed or hub.finished:
                 return
             await viewer.wait(HEARTBEAT)
             continue
@@ -70,7 +71,7 @@ async def relay_text(response: web.StreamResponse, viewer: Viewer, keep: Filter 
             elif item.state is None:
                 data = keep(item.data) if keep else item.data
                 parts.append(labelled(data, item.label) if item.label else data)
-            elif item.seq >= viewer.live_from and item.state.state in ("exited", "failed"):
+            elif item.state.run >= viewer.first_run and item.state.state in ("exited", "failed"):
                 if item.state.state == "failed":
                     parts.append(marker(f"failed to start: {item.state.reason}"))
                 ended = True

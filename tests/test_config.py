@@ -1,0 +1,159 @@
+"""Config parsing: good files become typed records; every mistake names file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perview.config import ConfigError, load, parse
+from perview.errors import ExitCode, PerviewError
+
+GOOD = """
+[server]
+host = "127.0.0.1"
+port = 8080
+allowed_hosts = ["perview.example"]
+root_path = "/perview/"
+
+[hosts.web1]
+ssh = "deploy@web1.example.org"
+ssh_args = ["-p", "2222"]
+
+[hosts.web2]
+ssh = "web2"
+
+[sources.syslog]
+file = "/var/log/syslog"
+title = "System log"
+
+[sources.app]
+file = "/var/log/app.log"
+hosts = ["web1", "web2"]
+backlog = 500
+group = "web"
+
+[sources.deploy]
+command = "journalctl -u deploy -f"
+host = "web1"
+linger = 5
+
+[sources.build]
+command = ["make", "-C", "/srv/app", "watch"]
+env = { LANG = "C" }
+cwd = "/srv/app"
+keep = true
+
+[sources.pipeline]
+command = "dmesg -w | grep -i usb"
+shell = true
+"""
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, "p.toml")
+    assert caught.value.code == ExitCode.CONFIG
+    return str(caught.value).splitlines()
+
+
+def test_a_good_config_becomes_typed_records() -> None:
+    config = parse(GOOD)
+    assert config.server.port == 8080
+    assert config.server.root_path == "/perview"
+    assert config.hosts["web1"].ssh_args == ("-p", "2222")
+    sources = {s.name: s for s in config.sources}
+    assert sources["syslog"].kind == "file" and sources["syslog"].hosts == ()
+    assert sources["app"].hosts == ("web1", "web2") and sources["app"].backlog == 500
+    assert sources["deploy"].command == ("journalctl", "-u", "deploy", "-f")
+    assert sources["deploy"].linger == 5.0
+    assert sources["build"].command == ("make", "-C", "/srv/app", "watch")
+    assert sources["build"].env == {"LANG": "C"} and sources["build"].keep
+    assert sources["pipeline"].command == ("/bin/sh", "-c", "dmesg -w | grep -i usb")
+
+
+def test_the_shipped_example_is_valid() -> None:
+    load(Path(__file__).parent.parent / "perview.example.toml")
+
+
+def test_syntax_error_names_its_line() -> None:
+    assert errors('[sources.a]\ncommand = "x"\nfile = \n') == [
+        "p.toml:3: (syntax): invalid TOML: Invalid value (at line 3, column 8)"
+    ]
+
+
+def test_unknown_key_names_file_line_and_key() -> None:
+    [error] = errors('[sources.a]\ncommand = "x"\ncomand = "y"\n')
+    assert error.startswith("p.toml:3: sources.a.comand: unknown key (expected one of: ")
+
+
+def test_wrong_type_names_file_line_and_key() -> None:
+    assert errors('[server]\nport = "80"\n[sources.a]\ncommand = "x"\n') == [
+        "p.toml:2: server.port: must be an integer, not a string"
+    ]
+
+
+def test_a_boolean_is_not_a_number() -> None:
+    assert errors("[sources.a]\ncommand = 'x'\nlinger = true\n") == [
+        "p.toml:3: sources.a.linger: must be a number, not a boolean"
+    ]
+
+
+def test_source_needs_exactly_one_of_command_or_file() -> None:
+    both = errors('[sources.a]\ncommand = "x"\nfile = "/y"\n')
+    neither = errors('[sources.b]\ntitle = "B"\n')
+    assert both == ["p.toml:1: sources.a: needs exactly one of command or file"]
+    assert neither == ["p.toml:1: sources.b: needs exactly one of command or file"]
+
+
+def test_undefined_host_is_named() -> None:
+    text = '[hosts.web1]\nssh = "w"\n\n[sources.a]\nfile = "/x"\nhosts = ["web1", "web3"]\n'
+    assert errors(text) == [
+        "p.toml:6: sources.a.hosts: host 'web3' is not defined in [hosts] "
+        "(defined: web1; 'local' is this machine)"
+    ]
+
+
+def test_every_error_is_reported_at_once_in_line_order() -> None:
+    text = (
+        '[server]\nport = 70000\n[sources.a]\ncommand = 42\n[sources.b]\nfile = "/x"\nbacklog = 0\n'
+    )
+    assert errors(text) == [
+        "p.toml:2: server.port: must be between 0 and 65535, not 70000",
+        "p.toml:4: sources.a.command: must be a string or a list of strings, not an integer",
+        "p.toml:7: sources.b.backlog: must be at least 1",
+    ]
+
+
+def test_a_config_without_sources_is_an_error() -> None:
+    assert errors("[server]\nport = 1\n") == [
+        "p.toml:1: sources: no sources: add at least one [sources.NAME] table"
+    ]
+
+
+def test_shell_needs_a_string_command() -> None:
+    [error] = errors('[sources.a]\ncommand = ["a", "b"]\nshell = true\n')
+    assert error == "p.toml:2: sources.a.command: shell = true needs the command as one string"
+
+
+def test_unbalanced_quotes_in_a_command_string() -> None:
+    [error] = errors('[sources.a]\ncommand = "tail -F \'oops"\n')
+    assert error.startswith("p.toml:2: sources.a.command: cannot be split into arguments")
+
+
+def test_remote_glob_is_refused() -> None:
+    [error] = errors('[hosts.h]\nssh = "h"\n[sources.a]\nfile = "/var/log/*.log"\nhost = "h"\n')
+    assert error == "p.toml:4: sources.a.file: a glob can only be followed on this machine"
+
+
+def test_bad_names_are_refused() -> None:
+    lines = errors('[sources."my source"]\ncommand = "x"\n')
+    assert lines == [
+        "p.toml:1: sources.my source: 'my source' is not a usable source name "
+        "(letters, digits, _ . -)"
+    ]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PerviewError, match=r"cannot read config .*nope\.toml: No such file"):
+        load(tmp_path / "nope.toml")
