@@ -13,41 +13,12 @@ through `cat` in the same run. Target (DESIGN.md): 0.8 of the pipe; issue 2 asks
 from __future__ import annotations
 
 import argparse
-import contextlib
-import re
 import shutil
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
-
-@contextlib.contextmanager
-def running_server(args: list[str]) -> Iterator[str]:
-    """A `perview ARGS --no-auth --port 0` server; yields its base URL, stops it afterwards."""
-    subcommand, *rest = args
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "perview", subcommand, "--no-auth", "--port", "0", *rest],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        for _ in range(10):
-            found = re.search(r"open\s+(http://\S+?)/", proc.stdout.readline())
-            if found:
-                yield found[1]
-                return
-        raise SystemExit("perview did not start")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from _common import serve
 
 
 def time_pipe(lines: int) -> float:
@@ -85,8 +56,8 @@ def main() -> None:
 
     baseline = []
     relayed = []
-    with running_server(["run", "--", "seq", "1", str(args.lines)]) as base_url:
-        url = base_url + "/api/sources/run/text"
+    with serve(["seq", "1", str(args.lines)]) as server:
+        url = server.base + "/api/sources/run/text"
         time_curl(url)  # warm-up: page cache, the first guard
         for _ in range(trials):  # interleaved, so both see the same machine
             time.sleep(args.pause)
