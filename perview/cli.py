@@ -1,12 +1,16 @@
-"""The `perview` command: turns flags and the environment into a Config, then hands off."""
+"""The `perview` command: turns flags, the environment and the config into a Config, then hands
+off to the server. One place (`main`) turns errors into messages and exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from perview import __version__
 from perview.config import (
@@ -14,21 +18,24 @@ from perview.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     Config,
+    ConfigError,
     ServerConfig,
     SourceConfig,
+    load,
 )
+from perview.defaults import default_sources
 from perview.errors import ExitCode, PerviewError
 from perview.server import serve
+from perview.sources.stdin import usable_stdin
 
 # Read in this order when --port is absent; PERVIEW_PROC_PORT is the original monitor's name.
 PORT_VARIABLES = ("PERVIEW_PROC_PORT", "PERVIEW_PORT")
+SUBCOMMANDS = ("serve", "run", "tail", "check")
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("server")
-    group.add_argument(
-        "--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)"
-    )
+    group = parser.add_argument_group("server (these override the config's [server])")
+    group.add_argument("--host", help=f"address to bind (default: {DEFAULT_HOST})")
     group.add_argument(
         "--port",
         type=int,
@@ -45,19 +52,34 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="also accept this Host name (repeatable; IP addresses and localhost always are)",
     )
-    group.add_argument("--root-path", default="", help="URL prefix when behind a reverse proxy")
+    group.add_argument("--root-path", help="URL prefix when behind a reverse proxy")
     group.add_argument("--open", action="store_true", help="open the page in a browser")
     group.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="the config (default: ./perview.toml, then $XDG_CONFIG_HOME/perview/perview.toml, "
+        "else the embedded default for this machine)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perview",
-        description="Live logs and metrics from commands, files and SSH hosts, "
-        "in a browser or curl.",
+        description="Live logs from commands, files and SSH hosts, in a browser or curl. "
+        "With no command: serve the config (or standard input, when it is a pipe or a file).",
     )
     parser.add_argument("--version", action="version", version=f"perview {__version__}")
     commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
+
+    serve_cmd = commands.add_parser("serve", help="serve the configured sources (the default)")
+    _config_option(serve_cmd)
+    _server_options(serve_cmd)
+
     run = commands.add_parser(
         "run",
         help="serve one command",
@@ -78,16 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _server_options(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+
+    tail = commands.add_parser("tail", help="serve files, followed natively")
+    tail.add_argument("files", nargs="+", metavar="FILE")
+    _server_options(tail)
+
+    check = commands.add_parser("check", help="validate a config and say what it serves")
+    _config_option(check)
     return parser
 
 
-def resolve_port(flag: int | None, environ: os._Environ[str] | dict[str, str]) -> int:
+def resolve_port(flag: int | None, environ: Mapping[str, str], configured: int) -> int:
     if flag is not None:
         port, origin = flag, "--port"
     else:
         found = next(((name, environ[name]) for name in PORT_VARIABLES if environ.get(name)), None)
         if found is None:
-            return DEFAULT_PORT
+            return configured
         origin, raw = found
         if not raw.strip().isdigit():
             raise PerviewError(f"{origin} must be a port number, not {raw!r}", ExitCode.USAGE)
@@ -97,16 +126,54 @@ def resolve_port(flag: int | None, environ: os._Environ[str] | dict[str, str]) -
     return port
 
 
-def _server_config(args: argparse.Namespace) -> ServerConfig:
-    root = "/" + args.root_path.strip("/") if args.root_path.strip("/") else ""
-    return ServerConfig(
-        host=args.host,
-        port=resolve_port(args.port, os.environ),
-        token=os.environ.get("PERVIEW_TOKEN") or None,
-        auth=not args.no_auth,
-        allowed_hosts=tuple(args.allowed_host),
+def _with_flags(server: ServerConfig, args: argparse.Namespace) -> ServerConfig:
+    """The config's [server] with the command line and the environment applied over it."""
+    root = server.root_path if args.root_path is None else args.root_path.strip("/")
+    root = "/" + root.strip("/") if root.strip("/") else ""
+    return replace(
+        server,
+        host=args.host or server.host,
+        port=resolve_port(args.port, os.environ, server.port),
+        token=os.environ.get("PERVIEW_TOKEN") or server.token,
+        auth=server.auth and not args.no_auth,
+        allowed_hosts=(*server.allowed_hosts, *args.allowed_host),
         root_path=root,
     )
+
+
+def find_config(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    for candidate in (Path("perview.toml"), home / "perview" / "perview.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _configured(explicit: str | None) -> tuple[Config, list[str]]:
+    """The config file's Config, or the embedded default and notes on what it chose."""
+    path = find_config(explicit)
+    if path is not None:
+        return load(path), []
+    sources, notes = default_sources()
+    if not sources:
+        raise PerviewError(
+            "no config found, and no system log readable here; "
+            "try `perview run -- CMD`, `perview tail FILE` or `CMD | perview`",
+            ExitCode.CONFIG,
+        )
+    return Config(ServerConfig(), sources, origin="the embedded default"), notes
+
+
+def _serve_config(args: argparse.Namespace, implicit: bool) -> Config:
+    if implicit and usable_stdin(0):
+        stdin = SourceConfig("stdin", stdin=True, keep=True, title="standard input")
+        return Config(_with_flags(ServerConfig(), args), (stdin,), default_stream="stdin")
+    config, notes = _configured(args.config)
+    for note in notes:
+        print(f"perview: {note}", file=sys.stderr)
+    return replace(config, server=_with_flags(config.server, args))
 
 
 def _run_config(args: argparse.Namespace) -> Config:
@@ -116,24 +183,63 @@ def _run_config(args: argparse.Namespace) -> Config:
     if args.backlog < 1:
         raise PerviewError("--backlog must be at least 1", ExitCode.USAGE)
     source = SourceConfig(name="run", command=tuple(command), backlog=args.backlog)
-    return Config(_server_config(args), (source,), once=args.once, default_stream="run")
+    server = _with_flags(ServerConfig(), args)
+    return Config(server, (source,), once=args.once, default_stream="run")
+
+
+def _tail_config(args: argparse.Namespace) -> Config:
+    sources: list[SourceConfig] = []
+    taken: set[str] = set()
+    for file in args.files:
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).name).lstrip(".-") or "file"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        sources.append(SourceConfig(name, file=file, title=file))
+    default = sources[0].name if len(sources) == 1 else None
+    return Config(_with_flags(ServerConfig(), args), tuple(sources), default_stream=default)
+
+
+def _check(args: argparse.Namespace) -> int:
+    config, notes = _configured(args.config)
+    names = ", ".join(s.name for s in config.sources)
+    hosts = f", {len(config.hosts)} hosts" if config.hosts else ""
+    print(f"{config.origin}: OK, {len(config.sources)} sources ({names}){hosts}")
+    for note in notes:
+        print(f"  {note}")
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `perview` console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    implicit = not any(arg in SUBCOMMANDS for arg in args_list[:1]) and not any(
+        arg in ("-h", "--help", "--version") for arg in args_list
+    )
+    if implicit:
+        args_list.insert(0, "serve")
+    args = build_parser().parse_args(args_list)
     logging.basicConfig(format="perview: %(message)s", stream=sys.stderr)
     logging.getLogger("perview").setLevel(logging.INFO)
     if getattr(args, "verbose", False):
         logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     try:
+        if args.subcommand == "check":
+            return _check(args)
         if args.subcommand == "run":
             config = _run_config(args)
+        elif args.subcommand == "tail":
+            config = _tail_config(args)
         else:
-            parser.print_help(sys.stderr)
-            return ExitCode.USAGE
+            config = _serve_config(args, implicit)
         return serve(config, open_browser=args.open)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        print(f"perview: the config has {count} problem{'s' * (count > 1)}:", file=sys.stderr)
+        print(exc, file=sys.stderr)
+        return exc.code
     except PerviewError as exc:
         print(f"perview: {exc}", file=sys.stderr)
         return exc.code

@@ -19,7 +19,8 @@ from perview import __version__
 from perview.config import Config, SourceConfig
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
-from perview.sources.process import GRACE, GuardPool, ProcessSource
+from perview.sources import build_source, describe
+from perview.sources.process import GRACE, GuardPool
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
 
@@ -38,16 +39,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_hub(source: SourceConfig, guards: GuardPool) -> Hub:
-    env = {**os.environ, **source.env} if source.env else None
-    process = ProcessSource(source.command, env=env, cwd=source.cwd, guards=guards)
+def build_hub(spec: SourceConfig, config: Config, guards: GuardPool) -> Hub:
     return Hub(
-        source.name,
-        process,
-        max_lines=source.backlog,
-        max_bytes=source.max_bytes,
-        keep=source.keep,
-        linger=source.linger,
+        spec.name,
+        build_source(spec, config.hosts, guards),
+        max_lines=spec.backlog,
+        max_bytes=spec.max_bytes,
+        keep=spec.keep or spec.stdin,  # standard input is read whether or not anyone watches
+        linger=spec.linger,
+        restartable=not spec.stdin,
+        meta=describe(spec),
     )
 
 
@@ -68,7 +69,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     server = config.server
     token = (server.token or secrets.token_urlsafe(18)) if server.auth else None
     guards = GuardPool()
-    hubs = {source.name: build_hub(source, guards) for source in config.sources}
+    hubs = {spec.name: build_hub(spec, config, guards) for spec in config.sources}
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
+pytest_plugins = ["tests.sshd"]  # the `sshd` fixture: a real sshd on loopback
+
 TOKEN = "test-token"
 START_TIMEOUT = 10.0
 

@@ -1,0 +1,397 @@
+"""Files as a source: followed natively by name, the way a careful `tail -F` would.
+
+A run keeps one `_File` per followed path (the path itself, or each match of a glob) and reads it
+with `pread` in 64 KiB blocks at its own offset, passing the bytes on untouched: the hub frames
+lines, per label, so a glob's files never split each other's lines.
+
+When to look comes from inotify events on the containing directories (an append is seen about
+0.25 ms later). A directory watch sees appends, truncations, renames, creations and deletions
+alike. A poll every `poll_interval` seconds checks everything again, in case an event was missed
+or inotify is unavailable (a filesystem without events, exhausted inotify limits); it is also how
+a glob with wildcards in its directories finds new directories.
+
+Checking a file:
+- Read the open descriptor to its end. If the file shrank below the offset, or the bytes just
+  before the offset changed (truncated and already rewritten past it), read again from the start:
+  copy-truncate rotation, or `> file`.
+- Compare the name with the descriptor. When the name leads to another file (rename-and-create
+  rotation, or delete and re-create), keep reading the old descriptor until the new file has data,
+  then read the old one to its end once more and switch to the new one from its start. A writer
+  that reopens its log (on SIGHUP, or for every line) has finished with the old file once it
+  writes to the new one, so no line is lost and the order holds. tail -F switches at once and
+  loses what the writer adds to the old file before it reopens.
+- A deleted file that nothing replaced is read while it grows (a writer may still hold it), and
+  let go once it has been idle for a while, so that its disk space is really freed.
+- When nothing can be read (the file is missing, a directory, unreadable), report `waiting` with
+  the reason, and `started` again as soon as some file can be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fnmatch
+import glob
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from asyncinotify import Event, Inotify, Mask
+
+from perview.hub import Ended, Output
+
+log = logging.getLogger(__name__)
+
+# One read: what a pipe read is (see process.py), and the step when searching backwards for the
+# backlog's first line.
+READ_SIZE = 64 * 1024
+
+# Read at most this much of one file before giving the other files and the event loop a turn:
+# `out.write` does not always yield, and a 10 GB file appearing must not freeze everything else.
+TURN_BYTES = 1024 * 1024
+
+# The bytes just before the offset that are kept to tell a file truncated and rewritten past the
+# offset (its size alone cannot tell) from one that grew. 64 bytes span a timestamp or two.
+FINGERPRINT = 64
+
+# A deleted file that no new file replaced is read while it grows; after this long without
+# growth it is closed, so that the disk space of a log deleted under a live viewer comes back.
+DELETED_IDLE = 60.0
+
+# Names appearing or going away: a glob may match a new file.
+RESCAN_EVENTS = Mask.CREATE | Mask.MOVED_TO | Mask.MOVED_FROM | Mask.DELETE
+# Plus appends and truncations (MODIFY), a writer closing (CLOSE_WRITE) and permission fixes.
+WATCH_MASK = RESCAN_EVENTS | Mask.MODIFY | Mask.CLOSE_WRITE | Mask.ATTRIB | Mask.ONLYDIR
+
+
+@dataclass(slots=True)
+class _File:
+    """A followed path, and the file read for it (which may no longer be at the path)."""
+
+    path: str
+    label: str | None
+    backlog: int | None  # lines to start with when it is next opened; None: from the start
+    fd: int | None = None
+    ident: tuple[int, int] = (0, 0)  # st_dev, st_ino of `fd`
+    pos: int = 0  # the next byte to read
+    tail: bytes = b""  # the last bytes read, ending at `pos`
+    partial: bool = False  # the last byte delivered was not a newline
+    moved: bool = False  # `fd` is no longer the file at `path`
+    grew_at: float = 0.0  # when a read last returned data (monotonic)
+    problem: str | None = None  # why the path cannot be read, while `fd` is None
+
+
+class FileSource:
+    """Follows the file at `pattern` by name, or every file that a glob `pattern` matches.
+
+    Files there at the start begin with their last `backlog` lines; files appearing later are
+    read from their start. A glob labels each file's bytes with its name (relative to the
+    pattern's fixed directory). Runs until `stop` is set and closes every descriptor and watch.
+    """
+
+    kind = "file"
+
+    def __init__(self, pattern: str, *, backlog: int = 10, poll_interval: float = 1.0) -> None:
+        self.pattern = os.path.abspath(pattern)
+        self.backlog = backlog
+        self.poll_interval = poll_interval
+        self.is_glob = _has_magic(self.pattern)
+        self.root = os.path.dirname(self.pattern)  # the deepest directory without wildcards
+        while _has_magic(self.root):
+            self.root = os.path.dirname(self.root)
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        follower = _Follower(self, out, stop)
+        try:
+            await follower.follow()
+        finally:
+            await follower.close()
+        return Ended(0)
+
+
+class _Follower:
+    """One run of a FileSource: its files, its inotify watches and the tasks that wake it."""
+
+    def __init__(self, source: FileSource, out: Output, stop: asyncio.Event) -> None:
+        self.source = source
+        self.out = out
+        self.stop = stop
+        self.files: dict[str, _File] = {}
+        self.dirty: set[str] = set()  # paths to check at the next turn
+        self.rescan = False
+        self.wake = asyncio.Event()
+        self.inotify: Inotify | None = None
+        self.watched: set[str] = set()
+        self.warned: set[str] = set()  # directories that could not be watched
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.reported: str | None = None  # the last reason to wait; None: started
+        self.has_reported = False
+
+    async def follow(self) -> None:
+        self._start_inotify()
+        self.tasks.add(asyncio.create_task(_set_when(self.stop, self.wake)))
+        loop = asyncio.get_running_loop()
+        first, next_poll = True, loop.time()
+        while not self.stop.is_set():
+            if loop.time() >= next_poll:
+                self._scan(first)
+                self.dirty.update(self.files)
+                first, next_poll = False, loop.time() + self.source.poll_interval
+            elif self.rescan:
+                self._scan(False)
+            await self._check_dirty()
+            self._report()
+            if self.dirty:  # a file has more to read
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_poll):
+                    await self.wake.wait()
+            self.wake.clear()
+
+    async def close(self) -> None:
+        for file in self.files.values():
+            _close(file)
+        for task in self.tasks:
+            task.cancel()
+        try:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        finally:
+            if self.inotify is not None:
+                # The kernel may take its time here (synchronize_srcu: up to 20 ms measured),
+                # which must not stall every other stream on the loop.
+                await asyncio.to_thread(self.inotify.close)
+
+    # -- which files, and when to look ---------------------------------------------------------
+
+    def _start_inotify(self) -> None:
+        try:
+            self.inotify = Inotify()
+        except OSError as exc:
+            log.warning("no inotify (%s): polling %s", exc.strerror, self.source.pattern)
+            return
+        self.tasks.add(asyncio.create_task(self._read_events(self.inotify)))
+
+    async def _read_events(self, inotify: Inotify) -> None:
+        async for event in inotify:
+            self._note(event)
+            self.wake.set()
+
+    def _note(self, event: Event) -> None:
+        watch = event.watch
+        if watch is None or Mask.Q_OVERFLOW in event.mask:  # events were lost: check everything
+            self.dirty.update(self.files)
+            self.rescan = True
+            return
+        directory = str(watch.path)
+        if Mask.IGNORED in event.mask:  # the directory is gone; the poll watches it if it returns
+            self.watched.discard(directory)
+            return
+        if event.name is None:
+            return
+        path = os.path.join(directory, event.name)
+        if path in self.files:
+            self.dirty.add(path)
+        else:  # perhaps a file still being read under its new name (renamed by a rotation)
+            self.dirty.update(
+                p for p, f in self.files.items() if f.moved and os.path.dirname(p) == directory
+            )
+        if self.source.is_glob and event.mask & RESCAN_EVENTS:
+            self.rescan = self.rescan or fnmatch.fnmatchcase(path, self.source.pattern)
+
+    def _scan(self, first: bool) -> None:
+        """Follow the paths that match now (from their last lines on the `first` scan), and drop
+        those that stopped matching and have nothing open."""
+        self.rescan = False
+        source = self.source
+        self._watch_directories()
+        if not source.is_glob:
+            found = {source.pattern}
+        else:
+            found = {p for p in glob.glob(source.pattern) if not os.path.isdir(p)}
+        for path in found - self.files.keys():
+            label = os.path.relpath(path, source.root) if source.is_glob else None
+            self.files[path] = _File(path, label, source.backlog if first else None)
+            self.dirty.add(path)
+        for path in [p for p, f in self.files.items() if p not in found and f.fd is None]:
+            del self.files[path]
+        self._watch_directories()
+
+    def _watch_directories(self) -> None:
+        if self.inotify is None:
+            return
+        wanted = {self.source.root} | {os.path.dirname(p) for p in self.files}
+        for directory in wanted - self.watched:
+            try:
+                self.inotify.add_watch(directory, WATCH_MASK)
+            except OSError as exc:
+                # A missing directory is simply waited for; anything else (ENOSPC: the inotify
+                # watch limit) is worth saying once. The poll covers the directory either way.
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and directory not in self.warned:
+                    log.warning("cannot watch %s (%s): polling it", directory, exc.strerror)
+                    self.warned.add(directory)
+                continue
+            self.watched.add(directory)
+
+    def _report(self) -> None:
+        if any(f.fd is not None for f in self.files.values()):
+            reason = None
+        else:
+            problems = (f.problem for f in self.files.values() if f.problem)
+            reason = next(problems, f"waiting for a file matching {self.source.pattern}")
+        if self.has_reported and reason == self.reported:
+            return
+        self.reported, self.has_reported = reason, True
+        if reason is None:
+            self.out.started(None)
+        else:
+            self.out.waiting(reason)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _check_dirty(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for path in sorted(dirty):
+            file = self.files.get(path)
+            if file is None or self.stop.is_set():
+                continue
+            if await self._check(file):
+                self.dirty.add(path)
+
+    async def _check(self, file: _File) -> bool:
+        """Read what is new in `file` and follow its name; True if it has more to read now."""
+        try:
+            if (fd := file.fd) is not None:
+                if await self._read(file, fd):
+                    return True
+                if not self._leave(file, fd):
+                    return False
+                while await self._read(file, fd):  # what it got before the writer moved on
+                    pass
+                await self._end_line(file)
+                _close(file)
+            _open(file)
+            if file.fd is None:
+                return False
+            self._report()  # `started` comes before the first bytes
+            return await self._read(file, file.fd)
+        except OSError as exc:
+            _close(file)
+            file.problem = f"cannot read {file.path}: {exc.strerror}"
+            return False
+
+    def _leave(self, file: _File, fd: int) -> bool:
+        """Whether to let go of `fd` for what is now at the path (see the module docstring)."""
+        try:
+            now: os.stat_result | None = os.stat(file.path)
+        except (FileNotFoundError, NotADirectoryError):
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == file.ident:
+            file.moved = False
+            return False
+        file.moved = True
+        if now is not None and stat.S_ISREG(now.st_mode) and now.st_size > 0:
+            return True  # the writer has moved on to the new file
+        deleted = os.fstat(fd).st_nlink == 0
+        return deleted and time.monotonic() - file.grew_at > DELETED_IDLE
+
+    async def _read(self, file: _File, fd: int) -> bool:
+        """Write what `fd` has past the offset; True if it stopped at TURN_BYTES with more left."""
+        size = os.fstat(fd).st_size
+        if size < file.pos or _rewritten(file, fd, size):
+            await self._end_line(file)
+            file.pos, file.tail = 0, b""
+        budget = TURN_BYTES
+        while budget > 0:
+            if self.stop.is_set():
+                return False
+            data = os.pread(fd, READ_SIZE, file.pos)
+            if not data:
+                return False
+            file.pos += len(data)
+            file.tail = (file.tail + data if len(data) < FINGERPRINT else data)[-FINGERPRINT:]
+            file.partial = not data.endswith(b"\n")
+            file.grew_at = time.monotonic()
+            budget -= len(data)
+            await self.out.write(data, file.label)
+        await asyncio.sleep(0)  # a turn for the rest of the loop before more of this file
+        return True
+
+    async def _end_line(self, file: _File) -> None:
+        # Leaving a file (or its truncated content): its unfinished last line must not run into
+        # the first line of what comes next, which the hub would frame as one line.
+        if file.partial:
+            file.partial = False
+            await self.out.write(b"\n", file.label)
+
+
+def _open(file: _File) -> None:
+    """Open what is at the path, positioned at its backlog (or start); else set `problem`."""
+    try:
+        fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
+    except (FileNotFoundError, NotADirectoryError):
+        file.problem, file.backlog = f"waiting for {file.path} to appear", None
+        return
+    except OSError as exc:
+        file.problem = f"cannot read {file.path}: {exc.strerror}"
+        return
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            file.problem, file.backlog = f"{file.path} is {what}", None
+            os.close(fd)
+            return
+        lines = file.backlog
+        file.pos = 0 if lines is None else _backlog_start(fd, info.st_size, lines)
+    except BaseException:
+        os.close(fd)
+        raise
+    file.fd, file.ident = fd, (info.st_dev, info.st_ino)
+    file.tail, file.partial, file.moved, file.problem, file.backlog = b"", False, False, None, None
+    file.grew_at = time.monotonic()
+
+
+def _close(file: _File) -> None:
+    if file.fd is not None:
+        os.close(file.fd)
+        file.fd, file.moved = None, False
+
+
+def _backlog_start(fd: int, size: int, lines: int) -> int:
+    """The offset of the first of the last `lines` lines, found reading backwards in blocks."""
+    if lines <= 0:
+        return size
+    # A final newline ends the last line; it does not start one more.
+    wanted = lines + 1 if size and os.pread(fd, 1, size - 1) == b"\n" else lines
+    end = size
+    while end > 0:
+        start = max(0, end - READ_SIZE)
+        block = os.pread(fd, end - start, start)
+        found = block.count(b"\n")
+        if found < wanted:
+            wanted -= found
+            end = start
+            continue
+        at = len(block)
+        for _ in range(wanted):
+            at = block.rindex(b"\n", 0, at)
+        return start + at + 1
+    return 0
+
+
+def _rewritten(file: _File, fd: int, size: int) -> bool:
+    """Whether the bytes before the offset changed: truncated and rewritten past it."""
+    n = len(file.tail)
+    return size > file.pos and n > 0 and os.pread(fd, n, file.pos - n) != file.tail
+
+
+def _has_magic(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    await stop.wait()
+    wake.set()
