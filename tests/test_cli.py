@@ -1,0 +1,171 @@
+"""The command line: serve, check, tail, standard input, and the embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from perview.cli import resolve_port
+from perview.errors import PerviewError
+from tests.conftest import TOKEN, Server
+
+Serve = Callable[..., Server]
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def perview(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "perview", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdin=stdin,
+    )
+
+
+def get(server: Server, path: str) -> bytes:
+    request = urllib.request.Request(server.base + path, headers=AUTH)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body: bytes = response.read()
+        return body
+
+
+def test_check_accepts_a_good_config_and_summarises_it(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text('[sources.a]\ncommand = "true"\n[sources.b]\nfile = "/tmp/x"\n')
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 0
+    assert result.stdout == f"{config}: OK, 2 sources (a, b)\n"
+
+
+def test_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text('[sources.a]\ncomand = "x"\n[server]\nport = "x"\n')
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "perview: the config has 3 problems:",
+        f"{config}:1: sources.a: needs exactly one of command or file",
+        f"{config}:2: sources.a.comand: unknown key (expected one of: backlog, command, cwd, "
+        "env, file, group, host, hosts, keep, linger, shell, title)",
+        f"{config}:4: server.port: must be an integer, not a string",
+    ]
+
+
+def test_serve_refuses_a_bad_config_the_same_way(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("[sources.a]\ncommand = 1\n")
+    result = perview("serve", "-c", str(config), "--port", "0")
+    assert result.returncode == 3
+    assert f"{config}:2: sources.a.command: must be a string or a list" in result.stderr
+
+
+def test_config_is_found_in_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "perview.toml").write_text('[sources.here]\ncommand = "true"\n')
+    result = perview("check", cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert result.stdout.startswith("perview.toml: OK, 1 sources (here)")
+
+
+def test_config_is_found_in_xdg_config_home(tmp_path: Path) -> None:
+    (tmp_path / "perview").mkdir()
+    (tmp_path / "perview" / "perview.toml").write_text('[sources.xdg]\ncommand = "true"\n')
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    result = perview("check", cwd=empty, env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert "OK, 1 sources (xdg)" in result.stdout
+
+
+def test_without_config_the_embedded_default_says_what_it_chose(tmp_path: Path) -> None:
+    result = perview("check", cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert result.returncode == 0
+    assert result.stdout.startswith("the embedded default: OK, ")
+    assert re.search(r"^  system log: ", result.stdout, re.MULTILINE)
+    assert re.search(r"^  kernel log: ", result.stdout, re.MULTILINE)
+
+
+def test_plain_perview_serves_the_default_for_this_machine(serve: Serve, tmp_path: Path) -> None:
+    server = serve("serve", env={"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)})
+    sources = json.loads(get(server, "/api/sources"))
+    assert sources, "the default serves at least one source here"
+    assert all(s["state"] == "idle" for s in sources)  # nothing runs until someone watches
+
+
+def test_tail_names_sources_after_files_and_makes_them_unique(serve: Serve, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for directory in ("a", "b"):
+        (tmp_path / directory / "app.log").write_text(f"from {directory}\n")
+    server = serve("tail", str(tmp_path / "a" / "app.log"), str(tmp_path / "b" / "app.log"))
+    names = [s["name"] for s in json.loads(get(server, "/api/sources"))]
+    assert names == ["app.log", "app.log-2"]
+    request = urllib.request.Request(
+        server.base + "/api/sources/app.log-2/text?backlog=5", headers=AUTH
+    )
+    with urllib.request.urlopen(request, timeout=10) as stream:  # a followed file never ends
+        assert stream.readline() == b"from b\n"
+
+
+def test_standard_input_is_served_and_its_stream_ends_at_eof(tmp_path: Path) -> None:
+    data = tmp_path / "input.txt"
+    data.write_bytes(b"".join(b"line %d\n" % n for n in range(1000)) + b"no newline")
+    env = {**os.environ, "PERVIEW_TOKEN": TOKEN}
+    with (
+        data.open("rb") as stdin,
+        subprocess.Popen(
+            [sys.executable, "-m", "perview", "--port", "0"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            port = None
+            for _ in range(5):
+                found = re.search(r":(\d+)/", proc.stdout.readline())
+                if found:
+                    port = int(found[1])
+                    break
+            assert port is not None
+            server = Server(proc, port, "", TOKEN)  # type: ignore[arg-type]
+            body = get(server, "/")  # curl's view: the whole input, then the end
+            assert body == data.read_bytes() + b"\n"
+            assert json.loads(get(server, "/api/sources"))[0]["state"] == "exited"
+        finally:
+            proc.terminate()
+            proc.wait(5)
+
+
+@pytest.mark.parametrize(
+    ("flag", "environ", "expected"),
+    [
+        (None, {}, 9999),
+        (None, {"PERVIEW_PORT": "8001"}, 8001),
+        (None, {"PERVIEW_PROC_PORT": "8002", "PERVIEW_PORT": "8001"}, 8002),
+        (8003, {"PERVIEW_PROC_PORT": "8002"}, 8003),
+    ],
+)
+def test_port_precedence(flag: int | None, environ: dict[str, str], expected: int) -> None:
+    assert resolve_port(flag, environ, 9999) == expected
+
+
+def test_port_out_of_range_is_refused() -> None:
+    with pytest.raises(PerviewError, match="PERVIEW_PORT must be between 0 and 65535"):
+        resolve_port(None, {"PERVIEW_PORT": "70000"}, 9999)
