@@ -184,8 +184,10 @@ class Hub:
         backlog: int = 0,
         since: int | None = None,
         wake: asyncio.Event | None = None,
+        start: bool = True,
     ) -> Iterator[Viewer]:
-        """Subscribe a viewer for the duration of the block, starting the source if needed.
+        """Subscribe a viewer for the duration of the block, starting the source if needed
+        (unless not `start`: a viewer of history only).
 
         It first gets the last `backlog` lines held, or everything from line `since` on.
         """
@@ -201,7 +203,9 @@ class Hub:
         self._fastest = max(self._fastest, viewer.seq)
         self._cancel_linger()
         self._changed()
-        if not self.running and not self.finished:
+        if not start:
+            pass
+        elif not self.running and not self.finished:
             self.start()
         elif self.running and self._stop.is_set() and not self._operator_stop:
             self._restart_pending = True

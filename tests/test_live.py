@@ -281,7 +281,8 @@ async def test_events_resume_from_last_event_id_without_duplicates(serve: Serve)
                     last_id = event["id"]
                 if len(seen) >= 20:
                     break
-        assert last_id == f"run:{len(seen) + 1}"
+        epoch, _, cursor = last_id.partition("/")
+        assert epoch and cursor == f"run:{len(seen) + 1}"
         resumed: list[str] = []
         headers = {**AUTH, "Last-Event-ID": last_id}
         async with session.get(server.base + "/api/events?source=run", headers=headers) as response:
@@ -365,3 +366,39 @@ async def test_streams_disable_proxy_buffering(serve: Serve, path: str) -> None:
     ):
         assert response.headers["X-Accel-Buffering"] == "no"
         assert response.headers["Cache-Control"] == "no-cache"
+
+
+async def test_a_cursor_from_an_earlier_server_is_ignored(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "seq 1 5; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        headers = {**AUTH, "Last-Event-ID": "0ldepoch/run:4"}
+        async with session.get(server.base + "/api/events", headers=headers) as response:
+            lines: list[str] = []
+            async for event in sse_events(response):
+                if event.get("event") == "source":
+                    assert json.loads(event["data"])["epoch"] != "0ldepoch"
+                if event.get("event") == "lines":
+                    lines += event["data"].partition("\n")[2].split("\n")
+                if len(lines) >= 5:
+                    break
+    assert lines == ["1", "2", "3", "4", "5"]  # from the start, not from line 4
+
+
+async def test_follow_0_returns_the_history_and_ends_without_starting_anything(
+    serve: Serve,
+) -> None:
+    server = serve("run", "--", "sh", "-c", "seq 1 3; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        empty = await session.get(
+            server.base + "/api/sources/run/text?follow=0&backlog=100", headers=AUTH
+        )
+        assert await empty.read() == b""
+        assert api_sources(server)[0]["runs"] == 0
+        live = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        for _ in range(3):
+            await live.content.readline()
+        history = await session.get(
+            server.base + "/api/sources/run/text?follow=0&backlog=100", headers=AUTH
+        )
+        assert await asyncio.wait_for(history.read(), 5) == b"1\n2\n3\n"
+        live.close()

@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import mimetypes
 import re
+import secrets
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from aiohttp import web
@@ -32,6 +33,7 @@ class WebSettings:
     access: Access
     root_path: str = ""  # "" or "/prefix", without a trailing slash
     default_stream: str | None = None  # `perview run`: what `GET /` streams to non-browsers
+    epoch: str = field(default_factory=lambda: secrets.token_hex(4))  # this run of the server
 
 
 HUBS = web.AppKey("hubs", dict[str, Hub])
@@ -179,12 +181,14 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
             raise web.HTTPBadRequest(
                 text=f"perview: grep is not a valid regular expression: {exc}\n"
             ) from None
+    # ?follow=0: what is held, then the end (a download); it does not start the source.
+    follow = request.query.get("follow", "1") not in ("0", "false", "no")
     response = web.StreamResponse(headers=STREAM_HEADERS)
     response.content_type = "text/plain"
     response.charset = "utf-8"
-    with hub.watch(backlog=backlog) as viewer:
+    with hub.watch(backlog=backlog, start=follow) as viewer:
         await response.prepare(request)
-        await relay_text(response, viewer, keep)
+        await relay_text(response, viewer, keep, follow)
     await response.write_eof()
     return response
 
@@ -195,8 +199,9 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     unknown = [name for name in names if name not in hubs]
     if unknown:
         raise web.HTTPNotFound(text=f"perview: no source named {unknown[0]!r}\n")
+    epoch = request.app[SETTINGS].epoch
     resume = request.headers.get("Last-Event-ID") or request.query.get("since", "")
-    since = parse_cursor(resume)
+    since = parse_cursor(resume, epoch)
     if len(names) == 1 and resume.isdigit():
         since = {names[0]: int(resume)}
     backlog = _count(request, "backlog", -1)
@@ -213,8 +218,9 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
                 stack.enter_context(hub.watch(backlog=lines, since=since.get(name), wake=wake))
             )
         await response.prepare(request)
-        hello = [b"retry: 1000\n\n"] + [sse_event("source", describe(v.hub)) for v in viewers]
+        hello = [b"retry: 1000\n\n"]
+        hello += [sse_event("source", describe(v.hub) | {"epoch": epoch}) for v in viewers]
         await response.write(b"".join(hello))
-        await relay_events(response, viewers)
+        await relay_events(response, viewers, epoch)
     await response.write_eof()
     return response

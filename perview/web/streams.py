@@ -48,8 +48,11 @@ def marker(text: str) -> bytes:
     return f"[perview] {text}\n".encode()
 
 
-async def relay_text(response: web.StreamResponse, viewer: Viewer, keep: Filter | None) -> None:
-    """Write the viewer's lines as plain text until the source's current run ends.
+async def relay_text(
+    response: web.StreamResponse, viewer: Viewer, keep: Filter | None, follow: bool = True
+) -> None:
+    """Write the viewer's lines as plain text until the source's current run ends (or, without
+    `follow`, until what the ring holds has been written).
 
     Gaps and a failure to start appear as `[perview] ...` lines; the stream ends after the last
     byte of the run this viewer came for (not an earlier one still stopping), or when the hub
@@ -59,7 +62,7 @@ async def relay_text(response: web.StreamResponse, viewer: Viewer, keep: Filter 
     while True:
         items = viewer.read()
         if not items:
-            if hub.closed or hub.finished:
+            if hub.closed or hub.finished or not follow:
                 return
             await viewer.wait(HEARTBEAT)
             continue
@@ -119,22 +122,29 @@ def state_payload(hub: Hub, state: State) -> dict[str, object]:
     return {"source": hub.name, **asdict(state)}
 
 
-def format_cursor(next_ids: Mapping[str, int]) -> str:
-    """`name:next-line-id` for every source of a stream: what `Last-Event-ID` resumes from."""
-    return ",".join(f"{name}:{next_id}" for name, next_id in next_ids.items())
+def format_cursor(epoch: str, next_ids: Mapping[str, int]) -> str:
+    """`epoch/name:next-line-id,...`: what `Last-Event-ID` (or `?since=`) resumes from.
+
+    Line ids start again at 1 when Perview restarts; the epoch names this run of the server, so a
+    cursor from an earlier one is recognised (and ignored) instead of skipping new lines."""
+    return epoch + "/" + ",".join(f"{name}:{next_id}" for name, next_id in next_ids.items())
 
 
-def parse_cursor(text: str) -> dict[str, int]:
-    """The inverse of `format_cursor`; anything malformed is ignored (a fresh start)."""
+def parse_cursor(text: str, epoch: str) -> dict[str, int]:
+    """The inverse of `format_cursor`. A cursor of another epoch, or anything malformed, gives
+    nothing: a fresh start. Without an epoch (`run:1234`) it is taken as this server's."""
+    given, slash, rest = text.rpartition("/")
+    if slash and given != epoch:
+        return {}
     cursor: dict[str, int] = {}
-    for part in text.split(","):
+    for part in rest.split(","):
         name, _, value = part.strip().rpartition(":")
         if name and value.isdigit():
             cursor[name] = int(value)
     return cursor
 
 
-async def relay_events(response: web.StreamResponse, viewers: list[Viewer]) -> None:
+async def relay_events(response: web.StreamResponse, viewers: list[Viewer], epoch: str) -> None:
     """Multiplex the viewers' sources as SSE until the server closes them.
 
     Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
@@ -149,7 +159,7 @@ async def relay_events(response: web.StreamResponse, viewers: list[Viewer]) -> N
                 if isinstance(item, Gap):
                     next_ids[hub.name] = item.first + item.count
                     payload = {"source": hub.name, "id": item.first, "count": item.count}
-                    parts.append(sse_event("gap", payload, format_cursor(next_ids)))
+                    parts.append(sse_event("gap", payload, format_cursor(epoch, next_ids)))
                 elif item.state is not None:
                     payload = state_payload(hub, item.state) | {
                         "history": item.seq < viewer.live_from
@@ -160,7 +170,7 @@ async def relay_events(response: web.StreamResponse, viewers: list[Viewer]) -> N
                     parts += (
                         sse_lines(hub, item),
                         b"id: ",
-                        format_cursor(next_ids).encode(),
+                        format_cursor(epoch, next_ids).encode(),
                         b"\n\n",
                     )
         if parts:
