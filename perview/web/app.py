@@ -64,13 +64,34 @@ def create_app(hubs: Mapping[str, Hub], settings: WebSettings) -> web.Applicatio
 # -- the page ----------------------------------------------------------------------------------
 
 
+IMPORT = re.compile(rb'(from\s+|import\s+)"\./([\w.-]+\.js)"')
+
+
 def _load_static() -> dict[str, tuple[bytes, str]]:
-    """Every static file with a short content hash, so asset URLs change when the file does."""
+    """Every static file with a short content hash, so asset URLs change when the file does.
+
+    Imports between modules get the imported file's hash too (`./store.js?v=...`), so a change
+    deep in the module graph changes every URL above it and no browser keeps a stale module."""
+    raw = {
+        entry.name: entry.read_bytes()
+        for entry in resources.files("perview.web").joinpath("static").iterdir()
+        if entry.is_file()
+    }
     files: dict[str, tuple[bytes, str]] = {}
-    for entry in resources.files("perview.web").joinpath("static").iterdir():
-        if entry.is_file():
-            body = entry.read_bytes()
-            files[entry.name] = (body, hashlib.sha256(body).hexdigest()[:12])
+    while len(files) < len(raw):
+        progress = False
+        for name, body in raw.items():
+            deps = [dep.decode() for _, dep in IMPORT.findall(body)]
+            if name in files or any(dep not in files for dep in deps if dep in raw):
+                continue
+            body = IMPORT.sub(
+                lambda m: m[1] + b'"./' + m[2] + b"?v=" + files[m[2].decode()][1].encode() + b'"',
+                body,
+            )
+            files[name] = (body, hashlib.sha256(body).hexdigest()[:12])
+            progress = True
+        if not progress:
+            raise RuntimeError(f"circular imports among {sorted(set(raw) - set(files))}")
     return files
 
 

@@ -1,70 +1,448 @@
-// A minimal live view: one event stream, lines appended as text (never as HTML), following the
-// end unless the reader scrolled up. The full page (filters, panes, ANSI) replaces this.
-const MAX_LINES = 20000;
-const log = document.getElementById("log");
-const follow = document.getElementById("follow");
-const connection = document.getElementById("connection");
-const sources = document.getElementById("sources");
-let following = true;
-let waiting = 0;
+// The page: a sidebar of sources, panes side by side or merged, one event stream for all of them.
+// Every line arrives as text and is only ever put into text nodes.
 
-function atBottom() {
-  return log.scrollHeight - log.scrollTop - log.clientHeight < 4;
+import { LineStore, LINE, MARK } from "./store.js";
+import { Pane, TAG_COLORS } from "./pane.js";
+
+const params = new URLSearchParams(location.search);
+const CAPACITY = Number(params.get("max")) || 100000; // lines kept in this tab
+const HIGHLIGHT_COLORS = ["yellow", "red", "green", "blue", "magenta", "cyan"];
+const RECONNECT_MAX = 5000; // ms between attempts when the server is away
+const POLL_MS = 2000; // sidebar figures (viewers, lines per second)
+
+const $ = (id) => document.getElementById(id);
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-function append(text, note = false) {
-  const node = note ? Object.assign(document.createElement("span"), { className: "note" }) : document.createTextNode("");
-  node.textContent = text;
-  log.append(node);
-  while (log.childNodes.length > MAX_LINES) log.firstChild.remove();
-  if (following) log.scrollTop = log.scrollHeight;
-  else {
-    waiting += text.split("\n").length - 1;
-    follow.textContent = `${waiting} new lines below`;
-    follow.hidden = false;
+// User-defined highlights: kept in this browser and carried in links.
+class Highlighter {
+  constructor() {
+    this.rules = [];
+    this.compiled = null;
+  }
+
+  set(rules) {
+    this.rules = rules.filter((r) => r.pattern);
+    this.compiled = this.rules.length
+      ? new RegExp(this.rules.map((r) => `(${escapeRegExp(r.pattern)})`).join("|"), "gi")
+      : null;
+  }
+
+  /** Append segments to `parent` as text, marking highlighted ranges. */
+  render(parent, segments, styleElement) {
+    for (const segment of segments) {
+      const target = segment.style ? document.createElement("span") : parent;
+      if (segment.style) {
+        styleElement(target, segment.style);
+        parent.append(target);
+      }
+      if (!this.compiled) {
+        target.append(segment.text);
+        continue;
+      }
+      let last = 0;
+      for (const match of segment.text.matchAll(this.compiled)) {
+        if (!match[0]) break;
+        const rule = this.rules[match.slice(1).findIndex((g) => g !== undefined)];
+        target.append(segment.text.slice(last, match.index));
+        const mark = document.createElement("mark");
+        mark.className = `hl hl-${rule.color}`;
+        mark.textContent = match[0];
+        target.append(mark);
+        last = match.index + match[0].length;
+      }
+      target.append(segment.text.slice(last));
+    }
   }
 }
 
-function jumpToEnd() {
-  following = true;
-  waiting = 0;
-  follow.hidden = true;
-  log.scrollTop = log.scrollHeight;
-}
-
-log.addEventListener("scroll", () => {
-  if (atBottom()) jumpToEnd();
-  else following = false;
-});
-follow.addEventListener("click", jumpToEnd);
-document.addEventListener("keydown", (e) => { if (e.key === "End") jumpToEnd(); });
-
-function showState(info) {
-  let el = document.getElementById(`src-${info.source || info.name}`);
-  if (!el) {
-    el = document.createElement("span");
-    el.id = `src-${info.source || info.name}`;
-    sources.append(el);
+class App {
+  constructor() {
+    this.store = new LineStore(CAPACITY);
+    this.panes = [];
+    this.sources = new Map(); // name -> info from the API
+    this.colors = new Map();
+    this.lastIds = new Map(); // name -> next line id to ask for on reconnect
+    this.epoch = null;
+    this.stream = null;
+    this.retry = 500;
+    this.options = { time: params.get("time") === "1", numbers: params.get("numbers") === "1", wrap: params.get("wrap") === "1" };
+    this.highlighter = new Highlighter();
+    this.loadHighlights();
   }
-  const detail = info.state === "exited" ? `exited ${info.status}` : info.state === "failed" ? `failed: ${info.reason}` : info.state;
-  el.textContent = `${info.source || info.name}`;
-  const state = Object.assign(document.createElement("span"), { className: "state", textContent: `(${detail})` });
-  el.append(state);
+
+  async start() {
+    await this.refresh();
+    const wanted = params.getAll("source").filter((name) => this.sources.has(name));
+    const names = wanted.length ? wanted : [...this.sources.keys()].slice(0, 1);
+    const filter = { text: params.get("filter") || "", regex: params.get("regex") === "1", matchCase: params.get("case") === "1", invert: params.get("invert") === "1" };
+    this.show(names, params.get("view") === "split" ? "split" : "merged", filter);
+    setInterval(() => this.refresh(), POLL_MS);
+    this.bindKeys();
+    $("highlight-add").addEventListener("click", () => this.editHighlights());
+    $("view-split").addEventListener("click", () => this.show(this.checked(), "split"));
+    $("view-merged").addEventListener("click", () => this.show(this.checked(), "merged"));
+    $("help-button").addEventListener("click", () => this.toggleHelp());
+  }
+
+  // -- sources and the sidebar -----------------------------------------------------------------
+
+  colorOf(name) {
+    if (!this.colors.has(name)) this.colors.set(name, this.colors.size % TAG_COLORS);
+    return this.colors.get(name);
+  }
+
+  titleOf(name) {
+    return this.sources.get(name)?.title || name;
+  }
+
+  async refresh() {
+    let list;
+    try {
+      const response = await fetch("api/sources", { cache: "no-store" });
+      if (!response.ok) return;
+      list = await response.json();
+    } catch {
+      return; // the connection indicator already says so
+    }
+    const now = performance.now();
+    for (const info of list) {
+      const old = this.sources.get(info.name);
+      if (old && old.polledAt) info.rate = ((info.lines - old.lines) * 1000) / (now - old.polledAt);
+      info.polledAt = now;
+      this.sources.set(info.name, { ...old, ...info });
+    }
+    this.renderSidebar();
+  }
+
+  renderSidebar() {
+    const list = $("sources");
+    const checked = new Set(this.checked());
+    const groups = new Map();
+    for (const info of this.sources.values()) {
+      const group = info.group || "";
+      if (!groups.has(group)) groups.set(group, []);
+      groups.get(group).push(info);
+    }
+    const shown = new Set(this.panes.flatMap((p) => [...p.sources]));
+    const nodes = [];
+    for (const [group, infos] of groups) {
+      if (group) nodes.push(Object.assign(document.createElement("h3"), { textContent: group }));
+      for (const info of infos) nodes.push(this.sourceItem(info, checked.has(info.name) || shown.has(info.name)));
+    }
+    list.replaceChildren(...nodes);
+  }
+
+  sourceItem(info, checked) {
+    const item = document.createElement("li");
+    item.dataset.testid = "source-item";
+    item.dataset.source = info.name;
+    const box = Object.assign(document.createElement("input"), { type: "checkbox", checked, title: "select for side by side or merged" });
+    box.dataset.testid = "source-select";
+    const name = Object.assign(document.createElement("button"), { type: "button", className: `name tag-text-${this.colorOf(info.name)}`, textContent: this.titleOf(info.name) });
+    name.addEventListener("click", () => this.show([info.name], "merged"));
+    const state = document.createElement("span");
+    state.className = `state state-${info.state}`;
+    state.dataset.testid = "source-state";
+    state.textContent = describeState(info);
+    if (info.reason) state.title = info.reason;
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    const hosts = info.hosts?.length ? info.hosts.join(", ") + " · " : "";
+    const rate = info.rate ? ` · ${Math.round(info.rate)}/s` : "";
+    detail.textContent = `${hosts}${info.viewers} watching${rate}`;
+    item.append(box, name, state, detail);
+    return item;
+  }
+
+  checked() {
+    return [...document.querySelectorAll('[data-testid="source-select"]:checked')].map((box) => box.closest("li").dataset.source);
+  }
+
+  // -- panes -----------------------------------------------------------------------------------
+
+  show(names, mode, filter = {}) {
+    if (!names.length) return;
+    for (const pane of this.panes) pane.destroy();
+    this.panes = [];
+    const groups = mode === "split" ? names.map((n) => [n]) : [names];
+    for (const group of groups) {
+      const pane = new Pane(this, group, filter);
+      this.panes.push(pane);
+      $("panes").append(pane.root);
+    }
+    this.mode = mode;
+    $("panes").dataset.count = String(this.panes.length);
+    this.connect();
+    this.renderSidebar();
+    this.saveUrl();
+  }
+
+  closePane(pane) {
+    this.panes = this.panes.filter((p) => p !== pane);
+    pane.destroy();
+    $("panes").dataset.count = String(this.panes.length);
+    this.connect();
+    this.saveUrl();
+  }
+
+  // -- the event stream ------------------------------------------------------------------------
+
+  wanted() {
+    return [...new Set(this.panes.flatMap((p) => [...p.sources]))];
+  }
+
+  connect() {
+    // The old stream stays open until the new one is live, so its sources keep a viewer
+    // throughout and are not stopped and restarted by a change of view.
+    const previous = this.stream;
+    clearTimeout(this.reconnectTimer);
+    const names = this.wanted();
+    if (!names.length) {
+      previous?.close();
+      return;
+    }
+    const query = new URLSearchParams(names.map((n) => ["source", n]));
+    const known = names.filter((n) => this.lastIds.has(n)).map((n) => `${n}:${this.lastIds.get(n)}`);
+    if (this.epoch && known.length) query.set("since", `${this.epoch}/${known.join(",")}`);
+    const stream = new EventSource(`api/events?${query}`);
+    this.stream = stream;
+    this.setConnection("connecting");
+    stream.addEventListener("open", () => {
+      this.retry = 500;
+      this.setConnection("live");
+      if (previous !== stream) previous?.close();
+    });
+    stream.addEventListener("error", () => {
+      previous?.close();
+      if (this.stream !== stream) return;
+      // Reconnect ourselves, with our own cursor: the browser's retry would resend a cursor for
+      // a source set that may have changed, and gives up for good on a non-200 answer.
+      stream.close();
+      this.setConnection("reconnecting");
+      this.reconnectTimer = setTimeout(() => this.connect(), this.retry);
+      this.retry = Math.min(this.retry * 2, RECONNECT_MAX);
+    });
+    // Only the newest stream counts: the one it replaces may still deliver what the new one
+    // will resend from its cursor.
+    const current = (handler) => (e) => this.stream === stream && handler(e);
+    stream.addEventListener("source", current((e) => this.onSource(JSON.parse(e.data))));
+    stream.addEventListener("lines", current((e) => this.onLines(e.data)));
+    stream.addEventListener("state", current((e) => this.onState(JSON.parse(e.data))));
+    stream.addEventListener("gap", current((e) => {
+      const gap = JSON.parse(e.data);
+      this.lastIds.set(gap.source, gap.id + gap.count);
+      this.mark(gap.source, `${gap.count.toLocaleString()} lines skipped (this view fell behind)`);
+    }));
+  }
+
+  setConnection(state) {
+    const el = $("connection");
+    el.textContent = state;
+    el.dataset.state = state;
+  }
+
+  onSource(info) {
+    if (this.epoch && info.epoch !== this.epoch) {
+      this.lastIds.clear();
+      this.mark(info.name, "Perview restarted: lines written while it was down may be missing");
+    }
+    this.epoch = info.epoch;
+    this.sources.set(info.name, { ...this.sources.get(info.name), ...info });
+    this.renderSidebar();
+  }
+
+  onLines(data) {
+    const newline = data.indexOf("\n");
+    const header = JSON.parse(data.slice(0, newline));
+    const lines = data.slice(newline + 1).split("\n");
+    const now = Date.now();
+    const first = this.store.next;
+    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, header.id + i, now, LINE);
+    this.lastIds.set(header.source, header.id + lines.length);
+    this.distribute(first);
+  }
+
+  onState(state) {
+    const info = this.sources.get(state.source);
+    if (info) {
+      Object.assign(info, { state: state.state, status: state.status, reason: state.reason });
+      this.renderSidebar();
+    }
+    if (state.history && state.state === "running") return;
+    const text = {
+      running: `started${state.pid ? ` (pid ${state.pid})` : ""}`,
+      waiting: `waiting: ${state.reason}`,
+      exited: `exited with status ${state.status}${state.reason ? `: ${state.reason}` : ""}`,
+      failed: `failed to start: ${state.reason}`,
+    }[state.state];
+    if (text) this.mark(state.source, text);
+  }
+
+  mark(source, text) {
+    const first = this.store.next;
+    this.store.push(text, source, "", 0, Date.now(), MARK);
+    this.distribute(first);
+  }
+
+  distribute(first) {
+    for (const pane of this.panes) {
+      for (let seq = Math.max(first, this.store.first); seq < this.store.next; seq++) pane.consider(seq);
+      pane.added();
+    }
+  }
+
+  // -- actions ---------------------------------------------------------------------------------
+
+  async act(names, action) {
+    for (const name of names) {
+      const response = await fetch(`api/sources/${encodeURIComponent(name)}/${action}`, { method: "POST" });
+      if (!response.ok) this.mark(name, `${action} refused: ${(await response.text()).trim()}`);
+    }
+    this.refresh();
+  }
+
+  async downloadFull(names) {
+    const parts = [];
+    for (const name of names) {
+      const response = await fetch(`api/sources/${encodeURIComponent(name)}/text?follow=0&backlog=1000000000`);
+      parts.push(await response.text());
+    }
+    this.saveFile(`${names.join("+")}-history.log`, parts.join(""));
+  }
+
+  saveFile(name, text) {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    link.download = name;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  }
+
+  linkParams() {
+    const query = new URLSearchParams();
+    for (const name of this.wanted()) query.append("source", name);
+    if (this.panes.length > 1) query.set("view", "split");
+    const pane = this.panes[0];
+    if (pane?.settings.text) {
+      query.set("filter", pane.settings.text);
+      if (pane.settings.regex) query.set("regex", "1");
+      if (pane.settings.matchCase) query.set("case", "1");
+      if (pane.settings.invert) query.set("invert", "1");
+    }
+    if (this.highlighter.rules.length) query.set("hl", this.highlighter.rules.map((r) => `${r.color}:${r.pattern}`).join("\n"));
+    return query;
+  }
+
+  saveUrl() {
+    history.replaceState(null, "", `?${this.linkParams()}`);
+  }
+
+  async copyLink() {
+    const url = location.href.split("?")[0] + `?${this.linkParams()}`;
+    try {
+      await navigator.clipboard.writeText(url);
+      this.flash("link copied");
+    } catch {
+      prompt("Copy this link:", url);
+    }
+  }
+
+  flash(text) {
+    const note = $("flash");
+    note.textContent = text;
+    note.hidden = false;
+    clearTimeout(this.flashTimer);
+    this.flashTimer = setTimeout(() => (note.hidden = true), 1500);
+  }
+
+  // -- highlights ------------------------------------------------------------------------------
+
+  loadHighlights() {
+    let rules = [];
+    const fromLink = params.get("hl");
+    if (fromLink) {
+      rules = fromLink.split("\n").map((rule) => {
+        const [color, ...rest] = rule.split(":");
+        return { color: HIGHLIGHT_COLORS.includes(color) ? color : "yellow", pattern: rest.join(":") };
+      });
+    } else {
+      try {
+        rules = JSON.parse(localStorage.getItem("perview.highlights") || "[]");
+      } catch {
+        rules = [];
+      }
+    }
+    this.highlighter.set(rules);
+  }
+
+  editHighlights() {
+    const dialog = $("highlights");
+    const list = $("highlight-list");
+    const row = (rule = { pattern: "", color: HIGHLIGHT_COLORS[list.children.length % HIGHLIGHT_COLORS.length] }) => {
+      const li = document.createElement("li");
+      const pattern = Object.assign(document.createElement("input"), { value: rule.pattern, placeholder: "text to highlight" });
+      pattern.dataset.testid = "highlight-pattern";
+      const color = document.createElement("select");
+      color.dataset.testid = "highlight-color";
+      for (const name of HIGHLIGHT_COLORS) color.append(new Option(name, name, false, name === rule.color));
+      li.append(pattern, color);
+      list.append(li);
+    };
+    list.replaceChildren();
+    for (const rule of this.highlighter.rules) row(rule);
+    row();
+    $("highlight-more").onclick = () => row();
+    $("highlight-save").onclick = () => {
+      const rules = [...list.children].map((li) => ({ pattern: li.querySelector("input").value, color: li.querySelector("select").value })).filter((r) => r.pattern);
+      localStorage.setItem("perview.highlights", JSON.stringify(rules));
+      this.highlighter.set(rules);
+      for (const pane of this.panes) pane.schedule();
+      dialog.close();
+      this.saveUrl();
+    };
+    dialog.showModal();
+  }
+
+  // -- keyboard --------------------------------------------------------------------------------
+
+  activePane() {
+    return this.panes.find((p) => p.root.contains(document.activeElement)) || this.panes[0];
+  }
+
+  bindKeys() {
+    document.addEventListener("keydown", (e) => {
+      const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement;
+      if (e.key === "Escape") {
+        $("help").hidden = true;
+        return;
+      }
+      if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+      const pane = this.activePane();
+      if (e.key === "/" && pane) {
+        e.preventDefault();
+        pane.filterInput.focus();
+      } else if (e.key === "End" && pane) {
+        e.preventDefault();
+        for (const p of this.panes) p.jumpToEnd();
+      } else if (e.key === "?") {
+        this.toggleHelp();
+      }
+    });
+  }
+
+  toggleHelp() {
+    $("help").hidden = !$("help").hidden;
+  }
 }
 
-const stream = new EventSource("api/events" + location.search);
-stream.addEventListener("open", () => { connection.textContent = "live"; });
-stream.addEventListener("error", () => { connection.textContent = "reconnecting…"; });
-stream.addEventListener("source", (e) => showState(JSON.parse(e.data)));
-stream.addEventListener("lines", (e) => {
-  const text = e.data.slice(e.data.indexOf("\n") + 1);
-  append(text + "\n");
-});
-stream.addEventListener("gap", (e) => append(`[${JSON.parse(e.data).count} lines skipped]\n`, true));
-stream.addEventListener("state", (e) => {
-  const info = JSON.parse(e.data);
-  showState(info);
-  if (info.history) return;
-  if (info.state === "exited") append(`[exited with status ${info.status}]\n`, true);
-  if (info.state === "failed") append(`[failed to start: ${info.reason}]\n`, true);
-});
+function describeState(info) {
+  if (info.state === "exited") return `exited ${info.status}`;
+  if (info.state === "failed") return "failed";
+  return info.state;
+}
+
+window.perview = new App();
+window.perview.start();

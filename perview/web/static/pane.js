@@ -1,0 +1,315 @@
+// A log pane: a toolbar and a virtual list that puts only the rows on screen into the DOM, so a
+// pane holding 100,000 lines costs no more to draw than one holding 50. It follows new lines
+// until the reader scrolls up, and then counts what is waiting below.
+
+import { segments, styleElement } from "./ansi.js";
+import { LINE, MARK, View, makeFilter } from "./store.js";
+
+const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
+const TAG_COLORS = 8; // tag-0 .. tag-7 in the stylesheet
+
+function el(tag, { dataset, ...props } = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  if (dataset) Object.assign(node.dataset, dataset);
+  node.append(...children);
+  return node;
+}
+
+function toggle(label, title, testid) {
+  return el("button", { type: "button", className: "toggle", textContent: label, title, dataset: { testid }, ariaPressed: "false" });
+}
+
+export class Pane {
+  constructor(app, sources, settings = {}) {
+    this.app = app;
+    this.store = app.store;
+    this.sources = new Set(sources);
+    this.view = new View();
+    this.settings = { text: "", regex: false, matchCase: false, invert: false, ...settings };
+    this.options = { time: false, numbers: false, wrap: false, ...app.options };
+    this.filter = null;
+    this.following = true;
+    this.unseen = 0;
+    this.matches = 0;
+    this.dirty = false;
+    this.programmaticScroll = false;
+    this.prefix = null; // rows before each line, in wrap mode
+    this.build();
+    this.applyFilter();
+  }
+
+  build() {
+    const names = [...this.sources];
+    this.filterInput = el("input", { type: "search", placeholder: "filter (/)", value: this.settings.text, dataset: { testid: "filter" }, spellcheck: false });
+    this.regexButton = toggle(".*", "regular expression", "filter-regex");
+    this.caseButton = toggle("Aa", "match case", "filter-case");
+    this.invertButton = toggle("!", "invert: hide matching lines", "filter-invert");
+    this.count = el("span", { className: "count", dataset: { testid: "match-count" } });
+    const tags = el("span", { className: "tags" }, ...names.map((name) => el("span", { className: `tag tag-${this.app.colorOf(name)}`, textContent: this.app.titleOf(name) })));
+    const menu = el("span", { className: "actions" },
+      this.optionButton("time", "time", "show arrival times", "opt-time"),
+      this.optionButton("numbers", "#", "show line numbers", "opt-numbers"),
+      this.optionButton("wrap", "wrap", "wrap long lines", "opt-wrap"),
+      this.action("stop", "stop the source", "stop", () => this.app.act(names, "stop")),
+      this.action("restart", "restart the source", "restart", () => this.app.act(names, "restart")),
+      this.action("clear", "clear this view (the lines stay on the server)", "clear", () => this.clear()),
+      this.action("save", "download what is shown", "download-shown", () => this.downloadShown()),
+      this.action("save all", "download the full retained history", "download-full", () => this.app.downloadFull(names)),
+      this.action("link", "copy a link that reopens this view", "copy-link", () => this.app.copyLink()),
+    );
+    if (this.app.panes.length > 0) menu.append(this.action("×", "close this pane", "close-pane", () => this.app.closePane(this)));
+    for (const [button, key] of [[this.regexButton, "regex"], [this.caseButton, "matchCase"], [this.invertButton, "invert"]]) {
+      button.ariaPressed = String(this.settings[key]);
+      button.addEventListener("click", () => {
+        this.settings[key] = !this.settings[key];
+        button.ariaPressed = String(this.settings[key]);
+        this.applyFilter();
+      });
+    }
+    this.filterInput.addEventListener("input", () => {
+      this.settings.text = this.filterInput.value;
+      this.applyFilter();
+    });
+    this.filterInput.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        this.filterInput.value = "";
+        this.settings.text = "";
+        this.applyFilter();
+        this.filterInput.blur();
+      }
+    });
+    const toolbar = el("div", { className: "toolbar" }, tags, this.filterInput, this.regexButton, this.caseButton, this.invertButton, this.count, menu);
+    this.spacer = el("div", { className: "spacer" });
+    this.rows = el("div", { className: "rows" });
+    this.viewport = el("div", { className: "viewport", tabIndex: 0, dataset: { testid: "log" } }, this.spacer, this.rows);
+    this.newLines = el("button", { type: "button", className: "new-lines", hidden: true, dataset: { testid: "new-lines" } });
+    this.newLines.addEventListener("click", () => this.jumpToEnd());
+    this.viewport.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    this.root = el("section", { className: "pane", dataset: { testid: "pane", sources: names.join(",") } }, toolbar, el("div", { className: "body" }, this.viewport, this.newLines));
+    this.resizeObserver = new ResizeObserver(() => {
+      this.prefix = null;
+      this.schedule();
+    });
+    this.resizeObserver.observe(this.viewport);
+  }
+
+  optionButton(key, label, title, testid) {
+    const button = toggle(label, title, testid);
+    button.ariaPressed = String(this.options[key]);
+    button.addEventListener("click", () => {
+      this.options[key] = !this.options[key];
+      button.ariaPressed = String(this.options[key]);
+      this.viewport.classList.toggle("wrap", this.options.wrap);
+      this.prefix = null;
+      this.schedule();
+    });
+    return button;
+  }
+
+  action(label, title, testid, handler) {
+    const button = el("button", { type: "button", textContent: label, title, dataset: { testid } });
+    button.addEventListener("click", handler);
+    return button;
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    this.root.remove();
+  }
+
+  // -- data ------------------------------------------------------------------------------------
+
+  applyFilter() {
+    try {
+      this.filter = makeFilter(this.settings);
+      this.filterInput.classList.remove("invalid");
+      this.filterInput.title = "";
+    } catch (error) {
+      this.filter = null;
+      this.filterInput.classList.add("invalid");
+      this.filterInput.title = error.message;
+    }
+    this.view.clear();
+    this.matches = 0;
+    const store = this.store;
+    for (let seq = Math.max(store.first, this.clearedAt ?? 0); seq < store.next; seq++) this.consider(seq);
+    this.prefix = null;
+    this.unseen = 0;
+    this.schedule();
+    this.app.saveUrl();
+  }
+
+  /** A new line (or mark) is in the store: show it if it is ours and passes the filter. */
+  consider(seq) {
+    const store = this.store;
+    const slot = store.slot(seq);
+    if (!this.sources.has(store.sources[store.source[slot]])) return false;
+    if (store.kind[slot] === LINE) {
+      if (this.filter && !this.filter(store.plainText(seq))) return false;
+      this.matches++;
+    }
+    this.view.push(seq);
+    if (this.prefix) this.appendPrefix(seq);
+    if (!this.following) this.unseen++;
+    return true;
+  }
+
+  added() {
+    const dropped = this.view.trim(this.store.first);
+    if (dropped) this.prefix = null;
+    this.schedule();
+  }
+
+  clear() {
+    this.clearedAt = this.store.next;
+    this.view.clear();
+    this.matches = 0;
+    this.prefix = null;
+    this.schedule();
+  }
+
+  // -- drawing ---------------------------------------------------------------------------------
+
+  schedule() {
+    if (this.dirty) return;
+    this.dirty = true;
+    requestAnimationFrame(() => {
+      this.dirty = false;
+      this.render();
+    });
+  }
+
+  metrics() {
+    if (!this.rowHeight) {
+      const probe = el("div", { className: "line", textContent: "0".repeat(100) });
+      probe.style.position = "absolute";
+      probe.style.visibility = "hidden";
+      this.rows.append(probe);
+      this.rowHeight = probe.getBoundingClientRect().height || 18;
+      this.charWidth = probe.getBoundingClientRect().width / 100 || 8;
+      probe.remove();
+    }
+    const width = this.viewport.clientWidth - 16;
+    this.columns = Math.max(20, Math.floor(width / this.charWidth));
+  }
+
+  rowsOf(seq) {
+    const extra = (this.options.time ? 13 : 0) + (this.options.numbers ? 9 : 0) + (this.sources.size > 1 ? 12 : 0);
+    return Math.max(1, Math.ceil((this.store.plainText(seq).length + extra) / this.columns));
+  }
+
+  appendPrefix(seq) {
+    const n = this.view.length;
+    if (this.prefix.length <= n) {
+      const bigger = new Float64Array(this.prefix.length * 2 + 2);
+      bigger.set(this.prefix);
+      this.prefix = bigger;
+    }
+    this.prefix[n] = this.prefix[n - 1] + this.rowsOf(seq);
+  }
+
+  buildPrefix() {
+    const n = this.view.length;
+    this.prefix = new Float64Array(n + 1024);
+    for (let i = 0; i < n; i++) this.prefix[i + 1] = this.prefix[i] + this.rowsOf(this.view.at(i));
+  }
+
+  lineAtRow(row) {
+    if (!this.options.wrap) return Math.min(row, this.view.length);
+    let lo = 0;
+    let hi = this.view.length;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.prefix[mid] <= row) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  render() {
+    this.metrics();
+    if (this.options.wrap && !this.prefix) this.buildPrefix();
+    const total = this.options.wrap ? this.prefix[this.view.length] : this.view.length;
+    this.spacer.style.height = `${total * this.rowHeight}px`;
+    if (this.following) {
+      const bottom = this.viewport.scrollHeight - this.viewport.clientHeight;
+      if (Math.abs(this.viewport.scrollTop - bottom) > 1) {
+        this.programmaticScroll = true; // its scroll event is ours, not the reader's
+        this.viewport.scrollTop = bottom;
+      }
+    }
+    const top = Math.floor(this.viewport.scrollTop / this.rowHeight);
+    const visible = Math.ceil(this.viewport.clientHeight / this.rowHeight);
+    const first = this.lineAtRow(Math.max(0, top - OVERSCAN));
+    const firstRow = this.options.wrap ? this.prefix[first] : first;
+    const lastRow = top + visible + OVERSCAN;
+    const fragment = document.createDocumentFragment();
+    for (let i = first, row = firstRow; i < this.view.length && row < lastRow; i++) {
+      const seq = this.view.at(i);
+      fragment.append(this.lineElement(seq));
+      row += this.options.wrap ? this.prefix[i + 1] - this.prefix[i] : 1;
+    }
+    this.rows.style.transform = `translateY(${firstRow * this.rowHeight}px)`;
+    this.rows.replaceChildren(fragment);
+    this.updateStatus();
+  }
+
+  lineElement(seq) {
+    const store = this.store;
+    const slot = store.slot(seq);
+    const source = store.sources[store.source[slot]];
+    const line = el("div", { className: "line", dataset: { testid: store.kind[slot] === MARK ? "marker" : "line", id: String(store.id[slot]), source } });
+    if (this.options.time) {
+      const t = new Date(store.time[slot]);
+      line.append(el("span", { className: "ts", textContent: t.toTimeString().slice(0, 8) + "." + String(t.getMilliseconds()).padStart(3, "0") }));
+    }
+    if (this.options.numbers) line.append(el("span", { className: "num", textContent: store.id[slot] ? String(store.id[slot]) : "" }));
+    const host = store.hosts[store.host[slot]];
+    if (this.sources.size > 1 || host) {
+      const label = this.sources.size > 1 ? this.app.titleOf(source) + (host ? `@${host}` : "") : host;
+      line.append(el("span", { className: `tag tag-${this.app.colorOf(host ? `${source}@${host}` : source)}`, textContent: label }));
+    }
+    if (store.kind[slot] === MARK) {
+      line.classList.add("mark");
+      line.append(el("span", { textContent: store.text[slot] }));
+      return line;
+    }
+    const body = el("span", { className: "text" });
+    this.app.highlighter.render(body, segments(store.text[slot]), styleElement);
+    line.append(body);
+    return line;
+  }
+
+  updateStatus() {
+    const filtered = this.filter ? `${this.matches} matching` : `${this.matches} lines`;
+    this.count.textContent = filtered;
+    this.newLines.hidden = this.following || this.unseen === 0;
+    if (!this.newLines.hidden) this.newLines.textContent = `${this.unseen.toLocaleString()} new lines ↓`;
+  }
+
+  onScroll() {
+    if (this.programmaticScroll) {
+      this.programmaticScroll = false;
+      this.schedule();
+      return;
+    }
+    const atBottom = this.viewport.scrollTop + this.viewport.clientHeight >= this.viewport.scrollHeight - this.rowHeight / 2;
+    if (atBottom && !this.following) this.jumpToEnd();
+    else if (!atBottom) this.following = false;
+    this.schedule();
+  }
+
+  jumpToEnd() {
+    this.following = true;
+    this.unseen = 0;
+    this.schedule();
+  }
+
+  downloadShown() {
+    const lines = [];
+    for (let i = 0; i < this.view.length; i++) lines.push(this.store.plainText(this.view.at(i)));
+    this.app.saveFile(`${[...this.sources].join("+")}.log`, lines.join("\n") + "\n");
+  }
+}
+
+export { TAG_COLORS };
