@@ -80,7 +80,6 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     access = Access(
         token=token,
         allowed_hosts=frozenset(h.lower() for h in allowed),
-        cookie_name=f"perview_{server.port}",
         root_path=server.root_path,
     )
     settings = WebSettings(access, server.root_path, config.default_stream)

@@ -92,9 +92,13 @@ class Server:
 
 
 def start_server(
-    args: list[str], *, token: str | None = TOKEN, env: dict[str, str] | None = None
+    args: list[str],
+    *,
+    token: str | None = TOKEN,
+    env: dict[str, str] | None = None,
+    port: int = 0,
 ) -> Server:
-    """Start `python -m perview ARGS` on a free port and wait until it answers."""
+    """Start `python -m perview ARGS` on `port` (0: a free one) and wait until it answers."""
     mark = uuid.uuid4().hex
     full_env = {**os.environ, "PERVIEW_TEST_MARK": mark, **(env or {})}
     full_env.pop("PERVIEW_PROC_PORT", None)
@@ -103,7 +107,7 @@ def start_server(
         full_env["PERVIEW_TOKEN"] = token
     subcommand, *rest = args
     proc = subprocess.Popen(
-        [sys.executable, "-m", "perview", subcommand, "--port", "0", *rest],
+        [sys.executable, "-m", "perview", subcommand, "--port", str(port), *rest],
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -166,8 +170,10 @@ def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
     """Start live servers; each is stopped (and checked for strays) at the end of the test."""
     servers: list[Server] = []
 
-    def start(*args: str, token: str | None = TOKEN, env: dict[str, str] | None = None) -> Server:
-        server = start_server(list(args), token=token, env=env)
+    def start(
+        *args: str, token: str | None = TOKEN, env: dict[str, str] | None = None, port: int = 0
+    ) -> Server:
+        server = start_server(list(args), token=token, env=env, port=port)
         servers.append(server)
         return server
 

@@ -25,7 +25,7 @@ async def client(aiohttp_client: MakeClient) -> Client:
     hubs = {
         "run": Hub("run", ProcessSource(["echo", "hello"]), meta={"command": ["echo", "hello"]})
     }
-    access = Access(token=TOKEN, allowed_hosts=frozenset({"perview.example"}), cookie_name="pv")
+    access = Access(token=TOKEN, allowed_hosts=frozenset({"perview.example"}))
     app = create_app(hubs, WebSettings(access, default_stream="run"))
     return await aiohttp_client(app)
 
@@ -62,7 +62,8 @@ async def test_wrong_token_is_refused(client: Client) -> None:
 
 
 async def test_forged_cookie_is_refused(client: Client) -> None:
-    response = await client.get("/api/sources", cookies={"pv": "forged"})
+    name = f"perview_{client.port}"
+    response = await client.get("/api/sources", cookies={name: "forged"})
     assert response.status == 401
 
 
@@ -90,7 +91,7 @@ async def test_browser_login_redirects_to_an_address_without_the_token(client: C
     )
     assert response.status == 303
     assert response.headers["Location"] == "/?source=run"
-    assert "pv=" in response.headers["Set-Cookie"]
+    assert f"perview_{client.port}=" in response.headers["Set-Cookie"]
 
 
 async def test_foreign_host_is_refused_even_with_token(client: Client) -> None:
@@ -175,7 +176,7 @@ async def test_curl_gets_the_command_output_as_plain_text(client: Client) -> Non
 
 async def test_root_path_prefixes_every_route(aiohttp_client: MakeClient) -> None:
     hubs = {"run": Hub("run", ProcessSource(["true"]))}
-    access = Access(token=None, allowed_hosts=frozenset(), cookie_name="pv", root_path="/pv")
+    access = Access(token=None, allowed_hosts=frozenset(), root_path="/pv")
     client = await aiohttp_client(create_app(hubs, WebSettings(access, root_path="/pv")))
     assert (await client.get("/pv/api/sources")).status == 200
     assert (await client.get("/api/sources")).status == 404

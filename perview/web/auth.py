@@ -31,8 +31,8 @@ class Access:
 
     token: str | None  # None: no authentication (only allowed on loopback)
     allowed_hosts: frozenset[str]  # host names accepted besides IP literals and localhost
-    cookie_name: str  # per port, so two servers on one machine keep their own cookies
     root_path: str = ""  # the prefix a reverse proxy serves us under
+    cookie_prefix: str = "perview"
 
 
 def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:
@@ -61,14 +61,22 @@ def _strip_port(host_header: str) -> str:
     return host_header
 
 
-def _presented_token(request: web.Request, cookie_name: str) -> tuple[str | None, bool]:
+def cookie_name(request: web.Request, access: Access) -> str:
+    """Cookies are not kept apart by port, so the name carries the port the browser sees: two
+    Perviews on one machine, or one restarted on a port chosen anew, never mix their cookies."""
+    host = request.headers.get("Host", "")
+    port = host.rpartition(":")[2] if host.rpartition(":")[2].isdigit() else "default"
+    return f"{access.cookie_prefix}_{port}"
+
+
+def _presented_token(request: web.Request, access: Access) -> tuple[str | None, bool]:
     """The token the client sent, and whether it came in the query string."""
     if "token" in request.query:
         return request.query["token"], True
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip(), False
-    return request.cookies.get(cookie_name), False
+    return request.cookies.get(cookie_name(request, access)), False
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -103,7 +111,7 @@ def security_middleware(access: Access) -> Middleware:
             return _refuse(403, "cross-origin request refused")
         if access.token is None or path in PUBLIC_PATHS:
             return await handler(request)
-        token, in_query = _presented_token(request, access.cookie_name)
+        token, in_query = _presented_token(request, access)
         if token is None or not hmac.compare_digest(token.encode(), access.token.encode()):
             response = _refuse(
                 401,
@@ -131,12 +139,12 @@ def security_middleware(access: Access) -> Middleware:
 def _set_cookie(response: web.StreamResponse, access: Access, request: web.Request) -> None:
     assert access.token is not None
     response.set_cookie(
-        access.cookie_name,
+        cookie_name(request, access),
         access.token,
         httponly=True,
         samesite="Strict",
         secure=request.secure,
-        path="/",
+        path=access.root_path + "/",
     )
 
 

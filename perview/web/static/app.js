@@ -9,6 +9,7 @@ const CAPACITY = Number(params.get("max")) || 100000; // lines kept in this tab
 const HIGHLIGHT_COLORS = ["yellow", "red", "green", "blue", "magenta", "cyan"];
 const RECONNECT_MAX = 5000; // ms between attempts when the server is away
 const POLL_MS = 2000; // sidebar figures (viewers, lines per second)
+const OVERLAP_LINES = 200; // lines compared after a server restart to avoid showing them twice
 
 const $ = (id) => document.getElementById(id);
 
@@ -65,6 +66,7 @@ class App {
     this.sources = new Map(); // name -> info from the API
     this.colors = new Map();
     this.lastIds = new Map(); // name -> next line id to ask for on reconnect
+    this.overlap = new Map(); // name -> the lines held before Perview restarted (see onSource)
     this.epoch = null;
     this.stream = null;
     this.retry = 500;
@@ -246,7 +248,10 @@ class App {
 
   onSource(info) {
     if (this.epoch && info.epoch !== this.epoch) {
+      // A new server cannot resume our ids, and a restarted source sends what it holds again
+      // (a file's last lines): remember our last lines, to drop the part we already show.
       this.lastIds.clear();
+      this.overlap.set(info.name, this.tailOf(info.name, OVERLAP_LINES));
       this.mark(info.name, "Perview restarted: lines written while it was down may be missing");
     }
     this.epoch = info.epoch;
@@ -254,10 +259,37 @@ class App {
     this.renderSidebar();
   }
 
+  tailOf(source, count) {
+    const store = this.store;
+    const found = [];
+    for (let seq = store.next - 1; seq >= store.first && found.length < count; seq--) {
+      const slot = store.slot(seq);
+      if (store.kind[slot] === LINE && store.sources[store.source[slot]] === source) found.push(store.text[slot]);
+    }
+    return found.reverse();
+  }
+
+  /** How many of `lines` the page already shows: the longest end of `held` they start with. */
+  alreadyShown(held, lines) {
+    for (let k = Math.min(held.length, lines.length); k > 0; k--) {
+      let same = true;
+      for (let i = 0; i < k && same; i++) same = held[held.length - k + i] === lines[i];
+      if (same) return k;
+    }
+    return 0;
+  }
+
   onLines(data) {
     const newline = data.indexOf("\n");
     const header = JSON.parse(data.slice(0, newline));
-    const lines = data.slice(newline + 1).split("\n");
+    let lines = data.slice(newline + 1).split("\n");
+    const held = this.overlap.get(header.source);
+    if (held) {
+      this.overlap.delete(header.source);
+      const skip = this.alreadyShown(held, lines);
+      lines = lines.slice(skip);
+      header.id += skip;
+    }
     const now = Date.now();
     const first = this.store.next;
     for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, header.id + i, now, LINE);

@@ -306,8 +306,13 @@ export class Pane {
   }
 
   downloadShown() {
+    // Perview's own notes are kept, marked as in the text stream.
     const lines = [];
-    for (let i = 0; i < this.view.length; i++) lines.push(this.store.plainText(this.view.at(i)));
+    for (let i = 0; i < this.view.length; i++) {
+      const seq = this.view.at(i);
+      const note = this.store.kind[this.store.slot(seq)] === MARK ? "[perview] " : "";
+      lines.push(note + this.store.plainText(seq));
+    }
     this.app.saveFile(`${[...this.sources].join("+")}.log`, lines.join("\n") + "\n");
   }
 }

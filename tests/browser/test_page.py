@@ -1,0 +1,301 @@
+"""The page in a real browser against a live server: following, filtering, panes, resuming."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.conftest import TOKEN, Server, start_server, stop_server
+
+Serve = Callable[..., Server]
+
+TICKER = "sh -c 'i=0; while true; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done'"
+LINE = '[data-testid="line"]'
+
+
+def config(tmp_path: Path, sources: dict[str, str]) -> str:
+    """A config file with these `name = command` sources; returns its path."""
+    text = "".join(
+        f"[sources.{name}]\ncommand = {json.dumps(command)}\n\n"
+        for name, command in sources.items()
+    )
+    path = tmp_path / "perview.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def open_page(page: Page, server: Server, query: str = "") -> None:
+    page.goto(f"{server.base}/?token={TOKEN}&{query}")
+    expect(page.get_by_test_id("connection")).to_have_text("live")
+
+
+def shown(page: Page, pane: int = 0) -> list[str]:
+    """The text of every line row a pane has on screen (markers excluded)."""
+    texts: list[str] = (
+        page.get_by_test_id("pane")
+        .nth(pane)
+        .locator('[data-testid="line"] .text')
+        .all_text_contents()
+    )
+    return texts
+
+
+def last_tick(page: Page, pane: int = 0) -> int:
+    ticks = [int(t.split()[-1]) for t in shown(page, pane) if t.startswith("tick ")]
+    return max(ticks, default=0)
+
+
+def sources_api(server: Server) -> dict[str, dict[str, object]]:
+    request = urllib.request.Request(
+        server.base + "/api/sources", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return {s["name"]: s for s in json.load(response)}
+
+
+def test_lines_appear_and_the_view_follows_them(serve: Serve, page: Page, tmp_path: Path) -> None:
+    server = serve("serve", "-c", config(tmp_path, {"ticker": TICKER}))
+    open_page(page, server)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=line]').length > 3")
+    first = last_tick(page)
+    page.wait_for_function(
+        f"""() => [...document.querySelectorAll('[data-testid=line] .text')]
+                 .some(e => e.textContent === 'tick {first + 5}')"""
+    )
+    at_bottom = page.get_by_test_id("log").evaluate(
+        "v => v.scrollTop + v.clientHeight >= v.scrollHeight - 20"
+    )
+    assert at_bottom
+
+
+def test_scrolling_up_pauses_and_the_new_lines_control_resumes(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    script = "sh -c 'seq 1 200; i=200; while true; do i=$((i+1)); echo $i; sleep 0.1; done'"
+    server = serve("serve", "-c", config(tmp_path, {"numbers": script}))
+    open_page(page, server)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=line]').length > 30")
+    log = page.get_by_test_id("log")
+    log.evaluate("v => { v.scrollTop = 0; }")
+    new_lines = page.get_by_test_id("new-lines")
+    expect(new_lines).to_be_visible()
+    expect(new_lines).to_contain_text("new lines")
+    assert "1" in shown(page)  # still at the top: following paused
+    new_lines.click()
+    expect(new_lines).to_be_hidden()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('[data-testid=log]');"
+        " return v.scrollTop + v.clientHeight >= v.scrollHeight - 20; }"
+    )
+    page.keyboard.press("End")
+
+
+def test_filter_with_substring_regex_case_and_invert(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    script = "printf 'alpha one\\nBeta two\\nalpha three\\ngamma four\\n'"
+    server = serve("serve", "-c", config(tmp_path, {"words": f'sh -c "{script}; sleep 300"'}))
+    open_page(page, server)
+    expect(page.locator(LINE)).to_have_count(4)
+    page.keyboard.press("/")
+    page.keyboard.type("alpha")
+    expect(page.locator(LINE)).to_have_count(2)
+    expect(page.get_by_test_id("match-count")).to_have_text("2 matching")
+    page.get_by_test_id("filter-invert").click()
+    assert sorted(shown(page)) == ["Beta two", "gamma four"]
+    page.get_by_test_id("filter-invert").click()
+    page.get_by_test_id("filter").fill("^(beta|gamma)")
+    page.get_by_test_id("filter-regex").click()
+    assert sorted(shown(page)) == ["Beta two", "gamma four"]
+    page.get_by_test_id("filter-case").click()
+    assert shown(page) == ["gamma four"]
+    page.get_by_test_id("filter").press("Escape")
+    expect(page.locator(LINE)).to_have_count(4)  # nothing was lost while hidden
+    assert "filter=" not in page.url
+
+
+def test_highlights_mark_text_and_survive_a_reload(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    server = serve("serve", "-c", config(tmp_path, {"w": "sh -c 'echo disk is full; sleep 300'"}))
+    open_page(page, server)
+    page.get_by_test_id("highlight-add").click()
+    page.get_by_test_id("highlight-pattern").first.fill("full")
+    page.get_by_test_id("highlight-color").first.select_option("red")
+    page.get_by_test_id("highlight-save").click()
+    expect(page.locator("mark.hl-red")).to_have_text("full")
+    page.goto(page.url.split("?")[0] + "?source=w")
+    # The history shows the line of the first run, and the source's new run prints it again.
+    expect(page.locator("mark.hl-red").first).to_have_text("full")
+
+
+def test_ansi_colours_are_rendered_and_nothing_else_is(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    script = (
+        "printf '\\033[31mred\\033[0m plain \\033[1mbold\\033[0m "
+        "\\033[38;5;208morange\\033[0m \\033[38;2;1;2;3mtrue\\033[0m\\n'"
+    )
+    server = serve("serve", "-c", config(tmp_path, {"c": f'sh -c "{script}; sleep 300"'}))
+    open_page(page, server)
+    text = page.locator(f"{LINE} .text").first
+    expect(text).to_have_text("red plain bold orange true")
+    assert text.locator(".fg-1").inner_text() == "red"
+    assert text.locator(".b").inner_text() == "bold"
+    colours = text.locator("span").evaluate_all("els => els.map(e => e.style.color)")
+    assert "rgb(1, 2, 3)" in colours and "rgb(255, 135, 0)" in colours
+
+
+def test_markup_in_a_log_line_is_text_and_creates_no_element(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    hostile = "<img src=x onerror=alert(1)><script>alert(2)</script><a href=//evil>x</a>"
+    server = serve("serve", "-c", config(tmp_path, {"x": ["echo", hostile]}))  # type: ignore[dict-item]
+    open_page(page, server)
+    expect(page.locator(f"{LINE} .text")).to_have_text(hostile)
+    assert page.locator("#panes img, #panes script, #panes a").count() == 0
+
+
+def test_a_gap_shows_where_lines_were_missed(serve: Serve, page: Page, tmp_path: Path) -> None:
+    server = serve(
+        "run",
+        "--backlog",
+        "50",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 0 19); do seq $((i*50+1)) $((i*50+50)); sleep 0.02; done; sleep 300",
+    )
+    open_page(page, server)
+    page.wait_for_function("() => window.perview.lastIds.get('run') > 1000")
+    # As if this page had been away since line 1: the ring no longer holds what it missed.
+    page.evaluate("() => { window.perview.lastIds.set('run', 1); window.perview.connect(); }")
+    marker = page.get_by_test_id("marker").filter(has_text="lines skipped")
+    expect(marker).to_be_visible()
+
+
+def test_exit_status_and_start_failure_show_inline(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    sources = {"bye": "sh -c 'echo last words; exit 3'", "nope": "perview-no-such-command"}
+    server = serve("serve", "-c", config(tmp_path, sources))
+    open_page(page, server, "source=bye&source=nope")
+    expect(page.get_by_test_id("marker").filter(has_text="exited with status 3")).to_be_visible()
+    expect(
+        page.get_by_test_id("marker").filter(has_text="perview-no-such-command: command not found")
+    ).to_be_visible()
+    bye = page.locator(
+        '[data-testid="source-item"][data-source="bye"] [data-testid="source-state"]'
+    )
+    expect(bye).to_have_text("exited 3")
+
+
+def test_stop_and_restart_from_the_page(serve: Serve, page: Page, tmp_path: Path) -> None:
+    server = serve("serve", "-c", config(tmp_path, {"ticker": TICKER}))
+    open_page(page, server)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=line]').length > 2")
+    page.get_by_test_id("stop").click()
+    expect(page.get_by_test_id("marker").filter(has_text="exited with status -15")).to_be_visible()
+    assert sources_api(server)["ticker"]["state"] == "exited"
+    page.get_by_test_id("restart").click()
+    expect(page.get_by_test_id("marker").filter(has_text="started")).to_have_count(2)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=line] .text')]"
+        ".filter(e => e.textContent === 'tick 1').length === 2"
+    )
+
+
+def test_merged_view_tags_each_line_with_its_source(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    sources = {
+        "left": "sh -c 'echo from left; sleep 300'",
+        "right": "sh -c 'echo from right; sleep 300'",
+    }
+    server = serve("serve", "-c", config(tmp_path, sources))
+    open_page(page, server, "source=left&source=right")
+    expect(page.get_by_test_id("pane")).to_have_count(1)
+    expect(page.locator(LINE)).to_have_count(2)
+    rows = page.locator(LINE).evaluate_all(
+        "els => els.map(e => [e.querySelector('.tag').textContent,"
+        " e.querySelector('.text').textContent])"
+    )
+    assert sorted(rows) == [["left", "from left"], ["right", "from right"]]
+
+
+def test_three_panes_share_one_event_stream(serve: Serve, page: Page, tmp_path: Path) -> None:
+    names = ["a", "b", "c"]
+    server = serve(
+        "serve", "-c", config(tmp_path, {n: f"sh -c 'echo {n}; sleep 300'" for n in names})
+    )
+    open_page(page, server, "source=a")
+    for name in names:
+        page.locator(f'[data-source="{name}"] [data-testid="source-select"]').check()
+    page.get_by_test_id("view-split").click()
+    expect(page.get_by_test_id("pane")).to_have_count(3)
+    for n in range(3):
+        expect(page.get_by_test_id("pane").nth(n).locator(LINE)).to_have_count(1)
+    page.wait_for_function(
+        "async () => (await (await fetch('api/sources')).json()).every(s => s.viewers === 1)"
+    )
+    assert all(info["viewers"] == 1 for info in sources_api(server).values())
+
+
+def test_page_resumes_after_perview_restarts_without_duplicates(page: Page, tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"line {n}\n" for n in range(1, 21)))
+    path = tmp_path / "perview.toml"
+    path.write_text(f'[sources.app]\nfile = "{log}"\n')
+    server = start_server(["serve", "-c", str(path)])
+    port = server.port
+    try:
+        open_page(page, server)
+        expect(page.locator(f"{LINE} .text").last).to_have_text("line 20")
+        stop_server(server)
+        expect(page.get_by_test_id("connection")).to_have_text("reconnecting")
+        server = start_server(["serve", "-c", str(path)], port=port)
+        with log.open("a") as f:
+            f.write("line 21\n")
+        expect(page.get_by_test_id("connection")).to_have_text("live", timeout=15_000)
+        expect(page.locator(f"{LINE} .text").last).to_have_text("line 21")
+        expect(page.get_by_test_id("marker").filter(has_text="Perview restarted")).to_be_visible()
+        texts = page.evaluate(
+            "() => { const s = window.perview.store, out = [];"
+            " for (let q = s.first; q < s.next; q++)"
+            " if (s.kind[s.slot(q)] === 0) out.push(s.text[s.slot(q)]);"
+            " return out; }"
+        )
+        assert texts[-11:] == [f"line {n}" for n in range(11, 22)]
+        assert len(texts) == len(set(texts)), "a line is shown twice"
+    finally:
+        stop_server(server)
+
+
+def test_keyboard_help_and_the_url_keeps_the_view(serve: Serve, page: Page, tmp_path: Path) -> None:
+    server = serve("serve", "-c", config(tmp_path, {"k": "sh -c 'echo key; sleep 300'"}))
+    open_page(page, server)
+    page.keyboard.press("?")
+    expect(page.get_by_test_id("help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("help")).to_be_hidden()
+    page.keyboard.press("/")
+    page.keyboard.type("ke")
+    assert "filter=ke" in page.url and "source=k" in page.url
+    assert "token" not in page.url
+
+
+def test_download_what_is_shown(serve: Serve, page: Page, tmp_path: Path) -> None:
+    server = serve(
+        "serve", "-c", config(tmp_path, {"d": "sh -c 'printf \"one\\ntwo\\n\"; sleep 300'"})
+    )
+    open_page(page, server)
+    expect(page.locator(LINE)).to_have_count(2)
+    with page.expect_download() as download:
+        page.get_by_test_id("download-shown").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("[perview] started (pid ")  # Perview's note, marked as such
+    assert lines[1:] == ["one", "two"]
