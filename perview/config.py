@@ -31,6 +31,10 @@ class ServerConfig:
     auth: bool = True
     allowed_hosts: tuple[str, ...] = ()
     root_path: str = ""
+    data_dir: str | None = None  # None: $XDG_STATE_HOME/perview (~/.local/state/perview)
+    retention: float = 7 * 86400.0  # seconds of metric history kept
+    system_metrics: bool = True  # sample this machine's CPU, memory, disks, network
+    metrics_every: float = 2.0  # seconds between system samples
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,20 @@ class HostConfig:
     name: str
     ssh: str  # a destination for the system ssh: user@host, or an alias from ~/.ssh/config
     ssh_args: tuple[str, ...] = ()
+    metrics: bool = False  # sample its system figures too, over one SSH session
+
+
+@dataclass(frozen=True, slots=True)
+class MetricConfig:
+    name: str
+    command: tuple[str, ...] = ()  # prints a number, or `key value` lines
+    scrape: str | None = None  # or: a Prometheus exporter's URL ...
+    selector: str | None = None  # ... and which sample of it, e.g. node_load1
+    host: str | None = None  # where the command runs; None: this machine
+    every: float = 10.0
+    unit: str = ""
+    warn: float | None = None
+    crit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +84,7 @@ class Config:
     server: ServerConfig
     sources: tuple[SourceConfig, ...]
     hosts: Mapping[str, HostConfig] = field(default_factory=dict)
+    metrics: tuple[MetricConfig, ...] = ()
     once: bool = False  # exit after the first viewer of the (only) source leaves
     default_stream: str | None = None  # the source `GET /` streams to curl
     origin: str = "command line"  # where this config came from, for messages
@@ -193,17 +212,21 @@ class _Checker:
     # -- sections ------------------------------------------------------------------------------
 
     def config(self, data: dict[str, Any], origin: str) -> Config:
-        top = self.table(data, (), frozenset({"server", "hosts", "sources"}))
+        top = self.table(data, (), frozenset({"server", "hosts", "sources", "metrics"}))
         server = self.server(top.get("server", {}))
         hosts = {
             name: self.host(name, value)
             for name, value in self.table(top.get("hosts", {}), ("hosts",), None).items()
         }
         raw_sources = self.table(top.get("sources", {}), ("sources",), None)
-        if not raw_sources:
+        if not raw_sources and not top.get("metrics"):
             self.problem(("sources",), "no sources: add at least one [sources.NAME] table")
         sources = tuple(self.source(name, value, hosts) for name, value in raw_sources.items())
-        return Config(server, sources, hosts, origin=origin)
+        metrics = tuple(
+            self.metric(name, value, hosts)
+            for name, value in self.table(top.get("metrics", {}), ("metrics",), None).items()
+        )
+        return Config(server, sources, hosts, metrics, origin=origin)
 
     def server(self, raw: Any) -> ServerConfig:
         path = ("server",)
@@ -212,6 +235,8 @@ class _Checker:
         if not 0 <= port <= 65535:
             self.problem((*path, "port"), f"must be between 0 and 65535, not {port}")
         root = self.get(table, path, "root_path", str, "").strip("/")
+        retention = self.duration(table, path, "retention", 7 * 86400.0)
+        every = self.duration(table, path, "metrics_every", 2.0)
         return ServerConfig(
             host=self.get(table, path, "host", str, DEFAULT_HOST),
             port=port,
@@ -219,6 +244,51 @@ class _Checker:
             auth=self.get(table, path, "auth", bool, True),
             allowed_hosts=self.strings(table, path, "allowed_hosts"),
             root_path="/" + root if root else "",
+            data_dir=self.get(table, path, "data_dir", str, None),
+            retention=retention,
+            system_metrics=self.get(table, path, "system_metrics", bool, True),
+            metrics_every=every,
+        )
+
+    def duration(
+        self, table: dict[str, Any], path: tuple[str, ...], key: str, default: float
+    ) -> float:
+        value = table.get(key, default)
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            self.problem(
+                (*path, key),
+                f'must be a duration like "10s", "5m", "7d" (or seconds), not {value!r}',
+            )
+            return default
+        return seconds
+
+    def metric(self, name: str, raw: Any, hosts: Mapping[str, HostConfig]) -> MetricConfig:
+        path = ("metrics", name)
+        if not NAME.fullmatch(name):
+            self.problem(path, f"{name!r} is not a usable metric name (letters, digits, _ . -)")
+        table = self.table(raw, path, _METRIC_KEYS)
+        if ("command" in table) == ("scrape" in table):
+            self.problem(path, "needs exactly one of command or scrape")
+        if "scrape" in table and "selector" not in table:
+            self.problem(path, 'scrape needs a selector, e.g. selector = "node_load1"')
+        shell = self.get(table, path, "shell", bool, False)
+        command: tuple[str, ...] = ()
+        if "command" in table:
+            command = self.command(table["command"], (*path, "command"), shell)
+        host = self.get(table, path, "host", str, None)
+        if host is not None and host != LOCAL and host not in hosts:
+            self.problem((*path, "host"), f"host {host!r} is not defined in [hosts]")
+        return MetricConfig(
+            name=name,
+            command=command,
+            scrape=self.get(table, path, "scrape", str, None),
+            selector=self.get(table, path, "selector", str, None),
+            host=None if host == LOCAL else host,
+            every=self.duration(table, path, "every", 10.0),
+            unit=self.get(table, path, "unit", str, ""),
+            warn=self.get(table, path, "warn", float, None),
+            crit=self.get(table, path, "crit", float, None),
         )
 
     def host(self, name: str, raw: Any) -> HostConfig:
@@ -229,11 +299,12 @@ class _Checker:
                 f"{name!r} is not a usable host name (letters, digits, _ . -; "
                 f"{LOCAL!r} is reserved for this machine)",
             )
-        table = self.table(raw, path, frozenset({"ssh", "ssh_args"}))
+        table = self.table(raw, path, frozenset({"ssh", "ssh_args", "metrics"}))
         ssh = self.get(table, path, "ssh", str, "")
         if not ssh and "ssh" not in table:
             self.problem(path, 'needs ssh = "user@host" (or an alias from ~/.ssh/config)')
-        return HostConfig(name, ssh, self.strings(table, path, "ssh_args"))
+        metrics = self.get(table, path, "metrics", bool, False)
+        return HostConfig(name, ssh, self.strings(table, path, "ssh_args"), metrics)
 
     def source(self, name: str, raw: Any, hosts: Mapping[str, HostConfig]) -> SourceConfig:
         path = ("sources", name)
@@ -321,7 +392,38 @@ class _Checker:
         return () if names == (LOCAL,) else names
 
 
-_SERVER_KEYS = frozenset({"host", "port", "token", "auth", "allowed_hosts", "root_path"})
+_SERVER_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "token",
+        "auth",
+        "allowed_hosts",
+        "root_path",
+        "data_dir",
+        "retention",
+        "system_metrics",
+        "metrics_every",
+    }
+)
+_METRIC_KEYS = frozenset(
+    {"command", "shell", "scrape", "selector", "host", "every", "unit", "warn", "crit"}
+)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from `"10s"`, `"5m"`, `"2h"`, `"7d"`, `"500ms"` or a plain number; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (found := DURATION.match(value)):
+        return float(found[1]) * DURATION_UNITS[found[2]]
+    return None
+
+
 _SOURCE_KEYS = frozenset(
     {
         "command",

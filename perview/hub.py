@@ -87,6 +87,7 @@ class Viewer:
         first = upcoming.first + self.skip if upcoming else ring.next_id
         if first > self.next_id:
             items.append(Gap(self.next_id, first - self.next_id))
+            self.hub.gaps += first - self.next_id
             self.next_id = first
         size = 0
         while size < budget and (chunk := ring.get(self.seq)) is not None:
@@ -150,6 +151,7 @@ class Hub:
         self.state: State | None = None  # the latest state; None before the first start
         self.closed = False
         self.runs = 0
+        self.gaps = 0  # lines viewers missed, in all
         self._framers: dict[str | None, LineFramer] = {}
         self._task: asyncio.Task[None] | None = None
         self._space = asyncio.Event()

@@ -19,6 +19,7 @@ from perview import __version__
 from perview.config import Config, SourceConfig
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
+from perview.metrics.service import MetricsService
 from perview.sources import build_source, describe
 from perview.sources.process import GRACE, GuardPool
 from perview.web.app import WebSettings, create_app
@@ -70,40 +71,12 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     token = (server.token or secrets.token_urlsafe(18)) if server.auth else None
     guards = GuardPool()
     hubs = {spec.name: build_hub(spec, config, guards) for spec in config.sources}
+    metrics = MetricsService(config, guards)
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
 
-    allowed = set(server.allowed_hosts)
-    if not is_loopback(server.host):
-        allowed |= {socket.gethostname().lower(), socket.getfqdn().lower()}
-    access = Access(
-        token=token,
-        allowed_hosts=frozenset(h.lower() for h in allowed),
-        root_path=server.root_path,
-    )
-    settings = WebSettings(access, server.root_path, config.default_stream)
-    app = create_app(hubs, settings)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, server.host, server.port, shutdown_timeout=SHUTDOWN_TIMEOUT)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise PerviewError(
-            f"cannot listen on {server.host}:{server.port}: {exc.strerror} (try --port)"
-        ) from exc
-
-    port = _bound_port(runner) or server.port
-    url = _announce(announce, config, server.host, port, token)
-    if open_browser:
-        await asyncio.to_thread(webbrowser.open, url)
-    guards.warm()
-    for hub in hubs.values():
-        if hub.keep:
-            hub.start()
-
+    # Signals first: a SIGTERM that arrives while starting must stop us cleanly too.
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -119,12 +92,40 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+
+    allowed = set(server.allowed_hosts)
+    if not is_loopback(server.host):
+        allowed |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    access = Access(
+        token=token,
+        allowed_hosts=frozenset(h.lower() for h in allowed),
+        root_path=server.root_path,
+    )
+    settings = WebSettings(access, server.root_path, config.default_stream)
+    runner = web.AppRunner(create_app(hubs, settings, metrics), handler_cancellation=True)
+    await runner.setup()
     try:
+        site = web.TCPSite(runner, server.host, server.port, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise PerviewError(
+                f"cannot listen on {server.host}:{server.port}: {exc.strerror} (try --port)"
+            ) from exc
+        guards.warm()
+        await metrics.start()
+        for hub in hubs.values():
+            if hub.keep:
+                hub.start()
+        url = _announce(announce, config, server.host, _bound_port(runner) or server.port, token)
+        if open_browser:
+            await asyncio.to_thread(webbrowser.open, url)
         await done.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await _stop_all(hubs.values())
+        await metrics.close()
         await guards.close()
         await runner.cleanup()
     return ExitCode.OK

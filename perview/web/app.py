@@ -7,15 +7,22 @@ import hashlib
 import mimetypes
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import resources
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from perview import __version__
+from perview.config import Config, ServerConfig
 from perview.hub import Hub
+from perview.metrics.hub import MetricsHub
+from perview.metrics.prometheus import exposition
+from perview.metrics.service import MetricsService
+from perview.sources.process import GuardPool
 from perview.web.auth import Access, security_middleware
 from perview.web.streams import (
     STREAM_HEADERS,
@@ -37,14 +44,19 @@ class WebSettings:
 
 
 HUBS = web.AppKey("hubs", dict[str, Hub])
+METRICS = web.AppKey("metrics", MetricsService)
 SETTINGS = web.AppKey("settings", WebSettings)
 STATIC = web.AppKey("static", dict[str, tuple[bytes, str]])
 
 
-def create_app(hubs: Mapping[str, Hub], settings: WebSettings) -> web.Application:
-    """The application for these hubs; it does not own them (the server starts and closes them)."""
+def create_app(
+    hubs: Mapping[str, Hub], settings: WebSettings, metrics: MetricsService | None = None
+) -> web.Application:
+    """The application for these hubs (and metrics); it owns neither: the server starts and
+    closes them."""
     app = web.Application(middlewares=[security_middleware(settings.access)])
     app[HUBS] = dict(hubs)
+    app[METRICS] = metrics or MetricsService(Config(ServerConfig(), ()), GuardPool())
     app[SETTINGS] = settings
     app[STATIC] = _load_static()
     root = settings.root_path
@@ -58,6 +70,9 @@ def create_app(hubs: Mapping[str, Hub], settings: WebSettings) -> web.Applicatio
     app.router.add_get(root + "/api/events", event_stream)
     app.router.add_post(root + "/api/sources/{name}/stop", stop_source)
     app.router.add_post(root + "/api/sources/{name}/restart", restart_source)
+    app.router.add_get(root + "/api/metrics", list_metrics)
+    app.router.add_get(root + "/api/metrics/{series:.+}", metric_history)
+    app.router.add_get(root + "/metrics", prometheus_metrics)
     return app
 
 
@@ -230,6 +245,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
     wake = asyncio.Event()
+    metrics = request.app[METRICS].hub if request.query.get("metrics") == "1" else None
     with ExitStack() as stack:
         viewers = []
         for name in dict.fromkeys(names):
@@ -242,6 +258,59 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         hello = [b"retry: 1000\n\n"]
         hello += [sse_event("source", describe(v.hub) | {"epoch": epoch}) for v in viewers]
         await response.write(b"".join(hello))
-        await relay_events(response, viewers, epoch)
+        forward = asyncio.create_task(_forward_metrics(metrics, wake)) if metrics else None
+        try:
+            await relay_events(response, viewers, epoch, metrics)
+        finally:
+            if forward is not None:
+                forward.cancel()
     await response.write_eof()
     return response
+
+
+async def _forward_metrics(metrics: MetricsHub, wake: asyncio.Event) -> None:
+    """Wake an event stream when samples are published (they share its one wake event)."""
+    while True:
+        await metrics.changed.wait()
+        wake.set()
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+async def list_metrics(request: web.Request) -> web.StreamResponse:
+    hub = request.app[METRICS].hub
+    return web.json_response([s.describe() for s in hub.series.values()])
+
+
+async def metric_history(request: web.Request) -> web.StreamResponse:
+    """Points of one series: `?since=` (epoch seconds, default an hour ago) and `?step=`
+    (seconds per point, default: about 600 points over the range)."""
+    service = request.app[METRICS]
+    key = request.match_info["series"]
+    series = service.hub.series.get(key)
+    now = time.time()
+    try:
+        since = float(request.query.get("since", now - 3600))
+        step = float(request.query.get("step", max((now - since) / 600, 1.0)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="perview: since and step must be numbers\n") from None
+    if step <= 0:
+        raise web.HTTPBadRequest(text="perview: step must be positive\n")
+    if service.history is not None:
+        await service.history.write(service.hub.take_pending())
+        points = await service.history.query(key, since, step)
+    elif series is not None:
+        points = [(t, v) for t, v in series.recent if t >= since]
+    else:
+        points = []
+    if series is None and not points:
+        raise web.HTTPNotFound(text=f"perview: no metric series {key!r}\n")
+    info = series.describe() if series else {"id": key}
+    return web.json_response(info | {"since": since, "step": step, "points": points})
+
+
+async def prometheus_metrics(request: web.Request) -> web.StreamResponse:
+    hubs = request.app[HUBS]
+    body = exposition(hubs, request.app[METRICS].hub)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from aiohttp import web
 
 from perview.hub import Gap, Hub, Viewer
+from perview.metrics.hub import MetricsHub
 from perview.ring import Chunk, State
 
 # A comment line every so often lets proxies and the browser see the stream is alive, and makes a
@@ -144,15 +145,25 @@ def parse_cursor(text: str, epoch: str) -> dict[str, int]:
     return cursor
 
 
-async def relay_events(response: web.StreamResponse, viewers: list[Viewer], epoch: str) -> None:
+async def relay_events(
+    response: web.StreamResponse,
+    viewers: list[Viewer],
+    epoch: str,
+    metrics: MetricsHub | None = None,
+) -> None:
     """Multiplex the viewers' sources as SSE until the server closes them.
 
     Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
     so a reconnecting browser (Last-Event-ID) resumes exactly where it left off.
     """
     next_ids = {v.hub.name: v.next_id for v in viewers}
+    metric_cursor = metrics.next_batch if metrics else 0
     while True:
         parts: list[bytes] = []
+        if metrics is not None:
+            samples, metric_cursor = metrics.since(metric_cursor)
+            if samples:
+                parts.append(sse_event("metric", {"samples": samples}))
         for viewer in viewers:
             hub = viewer.hub
             for item in viewer.read():

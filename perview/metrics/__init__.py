@@ -1,0 +1,1 @@
+"""Metrics: system figures of this machine and SSH hosts, custom commands, scrapes; history."""

@@ -1,0 +1,290 @@
+"""Collectors: each runs forever (until cancelled) and publishes into the MetricsHub.
+
+- `local_system`: this machine, from /proc and statvfs.
+- `remote_system`: an SSH host, over one long-lived session that prints /proc and `df` every
+  interval: nothing is installed there, and there is no connection per sample.
+- `command_metric`: a command run every interval; its output is a number, or `key value` lines.
+- `scrape_metric`: a Prometheus exporter's URL, with a selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from perview.hub import Ended
+from perview.metrics import procfs
+from perview.metrics.hub import MetricsHub
+from perview.sources.process import GuardPool, ProcessSource
+from perview.sources.ssh import SshSource
+
+log = logging.getLogger(__name__)
+
+PROC_FILES = {
+    "stat": "stat",
+    "loadavg": "loadavg",
+    "meminfo": "meminfo",
+    "net": "net/dev",
+    "diskstats": "diskstats",
+}
+MAX_OUTPUT = 64 * 1024  # what a metric command may print; more is garbage, not a metric
+KEY_VALUE = re.compile(r"^\s*([A-Za-z_][\w.:-]*)\s*[=\s]\s*(-?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+# -- this machine ------------------------------------------------------------------------------
+
+
+def read_local(proc: Path = Path("/proc")) -> procfs.Snapshot:
+    sections: dict[str, str] = {}
+    for name, path in PROC_FILES.items():
+        try:
+            sections[name] = (proc / path).read_text()
+        except OSError:
+            continue
+    snap = procfs.parse(sections, time.monotonic())
+    for mount in real_mounts(proc):
+        try:
+            st = os.statvfs(mount)
+        except OSError:
+            continue
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        available = st.f_bavail * st.f_frsize
+        if used + available > 0:
+            snap.disk_use[mount] = 100.0 * used / (used + available)  # as df computes it
+    return snap
+
+
+def real_mounts(proc: Path = Path("/proc")) -> list[str]:
+    mounts: list[str] = []
+    try:
+        lines = (proc / "mounts").read_text().splitlines()
+    except OSError:
+        return mounts
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] in procfs.REAL_FILESYSTEMS:
+            mounts.append(fields[1].replace("\\040", " "))
+    return sorted(set(mounts))
+
+
+def publish_snapshot(
+    hub: MetricsHub, host: str, old: procfs.Snapshot | None, new: procfs.Snapshot
+) -> None:
+    values = procfs.levels(new)
+    if old is not None:
+        values |= procfs.rates(old, new)
+    hub.publish(host, values, {name: procfs.unit_of(name) for name in values})
+
+
+async def local_system(hub: MetricsHub, every: float) -> None:
+    previous: procfs.Snapshot | None = None
+    while True:
+        snap = read_local()
+        publish_snapshot(hub, "local", previous, snap)
+        previous = snap
+        await asyncio.sleep(every)
+
+
+# -- an SSH host -------------------------------------------------------------------------------
+
+END = "@@end"
+
+
+def remote_script(every: float) -> str:
+    """A loop for the far side's sh: every section under an `@@name` line, then `@@end`."""
+    cats = "; ".join(f"echo @@{name}; cat /proc/{path}" for name, path in PROC_FILES.items())
+    return f"while :; do {cats}; echo @@df; df -P -T -k; echo {END}; sleep {every:g}; done"
+
+
+class _Sections:
+    """An Output that cuts the far side's printout into snapshots."""
+
+    def __init__(self, hub: MetricsHub, host: str) -> None:
+        self.hub, self.host = hub, host
+        self.buffer = b""
+        self.sections: dict[str, list[str]] = {}
+        self.current: str | None = None
+        self.previous: procfs.Snapshot | None = None
+
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for raw in lines:
+            line = raw.decode(errors="replace")
+            if line == END:
+                texts = {k: "\n".join(v) for k, v in self.sections.items()}
+                snap = procfs.parse(texts, time.monotonic())
+                publish_snapshot(self.hub, self.host, self.previous, snap)
+                self.previous, self.sections, self.current = snap, {}, None
+            elif line.startswith("@@"):
+                self.current = line[2:]
+                self.sections[self.current] = []
+            elif self.current is not None:
+                self.sections[self.current].append(line)
+        if len(self.buffer) > MAX_OUTPUT:
+            self.buffer = b""
+
+    def started(self, pid: int | None) -> None:
+        pass
+
+    def waiting(self, reason: str) -> None:
+        names = [s.name for s in self.hub.series.values() if s.host == self.host] or ["cpu"]
+        self.hub.fail(self.host, names, reason)
+
+
+async def remote_system(
+    hub: MetricsHub,
+    host: str,
+    destination: str,
+    ssh_args: Sequence[str],
+    every: float,
+    guards: GuardPool,
+) -> None:
+    source = SshSource(destination, remote_script(every), ssh_args=ssh_args, guards=guards)
+    stop = asyncio.Event()
+    while True:
+        out = _Sections(hub, host)
+        ended = await source.run(out, stop)  # retries ssh failures itself, reporting them
+        out.waiting(f"the metrics session ended ({_ended(ended)}); starting it again")
+        await asyncio.sleep(every)
+
+
+def _ended(ended: Ended) -> str:
+    return ended.reason or f"status {ended.status}"
+
+
+# -- custom metrics ----------------------------------------------------------------------------
+
+
+def parse_output(name: str, text: str) -> dict[str, float]:
+    """A single number (series `name`), or `key value` / `key=value` lines (`name.key`).
+    Raises ValueError with a reason for anything else."""
+    text = text.strip()
+    if not text:
+        raise ValueError("printed nothing")
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"printed {text!r}, not a finite number")
+        return {name: value}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        found = KEY_VALUE.match(line)
+        if not found:
+            raise ValueError(
+                f"cannot read {line.strip()[:80]!r} (expected a number, or 'key value' lines)"
+            )
+        values[f"{name}.{found[1]}"] = float(found[2])
+    return values
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        if len(self.data) < MAX_OUTPUT:
+            self.data += data
+
+    def started(self, pid: int | None) -> None:
+        pass
+
+    def waiting(self, reason: str) -> None:
+        pass
+
+
+async def command_metric(
+    hub: MetricsHub,
+    host: str,
+    name: str,
+    unit: str,
+    every: float,
+    source: ProcessSource | SshSource,
+) -> None:
+    """Run the command every `every` seconds (never two at once); a run that takes longer than
+    the interval is stopped, and the series is marked failing with the reason."""
+    while True:
+        began = time.monotonic()
+        out, stop = _Collect(), asyncio.Event()
+        run = asyncio.ensure_future(source.run(out, stop))
+        try:
+            ended = await asyncio.wait_for(asyncio.shield(run), max(every, 1.0))
+        except TimeoutError:
+            stop.set()
+            await run
+            ended = Ended(None, f"took longer than {max(every, 1.0):g} s")
+        known = [
+            s.name
+            for s in hub.series.values()
+            if s.host == host and (s.name == name or s.name.startswith(name + "."))
+        ] or [name]
+        if ended.status != 0:
+            hub.fail(
+                host,
+                known,
+                ended.reason
+                or f"exited with status {ended.status}: "
+                f"{bytes(out.data).decode(errors='replace').strip()[:200]}",
+            )
+        else:
+            try:
+                values = parse_output(name, bytes(out.data).decode(errors="replace"))
+            except ValueError as exc:
+                hub.fail(host, known, str(exc))
+            else:
+                hub.publish(host, values, dict.fromkeys(values, unit))
+        await asyncio.sleep(max(0.0, every - (time.monotonic() - began)))
+
+
+SELECTOR = re.compile(r"^\s*([A-Za-z_:][\w:]*)\s*(?:\{(.*)\})?\s*$")
+MATCHER = re.compile(r'\s*([A-Za-z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def parse_selector(selector: str) -> tuple[str, dict[str, str]]:
+    """`name` or `name{label="value",...}`; raises ValueError."""
+    found = SELECTOR.match(selector)
+    if not found:
+        raise ValueError(f"not a metric selector: {selector!r}")
+    labels = dict(MATCHER.findall(found[2] or ""))
+    return found[1], labels
+
+
+def select(text: str, metric: str, labels: dict[str, str]) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise ValueError(f"no sample matches {metric}{labels or ''}")
+
+
+async def scrape_metric(
+    hub: MetricsHub, name: str, unit: str, every: float, url: str, selector: str
+) -> None:
+    metric, labels = parse_selector(selector)
+    timeout = aiohttp.ClientTimeout(total=max(every, 1.0))
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while True:
+            began = time.monotonic()
+            try:
+                async with session.get(url) as response:
+                    response.raise_for_status()
+                    value = select(await response.text(), metric, labels)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                hub.fail("local", [name], f"scraping {url}: {exc or type(exc).__name__}")
+            else:
+                hub.publish("local", {name: value}, {name: unit})
+            await asyncio.sleep(max(0.0, every - (time.monotonic() - began)))

@@ -1,0 +1,114 @@
+"""Where samples go: every series' latest value, recent points and state, for the API, the event
+stream and history. Collectors publish; viewers read from a cursor, as with logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+RECENT = 1800  # points kept in memory per series (an hour at 2 s); older ones are in history
+BATCHES = 512  # published batches kept for event-stream viewers that fall behind
+
+
+@dataclass(slots=True)
+class Series:
+    id: str  # "host/name", e.g. "local/cpu", "web1/disk.used:/"
+    host: str
+    name: str
+    unit: str = ""
+    warn: float | None = None
+    crit: float | None = None
+    state: str = "ok"  # "ok" or "failing"
+    reason: str | None = None  # why it is failing
+    value: float | None = None
+    at: float | None = None  # wall-clock time of `value`
+    recent: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+    def describe(self) -> dict[str, object]:
+        level = "ok"
+        if self.value is not None and self.crit is not None and self.value >= self.crit:
+            level = "crit"
+        elif self.value is not None and self.warn is not None and self.value >= self.warn:
+            level = "warn"
+        return {
+            "id": self.id,
+            "host": self.host,
+            "name": self.name,
+            "unit": self.unit,
+            "value": self.value,
+            "at": self.at,
+            "state": self.state,
+            "reason": self.reason,
+            "warn": self.warn,
+            "crit": self.crit,
+            "level": level,
+        }
+
+
+class MetricsHub:
+    def __init__(self) -> None:
+        self.series: dict[str, Series] = {}
+        self.batches: deque[tuple[int, list[tuple[str, float, float]]]] = deque(maxlen=BATCHES)
+        self.next_batch = 0
+        self.changed = asyncio.Event()
+        self.pending: list[tuple[str, float, float]] = []  # not yet in history
+        self.samples = 0
+
+    def declare(
+        self,
+        host: str,
+        name: str,
+        unit: str = "",
+        warn: float | None = None,
+        crit: float | None = None,
+    ) -> Series:
+        key = f"{host}/{name}"
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series(key, host, name, unit, warn, crit)
+        return series
+
+    def publish(
+        self,
+        host: str,
+        values: dict[str, float],
+        units: dict[str, str] | None = None,
+        at: float | None = None,
+    ) -> None:
+        """New values from one collector, taken at one moment."""
+        at = time.time() if at is None else at
+        batch = []
+        for name, value in values.items():
+            series = self.declare(host, name, (units or {}).get(name, ""))
+            series.value, series.at, series.state, series.reason = value, at, "ok", None
+            series.recent.append((at, value))
+            batch.append((series.id, at, value))
+        if batch:
+            self.batches.append((self.next_batch, batch))
+            self.next_batch += 1
+            self.pending += batch
+            self.samples += len(batch)
+            self.changed.set()
+            self.changed = asyncio.Event()
+
+    def fail(self, host: str, names: list[str], reason: str) -> None:
+        for name in names:
+            series = self.declare(host, name)
+            series.state, series.reason = "failing", reason
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def since(self, cursor: int) -> tuple[list[tuple[str, float, float]], int]:
+        """Samples published from batch `cursor` on (as many as are still held), and the next
+        cursor."""
+        out: list[tuple[str, float, float]] = []
+        for number, batch in self.batches:
+            if number >= cursor:
+                out += batch
+        return out, self.next_batch
+
+    def take_pending(self) -> list[tuple[str, float, float]]:
+        pending, self.pending = self.pending, []
+        return pending
