@@ -1,0 +1,272 @@
+"""Metrics: values checked against /proc and statvfs, custom commands and their failures,
+Prometheus in both directions, history across a restart, and an SSH host with nothing on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from perview.metrics import procfs
+from perview.metrics.collect import parse_output, parse_selector, read_local, real_mounts, select
+from tests.conftest import TOKEN, Server, start_server, stop_server
+from tests.sshd import Sshd
+
+Serve = Callable[..., Server]
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def get_json(server: Server, path: str) -> object:
+    request = urllib.request.Request(server.base + path, headers=AUTH)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def series(server: Server) -> dict[str, dict[str, object]]:
+    return {s["id"]: s for s in get_json(server, "/api/metrics")}  # type: ignore[union-attr]
+
+
+def wait_for_series(
+    server: Server, ok: Callable[[dict[str, dict[str, object]]], bool]
+) -> dict[str, dict[str, object]]:
+    found: dict[str, dict[str, object]] = {}
+    for _ in range(150):
+        found = series(server)
+        if ok(found):
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"metrics never matched; last: {json.dumps(found)[:2000]}")
+
+
+def config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[server]\nmetrics_every = "0.5s"\ndata_dir = "{tmp_path / "state"}"\n\n'
+        '[sources.quiet]\ncommand = "sleep 300"\n\n' + text
+    )
+    return str(path)
+
+
+# -- parsing, against the machine itself --------------------------------------------------------
+
+
+def test_memory_and_load_match_proc() -> None:
+    values = procfs.levels(read_local())
+    meminfo = {
+        line.split(":")[0]: int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+    }
+    used = 100 * (meminfo["MemTotal"] - meminfo["MemAvailable"]) / meminfo["MemTotal"]
+    assert values["mem.used"] == pytest.approx(used, abs=2.0)  # memory moves between the reads
+    load = [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    assert values["load.1m"] == pytest.approx(load[0], abs=0.5)
+
+
+def test_disk_use_matches_statvfs() -> None:
+    mounts = real_mounts()
+    assert mounts, "this machine has a real filesystem mounted"
+    values = procfs.levels(read_local())
+    for mount in mounts:
+        st = os.statvfs(mount)
+        used = (st.f_blocks - st.f_bfree) / (st.f_blocks - st.f_bfree + st.f_bavail) * 100
+        assert values[f"disk.used:{mount}"] == pytest.approx(used, abs=1.0)
+
+
+def test_cpu_and_throughput_rates_are_sane() -> None:
+    first = read_local()
+    sum(i * i for i in range(300_000))  # a little work between the two reads
+    time.sleep(0.05)
+    rates = procfs.rates(first, read_local())
+    assert 0.0 <= rates["cpu"] <= 100.0
+    assert all(0.0 <= v <= 100.0 for k, v in rates.items() if k.startswith("cpu.core:"))
+    assert len([k for k in rates if k.startswith("cpu.core:")]) == os.cpu_count()
+    assert all(v >= 0 for k, v in rates.items() if k.startswith(("net.", "disk.")))
+
+
+def test_df_output_of_a_remote_host_is_parsed() -> None:
+    text = (
+        "Filesystem     Type  1024-blocks    Used Available Capacity Mounted on\n"
+        "/dev/sda1      ext4     10000000 2500000   7500000      25% /\n"
+        "tmpfs          tmpfs      100000       0    100000       0% /run\n"
+        "/dev/sdb1      xfs       2000000 1000000   1000000      50% /srv/my data\n"
+    )
+    snap = procfs.parse({"df": text}, 0.0)
+    assert snap.disk_use == {"/": 25.0, "/srv/my data": 50.0}
+
+
+def test_a_garbled_section_loses_only_itself() -> None:
+    snap = procfs.parse({"loadavg": "garbage", "meminfo": "MemTotal: 100 kB\n"}, 0.0)
+    assert snap.load is None and snap.memory == {"MemTotal": 102400}
+
+
+# -- custom metric output ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("42\n", {"q": 42.0}),
+        ("  -1.5e3 ", {"q": -1500.0}),
+        ("active 3\nwaiting 4\n", {"q.active": 3.0, "q.waiting": 4.0}),
+        ("active=3\nwaiting = 4.5\n\n", {"q.active": 3.0, "q.waiting": 4.5}),
+    ],
+)
+def test_command_output_formats(text: str, expected: dict[str, float]) -> None:
+    assert parse_output("q", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "printed nothing"),
+        ("nan", "not a finite number"),
+        ("the answer is 42", "cannot read"),
+        ("ok 1\nbroken line here\n", "cannot read 'broken line here'"),
+    ],
+)
+def test_command_output_garbage_is_a_reason_not_a_crash(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_output("q", text)
+
+
+def test_selectors_pick_one_sample() -> None:
+    text = (
+        "# TYPE fs_free gauge\n"
+        'fs_free{mountpoint="/"} 10\n'
+        'fs_free{mountpoint="/srv"} 20\n'
+        "# TYPE load gauge\nload 0.5\n"
+    )
+    assert select(text, *parse_selector('fs_free{mountpoint="/srv"}')) == 20.0
+    assert select(text, *parse_selector("load")) == 0.5
+    with pytest.raises(ValueError, match="no sample matches"):
+        select(text, *parse_selector('fs_free{mountpoint="/nope"}'))
+
+
+# -- a live server ------------------------------------------------------------------------------
+
+
+def test_system_and_custom_metrics_are_served_and_failures_explained(
+    serve: Serve, tmp_path: Path
+) -> None:
+    text = (
+        '[metrics.answer]\ncommand = "echo 42"\nevery = "0.5s"\nunit = "req"\n'
+        "warn = 40\ncrit = 50\n\n"
+        '[metrics.broken]\ncommand = "sh -c \'echo oops >&2; exit 3\'"\nevery = "0.5s"\n\n'
+        '[metrics.garbage]\ncommand = "echo not a number at all"\nevery = "0.5s"\n'
+    )
+    server = serve("serve", "-c", config(tmp_path, text))
+    found = wait_for_series(
+        server,
+        lambda s: (
+            "local/cpu" in s
+            and "local/answer" in s
+            and s.get("local/broken", {}).get("state") == "failing"
+            and s.get("local/garbage", {}).get("state") == "failing"
+        ),
+    )
+    assert 0 <= found["local/cpu"]["value"] <= 100  # type: ignore[operator]
+    assert found["local/mem.used"]["unit"] == "%"
+    answer = found["local/answer"]
+    assert (answer["value"], answer["unit"], answer["level"]) == (42.0, "req", "warn")
+    assert "exited with status 3: oops" in str(found["local/broken"]["reason"])
+    assert "cannot read 'not a number at all'" in str(found["local/garbage"]["reason"])
+
+
+def test_prometheus_exposition_parses_with_the_reference_parser(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = serve("serve", "-c", config(tmp_path, ""))
+    wait_for_series(server, lambda s: "local/cpu" in s)
+    request = urllib.request.Request(server.base + "/metrics", headers=AUTH)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    assert families["perview_sources_running"].samples[0].value == 0
+    [viewers] = families["perview_source_viewers"].samples
+    assert viewers.labels == {"source": "quiet"}
+    cpu = families["perview_cpu_percent"].samples[0]
+    assert cpu.labels["host"] == "local" and 0 <= cpu.value <= 100
+
+
+def test_metrics_need_the_token_too(serve: Serve, tmp_path: Path) -> None:
+    server = serve("serve", "-c", config(tmp_path, ""))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.base + "/metrics", timeout=5)
+    assert refused.value.code == 401
+
+
+def test_scraping_a_real_exporter(serve: Serve, tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    Gauge("jobs_waiting", "Jobs waiting", ["queue"], registry=registry).labels("mail").set(7)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    exporter, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        text = (
+            f'[metrics.mail_queue]\nscrape = "http://127.0.0.1:{port}/metrics"\n'
+            'selector = \'jobs_waiting{queue="mail"}\'\nevery = "0.5s"\n'
+        )
+        server = serve("serve", "-c", config(tmp_path, text))
+        found = wait_for_series(server, lambda s: s.get("local/mail_queue", {}).get("value") == 7.0)
+        assert found["local/mail_queue"]["state"] == "ok"
+    finally:
+        exporter.shutdown()
+        exporter.server_close()
+        thread.join(5)
+
+
+def test_history_survives_a_restart(tmp_path: Path) -> None:
+    path = config(tmp_path, '[metrics.five]\ncommand = "echo 5"\nevery = "0.5s"\n')
+    server = start_server(["serve", "-c", path])
+    try:
+        wait_for_series(server, lambda s: "local/five" in s)
+        time.sleep(1.0)
+    finally:
+        stop_server(server)  # SIGTERM: history is flushed on the way out
+    stopped_at = time.time()
+    server = start_server(["serve", "-c", path])
+    try:
+        since = stopped_at - 600
+        history = get_json(server, f"/api/metrics/local/five?since={since}&step=0.5")
+        points = history["points"]  # type: ignore[index]
+        before = [p for p in points if p[0] < stopped_at]
+        assert len(before) >= 2 and all(v == 5.0 for _, v in before)
+    finally:
+        stop_server(server)
+
+
+async def test_metric_events_share_the_log_event_stream(serve: Serve, tmp_path: Path) -> None:
+    server = serve("serve", "-c", config(tmp_path, ""))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + "/api/events?source=quiet&metrics=1", headers=AUTH) as response,
+    ):
+        async with asyncio.timeout(10):
+            async for raw in response.content:
+                line = raw.decode()
+                if line.startswith('data: {"samples"'):
+                    samples = json.loads(line[6:])["samples"]
+                    assert any(s[0] == "local/cpu" for s in samples)
+                    break
+
+
+def test_an_ssh_host_is_charted_with_nothing_installed(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    hosts = sshd.hosts_toml("far").replace('ssh_args = ["-F"', 'metrics = true\nssh_args = ["-F"')
+    server = serve("serve", "-c", config(tmp_path, hosts))
+    found = wait_for_series(server, lambda s: "far/cpu" in s and "far/mem.used" in s)
+    assert 0 <= found["far/cpu"]["value"] <= 100  # type: ignore[operator]
+    assert any(key.startswith("far/disk.used:") for key in found)
+    assert any(key.startswith("far/net.rx:") for key in found)
