@@ -202,6 +202,7 @@ def test_metrics_need_the_token_too(serve: Serve, tmp_path: Path) -> None:
     server = serve("serve", "-c", config(tmp_path, ""))
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(server.base + "/metrics", timeout=5)
+    refused.value.close()
     assert refused.value.code == 401
 
 
