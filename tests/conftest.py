@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -66,6 +68,7 @@ class Server:
     token: str | None
     output: list[str] = field(default_factory=list)
     drain: threading.Thread | None = None
+    state: str | None = None  # its XDG_STATE_HOME, removed when it stops
 
     @property
     def base(self) -> str:
@@ -100,7 +103,8 @@ def start_server(
 ) -> Server:
     """Start `python -m perview ARGS` on `port` (0: a free one) and wait until it answers."""
     mark = uuid.uuid4().hex
-    full_env = {**os.environ, "PERVIEW_TEST_MARK": mark, **(env or {})}
+    state = tempfile.mkdtemp(prefix="perview-test-state-")  # metric history, never in ~
+    full_env = {**os.environ, "PERVIEW_TEST_MARK": mark, "XDG_STATE_HOME": state, **(env or {})}
     full_env.pop("PERVIEW_PROC_PORT", None)
     full_env.pop("PERVIEW_PORT", None)
     if token:
@@ -123,7 +127,7 @@ def start_server(
         output.append(line)
         found = re.search(r"open\s+http://[^:]+:(\d+)/", line)
         if found:
-            server = Server(proc, int(found[1]), mark, token, output)
+            server = Server(proc, int(found[1]), mark, token, output, state=state)
             server.drain = _drain_in_background(proc, output)
             return server
     proc.kill()
@@ -157,6 +161,8 @@ def stop_server(server: Server) -> None:
         server.drain.join(5)
     if server.proc.stdout is not None:
         server.proc.stdout.close()
+    if server.state is not None:
+        shutil.rmtree(server.state, ignore_errors=True)
     # Whatever happened in the test, nothing it started may outlive it.
     strays = server.descendants()
     for proc in strays:
