@@ -53,6 +53,8 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         help="also accept this Host name (repeatable; IP addresses and localhost always are)",
     )
     group.add_argument("--root-path", help="URL prefix when behind a reverse proxy")
+    group.add_argument("--certfile", help="serve https with this certificate chain (PEM)")
+    group.add_argument("--keyfile", help="... and this private key (PEM)")
     group.add_argument("--open", action="store_true", help="open the page in a browser")
     group.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
@@ -138,6 +140,8 @@ def _with_flags(server: ServerConfig, args: argparse.Namespace) -> ServerConfig:
         auth=server.auth and not args.no_auth,
         allowed_hosts=(*server.allowed_hosts, *args.allowed_host),
         root_path=root,
+        certfile=args.certfile or server.certfile,
+        keyfile=args.keyfile or server.keyfile,
     )
 
 

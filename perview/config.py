@@ -35,6 +35,8 @@ class ServerConfig:
     retention: float = 7 * 86400.0  # seconds of metric history kept
     system_metrics: bool = True  # sample this machine's CPU, memory, disks, network
     metrics_every: float = 2.0  # seconds between system samples
+    certfile: str | None = None  # TLS: certificate chain (PEM); with keyfile, serve https
+    keyfile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +250,8 @@ class _Checker:
             retention=retention,
             system_metrics=self.get(table, path, "system_metrics", bool, True),
             metrics_every=every,
+            certfile=self.get(table, path, "certfile", str, None),
+            keyfile=self.get(table, path, "keyfile", str, None),
         )
 
     def duration(
@@ -404,6 +408,8 @@ _SERVER_KEYS = frozenset(
         "retention",
         "system_metrics",
         "metrics_every",
+        "certfile",
+        "keyfile",
     }
 )
 _METRIC_KEYS = frozenset(

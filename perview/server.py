@@ -9,9 +9,11 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import sys
 import webbrowser
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -102,10 +104,14 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         root_path=server.root_path,
     )
     settings = WebSettings(access, server.root_path, config.default_stream)
+    tls = tls_context(server.certfile, server.keyfile)
+    settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(create_app(hubs, settings, metrics), handler_cancellation=True)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, server.host, server.port, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        site = web.TCPSite(
+            runner, server.host, server.port, shutdown_timeout=SHUTDOWN_TIMEOUT, ssl_context=tls
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -117,7 +123,8 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         for hub in hubs.values():
             if hub.keep:
                 hub.start()
-        url = _announce(announce, config, server.host, _bound_port(runner) or server.port, token)
+        port = _bound_port(runner) or server.port
+        url = _announce(announce, config, server.host, port, token, "https" if tls else "http")
         if open_browser:
             await asyncio.to_thread(webbrowser.open, url)
         await done.wait()
@@ -160,8 +167,30 @@ def _bound_port(runner: web.AppRunner) -> int | None:
     return None
 
 
+def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    """A server TLS context (TLS 1.2 and newer), or None without a certificate."""
+    if not certfile and not keyfile:
+        return None
+    if not (certfile and keyfile):
+        raise PerviewError(
+            "TLS needs both a certificate (--certfile) and a key (--keyfile)", ExitCode.USAGE
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise PerviewError(f"cannot load the TLS certificate or key: {exc}") from exc
+    return context
+
+
 def _announce(
-    announce: Callable[[str], None], config: Config, host: str, port: int, token: str | None
+    announce: Callable[[str], None],
+    config: Config,
+    host: str,
+    port: int,
+    token: str | None,
+    scheme: str = "http",
 ) -> str:
     """Print what is served and where; return the URL to open."""
     shown = host
@@ -169,7 +198,7 @@ def _announce(
         shown = socket.gethostname()
     elif ":" in host:
         shown = f"[{host}]"
-    base = f"http://{shown}:{port}{config.server.root_path}/"
+    base = f"{scheme}://{shown}:{port}{config.server.root_path}/"
     names = ", ".join(s.name for s in config.sources)
     url = base + (f"?token={token}" if token else "")
     announce(f"Perview {__version__}: serving {names}")

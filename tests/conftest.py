@@ -125,7 +125,7 @@ def start_server(
         if not line:
             break
         output.append(line)
-        found = re.search(r"open\s+http://[^:]+:(\d+)/", line)
+        found = re.search(r"open\s+https?://[^:]+:(\d+)/", line)
         if found:
             server = Server(proc, int(found[1]), mark, token, output, state=state)
             server.drain = _drain_in_background(proc, output)

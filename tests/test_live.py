@@ -6,10 +6,12 @@ import asyncio
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -402,3 +404,62 @@ async def test_follow_0_returns_the_history_and_ends_without_starting_anything(
         )
         assert await asyncio.wait_for(history.read(), 5) == b"1\n2\n3\n"
         live.close()
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1, and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+async def test_tls_serves_https_with_hsts(serve: Serve, tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server = serve("run", "--certfile", str(cert), "--keyfile", str(key), "--", "echo", "secure")
+    assert "open  https://127.0.0.1:" in "".join(server.output)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    url = f"https://127.0.0.1:{server.port}/api/sources/run/text"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=AUTH, ssl=trusted) as response,
+    ):
+        assert await response.read() == b"secure\n"
+        assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = aiohttp.ClientTimeout(total=3)
+    with pytest.raises((aiohttp.ClientError, TimeoutError)):
+        async with aiohttp.ClientSession(timeout=plain) as session:
+            await session.get(f"http://127.0.0.1:{server.port}/healthz")
+
+
+def test_tls_needs_both_files() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "perview", "run", "--certfile", "/nonexistent", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    assert "TLS needs both a certificate (--certfile) and a key (--keyfile)" in result.stderr

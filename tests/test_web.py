@@ -168,6 +168,8 @@ async def test_static_files_are_immutable_only_at_their_hash(client: Client) -> 
 async def test_curl_gets_the_command_output_as_plain_text(client: Client) -> None:
     response = await client.get("/", headers={**AUTH, "Accept": "*/*"})
     assert response.status == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"  # streams get them too
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.content_type == "text/plain"
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["X-Accel-Buffering"] == "no"

@@ -23,7 +23,7 @@ from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
 from perview.metrics.service import MetricsService
 from perview.sources.process import GuardPool
-from perview.web.auth import Access, security_middleware
+from perview.web.auth import Access, add_security_headers, security_middleware
 from perview.web.streams import (
     STREAM_HEADERS,
     Filter,
@@ -41,6 +41,7 @@ class WebSettings:
     root_path: str = ""  # "" or "/prefix", without a trailing slash
     default_stream: str | None = None  # `perview run`: what `GET /` streams to non-browsers
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))  # this run of the server
+    hsts: bool = False  # served over TLS: tell browsers to insist on https
 
 
 HUBS = web.AppKey("hubs", dict[str, Hub])
@@ -55,6 +56,7 @@ def create_app(
     """The application for these hubs (and metrics); it owns neither: the server starts and
     closes them."""
     app = web.Application(middlewares=[security_middleware(settings.access)])
+    add_security_headers(app, settings.hsts)
     app[HUBS] = dict(hubs)
     app[METRICS] = metrics or MetricsService(Config(ServerConfig(), ()), GuardPool())
     app[SETTINGS] = settings

@@ -92,15 +92,24 @@ def _refuse(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=f"perview: {message}\n")
 
 
+def add_security_headers(app: web.Application, hsts: bool) -> None:
+    """Every response gets the safe headers, streams included: they are added just before the
+    headers are sent (a middleware adding them after the handler would be too late for a
+    stream, whose headers went out when it started)."""
+    headers = dict(SECURITY_HEADERS)
+    if hsts:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+
+    app.on_response_prepare.append(on_prepare)
+
+
 def security_middleware(access: Access) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await _check(request, handler)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    async def _check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not host_allowed(request.headers.get("Host", ""), access.allowed_hosts):
             return _refuse(403, "this Host is not allowed (add it with --allowed-host)")
         path = request.path.removeprefix(access.root_path) or "/"

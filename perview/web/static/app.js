@@ -3,6 +3,7 @@
 
 import { LineStore, LINE, MARK } from "./store.js";
 import { Pane, TAG_COLORS } from "./pane.js";
+import { Metrics } from "./metrics.js";
 
 const params = new URLSearchParams(location.search);
 const CAPACITY = Number(params.get("max")) || 100000; // lines kept in this tab
@@ -73,6 +74,7 @@ class App {
     this.options = { time: params.get("time") === "1", numbers: params.get("numbers") === "1", wrap: params.get("wrap") === "1" };
     this.highlighter = new Highlighter();
     this.loadHighlights();
+    this.metrics = new Metrics(this);
   }
 
   async start() {
@@ -81,6 +83,7 @@ class App {
     const names = wanted.length ? wanted : [...this.sources.keys()].slice(0, 1);
     const filter = { text: params.get("filter") || "", regex: params.get("regex") === "1", matchCase: params.get("case") === "1", invert: params.get("invert") === "1" };
     this.show(names, params.get("view") === "split" ? "split" : "merged", filter);
+    this.metrics.start(params.get("metrics"));
     setInterval(() => this.refresh(), POLL_MS);
     this.bindKeys();
     $("highlight-add").addEventListener("click", () => this.editHighlights());
@@ -167,6 +170,7 @@ class App {
 
   show(names, mode, filter = {}) {
     if (!names.length) return;
+    this.metrics.hide();
     for (const pane of this.panes) pane.destroy();
     this.panes = [];
     const groups = mode === "split" ? names.map((n) => [n]) : [names];
@@ -207,6 +211,7 @@ class App {
       return;
     }
     const query = new URLSearchParams(names.map((n) => ["source", n]));
+    query.set("metrics", "1"); // live samples for the charts ride on the same stream
     const known = names.filter((n) => this.lastIds.has(n)).map((n) => `${n}:${this.lastIds.get(n)}`);
     if (this.epoch && known.length) query.set("since", `${this.epoch}/${known.join(",")}`);
     const stream = new EventSource(`api/events?${query}`);
@@ -216,6 +221,7 @@ class App {
       this.retry = 500;
       this.setConnection("live");
       if (previous !== stream) previous?.close();
+      this.metrics.connected();
     });
     stream.addEventListener("error", () => {
       previous?.close();
@@ -233,6 +239,7 @@ class App {
     stream.addEventListener("source", current((e) => this.onSource(JSON.parse(e.data))));
     stream.addEventListener("lines", current((e) => this.onLines(e.data)));
     stream.addEventListener("state", current((e) => this.onState(JSON.parse(e.data))));
+    stream.addEventListener("metric", current((e) => this.metrics.onSamples(JSON.parse(e.data).samples)));
     stream.addEventListener("gap", current((e) => {
       const gap = JSON.parse(e.data);
       this.lastIds.set(gap.source, gap.id + gap.count);
@@ -364,6 +371,7 @@ class App {
       if (pane.settings.matchCase) query.set("case", "1");
       if (pane.settings.invert) query.set("invert", "1");
     }
+    if (this.metrics.visible) query.set("metrics", this.metrics.range);
     if (this.highlighter.rules.length) query.set("hl", this.highlighter.rules.map((r) => `${r.color}:${r.pattern}`).join("\n"));
     return query;
   }
