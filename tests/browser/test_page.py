@@ -106,12 +106,15 @@ def test_filter_with_substring_regex_case_and_invert(
     expect(page.locator(LINE)).to_have_count(2)
     expect(page.get_by_test_id("match-count")).to_have_text("2 matching")
     page.get_by_test_id("filter-invert").click()
+    expect(page.get_by_test_id("match-count")).to_have_text("2 matching")
     assert sorted(shown(page)) == ["Beta two", "gamma four"]
     page.get_by_test_id("filter-invert").click()
     page.get_by_test_id("filter").fill("^(beta|gamma)")
     page.get_by_test_id("filter-regex").click()
+    expect(page.get_by_test_id("match-count")).to_have_text("2 matching")
     assert sorted(shown(page)) == ["Beta two", "gamma four"]
     page.get_by_test_id("filter-case").click()
+    expect(page.get_by_test_id("match-count")).to_have_text("1 matching")
     assert shown(page) == ["gamma four"]
     page.get_by_test_id("filter").press("Escape")
     expect(page.locator(LINE)).to_have_count(4)  # nothing was lost while hidden

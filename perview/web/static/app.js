@@ -6,7 +6,9 @@ import { Pane, TAG_COLORS } from "./pane.js";
 import { Metrics } from "./metrics.js";
 
 const params = new URLSearchParams(location.search);
-const CAPACITY = Number(params.get("max")) || 100000; // lines kept in this tab
+// Lines kept in this tab. At most 1.5 million: Chromium caps a scrolling height at 33,554,432
+// px, which at 18 px a row is 1.86 million rows, and the last ones would never show.
+const CAPACITY = Math.min(Number(params.get("max")) || 100000, 1500000);
 const HIGHLIGHT_COLORS = ["yellow", "red", "green", "blue", "magenta", "cyan"];
 const RECONNECT_MAX = 5000; // ms between attempts when the server is away
 const POLL_MS = 2000; // sidebar figures (viewers, lines per second)

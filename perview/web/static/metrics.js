@@ -278,6 +278,7 @@ export class Metrics {
     }
     if (newest > -Infinity) clock.saw(newest);
     for (const card of touched) card.update();
+    for (const item of this.hosts.values()) item.update(); // the sidebar's figures are live too
     if (unknown) this.refreshSoon();
   }
 

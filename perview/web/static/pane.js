@@ -6,6 +6,7 @@ import { segments, styleElement } from "./ansi.js";
 import { LINE, MARK, View, makeFilter } from "./store.js";
 
 const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
+const FRAME_MS = 16; // a draw less than a frame ago means lines are streaming: wait for a frame
 const TAG_COLORS = 8; // tag-0 .. tag-7 in the stylesheet
 
 function el(tag, { dataset, ...props } = {}, ...children) {
@@ -82,6 +83,7 @@ export class Pane {
     this.spacer = el("div", { className: "spacer" });
     this.rows = el("div", { className: "rows" });
     this.viewport = el("div", { className: "viewport", tabIndex: 0, dataset: { testid: "log" } }, this.spacer, this.rows);
+    this.viewport.classList.toggle("wrap", this.options.wrap);
     this.newLines = el("button", { type: "button", className: "new-lines", hidden: true, dataset: { testid: "new-lines" } });
     this.newLines.addEventListener("click", () => this.jumpToEnd());
     this.viewport.addEventListener("scroll", () => this.onScroll(), { passive: true });
@@ -173,10 +175,15 @@ export class Pane {
   schedule() {
     if (this.dirty) return;
     this.dirty = true;
-    requestAnimationFrame(() => {
+    const draw = () => {
       this.dirty = false;
+      this.lastDraw = performance.now();
       this.render();
-    });
+    };
+    // The first line after a quiet spell is drawn at once (as soon as this event is handled);
+    // only while lines keep coming are they gathered, one draw per animation frame.
+    if (performance.now() - (this.lastDraw ?? -Infinity) > FRAME_MS) queueMicrotask(draw);
+    else requestAnimationFrame(draw);
   }
 
   metrics() {
@@ -289,8 +296,7 @@ export class Pane {
 
   onScroll() {
     if (this.programmaticScroll) {
-      this.programmaticScroll = false;
-      this.schedule();
+      this.programmaticScroll = false; // render() made it, and has already drawn the rows
       return;
     }
     const atBottom = this.viewport.scrollTop + this.viewport.clientHeight >= this.viewport.scrollHeight - this.rowHeight / 2;
