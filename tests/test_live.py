@@ -463,3 +463,20 @@ def test_tls_needs_both_files() -> None:
     )
     assert result.returncode == 2
     assert "TLS needs both a certificate (--certfile) and a key (--keyfile)" in result.stderr
+
+
+async def test_a_hostile_grep_cannot_pin_the_server(serve: Serve) -> None:
+    # (a+)+$ on a long run of a's takes Python's regex engine exponential time; RE2 is linear.
+    server = serve(
+        "run", "--", "sh", "-c", "printf 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\\nkeep aaa\\n'"
+    )
+    started = time.monotonic()
+    body = await read_text(server, "/api/sources/run/text?grep=(a%2B)%2B%24")
+    assert body == b"keep aaa\n"
+    assert time.monotonic() - started < 5
+
+
+async def test_grep_matches_utf8_text(serve: Serve) -> None:
+    server = serve("run", "--", "printf", "café ok\\nplain\\nnaïve\\n")
+    body = await read_text(server, "/api/sources/run/text?grep=%5B%C3%A9%C3%AF%5D")  # [éï]
+    assert body.decode() == "café ok\nnaïve\n"

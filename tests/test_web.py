@@ -141,7 +141,13 @@ async def test_bad_backlog_is_400(client: Client) -> None:
 async def test_bad_grep_is_400(client: Client) -> None:
     response = await client.get("/api/sources/run/text?grep=(", headers=AUTH)
     assert response.status == 400
-    assert "grep" in await response.text()
+    assert "grep is not a valid RE2 regular expression: missing )" in await response.text()
+
+
+async def test_grep_refuses_what_only_backtracking_engines_do(client: Client) -> None:
+    response = await client.get("/api/sources/run/text?grep=(a)\\1", headers=AUTH)
+    assert response.status == 400
+    assert "invalid escape sequence" in await response.text()
 
 
 async def test_browser_gets_the_page_with_hashed_assets_and_a_strict_policy(client: Client) -> None:

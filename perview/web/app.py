@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import resources
 
+import re2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -215,9 +216,10 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     if "grep" in request.query:
         try:
             keep = grep_filter(request.query["grep"])
-        except re.error as exc:
+        except re2.error as exc:
+            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
             raise web.HTTPBadRequest(
-                text=f"perview: grep is not a valid regular expression: {exc}\n"
+                text=f"perview: grep is not a valid RE2 regular expression: {reason}\n"
             ) from None
     # ?follow=0: what is held, then the end (a download); it does not start the source.
     follow = request.query.get("follow", "1") not in ("0", "false", "no")
