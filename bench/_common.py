@@ -12,7 +12,9 @@ import os
 import queue
 import re
 import resource
+import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -211,3 +213,203 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if b > 0 else "n/a"
+
+
+# -- shared by file_latency.py and ssh_fanin.py ------------------------------------------------
+
+
+class ConfigServer(Server):
+    """`python -m perview serve -c CONFIG --no-auth --port 0` on 127.0.0.1. `source()` answers
+    for the source called `name`; everything else is Server's."""
+
+    def __init__(self, config: Path, name: str) -> None:  # Server's set-up, with another argv
+        self.name = name
+        self.logs = tempfile.TemporaryDirectory(prefix="perview-bench-")
+        self.out = Path(self.logs.name, "stdout")
+        self.err = Path(self.logs.name, "stderr")
+        argv = [sys.executable, "-m", "perview", "serve", "-c", str(config), "--no-auth"]
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("PERVIEW_PORT", "PERVIEW_PROC_PORT")
+        }
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [*argv, "--port", "0"], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
+            )
+        self.ps = psutil.Process(self.proc.pid)
+        try:
+            self.port = self._wait_for_port()
+        except BaseException:
+            self.stop()
+            raise
+        self.base = f"http://{HOST}:{self.port}"
+
+    def source(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.base + "/api/sources", timeout=5) as response:
+            entries: list[dict[str, Any]] = json.load(response)
+        return next(entry for entry in entries if entry["name"] == self.name)
+
+
+@contextlib.contextmanager
+def serve_config(config: Path, name: str) -> Iterator[ConfigServer]:
+    server = ConfigServer(config, name)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class RawStream:
+    """A GET of a streaming route over a plain socket (far less client overhead than aiohttp):
+    the request, the response head, then `read()` returns the body as it arrives, de-chunked,
+    with the CLOCK_MONOTONIC time (ns) at which the read returned."""
+
+    def __init__(self, port: int, path: str, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sent_ns = time.monotonic_ns()  # just before the request leaves
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        head = b""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in head:
+            if time.monotonic() > deadline or not (part := self.sock.recv(65536)):
+                self.sock.close()
+                raise RuntimeError(f"no response head for {path}: {head[:300]!r}")
+            head += part
+        head, _, rest = head.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status + b" ":
+            self.sock.close()
+            raise RuntimeError(f"{path}: {status.decode(errors='replace')}")
+        self.chunked = b"transfer-encoding: chunked" in head.lower()
+        self.raw = b""  # chunked framing not yet decoded
+        self.left = 0  # bytes of the current chunk still to come
+        self.crlf = False  # the CRLF closing a chunk's data is still to come
+        self.ended = False
+        self.first = self._decode(rest)  # body bytes that came with the head
+
+    def _decode(self, data: bytes) -> bytes:
+        if not self.chunked:
+            return data
+        self.raw += data
+        out: list[bytes] = []
+        while self.raw and not self.ended:
+            if self.left:
+                piece = self.raw[: self.left]
+                out.append(piece)
+                self.left -= len(piece)
+                self.raw = self.raw[len(piece) :]
+            elif self.crlf:
+                if len(self.raw) < 2:
+                    break
+                self.raw, self.crlf = self.raw[2:], False
+            else:
+                end = self.raw.find(b"\r\n")
+                if end < 0:
+                    break
+                size = int(self.raw[:end].split(b";")[0], 16)
+                self.raw = self.raw[end + 2 :]
+                self.left, self.crlf, self.ended = size, size > 0, size == 0
+        return b"".join(out)
+
+    def read(self, timeout: float) -> tuple[int, bytes]:
+        """(arrival ns, body bytes); b"" if nothing came within `timeout`. EOFError at the end."""
+        if self.first:
+            data, self.first = self.first, b""
+            return time.monotonic_ns(), data
+        if self.ended:
+            raise EOFError
+        if not select.select([self.sock], [], [], max(timeout, 0.0))[0]:
+            return time.monotonic_ns(), b""
+        data = self.sock.recv(262144)
+        at = time.monotonic_ns()
+        if not data:
+            raise EOFError
+        return at, self._decode(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# Appends `count` lines to a file at `rate` lines/s, line k due at t0 + (k - 1) / rate (paced by
+# that schedule, not by drifting sleeps). Each line is one write(2) on an O_APPEND descriptor and
+# carries its sequence number and the CLOCK_MONOTONIC time (ns) taken just before that write:
+# `seq=K t=NS xxxx...`, padded to `size` bytes with its newline.
+APPENDER = """
+import os, sys, time
+path, rate, count, first, size = sys.argv[1], float(sys.argv[2]), *map(int, sys.argv[3:6])
+fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+start = time.monotonic()
+for k in range(count):
+    delay = start + k / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    now = time.monotonic_ns()
+    line = b"seq=%d t=%d " % (first + k, now)
+    os.write(fd, line + b"x" * max(0, size - len(line) - 1) + b"\\n")
+os.close(fd)
+"""
+APPENDED = re.compile(rb"seq=(\d+) t=(\d+) ")
+
+
+def start_appender(path: Path, rate: float, count: int, first: int, size: int) -> Any:
+    """The APPENDER in a process of its own (a subprocess.Popen): lines first .. first+count-1."""
+    argv = [sys.executable, "-I", "-c", APPENDER, str(path), str(rate), str(count), str(first)]
+    return subprocess.Popen([*argv, str(size)], stdin=subprocess.DEVNULL)
+
+
+def stop_process(proc: Any, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM a subprocess.Popen we started (SIGKILL if it lingers) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+# -- shared by browser_burst.py and browser_latency.py (Playwright, imported only there) -------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own download is not needed
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+)
+# The page's instrumentation reads this clock: ms, comparable with performance.timeOrigin-based
+# times of any page in the browser.
+PAGE_NOW = "performance.timeOrigin + performance.now()"
+
+
+def chromium_renderers() -> list[Any]:
+    """The psutil.Process of every Chromium renderer below this process (Playwright's driver
+    starts the browser, which starts them)."""
+    found: list[Any] = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "--type=renderer" in proc.cmdline():
+                found.append(proc)
+    return found
+
+
+def renderer_memory() -> dict[str, int]:
+    """Bytes of the renderer with the largest RSS (the tab's, not the spare one Chromium keeps
+    ready): rss, pss (shared pages divided among their users) and uss (its own pages); and
+    `renderers`, how many there are."""
+    best = {"rss": 0, "pss": 0, "uss": 0}
+    renderers = chromium_renderers()
+    for proc in renderers:
+        with contextlib.suppress(psutil.Error):
+            info = proc.memory_full_info()
+            if info.rss > best["rss"]:
+                best = {"rss": int(info.rss), "pss": int(info.pss), "uss": int(info.uss)}
+    return best | {"renderers": len(renderers)}
+
+
+def page_clock_offset(samples: list[tuple[float, float, float]]) -> float:
+    """The page clock (ms, PAGE_NOW) minus time.monotonic() (s) in ms, from samples (monotonic
+    before, page clock, monotonic after): the one with the shortest round trip."""
+    before, page, after = min(samples, key=lambda s: s[2] - s[0])
+    return page - (before + after) * 500

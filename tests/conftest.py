@@ -118,21 +118,19 @@ def start_server(
         text=True,
     )
     output: list[str] = []
+    drain = _drain_in_background(proc, output)
     deadline = time.monotonic() + START_TIMEOUT
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        output.append(line)
-        found = re.search(r"open\s+https?://[^:]+:(\d+)/", line)
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = re.search(r"open\s+https?://[^:]+:(\d+)/", "".join(output))
         if found:
-            server = Server(proc, int(found[1]), mark, token, output, state=state)
-            server.drain = _drain_in_background(proc, output)
-            return server
+            return Server(proc, int(found[1]), mark, token, output, drain, state)
+        time.sleep(0.01)
     proc.kill()
     proc.wait()
+    drain.join(5)
+    assert proc.stdout is not None
     proc.stdout.close()
+    shutil.rmtree(state, ignore_errors=True)
     raise AssertionError("perview did not start:\n" + "".join(output))
 
 

@@ -1,0 +1,764 @@
+"""Metrics overhead: sampler CPU (this machine + 10 SSH hosts each second), history query time.
+
+How much CPU Perview spends sampling this machine plus 10 SSH hosts every second (the issue's
+target: under 3 % of one core), and how long its history takes to answer for 7 days of 20 series.
+
+1. Sampler CPU. A throwaway sshd on 127.0.0.1 (its own host and client keys, as tests/sshd.py
+does) and an ssh_config of aliases pv-h1 .. pv-hN of it, so the N "hosts" are N ssh sessions to
+this machine. `perview serve -c CONFIG --no-auth --port 0` runs with `[server] metrics_every`
+(default 1 s), `[hosts.hK]` with `metrics = true` (`ssh_args = ["-F", SSH_CONFIG]`) and one
+source nobody watches (`command = "sleep 3600"`, so it never starts); history goes to a
+temporary `data_dir` (and XDG_STATE_HOME is temporary too). Three phases, each its own server:
+  idle        `system_metrics = false`, no host with metrics: the baseline (what an idle
+              server costs anyway);
+  local       this machine only;
+  local+N     this machine and the N hosts: what the issue asks about.
+Once /api/metrics shows a `cpu` value for every sampled host (and a few seconds more), nothing
+talks to the server for `--seconds`; CPU is read every `--window` seconds (psutil, user+system):
+the server process; its descendants (guards, ssh clients: the living ones plus what every
+process of the tree has reaped, children_user/system); the far side (everything below the sshd
+started here: sshd sessions, the `sh` loops and their `cat`/`df`/`sleep`). Each figure is % of
+one core over the whole measurement; "Perview" is server + descendants, and the target (issue)
+is under 3 % of one core for local+N. Samples per second come from the history itself: the rows
+of `samples` taken within the measurement (read after the server stopped, which flushes them),
+so no viewer adds its own cost to the server's.
+
+2. History query. A history database as Perview keeps it (History.open: schema, WAL) holding
+7 days of 20 series sampled every 2 s: one-minute rollups for 7 days (10,080 per series) and
+raw samples for the last 24 h (43,200 per series); rows are inserted directly with sqlite3 into
+that schema, in time order, all series interleaved as Perview's batches are (History.write
+would do the same through one upsert per sample, far slower to build). Then History.query is
+timed as the page asks: range/600 seconds per point, for 5 min (step 1 s), 1 h (6 s), 24 h
+(144 s) and 7 d (1008 s), for each of the 20 series, `--rounds` times. Two baselines on the same
+points, each on a thread of its own as History's is: "rows": the same rows read through the same
+index with no aggregation (SELECT t, v ... ORDER BY t), i.e. what just reading the data costs, so
+the difference is the GROUP BY; "list": the same buckets computed in Python over sorted lists in
+memory (what keeping the points in RAM instead of SQLite would cost). Also the file size, and the
+hourly History.expire (its DELETEs run on the same thread, so queries wait for them).
+
+    python bench/metrics_overhead.py [--hosts 10] [--every 1] [--seconds 30] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import getpass
+import itertools
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+from _common import HOST, PORT_LINE, STOP_TIMEOUT, machine_cpu, percentile
+
+from perview.metrics.history import RAW_FOR, ROLLUP, History
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+TARGET = 3.0  # % of one core (the issue)
+START_LIMIT = 15.0  # for the server to print its address
+READY_LIMIT = 60.0  # for every host's cpu series to show a value
+FAR_END_LIMIT = 10.0  # for far-side sessions to end after the server stopped
+DAY = 86400.0
+WEEK = 7 * DAY
+RAW_EVERY = 2.0  # seconds between samples in the history built for part 2 (the default)
+# (range, step): the page asks for range/600 seconds per point
+RANGES = ((300.0, 1.0), (3600.0, 6.0), (DAY, 144.0), (WEEK, 1008.0))
+LOCAL_PARTS = {"ssh": "ssh clients", "guards": "guards (and anything reaped)"}
+FAR_PARTS = {"sshd": "sshd (sessions, crypto)", "loops": "sh loops: sh, cat, df, sleep"}
+
+
+# -- the loopback sshd -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LoopbackSshd:
+    """sshd on 127.0.0.1 with throwaway keys in `home`; `config` is an ssh_config defining the
+    aliases pv-h1 .. pv-hN of it."""
+
+    def __init__(self, home: Path, aliases: int) -> None:
+        if not os.path.exists(SSHD):
+            raise SystemExit("sshd is missing: apt-get install openssh-server")
+        self.home = home
+        self.log = home / "sshd.log"
+        for key in ("host_key", "client_key"):
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / key)], check=True
+            )
+        (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
+        self.port = free_port()
+        (home / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress {HOST}\nHostKey {home}/host_key\n"
+            f"PidFile {home}/sshd.pid\nAuthorizedKeysFile {home}/authorized_keys\n"
+            "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            "MaxStartups 200\nMaxSessions 200\nLogLevel ERROR\n"
+        )
+        kind, key = (home / "host_key.pub").read_text().split()[:2]
+        (home / "known_hosts").write_text(f"[{HOST}]:{self.port} {kind} {key}\n")
+        self.config = home / "ssh_config"
+        self.config.write_text(
+            "".join(f"Host pv-h{n}\n" for n in range(1, aliases + 1))
+            + f"Host pv-h*\n  HostName {HOST}\n  Port {self.port}\n  User {getpass.getuser()}\n"
+            f"  IdentityFile {home}/client_key\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {home}/known_hosts\n  StrictHostKeyChecking yes\n"
+            "  LogLevel ERROR\n"
+        )
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        self.ps = psutil.Process(self.proc.pid)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        argv = ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", "pv-h1", "true"]
+        message = ""
+        for _ in range(100):
+            probe = subprocess.run(argv, capture_output=True, timeout=10)
+            if probe.returncode == 0:
+                return
+            message = probe.stderr.decode(errors="replace")
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"cannot ssh to the benchmark sshd: {message}{self.log.read_text()}")
+
+    def sessions(self) -> list[Any]:
+        with contextlib.suppress(psutil.Error):
+            return list(self.ps.children(recursive=True))
+        return []
+
+    def wait_no_sessions(self, limit: float) -> bool:
+        """Wait (bounded) for every session below this sshd to end; kill what is left."""
+        deadline = time.monotonic() + limit
+        while self.sessions() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = self.sessions()
+        kill_all(left)
+        return not left
+
+    def stop(self) -> None:
+        """The listener, then any session it started (they outlive it otherwise)."""
+        sessions = self.sessions()
+        stop_popen(self.proc)
+        kill_all(sessions)
+
+
+def stop_popen(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+def kill_all(procs: Sequence[Any]) -> None:
+    """SIGTERM these processes (ones this script started, or their descendants), then SIGKILL
+    what is still there after STOP_TIMEOUT."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
+
+
+# -- the server under test ---------------------------------------------------------------------
+
+
+def write_config(
+    path: Path, data_dir: Path, sshd: LoopbackSshd, hosts: int, system: bool, every: float
+) -> None:
+    every_toml = json.dumps(f"{every:g}s") if every == int(every) else repr(every)
+    text = (
+        f"[server]\ndata_dir = {json.dumps(str(data_dir))}\nmetrics_every = {every_toml}\n"
+        f"system_metrics = {'true' if system else 'false'}\n\n"
+    )
+    for n in range(1, hosts + 1):
+        text += (
+            f'[hosts.h{n}]\nssh = "pv-h{n}"\n'
+            f'ssh_args = ["-F", {json.dumps(str(sshd.config))}]\nmetrics = true\n\n'
+        )
+    text += '[sources.quiet]\ncommand = "sleep 3600"\n'
+    path.write_text(text)
+
+
+class Perview:
+    """`python -m perview serve -c CONFIG --no-auth --port 0`, with XDG_STATE_HOME = `state`."""
+
+    def __init__(self, config: Path, state: Path, logs: Path) -> None:
+        self.out, self.err = logs / "stdout", logs / "stderr"
+        drop = ("PERVIEW_PORT", "PERVIEW_PROC_PORT", "PERVIEW_TOKEN")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env["XDG_STATE_HOME"] = str(state)
+        argv = [sys.executable, "-m", "perview", "serve", "-c", str(config), "--no-auth"]
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [*argv, "--port", "0"], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
+            )
+        self.ps = psutil.Process(self.proc.pid)
+        try:
+            self.base = f"http://{HOST}:{self._wait_for_port()}"
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + START_LIMIT
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            found = PORT_LINE.search(self.out.read_text(errors="replace"))
+            if found:
+                return int(found[1])
+            time.sleep(0.02)
+        raise RuntimeError(f"perview did not start:\n{self.stderr_tail()}")
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.err.read_text(errors="replace").splitlines()[-lines:])
+
+    def metrics(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(self.base + "/api/metrics", timeout=5) as response:
+            series: list[dict[str, Any]] = json.load(response)
+        return series
+
+    def stop(self) -> None:
+        """SIGTERM (the server stops its sources and flushes history); then make sure nothing
+        it started is left."""
+        below: list[Any] = []
+        with contextlib.suppress(psutil.Error):
+            below = self.ps.children(recursive=True)
+        stop_popen(self.proc)
+        _, alive = psutil.wait_procs(below, timeout=STOP_TIMEOUT)
+        kill_all(alive)
+
+
+def wait_ready(server: Perview, hosts: Sequence[str]) -> float:
+    """Seconds until /api/metrics shows an ok `cpu` value for every host in `hosts`."""
+    start = time.monotonic()
+    missing = set(hosts)
+    series: list[dict[str, Any]] = []
+    while missing and time.monotonic() - start < READY_LIMIT:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"perview exited:\n{server.stderr_tail()}")
+        with contextlib.suppress(OSError):
+            series = server.metrics()
+            live = {s["host"] for s in series if s["name"] == "cpu" and s["value"] is not None}
+            missing = set(hosts) - live
+        time.sleep(0.1)
+    if missing:
+        reasons = {s["host"]: s["reason"] for s in series if s["state"] != "ok"}
+        raise RuntimeError(f"no cpu series for {sorted(missing)}: {reasons}")
+    return time.monotonic() - start
+
+
+# -- CPU accounting ----------------------------------------------------------------------------
+
+
+def tree_cpu(
+    root: Any, classify: Callable[[str], str], reaped: str, include_root: bool
+) -> dict[str, float]:
+    """CPU seconds (user + system) of the processes below `root` (and root's own, if
+    `include_root`), by part: each living process under classify(its name); what any of them
+    (root too) has reaped, which the kernel adds to children_user/system, under `reaped`. A
+    process counted living in one reading and reaped by the next is counted once either way."""
+    parts: dict[str, float] = {}
+    procs = [root]
+    with contextlib.suppress(psutil.Error):
+        procs += root.children(recursive=True)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            with proc.oneshot():
+                times = proc.cpu_times()
+                name = proc.name()
+            if proc is not root or include_root:
+                key = classify(name)
+                parts[key] = parts.get(key, 0.0) + times.user + times.system
+            parts[reaped] = parts.get(reaped, 0.0) + times.children_user + times.children_system
+    return parts
+
+
+def local_part(name: str) -> str:
+    return "ssh" if name == "ssh" else "guards"
+
+
+def far_part(name: str) -> str:
+    return "sshd" if name.startswith("sshd") else "loops"
+
+
+@dataclass
+class Reading:
+    at: float  # monotonic
+    wall: float
+    server: float
+    local: dict[str, float]
+    far: dict[str, float]
+    busy: float  # the whole machine, all cores
+
+
+def read_cpu(server: Perview, sshd: LoopbackSshd) -> Reading:
+    times = server.ps.cpu_times()
+    return Reading(
+        at=time.monotonic(),
+        wall=time.time(),
+        server=float(times.user + times.system),
+        local=tree_cpu(server.ps, local_part, "guards", include_root=False),
+        far=tree_cpu(sshd.ps, far_part, "loops", include_root=True),
+        busy=machine_cpu()[0],
+    )
+
+
+def delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {key: b.get(key, 0.0) - a.get(key, 0.0) for key in set(a) | set(b)}
+
+
+@dataclass
+class Phase:
+    title: str
+    hosts: list[str]
+    ready: float = 0.0  # seconds from the server's start to every cpu series live
+    seconds: float = 0.0
+    server: float = 0.0  # CPU seconds over `seconds`
+    local: dict[str, float] = field(default_factory=dict)
+    far: dict[str, float] = field(default_factory=dict)
+    busy: float = 0.0
+    windows: list[float] = field(default_factory=list)  # Perview % of one core, per window
+    series: int = 0
+    failing: int = 0
+    samples: int = 0
+    snapshots: dict[str, int] = field(default_factory=dict)  # per host
+
+    def pct(self, cpu: float) -> float:
+        return 100.0 * cpu / self.seconds if self.seconds else math.nan
+
+    @property
+    def perview(self) -> float:
+        return self.server + sum(self.local.values())
+
+
+def run_phase(
+    root: Path, sshd: LoopbackSshd, title: str, system: bool, hosts: int, args: argparse.Namespace
+) -> Phase:
+    home = root / title
+    home.mkdir()
+    data = home / "data"
+    config = home / "perview.toml"
+    write_config(config, data, sshd, hosts, system, args.every)
+    phase = Phase(title, (["local"] if system else []) + [f"h{n}" for n in range(1, hosts + 1)])
+    server = Perview(config, home / "state", home)
+    try:
+        phase.ready = wait_ready(server, phase.hosts)
+        time.sleep(args.settle)
+        readings = [read_cpu(server, sshd)]
+        count = max(1, math.ceil(args.seconds / args.window))
+        for k in range(1, count + 1):  # readings at fixed times, not after drifting sleeps
+            due = readings[0].at + min(k * args.window, args.seconds)
+            time.sleep(max(0.0, due - time.monotonic()))
+            readings.append(read_cpu(server, sshd))
+        series = server.metrics()
+        phase.series = len(series)
+        phase.failing = sum(s["state"] != "ok" for s in series)
+    finally:
+        server.stop()
+    first, last = readings[0], readings[-1]
+    phase.seconds = last.at - first.at
+    phase.server = last.server - first.server
+    phase.local = delta(first.local, last.local)
+    phase.far = delta(first.far, last.far)
+    phase.busy = last.busy - first.busy
+    for a, b in itertools.pairwise(readings):
+        cpu = b.server - a.server + sum(delta(a.local, b.local).values())
+        phase.windows.append(100.0 * cpu / (b.at - a.at))
+    phase.samples, phase.snapshots = count_samples(data / "metrics.sqlite", first.wall, last.wall)
+    if not sshd.wait_no_sessions(FAR_END_LIMIT):
+        print(f"  note: far-side sessions of phase {title} had to be killed")
+    return phase
+
+
+def count_samples(db: Path, since: float, until: float) -> tuple[int, dict[str, int]]:
+    """Rows of `samples` taken in [since, until), and per host the distinct sampling times
+    (snapshots): the server has stopped, which flushed everything pending."""
+    if not db.exists():
+        return 0, {}
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        rows = con.execute(
+            "SELECT substr(series, 1, instr(series, '/') - 1) AS host, count(*), count(DISTINCT t) "
+            "FROM samples WHERE t >= ? AND t < ? GROUP BY host",
+            (since, until),
+        ).fetchall()
+    return sum(n for _, n, _ in rows), {host: snaps for host, _, snaps in rows}
+
+
+def sampler(root: Path, args: argparse.Namespace) -> None:
+    home = root / "sshd"
+    home.mkdir()
+    sshd = LoopbackSshd(home, args.hosts)
+    try:
+        plan = (("idle", False, 0), ("local", True, 0), (f"local+{args.hosts}", True, args.hosts))
+        phases = [run_phase(root, sshd, title, on, n, args) for title, on, n in plan]
+    finally:
+        sshd.stop()
+    report_sampler(phases, args)
+
+
+def report_sampler(phases: list[Phase], args: argparse.Namespace) -> None:
+    idle, local, full = phases
+    width = 12
+
+    def row(label: str, values: Sequence[str]) -> None:
+        print(f"  {label:<34}" + "".join(f"{v:>{width}}" for v in values))
+
+    def pct_row(label: str, get: Callable[[Phase], float]) -> None:
+        row(label, [f"{p.pct(get(p)):.2f} %" for p in phases])
+
+    print(
+        f"sampler: every {args.every:g} s; {args.seconds:g} s measured per phase "
+        f"({args.window:g} s windows), each after every series was live; CPU in % of one core"
+    )
+    tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    print(f"  (CPU times count {tick * 1000:g} ms ticks: +-{100 * tick / args.seconds:.2f} % here)")
+    row("", [p.title for p in phases])
+    row("series (failing)", [f"{p.series} ({p.failing})" for p in phases])
+    row("all cpu series live after", [f"{p.ready:.1f} s" if p.hosts else "-" for p in phases])
+    pct_row("Perview server process", lambda p: p.server)
+    pct_row("its descendants", lambda p: sum(p.local.values()))
+    for key, title in LOCAL_PARTS.items():
+        row(f"  {title}", [f"{p.pct(p.local.get(key, 0.0)):.2f} %" for p in phases])
+    pct_row("Perview total (server + below)", lambda p: p.perview)
+    row("  per window: median", [f"{statistics.median(p.windows):.2f} %" for p in phases])
+    row("  per window: max", [f"{max(p.windows):.2f} %" for p in phases])
+    pct_row("far side (below the test sshd)", lambda p: sum(p.far.values()))
+    for key, title in FAR_PARTS.items():
+        row(f"  {title}", [f"{p.pct(p.far.get(key, 0.0)):.2f} %" for p in phases])
+    pct_row("machine busy (every process)", lambda p: p.busy)
+    row("samples/s (rows in history)", [f"{p.samples / p.seconds:.1f}" for p in phases])
+    row("snapshots/s per host (min..max)", [spread(p) for p in phases])
+    missing = [h for h in full.hosts if h not in full.snapshots]
+    if missing:
+        print(f"  hosts with no sample in history during the measurement: {missing}")
+
+    cost = full.pct(full.perview) - idle.pct(idle.perview)
+    total = full.pct(full.perview)
+    hosts = len(full.hosts) - 1
+    print(f"\n  Perview, {full.title}: {total:.2f} % of one core (target < {TARGET:g} %): ", end="")
+    print("met" if total < TARGET else "NOT met")
+    times = ratio(full.pct(full.perview), idle.pct(idle.perview))
+    print(
+        f"  sampling cost ({full.title} - idle): {cost:.2f} % of one core; "
+        f"ratio {full.title} / idle: {times}"
+    )
+    own = local.pct(local.perview) - idle.pct(idle.perview)
+    print(f"  this machine's own sampling (local - idle): {own:.2f} %")
+    if hosts:
+        per_host = (full.pct(full.perview) - local.pct(local.perview)) / hosts
+        far = full.pct(sum(full.far.values())) / hosts
+        print(
+            f"  per SSH host: {per_host:.3f} % here (Perview side), {far:.3f} % on the far host "
+            f"(its sshd and loop)"
+        )
+
+
+def spread(phase: Phase) -> str:
+    if not phase.snapshots:
+        return "-"
+    low, high = min(phase.snapshots.values()), max(phase.snapshots.values())
+    return f"{low / phase.seconds:.2f}..{high / phase.seconds:.2f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b > 0 else "n/a (idle used no measurable CPU)"
+
+
+# -- history -----------------------------------------------------------------------------------
+
+
+def series_names(count: int) -> list[str]:
+    """Names like the ones Perview records: this machine's, then each host's cpu."""
+    local = [
+        "local/cpu",
+        "local/cpu.core:0",
+        "local/cpu.core:1",
+        "local/load.1m",
+        "local/load.5m",
+        "local/mem.used",
+        "local/mem.used_bytes",
+        "local/disk.used:/",
+        "local/net.rx:eth0",
+        "local/net.tx:eth0",
+    ]
+    names = local[:count] + [f"h{n}/cpu" for n in range(1, count - len(local) + 1)]
+    return names[:count]
+
+
+def value(index: int, t: float) -> float:
+    """A smooth daily-ish wave per series, with a deterministic wobble (no RNG per row)."""
+    return 50.0 + 30.0 * math.sin(t / (3600.0 * (index + 2))) + 5.0 * math.sin(t * 0.7 + index)
+
+
+def build_history(path: Path, names: list[str], end: float) -> tuple[int, int, float]:
+    """Raw samples every RAW_EVERY s for the last RAW_FOR s, one-minute rollups for a week,
+    inserted with sqlite3 into the schema History.open created. (raw rows, rollup rows, s)."""
+    start = time.perf_counter()
+    raw = rollup = 0
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        with con:
+            batch: list[tuple[str, float, float]] = []
+            first = end - RAW_FOR
+            for k in range(1, int(RAW_FOR / RAW_EVERY) + 1):
+                t = first + k * RAW_EVERY
+                batch += [(name, t, value(i, t)) for i, name in enumerate(names)]
+                if len(batch) >= 100_000:
+                    con.executemany("INSERT INTO samples VALUES (?, ?, ?)", batch)
+                    raw += len(batch)
+                    batch = []
+            con.executemany("INSERT INTO samples VALUES (?, ?, ?)", batch)
+            raw += len(batch)
+            rows: list[tuple[str, float, float, int]] = []
+            last = end - end % ROLLUP
+            minutes = int(WEEK / ROLLUP)
+            n = int(ROLLUP / RAW_EVERY)
+            for k in range(minutes - 1, -1, -1):
+                t = last - k * ROLLUP
+                rows += [(name, t, value(i, t + ROLLUP / 2), n) for i, name in enumerate(names)]
+            con.executemany("INSERT INTO rollup VALUES (?, ?, ?, ?)", rows)
+            rollup = len(rows)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return raw, rollup, time.perf_counter() - start
+
+
+def table_for(since: float, step: float) -> str:
+    """The table History._query reads (the same rule)."""
+    return "samples" if step < ROLLUP and since >= time.time() - RAW_FOR else "rollup"
+
+
+def read_rows(con: sqlite3.Connection, table: str, name: str, since: float) -> list[Any]:
+    """Baseline "rows": the same rows through the same index, no GROUP BY."""
+    query = f"SELECT t, v FROM {table} WHERE series = ? AND t >= ? ORDER BY t"  # one of two
+    return con.execute(query, (name, since)).fetchall()
+
+
+def list_buckets(
+    points: tuple[list[float], list[float]], since: float, step: float
+) -> list[tuple[float, float]]:
+    """Baseline "list": the same averages over sorted in-memory lists, in one pass."""
+    times, values = points
+    out: list[tuple[float, float]] = []
+    current, total, n = -1, 0.0, 0
+    for k in range(bisect.bisect_left(times, since), len(times)):
+        bucket = int(times[k] / step)
+        if bucket != current:
+            if n:
+                out.append((current * step, total / n))
+            current, total, n = bucket, 0.0, 0
+        total += values[k]
+        n += 1
+    if n:
+        out.append((current * step, total / n))
+    return out
+
+
+def load_points(con: sqlite3.Connection, table: str, name: str) -> tuple[list[float], list[float]]:
+    rows = con.execute(f"SELECT t, v FROM {table} WHERE series = ? ORDER BY t", (name,))
+    times, values = [], []
+    for t, v in rows:
+        times.append(float(t))
+        values.append(float(v))
+    return times, values
+
+
+@dataclass
+class Timings:
+    per_series: dict[str, list[float]] = field(default_factory=dict)  # seconds, per round
+    totals: list[float] = field(default_factory=list)  # one round over every series
+
+    def add(self, name: str, seconds: float) -> None:
+        self.per_series.setdefault(name, []).append(seconds)
+
+    def medians(self) -> list[float]:
+        return [statistics.median(v) for v in self.per_series.values()]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+async def history_bench(root: Path, args: argparse.Namespace) -> None:
+    path = root / "history" / "metrics.sqlite"
+    history = History(path, WEEK)
+    await history.open()  # the schema and WAL mode, exactly as Perview makes them
+    await history.close()
+    names = series_names(args.series)
+    raw, rollup, built = build_history(path, names, time.time())
+    size = path.stat().st_size
+    print(
+        f"\nhistory: {len(names)} series; {raw:,} raw rows (24 h at {RAW_EVERY:g} s) in samples, "
+        f"{rollup:,} one-minute rows (7 d) in rollup, inserted directly with sqlite3 in "
+        f"{built:.1f} s; file {size / 1e6:.1f} MB"
+    )
+
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline")
+    con = await loop.run_in_executor(pool, lambda: sqlite3.connect(path, check_same_thread=False))
+    points = {
+        (table, name): await loop.run_in_executor(pool, load_points, con, table, name)
+        for table in ("samples", "rollup")
+        for name in names
+    }
+    for table in ("samples", "rollup"):
+        plan = con.execute(
+            "EXPLAIN QUERY PLAN SELECT CAST(t / ? AS INTEGER) * ? AS b, avg(v) FROM "
+            f"{table} WHERE series = ? AND t >= ? GROUP BY b ORDER BY b",
+            (60.0, 60.0, names[0], 0.0),
+        ).fetchall()
+        print(f"  query plan on {table}: " + "; ".join(str(step[-1]) for step in plan))
+
+    history = History(path, WEEK)
+    await history.open()
+    try:
+        print(
+            f"  History.query per series, {args.rounds} rounds of all {len(names)} series "
+            "(ms; median and p99 over the series of each one's median over rounds; total = "
+            "all series one after the other, median over rounds; cold = the first round)"
+        )
+        header = (
+            f"  {'range':>6} {'step':>6} {'table':>8} {'rows':>7} {'points':>6} "
+            f"{'median':>8} {'p99':>8} {'total':>8} {'cold':>8} | {'rows':>7} {'list':>7} "
+            f"{'q/rows':>6} {'q/list':>6}"
+        )
+        print(header)
+        week_total = math.nan
+        for span, step in RANGES:
+            ours, rows_t, list_t = Timings(), Timings(), Timings()
+            count = {"rows": 0, "points": 0}
+            table = table_for(time.time() - span, step)
+            for _ in range(args.rounds):
+                began = time.perf_counter()
+                for name in names:
+                    since = time.time() - span
+                    t0 = time.perf_counter()
+                    got = await history.query(name, since, step)
+                    ours.add(name, time.perf_counter() - t0)
+                    count["points"] = len(got)
+                t_ours = time.perf_counter() - began
+                ours.totals.append(t_ours)
+                began = time.perf_counter()
+                for name in names:
+                    since = time.time() - span
+                    t0 = time.perf_counter()
+                    rows = await loop.run_in_executor(pool, read_rows, con, table, name, since)
+                    rows_t.add(name, time.perf_counter() - t0)
+                    count["rows"] = len(rows)
+                rows_t.totals.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                for name in names:
+                    since = time.time() - span
+                    t0 = time.perf_counter()
+                    mine = await loop.run_in_executor(
+                        pool, list_buckets, points[table, name], since, step
+                    )
+                    list_t.add(name, time.perf_counter() - t0)
+                list_t.totals.append(time.perf_counter() - began)
+                if abs(len(mine) - len(got)) > 1:  # the range's ends may differ by a bucket
+                    print(f"  note: {len(mine)} list buckets against {len(got)} from History")
+            medians = ours.medians()
+            if span == WEEK:
+                week_total = statistics.median(ours.totals)
+            q, r, li = (statistics.median(t.totals) for t in (ours, rows_t, list_t))
+            print(
+                f"  {label(span):>6} {step:>5g}s {table:>8} {count['rows']:>7,} "
+                f"{count['points']:>6} {ms(statistics.median(medians)):>8} "
+                f"{ms(percentile(medians, 99)):>8} {ms(q):>8} {ms(ours.totals[0]):>8} | "
+                f"{ms(r):>7} {ms(li):>7} {q / r:>5.1f}x {q / li:>5.1f}x"
+            )
+        print(
+            "  (rows/list: total for all series of the baselines, same rounds; "
+            "q/x: History.query's total over theirs)"
+        )
+        print(
+            f"  opening a 7-day view ({len(names)} series, one after the other as History's one "
+            f"thread serves them): {ms(week_total)} ms (median over rounds)"
+        )
+        began = time.perf_counter()
+        await history.expire()
+        took = ms(time.perf_counter() - began)
+        print(f"  History.expire (hourly, on the same thread as queries): {took} ms")
+    finally:
+        await history.close()
+        await loop.run_in_executor(pool, con.close)
+        pool.shutdown(wait=True)
+
+
+def label(span: float) -> str:
+    for unit, size in (("d", DAY), ("h", 3600.0), ("min", 60.0)):
+        if span >= size and span % size == 0:
+            return f"{span / size:g}{unit}"
+    return f"{span:g}s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=10, help="SSH hosts (default %(default)s)")
+    parser.add_argument(
+        "--every", type=float, default=1.0, help="metrics_every, s (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="measured per phase (default %(default)s)"
+    )
+    parser.add_argument(
+        "--window", type=float, default=5.0, help="CPU read every, s (default %(default)s)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="s after every series is live (default 3)"
+    )
+    parser.add_argument("--series", type=int, default=20, help="history series (default 20)")
+    parser.add_argument("--rounds", type=int, default=5, help="query rounds (default 5)")
+    parser.add_argument("--part", choices=("all", "sampler", "history"), default="all")
+    parser.add_argument("--quick", action="store_true", help="10 s per phase, 2 query rounds")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = 10.0, 2
+    with tempfile.TemporaryDirectory(prefix="perview-metrics-bench-") as tmp:
+        root = Path(tmp)
+        (root / "history").mkdir()
+        if args.part in ("all", "sampler"):
+            sampler(root, args)
+        if args.part in ("all", "history"):
+            asyncio.run(history_bench(root, args))
+
+
+if __name__ == "__main__":
+    main()
