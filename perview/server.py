@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -65,7 +67,18 @@ def serve(
         raise PerviewError(
             f"--no-auth is only allowed on a loopback address, not {server.host}", ExitCode.USAGE
         )
+    raise_file_limit()
     return asyncio.run(_serve(config, announce, open_browser))
+
+
+def raise_file_limit() -> None:
+    """Every viewer is a socket: lift the soft limit on open files (often 1,024) to the hard
+    one, so a thousand viewers do not run into EMFILE."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def _serve(config: Config, announce: Callable[[str], None], open_browser: bool) -> ExitCode:

@@ -441,7 +441,7 @@ class App {
       const rules = [...list.children].map((li) => ({ pattern: li.querySelector("input").value, color: li.querySelector("select").value })).filter((r) => r.pattern);
       localStorage.setItem("perview.highlights", JSON.stringify(rules));
       this.highlighter.set(rules);
-      for (const pane of this.panes) pane.schedule();
+      for (const pane of this.panes) pane.redraw();
       dialog.close();
       this.saveUrl();
     };

@@ -35,6 +35,7 @@ export class Pane {
     this.dirty = false;
     this.programmaticScroll = false;
     this.prefix = null; // rows before each line, in wrap mode
+    this.drawn = new Map(); // seq -> its row element, reused while it stays on screen
     this.build();
     this.applyFilter();
   }
@@ -103,7 +104,7 @@ export class Pane {
       button.ariaPressed = String(this.options[key]);
       this.viewport.classList.toggle("wrap", this.options.wrap);
       this.prefix = null;
-      this.schedule();
+      this.redraw();
     });
     return button;
   }
@@ -250,22 +251,44 @@ export class Pane {
     const first = this.lineAtRow(Math.max(0, top - OVERSCAN));
     const firstRow = this.options.wrap ? this.prefix[first] : first;
     const lastRow = top + visible + OVERSCAN;
-    const fragment = document.createDocumentFragment();
+    // Rows already on screen are kept, not rebuilt: while following, a draw only removes the
+    // rows that scrolled off the top and appends the new ones.
+    const drawn = new Map();
     for (let i = first, row = firstRow; i < this.view.length && row < lastRow; i++) {
       const seq = this.view.at(i);
-      fragment.append(this.lineElement(seq));
+      drawn.set(seq, this.drawn.get(seq) ?? this.lineElement(seq));
       row += this.options.wrap ? this.prefix[i + 1] - this.prefix[i] : 1;
     }
     this.rows.style.transform = `translateY(${firstRow * this.rowHeight}px)`;
-    this.rows.replaceChildren(fragment);
+    const rows = [...drawn.values()];
+    while (this.rows.firstChild && this.rows.firstChild !== rows[0] && !this.keeps(drawn)) {
+      this.rows.firstChild.remove();
+    }
+    const kept = this.rows.children;
+    const inOrder = kept.length <= rows.length && [...kept].every((node, i) => node === rows[i]);
+    if (inOrder) this.rows.append(...rows.slice(kept.length));
+    else this.rows.replaceChildren(...rows);
+    this.drawn = drawn;
     this.updateStatus();
+  }
+
+  /** Is the first row on screen one that stays? */
+  keeps(drawn) {
+    const seq = Number(this.rows.firstChild.dataset.seq);
+    return drawn.get(seq) === this.rows.firstChild;
+  }
+
+  /** Draw every row anew (what a row shows has changed: options, highlights). */
+  redraw() {
+    this.drawn.clear();
+    this.schedule();
   }
 
   lineElement(seq) {
     const store = this.store;
     const slot = store.slot(seq);
     const source = store.sources[store.source[slot]];
-    const line = el("div", { className: "line", dataset: { testid: store.kind[slot] === MARK ? "marker" : "line", id: String(store.id[slot]), source } });
+    const line = el("div", { className: "line", dataset: { testid: store.kind[slot] === MARK ? "marker" : "line", id: String(store.id[slot]), source, seq: String(seq) } });
     if (this.options.time) {
       const t = new Date(store.time[slot]);
       line.append(el("span", { className: "ts", textContent: t.toTimeString().slice(0, 8) + "." + String(t.getMilliseconds()).padStart(3, "0") }));
