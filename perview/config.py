@@ -36,6 +36,9 @@ class ServerConfig:
     system_metrics: bool = True  # sample this machine's CPU, memory, disks, network
     metrics_every: float = 2.0  # seconds between system samples
     certfile: str | None = None  # TLS: certificate chain (PEM); with keyfile, serve https
+    max_streams_per_client: int = 200  # open streams from one address
+    max_streams: int = 5000  # open streams in all
+    max_viewers_per_source: int = 2000
     keyfile: str | None = None
 
 
@@ -251,8 +254,18 @@ class _Checker:
             system_metrics=self.get(table, path, "system_metrics", bool, True),
             metrics_every=every,
             certfile=self.get(table, path, "certfile", str, None),
+            max_streams_per_client=self.limit(table, path, "max_streams_per_client", 200),
+            max_streams=self.limit(table, path, "max_streams", 5000),
+            max_viewers_per_source=self.limit(table, path, "max_viewers_per_source", 2000),
             keyfile=self.get(table, path, "keyfile", str, None),
         )
+
+    def limit(self, table: dict[str, Any], path: tuple[str, ...], key: str, default: int) -> int:
+        value: int = self.get(table, path, key, int, default)
+        if value < 1:
+            self.problem((*path, key), "must be at least 1")
+            return default
+        return value
 
     def duration(
         self, table: dict[str, Any], path: tuple[str, ...], key: str, default: float
@@ -410,6 +423,9 @@ _SERVER_KEYS = frozenset(
         "metrics_every",
         "certfile",
         "keyfile",
+        "max_streams_per_client",
+        "max_streams",
+        "max_viewers_per_source",
     }
 )
 _METRIC_KEYS = frozenset(

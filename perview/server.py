@@ -28,6 +28,7 @@ from perview.sources import build_source, describe
 from perview.sources.process import GRACE, GuardPool
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
+from perview.web.limits import StreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         allowed_hosts=frozenset(h.lower() for h in allowed),
         root_path=server.root_path,
     )
-    settings = WebSettings(access, server.root_path, config.default_stream)
+    limits = StreamLimits(
+        server.max_streams_per_client, server.max_streams, server.max_viewers_per_source
+    )
+    settings = WebSettings(access, server.root_path, config.default_stream, limits=limits)
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(create_app(hubs, settings, metrics), handler_cancellation=True)

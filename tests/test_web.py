@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from perview.hub import Hub
 from perview.sources.process import ProcessSource
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access, host_allowed
+from perview.web.limits import StreamLimits
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -190,3 +192,37 @@ async def test_root_path_prefixes_every_route(aiohttp_client: MakeClient) -> Non
     assert (await client.get("/api/sources")).status == 404
     redirect = await client.get("/pv", allow_redirects=False)
     assert redirect.headers["Location"] == "/pv/"
+
+
+async def test_stream_limits_answer_clearly_and_free_up(aiohttp_client: MakeClient) -> None:
+    hubs = {"slow": Hub("slow", ProcessSource(["sleep", "30"]))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    limits = StreamLimits(per_client=1, total=10, per_source=10)
+    client = await aiohttp_client(create_app(hubs, WebSettings(access, limits=limits)))
+    first = await client.get("/api/sources/slow/text", headers=AUTH)
+    assert first.status == 200
+    refused = await client.get("/api/events?source=slow", headers=AUTH)
+    assert refused.status == 429
+    assert refused.headers["Retry-After"] == "5"
+    assert "too many streams from 127.0.0.1 (limit 1)" in await refused.text()
+    first.close()
+    for _ in range(100):  # the server notices the first stream is gone
+        again = await client.get("/api/sources/slow/text?follow=0", headers=AUTH)
+        if again.status == 200:
+            break
+        await asyncio.sleep(0.01)
+    assert again.status == 200
+    await hubs["slow"].close()
+
+
+async def test_a_source_with_too_many_viewers_refuses_more(aiohttp_client: MakeClient) -> None:
+    hubs = {"slow": Hub("slow", ProcessSource(["sleep", "30"]))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    limits = StreamLimits(per_client=10, total=10, per_source=1)
+    client = await aiohttp_client(create_app(hubs, WebSettings(access, limits=limits)))
+    first = await client.get("/api/sources/slow/text", headers=AUTH)
+    refused = await client.get("/api/sources/slow/text", headers=AUTH)
+    assert refused.status == 503
+    assert "source slow has too many viewers (limit 1)" in await refused.text()
+    first.close()
+    await hubs["slow"].close()

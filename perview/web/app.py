@@ -25,6 +25,7 @@ from perview.metrics.prometheus import exposition
 from perview.metrics.service import MetricsService
 from perview.sources.process import GuardPool
 from perview.web.auth import Access, add_security_headers, security_middleware
+from perview.web.limits import StreamLimits, Streams
 from perview.web.streams import (
     STREAM_HEADERS,
     Filter,
@@ -43,10 +44,12 @@ class WebSettings:
     default_stream: str | None = None  # `perview run`: what `GET /` streams to non-browsers
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))  # this run of the server
     hsts: bool = False  # served over TLS: tell browsers to insist on https
+    limits: StreamLimits = field(default_factory=StreamLimits)
 
 
 HUBS = web.AppKey("hubs", dict[str, Hub])
 METRICS = web.AppKey("metrics", MetricsService)
+STREAMS = web.AppKey("streams", Streams)
 SETTINGS = web.AppKey("settings", WebSettings)
 STATIC = web.AppKey("static", dict[str, tuple[bytes, str]])
 
@@ -59,6 +62,7 @@ def create_app(
     app = web.Application(middlewares=[security_middleware(settings.access)])
     add_security_headers(app, settings.hsts)
     app[HUBS] = dict(hubs)
+    app[STREAMS] = Streams(settings.limits)
     app[METRICS] = metrics or MetricsService(Config(ServerConfig(), ()), GuardPool())
     app[SETTINGS] = settings
     app[STATIC] = _load_static()
@@ -226,7 +230,10 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     response = web.StreamResponse(headers=STREAM_HEADERS)
     response.content_type = "text/plain"
     response.charset = "utf-8"
-    with hub.watch(backlog=backlog, start=follow) as viewer:
+    with (
+        request.app[STREAMS].admit(request, [hub]),
+        hub.watch(backlog=backlog, start=follow) as viewer,
+    ):
         await response.prepare(request)
         await relay_text(response, viewer, keep, follow)
     await response.write_eof()
@@ -251,6 +258,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     wake = asyncio.Event()
     metrics = request.app[METRICS].hub if request.query.get("metrics") == "1" else None
     with ExitStack() as stack:
+        stack.enter_context(request.app[STREAMS].admit(request, [hubs[n] for n in names]))
         viewers = []
         for name in dict.fromkeys(names):
             hub = hubs[name]
