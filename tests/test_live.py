@@ -480,3 +480,25 @@ async def test_grep_matches_utf8_text(serve: Serve) -> None:
     server = serve("run", "--", "printf", "café ok\\nplain\\nnaïve\\n")
     body = await read_text(server, "/api/sources/run/text?grep=%5B%C3%A9%C3%AF%5D")  # [éï]
     assert body.decode() == "café ok\nnaïve\n"
+
+
+async def test_connect_disconnect_cycles_leak_nothing(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "while :; do echo tick; sleep 0.01; done")
+    process = psutil.Process(server.proc.pid)
+    async with aiohttp.ClientSession() as session:
+
+        async def cycle(read_line: bool) -> None:
+            response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+            if read_line:
+                await response.content.readline()
+            response.close()
+
+        await cycle(True)
+        await eventually(lambda: not server.commands(), within=5)
+        before = (process.num_fds(), process.num_threads())
+        for n in range(300):  # each starts the command, reads (or not), leaves, stops it
+            await cycle(read_line=n % 2 == 0)
+        await eventually(lambda: not server.commands(), within=5)
+        await eventually(lambda: process.num_fds() <= before[0], within=5)
+    assert process.num_threads() <= before[1] + 1  # asyncio's child watcher threads come and go
+    assert len(server.descendants()) <= 1  # at most the spare guard (started 0.25 s after use)
