@@ -208,12 +208,8 @@ class Hub:
         self._fastest = max(self._fastest, viewer.seq)
         self._cancel_linger()
         self._changed()
-        if not start:
-            pass
-        elif not self.running and not self.finished:
-            self.start()
-        elif self.running and self._stop.is_set() and not self._operator_stop:
-            self._restart_pending = True
+        if start:
+            self._start_on_demand()
         try:
             yield viewer
         finally:
@@ -223,6 +219,14 @@ class Hub:
             if not self.viewers and not self.keep:
                 self._schedule_stop()
             self._changed()
+
+    def _start_on_demand(self) -> None:
+        """A viewer arrived: start the source, or restart it once a run that is stopping for
+        lack of viewers has ended."""
+        if not self.running and not self.finished:
+            self.start()
+        elif self.running and self._stop.is_set() and not self._operator_stop:
+            self._restart_pending = True
 
     def advanced(self, viewer: Viewer) -> None:
         if viewer.seq > self._fastest:
