@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -22,6 +24,15 @@ ALIASES = 3  # perview-test-1 .. perview-test-3, all this sshd
 class Sshd:
     port: int
     config: Path  # an ssh_config defining the aliases: pass ["-F", config] to ssh
+    pid: int  # the listening sshd; its children are the sessions
+
+    def drop_sessions(self) -> int:
+        """Kill every session this sshd serves (as if the network dropped); returns how many."""
+        sessions = psutil.Process(self.pid).children(recursive=True)
+        for session in sessions:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                session.kill()
+        return len(sessions)
 
     def alias(self, n: int = 1) -> str:
         return f"perview-test-{n}"
@@ -72,7 +83,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(home / "sshd_config")])
     try:
-        server = Sshd(port, client)
+        server = Sshd(port, client, proc.pid)
         for _ in range(100):
             probe = subprocess.run(
                 ["ssh", "-F", str(client), "-o", "BatchMode=yes", server.alias(), "true"],

@@ -161,3 +161,35 @@ def test_remote_home_is_expanded_on_the_far_side() -> None:
 
     assert follow_file_command("~/logs/a b.log", 5) == "tail -n 5 -F -- \"$HOME\"/'logs/a b.log'"
     assert follow_file_command("/var/log/x", 5) == "tail -n 5 -F -- /var/log/x"
+
+
+async def test_a_dropped_ssh_link_is_shown_and_the_stream_resumes(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    log.write_text("before\n")
+    config = sshd.hosts_toml("web1") + f'[sources.far]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(write_config(tmp_path, config)))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + "/api/events?source=far", headers=AUTH) as response,
+    ):
+        states: list[dict[str, object]] = []
+        dropped = False
+        async with asyncio.timeout(30):
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line == "data: before" and not dropped:
+                    assert sshd.drop_sessions() > 0  # the link drops mid-stream
+                    dropped = True
+                elif line.startswith('data: {"source": "far", "state"'):
+                    states.append(json.loads(line[6:]))
+                    if states[-1]["state"] == "running" and any(
+                        s["state"] == "waiting" for s in states
+                    ):
+                        with log.open("a") as f:  # reconnected: new lines must flow again
+                            f.write("after\n")
+                elif line == "data: after":
+                    break
+    waiting = [s for s in states if s["state"] == "waiting"]
+    assert waiting and "retrying in" in str(waiting[0]["reason"])
