@@ -116,7 +116,10 @@ class Viewer:
     async def wait(self, limit: float) -> bool:
         """Wait until the hub has news; False if `limit` seconds passed first."""
         try:
-            await asyncio.wait_for(self.wake.wait(), limit)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the wait in a Task of its
+            # own, one more trip through the loop on every wake of every viewer.
+            async with asyncio.timeout(limit):
+                await self.wake.wait()
         except TimeoutError:
             return False
         self.wake.clear()
