@@ -48,14 +48,10 @@ import argparse
 import asyncio
 import bisect
 import contextlib
-import getpass
 import itertools
 import json
 import math
 import os
-import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -70,11 +66,19 @@ from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
-from _common import HOST, PORT_LINE, STOP_TIMEOUT, machine_cpu, percentile
+from _common import (
+    HOST,
+    PORT_LINE,
+    STOP_TIMEOUT,
+    LoopbackSshd,
+    kill_all,
+    machine_cpu,
+    percentile,
+    stop_process,
+)
 
 from perview.metrics.history import RAW_FOR, ROLLUP, History
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 TARGET = 3.0  # % of one core (the issue)
 START_LIMIT = 15.0  # for the server to print its address
 READY_LIMIT = 60.0  # for every host's cpu series to show a value
@@ -89,117 +93,6 @@ FAR_PARTS = {"sshd": "sshd (sessions, crypto)", "loops": "sh loops: sh, cat, df,
 
 
 # -- the loopback sshd -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class LoopbackSshd:
-    """sshd on 127.0.0.1 with throwaway keys in `home`; `config` is an ssh_config defining the
-    aliases pv-h1 .. pv-hN of it."""
-
-    def __init__(self, home: Path, aliases: int) -> None:
-        if not os.path.exists(SSHD):
-            raise SystemExit("sshd is missing: apt-get install openssh-server")
-        self.home = home
-        self.log = home / "sshd.log"
-        for key in ("host_key", "client_key"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / key)], check=True
-            )
-        (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
-        self.port = free_port()
-        (home / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress {HOST}\nHostKey {home}/host_key\n"
-            f"PidFile {home}/sshd.pid\nAuthorizedKeysFile {home}/authorized_keys\n"
-            "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-            "MaxStartups 200\nMaxSessions 200\nLogLevel ERROR\n"
-        )
-        kind, key = (home / "host_key.pub").read_text().split()[:2]
-        (home / "known_hosts").write_text(f"[{HOST}]:{self.port} {kind} {key}\n")
-        self.config = home / "ssh_config"
-        self.config.write_text(
-            "".join(f"Host pv-h{n}\n" for n in range(1, aliases + 1))
-            + f"Host pv-h*\n  HostName {HOST}\n  Port {self.port}\n  User {getpass.getuser()}\n"
-            f"  IdentityFile {home}/client_key\n  IdentitiesOnly yes\n"
-            f"  UserKnownHostsFile {home}/known_hosts\n  StrictHostKeyChecking yes\n"
-            "  LogLevel ERROR\n"
-        )
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        self.ps = psutil.Process(self.proc.pid)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        argv = ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", "pv-h1", "true"]
-        message = ""
-        for _ in range(100):
-            probe = subprocess.run(argv, capture_output=True, timeout=10)
-            if probe.returncode == 0:
-                return
-            message = probe.stderr.decode(errors="replace")
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"cannot ssh to the benchmark sshd: {message}{self.log.read_text()}")
-
-    def sessions(self) -> list[Any]:
-        with contextlib.suppress(psutil.Error):
-            return list(self.ps.children(recursive=True))
-        return []
-
-    def wait_no_sessions(self, limit: float) -> bool:
-        """Wait (bounded) for every session below this sshd to end; kill what is left."""
-        deadline = time.monotonic() + limit
-        while self.sessions() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        left = self.sessions()
-        kill_all(left)
-        return not left
-
-    def stop(self) -> None:
-        """The listener, then any session it started (they outlive it otherwise)."""
-        sessions = self.sessions()
-        stop_popen(self.proc)
-        kill_all(sessions)
-
-
-def stop_popen(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-
-
-def kill_all(procs: Sequence[Any]) -> None:
-    """SIGTERM these processes (ones this script started, or their descendants), then SIGKILL
-    what is still there after STOP_TIMEOUT."""
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
 
 
 # -- the server under test ---------------------------------------------------------------------
@@ -265,7 +158,7 @@ class Perview:
         below: list[Any] = []
         with contextlib.suppress(psutil.Error):
             below = self.ps.children(recursive=True)
-        stop_popen(self.proc)
+        stop_process(self.proc)
         _, alive = psutil.wait_procs(below, timeout=STOP_TIMEOUT)
         kill_all(alive)
 

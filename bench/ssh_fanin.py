@@ -50,13 +50,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import getpass
 import json
 import os
 import select
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -69,9 +66,9 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 from _common import (
     APPENDED,
-    HOST,
     STOP_TIMEOUT,
     ConfigServer,
+    LoopbackSshd,
     RawStream,
     cpu_seconds,
     descendants_cpu_seconds,
@@ -85,7 +82,6 @@ from _common import (
 
 from perview.sources.ssh import follow_file_command, ssh_argv
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SOURCE = "fanin"
 BACKLOG = 10  # what Perview asks the far-side tail for (config.DEFAULT_FILE_LINES)
 DRAIN = 10.0  # seconds past the writer's last line for every host to deliver it
@@ -105,88 +101,26 @@ PART_TITLE = {
 # -- the loopback sshd -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Sshd:
-    """sshd on 127.0.0.1 with throwaway keys, in `home`; `config(mode)` is an ssh_config with
-    aliases pv-h1 .. pv-hN (mode "cm": with ControlMaster)."""
+class Sshd(LoopbackSshd):
+    """The loopback sshd with what a fan-in measurement needs: `config(mode)` is the ssh_config
+    for the aliases (mode "cm": with ControlMaster), sshd logs the connections it drops, and
+    the ControlMasters and far sides it leaves are cleaned up."""
 
     def __init__(self, home: Path, aliases: int, args: argparse.Namespace) -> None:
-        if not os.path.exists(SSHD):
-            raise SystemExit("sshd is missing: apt-get install openssh-server")
-        self.home = home
-        self.aliases = [f"pv-h{n}" for n in range(1, aliases + 1)]
-        self.log = home / "sshd.log"
-        for key in ("host_key", "client_key"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / key)], check=True
-            )
-        (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
-        self.port = _free_port()
-        extra = "" if args.sshd_defaults else "MaxStartups 200\nMaxSessions 200\n"
-        extra += "" if args.login_rc else "SetEnv SHLVL=1\n"
-        (home / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress {HOST}\nHostKey {home}/host_key\n"
-            f"PidFile {home}/sshd.pid\nAuthorizedKeysFile {home}/authorized_keys\n"
-            "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-            f"{extra}LogLevel VERBOSE\n"  # VERBOSE: sshd logs each connection it drops
-        )
-        host_key = (home / "host_key.pub").read_text().split()
-        (home / "known_hosts").write_text(f"[{HOST}]:{self.port} {host_key[0]} {host_key[1]}\n")
-        common = (
-            f"  HostName {HOST}\n  Port {self.port}\n  User {getpass.getuser()}\n"
-            f"  IdentityFile {home}/client_key\n  IdentitiesOnly yes\n"
-            f"  UserKnownHostsFile {home}/known_hosts\n  StrictHostKeyChecking yes\n"
-            "  LogLevel ERROR\n"
-        )
+        options = "" if args.sshd_defaults else "MaxStartups 200\nMaxSessions 200\n"
+        options += "" if args.login_rc else "SetEnv SHLVL=1\n"
+        options += "LogLevel VERBOSE\n"  # VERBOSE: sshd logs each connection it drops
+        super().__init__(home, aliases, options)
         self.control_dir = home / "cm"
         self.control_dir.mkdir()
         path = "cm-%C" if args.control_path == "shared" else "cm-%n"
         master = (
             f"  ControlMaster auto\n  ControlPath {self.control_dir}/{path}\n  ControlPersist 60\n"
         )
-        self.configs = {"plain": home / "ssh_config", "cm": home / "ssh_config_cm"}
-        self.configs["plain"].write_text("Host pv-h*\n" + common)
-        self.configs["cm"].write_text("Host pv-h*\n" + common + master)
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        self.ps = psutil.Process(self.proc.pid)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self.configs = {"plain": self.config, "cm": self.client_config("ssh_config_cm", master)}
 
-    def _wait_ready(self) -> None:
-        probe = None
-        argv = ["ssh", "-F", str(self.configs["plain"]), "-o", "BatchMode=yes", self.aliases[0]]
-        for _ in range(100):
-            probe = subprocess.run([*argv, "true"], capture_output=True, timeout=10)
-            if probe.returncode == 0:
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited ({self.proc.returncode}): {self.log_text()}")
-            time.sleep(0.05)
-        message = probe.stderr.decode(errors="replace") if probe else ""
-        raise RuntimeError(f"cannot ssh to the benchmark sshd: {message}")
-
-    def config(self, mode: str) -> Path:
+    def mode_config(self, mode: str) -> Path:
         return self.configs[mode]
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
 
     def drops(self) -> int:
         """Connections sshd dropped so far for MaxStartups."""
@@ -234,19 +168,8 @@ class Sshd:
         kill_matching(far_sides, STOP_TIMEOUT)
 
     def stop(self) -> None:
-        """The listener, then the sessions it started (they outlive it otherwise)."""
-        sessions = []
-        with contextlib.suppress(psutil.Error):
-            sessions = self.ps.children(recursive=True)
-        stop_process(self.proc)
-        for proc in sessions:
-            with contextlib.suppress(psutil.Error):
-                proc.terminate()
-        _, alive = psutil.wait_procs(sessions, timeout=STOP_TIMEOUT)
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        reap_children()
+        super().stop()
+        reap_children()  # this script is a subreaper: orphaned sessions come back to it
 
 
 def kill_matching(find: Callable[[], list[Any]], limit: float) -> None:
@@ -297,7 +220,7 @@ def direct_trial(
     """Perview's own ssh commands for `aliases`, started here at once: seconds until every one
     has printed its first line (None: not all did within --connect-timeout), and how many
     ended without printing anything (ssh failed: nothing retries here)."""
-    config = ["-F", str(sshd.config(mode))]
+    config = ["-F", str(sshd.mode_config(mode))]
     command = follow_file_command(str(log), BACKLOG)
     start = time.monotonic_ns()
     procs = [
@@ -518,7 +441,8 @@ def configuration(
     log.write_bytes(BACKLOG_LINE + b"\n")
     config = tmp / f"perview-{mode}-{count}.toml"
     tables = "".join(
-        f'[hosts.{name}]\nssh = "{sshd.aliases[k]}"\nssh_args = ["-F", "{sshd.config(mode)}"]\n\n'
+        f'[hosts.{name}]\nssh = "{sshd.aliases[k]}"\n'
+        f'ssh_args = ["-F", "{sshd.mode_config(mode)}"]\n\n'
         for k, name in enumerate(hosts)
     )
     names = ", ".join(f'"{name}"' for name in hosts)
