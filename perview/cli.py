@@ -4,6 +4,7 @@ off to the server. One place (`main`) turns errors into messages and exit codes.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from perview import __version__
+from perview.accounts import hash_password
 from perview.config import (
     DEFAULT_BACKLOG,
     DEFAULT_HOST,
@@ -30,7 +32,7 @@ from perview.sources.stdin import usable_stdin
 
 # Read in this order when --port is absent; PERVIEW_PROC_PORT is the original monitor's name.
 PORT_VARIABLES = ("PERVIEW_PROC_PORT", "PERVIEW_PORT")
-SUBCOMMANDS = ("serve", "run", "tail", "check")
+SUBCOMMANDS = ("serve", "run", "tail", "check", "hash-password")
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a config and say what it serves")
     _config_option(check)
+
+    commands.add_parser(
+        "hash-password",
+        help="hash a password for a [users.NAME] table",
+        description="Asks for a password (or reads one line from standard input when it is "
+        "not a terminal) and prints its scrypt hash, for `password = ...` in [users.NAME].",
+    )
     return parser
 
 
@@ -210,9 +219,23 @@ def _check(args: argparse.Namespace) -> int:
     config, notes = _configured(args.config)
     names = ", ".join(s.name for s in config.sources)
     hosts = f", {len(config.hosts)} hosts" if config.hosts else ""
-    print(f"{config.origin}: OK, {len(config.sources)} sources ({names}){hosts}")
+    users = f", {len(config.users)} users" if config.users else ""
+    print(f"{config.origin}: OK, {len(config.sources)} sources ({names}){hosts}{users}")
     for note in notes:
         print(f"  {note}")
+    return ExitCode.OK
+
+
+def _hash_password() -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise PerviewError("the two passwords differ", ExitCode.USAGE)
+    else:
+        password = sys.stdin.readline().removesuffix("\n")
+    if not password:
+        raise PerviewError("the password is empty", ExitCode.USAGE)
+    print(hash_password(password))
     return ExitCode.OK
 
 
@@ -232,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.subcommand == "check":
             return _check(args)
+        if args.subcommand == "hash-password":
+            return _hash_password()
         if args.subcommand == "run":
             config = _run_config(args)
         elif args.subcommand == "tail":

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perview.accounts import ROLES, Role, parse_hash
 from perview.errors import ExitCode, PerviewError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -40,6 +41,14 @@ class ServerConfig:
     max_streams: int = 5000  # open streams in all
     max_viewers_per_source: int = 2000
     keyfile: str | None = None
+    session_lifetime: float = 12 * 3600.0  # seconds a login lasts
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    name: str
+    password: str  # a hash made by `perview hash-password`, never the password itself
+    role: Role = "viewer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     hosts: Mapping[str, HostConfig] = field(default_factory=dict)
     metrics: tuple[MetricConfig, ...] = ()
+    users: Mapping[str, UserConfig] = field(default_factory=dict)
     once: bool = False  # exit after the first viewer of the (only) source leaves
     default_stream: str | None = None  # the source `GET /` streams to curl
     origin: str = "command line"  # where this config came from, for messages
@@ -217,7 +227,7 @@ class _Checker:
     # -- sections ------------------------------------------------------------------------------
 
     def config(self, data: dict[str, Any], origin: str) -> Config:
-        top = self.table(data, (), frozenset({"server", "hosts", "sources", "metrics"}))
+        top = self.table(data, (), frozenset({"server", "hosts", "sources", "metrics", "users"}))
         server = self.server(top.get("server", {}))
         hosts = {
             name: self.host(name, value)
@@ -231,7 +241,13 @@ class _Checker:
             self.metric(name, value, hosts)
             for name, value in self.table(top.get("metrics", {}), ("metrics",), None).items()
         )
-        return Config(server, sources, hosts, metrics, origin=origin)
+        users = {
+            name: self.user(name, value)
+            for name, value in self.table(top.get("users", {}), ("users",), None).items()
+        }
+        if users and not server.auth:
+            self.problem(("server", "auth"), "cannot be false when [users] are defined")
+        return Config(server, sources, hosts, metrics, users, origin=origin)
 
     def server(self, raw: Any) -> ServerConfig:
         path = ("server",)
@@ -258,6 +274,7 @@ class _Checker:
             max_streams=self.limit(table, path, "max_streams", 5000),
             max_viewers_per_source=self.limit(table, path, "max_viewers_per_source", 2000),
             keyfile=self.get(table, path, "keyfile", str, None),
+            session_lifetime=self.duration(table, path, "session_lifetime", 12 * 3600.0),
         )
 
     def limit(self, table: dict[str, Any], path: tuple[str, ...], key: str, default: int) -> int:
@@ -307,6 +324,22 @@ class _Checker:
             warn=self.get(table, path, "warn", float, None),
             crit=self.get(table, path, "crit", float, None),
         )
+
+    def user(self, name: str, raw: Any) -> UserConfig:
+        path = ("users", name)
+        if not NAME.fullmatch(name):
+            self.problem(path, f"{name!r} is not a usable user name (letters, digits, _ . -)")
+        table = self.table(raw, path, frozenset({"password", "role"}))
+        password = self.get(table, path, "password", str, "")
+        if "password" not in table:
+            self.problem(path, "needs password = the hash printed by `perview hash-password`")
+        elif isinstance(problem := parse_hash(password), str):
+            self.problem((*path, "password"), problem)
+        role = self.get(table, path, "role", str, "viewer")
+        if role not in ROLES:
+            self.problem((*path, "role"), f"must be one of {', '.join(ROLES)}, not {role!r}")
+            role = "viewer"
+        return UserConfig(name, password, role)
 
     def host(self, name: str, raw: Any) -> HostConfig:
         path = ("hosts", name)
@@ -426,6 +459,7 @@ _SERVER_KEYS = frozenset(
         "max_streams_per_client",
         "max_streams",
         "max_viewers_per_source",
+        "session_lifetime",
     }
 )
 _METRIC_KEYS = frozenset(

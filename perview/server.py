@@ -20,10 +20,11 @@ from dataclasses import replace
 from aiohttp import web
 
 from perview import __version__
+from perview.accounts import SessionKeys
 from perview.config import Config, SourceConfig
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
-from perview.metrics.service import MetricsService
+from perview.metrics.service import MetricsService, data_dir
 from perview.sources import build_source, describe
 from perview.sources.process import GRACE, GuardPool
 from perview.web.app import WebSettings, create_app
@@ -116,6 +117,8 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         token=token,
         allowed_hosts=frozenset(h.lower() for h in allowed),
         root_path=server.root_path,
+        users=config.users,
+        sessions=SessionKeys(data_dir(server.data_dir), server.session_lifetime),
     )
     limits = StreamLimits(
         server.max_streams_per_client, server.max_streams, server.max_viewers_per_source

@@ -24,8 +24,9 @@ from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
 from perview.metrics.service import MetricsService
 from perview.sources.process import GuardPool
-from perview.web.auth import Access, add_security_headers, security_middleware
+from perview.web.auth import Access, add_security_headers, require_operator, security_middleware
 from perview.web.limits import StreamLimits, Streams
+from perview.web.login import add_login_routes
 from perview.web.streams import (
     STREAM_HEADERS,
     Filter,
@@ -80,6 +81,7 @@ def create_app(
     app.router.add_get(root + "/api/metrics", list_metrics)
     app.router.add_get(root + "/api/metrics/{series:.+}", metric_history)
     app.router.add_get(root + "/metrics", prometheus_metrics)
+    add_login_routes(app, settings.access, _fill_assets("login.html", app[STATIC]))
     return app
 
 
@@ -87,6 +89,7 @@ def create_app(
 
 
 IMPORT = re.compile(rb'(from\s+|import\s+)"\./([\w.-]+\.js)"')
+ASSET = re.compile(r"\{\{ *([\w-]+\.(?:js|css)) *\}\}")  # {{app.js}} in a page
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -126,17 +129,19 @@ async def index(request: web.Request) -> web.StreamResponse:
     if settings.default_stream and "text/html" not in request.headers.get("Accept", ""):
         # The original contract: `curl host:port` gets the command's output as it comes.
         return await _text(request, request.app[HUBS][settings.default_stream])
-    static = request.app[STATIC]
-    page = static["index.html"][0].decode()
-    page = re.sub(
-        r"\{\{ *([\w.]+) *\}\}", lambda m: f"static/{m[1]}?v={static[m[1]][1]}", page
-    ).replace("{{version}}", __version__)
+    page = _fill_assets("index.html", request.app[STATIC]).replace("{{version}}", __version__)
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+def _fill_assets(name: str, static: dict[str, tuple[bytes, str]]) -> str:
+    """The page `name` with each `{{file.js}}` replaced by that file's versioned URL."""
+    page = static[name][0].decode()
+    return ASSET.sub(lambda m: f"static/{m[1]}?v={static[m[1]][1]}", page)
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
     found = request.app[STATIC].get(request.match_info["name"])
-    if found is None or request.match_info["name"] == "index.html":
+    if found is None or request.match_info["name"].endswith(".html"):  # pages have routes
         raise web.HTTPNotFound(text="perview: no such file\n")
     body, digest = found
     immutable = request.query.get("v") == digest
@@ -197,6 +202,7 @@ async def list_sources(request: web.Request) -> web.StreamResponse:
 
 
 async def stop_source(request: web.Request) -> web.StreamResponse:
+    require_operator(request)
     hub = _hub(request)
     hub.stop()
     await hub.wait_stopped()
@@ -204,6 +210,7 @@ async def stop_source(request: web.Request) -> web.StreamResponse:
 
 
 async def restart_source(request: web.Request) -> web.StreamResponse:
+    require_operator(request)
     hub = _hub(request)
     await hub.restart()
     return web.json_response(describe(hub))

@@ -1,14 +1,19 @@
-"""Who may talk to Perview: the Host check, the access token, the Origin check, safe headers."""
+"""Who may talk to Perview: the Host check, the Origin check, the token and logged-in users,
+their roles, and the safe headers every response carries."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from dataclasses import dataclass
-from urllib.parse import urlencode
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
+from perview.accounts import TOKEN_USER, Role, SessionKeys
+from perview.config import UserConfig
 
 # The page uses only its own files; nothing inline, nothing framed, no referrer to leak a token.
 SECURITY_HEADERS = {
@@ -22,7 +27,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
-PUBLIC_PATHS = frozenset({"/healthz"})  # liveness probes carry no token and learn nothing
+# Liveness probes carry no credential and learn nothing; the login page is how one gets one.
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/logout"})
+DEFAULT_SESSION_LIFETIME = 12 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,35 @@ class Access:
     allowed_hosts: frozenset[str]  # host names accepted besides IP literals and localhost
     root_path: str = ""  # the prefix a reverse proxy serves us under
     cookie_prefix: str = "perview"
+    users: Mapping[str, UserConfig] = field(default_factory=dict)
+    sessions: SessionKeys = field(
+        default_factory=lambda: SessionKeys(None, DEFAULT_SESSION_LIFETIME)
+    )
+
+    def secret_of(self, user: str) -> str | None:
+        """What a session of `user` is bound to: the token, or the user's password hash."""
+        if user == TOKEN_USER:
+            return self.token
+        found = self.users.get(user)
+        return found.password if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: a user, or whoever holds the token (user None), and what they may do."""
+
+    user: str | None
+    role: Role
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+OWNER = Principal(None, "operator")  # the token, or no authentication at all
+
+
+def require_operator(request: web.Request) -> None:
+    """Stopping and restarting are for operators; viewers only watch."""
+    if request[PRINCIPAL].role != "operator":
+        raise web.HTTPForbidden(text="perview: only an operator may do this\n")
 
 
 def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:
@@ -69,14 +105,30 @@ def cookie_name(request: web.Request, access: Access) -> str:
     return f"{access.cookie_prefix}_{port}"
 
 
-def _presented_token(request: web.Request, access: Access) -> tuple[str | None, bool]:
-    """The token the client sent, and whether it came in the query string."""
+def _identify(request: web.Request, access: Access) -> tuple[Principal | None, bool]:
+    """Who the client is (None: nobody we know), and whether it said so with `?token=`."""
+    assert access.token is not None
     if "token" in request.query:
-        return request.query["token"], True
+        return (OWNER if _is_token(request.query["token"], access.token) else None), True
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
-        return value.strip(), False
-    return request.cookies.get(cookie_name(request, access)), False
+        return (OWNER if _is_token(value.strip(), access.token) else None), False
+    return session_principal(request, access), False
+
+
+def session_principal(request: web.Request, access: Access) -> Principal | None:
+    """Who the session cookie says the client is, if it is valid."""
+    cookie = request.cookies.get(cookie_name(request, access))
+    session = access.sessions.check(cookie, access.secret_of) if cookie else None
+    if session is None:
+        return None
+    if session.user == TOKEN_USER:
+        return OWNER
+    return Principal(session.user, access.users[session.user].role)
+
+
+def _is_token(presented: str, token: str) -> bool:
+    return hmac.compare_digest(presented.encode(), token.encode())
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -118,43 +170,69 @@ def security_middleware(access: Access) -> Middleware:
         streams = path.endswith(("/text", "/events")) or (path == "/" and not _wants_html(request))
         if (request.method not in ("GET", "HEAD") or streams) and not _same_origin(request):
             return _refuse(403, "cross-origin request refused")
-        if access.token is None or path in PUBLIC_PATHS:
+        if access.token is None:
+            request[PRINCIPAL] = OWNER
             return await handler(request)
-        token, in_query = _presented_token(request, access)
-        if token is None or not hmac.compare_digest(token.encode(), access.token.encode()):
-            response = _refuse(
-                401,
-                "a token is required: open the URL Perview printed at start, "
-                "or send 'Authorization: Bearer TOKEN'",
-            )
-            response.headers["WWW-Authenticate"] = 'Bearer realm="perview"'
-            return response
+        if path in PUBLIC_PATHS or path.startswith("/static/"):  # the page's code is no secret
+            return await handler(request)
+        principal, in_query = _identify(request, access)
+        if principal is None:
+            return _unauthorized(request, access)
+        request[PRINCIPAL] = principal
         if in_query and _wants_html(request) and request.method == "GET":
-            # Log the browser in with a cookie, then drop the token from its address bar and
-            # history.
+            # Log the browser in with a session cookie, then drop the token from its address
+            # bar and history.
             rest = [(k, v) for k, v in request.query.items() if k != "token"]
             location = request.path + ("?" + urlencode(rest) if rest else "")
             redirect = web.Response(status=303, headers={"Location": location})
-            _set_cookie(redirect, access, request)
+            set_session_cookie(redirect, request, access, TOKEN_USER)
             return redirect
         answer = await handler(request)
         if in_query and not answer.prepared:
-            _set_cookie(answer, access, request)
+            set_session_cookie(answer, request, access, TOKEN_USER)
         return answer
 
     return middleware
 
 
-def _set_cookie(response: web.StreamResponse, access: Access, request: web.Request) -> None:
-    assert access.token is not None
+def _unauthorized(request: web.Request, access: Access) -> web.StreamResponse:
+    if access.users and _wants_html(request) and request.method == "GET":
+        # A person at a browser: the login page, which brings them back here.
+        target = request.path_qs
+        return web.Response(
+            status=303,
+            headers={"Location": f"{access.root_path}/login?next={quote(target, safe='')}"},
+        )
+    how = "log in at /login, " if access.users else ""
+    response = _refuse(
+        401,
+        f"a token is required: {how}open the URL Perview printed at start, "
+        "or send 'Authorization: Bearer TOKEN'",
+    )
+    response.headers["WWW-Authenticate"] = 'Bearer realm="perview"'
+    return response
+
+
+def set_session_cookie(
+    response: web.StreamResponse, request: web.Request, access: Access, user: str
+) -> None:
+    secret = access.secret_of(user)
+    assert secret is not None
     response.set_cookie(
         cookie_name(request, access),
-        access.token,
+        access.sessions.issue(user, secret),
+        max_age=int(access.sessions.lifetime),
         httponly=True,
         samesite="Strict",
         secure=request.secure,
         path=access.root_path + "/",
     )
+
+
+def clear_session_cookie(
+    response: web.StreamResponse, request: web.Request, access: Access
+) -> None:
+    response.del_cookie(cookie_name(request, access), path=access.root_path + "/")
 
 
 def _wants_html(request: web.Request) -> bool:

@@ -1,0 +1,265 @@
+"""Password users: scrypt hashes, signed expiring session cookies, a lock-out after failed logins.
+
+A password is stored only as `scrypt$N$r$p$SALT$KEY` (what `perview hash-password` prints; the
+cost travels with the hash, so it can be raised later). A session is a cookie the server signs
+and does not store: `user~id~expires~mac`, where the MAC also covers the user's password hash
+(or the token, for a token login), so changing a password or the token ends its sessions. The
+signing key lives in the data directory, so sessions survive a restart; a logout is kept in a
+small list of revoked session ids until they would have expired anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+Role = Literal["viewer", "operator"]
+ROLES: tuple[Role, ...] = ("viewer", "operator")
+
+# 2**16 x 8 x 1 is 64 MiB and about a quarter of a second here: slow for a guesser, fine for
+# a person logging in. Verification refuses costs above MAX_SCRYPT_MEMORY (a config typo must
+# not ask for gigabytes).
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**16, 8, 1
+MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+CONCURRENT_CHECKS = 2  # password checks running at once: bounds their memory and CPU
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHash:
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    key: bytes
+
+    @property
+    def memory(self) -> int:
+        return 128 * self.n * self.r * self.p
+
+    def __str__(self) -> str:
+        return f"scrypt${self.n}${self.r}${self.p}${_b64(self.salt)}${_b64(self.key)}"
+
+
+def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    salt = secrets.token_bytes(16)
+    return str(PasswordHash(n, r, p, salt, _scrypt(password, salt, n, r, p)))
+
+
+def parse_hash(text: str) -> PasswordHash | str:
+    """The hash in `text`, or why it is not one `perview hash-password` could have made."""
+    parts = text.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return "must be a hash made by `perview hash-password` (scrypt$N$r$p$salt$key)"
+    try:
+        n, r, p = (int(part) for part in parts[1:4])
+        salt, key = _unb64(parts[4]), _unb64(parts[5])
+    except (ValueError, binascii.Error):
+        return "is not a well-formed scrypt hash"
+    parsed = PasswordHash(n, r, p, salt, key)
+    if n < 2 or n & (n - 1) or r < 1 or p < 1 or len(key) < 16:
+        return "has impossible scrypt parameters"
+    if parsed.memory > MAX_SCRYPT_MEMORY:
+        return f"needs {parsed.memory >> 20} MiB to check; at most {MAX_SCRYPT_MEMORY >> 20} MiB"
+    return parsed
+
+
+def verify_password(password: str, stored: str) -> bool:
+    parsed = parse_hash(stored)
+    if isinstance(parsed, str):
+        return False
+    key = _scrypt(password, parsed.salt, parsed.n, parsed.r, parsed.p, len(parsed.key))
+    return hmac.compare_digest(key, parsed.key)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int = 32) -> bytes:
+    memory = 128 * n * r * p
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=memory + (1 << 20), dklen=length
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+class PasswordChecker:
+    """Checks passwords off the event loop, a few at a time. An unknown user costs as much as a
+    known one (a hash of its own is checked), so timing does not tell which names exist."""
+
+    def __init__(self) -> None:
+        self._slots = asyncio.Semaphore(CONCURRENT_CHECKS)
+        self._decoy: str | None = None
+
+    async def check(self, password: str, stored: str | None) -> bool:
+        async with self._slots:
+            if stored is None:
+                if self._decoy is None:
+                    self._decoy = await asyncio.to_thread(hash_password, secrets.token_hex(8))
+                await asyncio.to_thread(verify_password, password, self._decoy)
+                return False
+            return await asyncio.to_thread(verify_password, password, stored)
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: str  # a configured user's name; TOKEN_USER for a login with the token
+    id: str
+    expires: float
+
+
+TOKEN_USER = "-"  # not a valid user name, so a token session can never be mistaken for one
+SEP = "~"  # in no user name and no base64url text
+
+
+class SessionKeys:
+    """Signs and checks session cookies, and remembers the ones logged out."""
+
+    def __init__(self, directory: Path | None, lifetime: float) -> None:
+        self.lifetime = lifetime
+        self._revoked_file = directory / "revoked-sessions" if directory else None
+        self._key = _load_key(directory / "session.key") if directory else _fresh_key()
+        self._revoked: dict[str, float] = self._load_revoked()
+
+    def issue(self, user: str, secret: str) -> str:
+        """A cookie value for `user`, bound to `secret` (their password hash, or the token)."""
+        body = SEP.join((user, secrets.token_urlsafe(12), str(int(time.time() + self.lifetime))))
+        return body + SEP + self._mac(body, secret)
+
+    def check(self, value: str, secret_of: Callable[[str], str | None]) -> Session | None:
+        """The session in a cookie, if it is ours, unexpired, not logged out, and its user's
+        secret is still the one it was issued for."""
+        body, _, mac = value.rpartition(SEP)
+        user, _, rest = body.partition(SEP)
+        session_id, _, expires = rest.partition(SEP)
+        secret = secret_of(user)
+        if secret is None or not expires.isdigit():
+            return None
+        if not hmac.compare_digest(mac, self._mac(body, secret)):
+            return None
+        if int(expires) <= time.time() or session_id in self._revoked:
+            return None
+        return Session(user, session_id, float(expires))
+
+    def revoke(self, session: Session) -> None:
+        now = time.time()
+        self._revoked = {k: t for k, t in self._revoked.items() if t > now}
+        self._revoked[session.id] = session.expires
+        if self._revoked_file is None:
+            return
+        text = "".join(f"{k} {int(t)}\n" for k, t in self._revoked.items())
+        try:
+            _write_private(self._revoked_file, text.encode())
+        except OSError as exc:
+            log.warning("cannot keep the logout in %s: %s", self._revoked_file, exc.strerror)
+
+    def _mac(self, body: str, secret: str) -> str:
+        bound = hashlib.sha256(secret.encode()).digest()
+        return _b64(hmac.digest(self._key, body.encode() + b"\0" + bound, "sha256"))
+
+    def _load_revoked(self) -> dict[str, float]:
+        if self._revoked_file is None:
+            return {}
+        try:
+            lines = self._revoked_file.read_text().split("\n")
+        except OSError:
+            return {}
+        now, revoked = time.time(), {}
+        for line in lines:
+            session_id, _, expires = line.partition(" ")
+            if expires.isdigit() and int(expires) > now:
+                revoked[session_id] = float(expires)
+        return revoked
+
+
+def _fresh_key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def _load_key(path: Path) -> bytes:
+    """The signing key kept at `path` (made on first use, readable only by us). If it cannot be
+    kept, a key for this run: sessions then end when Perview does."""
+    with contextlib.suppress(OSError):
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    key = _fresh_key()
+    try:
+        _write_private(path, key)
+    except OSError as exc:
+        log.warning("cannot keep the session key in %s (%s): logins end at exit", path, exc)
+    return key
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    temporary.replace(path)
+
+
+# -- lock-out ----------------------------------------------------------------------------------
+
+
+class LoginThrottle:
+    """After FREE_FAILURES failed logins for a user name or from an address, each further try
+    has to wait twice as long as the one before (1 s, 2 s, 4 s, ... up to MAX_DELAY). A success
+    clears both. Memory is bounded: a record is forgotten after FORGET_AFTER quiet seconds, and
+    the oldest go first past MAX_RECORDS."""
+
+    FREE_FAILURES = 5
+    MAX_DELAY = 900.0
+    FORGET_AFTER = 3600.0
+    MAX_RECORDS = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, last failure)
+
+    def wait(self, *keys: str) -> float:
+        """Seconds before any of `keys` may try again (0: now)."""
+        now, longest = self._clock(), 0.0
+        for key in keys:
+            count, last = self._failures.get(key, (0, now))
+            if count >= self.FREE_FAILURES:
+                delay = min(2.0 ** (count - self.FREE_FAILURES), self.MAX_DELAY)
+                longest = max(longest, last + delay - now)
+        return longest
+
+    def failed(self, *keys: str) -> None:
+        now = self._clock()
+        for key in keys:
+            count, _ = self._failures.pop(key, (0, now))
+            self._failures[key] = (count + 1, now)  # re-inserted: the dict stays oldest-first
+        while len(self._failures) > self.MAX_RECORDS or self._stale(now):
+            del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+
+    def _stale(self, now: float) -> bool:
+        oldest = next(iter(self._failures.values()), None)
+        return oldest is not None and now - oldest[1] > self.FORGET_AFTER

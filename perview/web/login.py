@@ -1,0 +1,122 @@
+"""The login page, logging in and out, and who the page is talking for.
+
+The page works without script (a plain form), so it needs no exception to the content security
+policy; what it shows is filled in on the server, every value escaped."""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+from aiohttp import web
+
+from perview.accounts import LoginThrottle, PasswordChecker
+from perview.web.auth import (
+    PRINCIPAL,
+    Access,
+    clear_session_cookie,
+    cookie_name,
+    session_principal,
+    set_session_cookie,
+)
+
+PLACEHOLDER = re.compile(r"\{\{(message|next|user)\}\}")
+MAX_FIELD = 1024  # characters of a user name or password read from the form
+
+ACCESS = web.AppKey("access", Access)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+CHECKER = web.AppKey("checker", PasswordChecker)
+LOGIN_PAGE = web.AppKey("login_page", str)  # login.html with its asset URLs filled in
+
+
+def add_login_routes(app: web.Application, access: Access, page: str) -> None:
+    app[ACCESS] = access
+    app[THROTTLE] = LoginThrottle()
+    app[CHECKER] = PasswordChecker()
+    app[LOGIN_PAGE] = page
+    root = access.root_path
+    app.router.add_get(root + "/login", login_page)
+    app.router.add_post(root + "/login", login)
+    app.router.add_post(root + "/logout", logout)
+    app.router.add_get(root + "/api/session", session_info)
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    access = request.app[ACCESS]
+    if not access.users:
+        raise web.HTTPNotFound(text="perview: no users are configured; use the token URL\n")
+    return _page(request, "", request.query.get("next", ""), "")
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    access = request.app[ACCESS]
+    if not access.users:
+        raise web.HTTPNotFound(text="perview: no users are configured; use the token URL\n")
+    form = await request.post()
+    name = str(form.get("user", ""))[:MAX_FIELD]
+    password = str(form.get("password", ""))[:MAX_FIELD]
+    target = str(form.get("next", ""))
+    throttle = request.app[THROTTLE]
+    keys = (f"user:{name}", f"address:{request.remote}")
+    wait = throttle.wait(*keys)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        message = f"Too many failed logins. Try again in {seconds} s."
+        response = _page(request, message, target, name, status=429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    user = access.users.get(name)
+    valid = await request.app[CHECKER].check(password, user.password if user else None)
+    if user is None or not valid:
+        throttle.failed(*keys)
+        return _page(request, "Wrong user name or password.", target, name, status=401)
+    throttle.succeeded(*keys)
+    response = web.Response(status=303, headers={"Location": _safe_next(target, access)})
+    set_session_cookie(response, request, access, user.name)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    access = request.app[ACCESS]
+    cookie = request.cookies.get(cookie_name(request, access))
+    session = access.sessions.check(cookie, access.secret_of) if cookie else None
+    if session is not None:
+        access.sessions.revoke(session)
+    where = "/login" if access.users else "/"
+    response = web.Response(status=303, headers={"Location": access.root_path + where})
+    clear_session_cookie(response, request, access)
+    return response
+
+
+async def session_info(request: web.Request) -> web.StreamResponse:
+    """Who the page is talking for, what they may do, and whether logging out means anything."""
+    access = request.app[ACCESS]
+    principal = request[PRINCIPAL]
+    cookie_login = access.token is not None and session_principal(request, access) is not None
+    return web.json_response(
+        {"user": principal.user, "role": principal.role, "logout": cookie_login}
+    )
+
+
+def _safe_next(target: str, access: Access) -> str:
+    """Where to go after logging in: a path of ours, never another site (`//evil`, `/\\evil`)."""
+    home = access.root_path + "/"
+    if target.startswith(home) and not target.startswith(("//", "/\\")) and "\\" not in target:
+        return target
+    return home
+
+
+def _page(
+    request: web.Request, message: str, target: str, name: str, status: int = 200
+) -> web.Response:
+    values = {"message": message, "next": target, "user": name}
+    page = PLACEHOLDER.sub(
+        lambda m: html.escape(values[m[1]], quote=True), request.app[LOGIN_PAGE]
+    ).replace("{{hidden}}", "" if message else "hidden")
+    return web.Response(
+        text=page,
+        status=status,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )

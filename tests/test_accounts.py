@@ -1,0 +1,362 @@
+"""Password users: hashes, sessions, the lock-out, the login page and roles, in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from perview.accounts import (
+    SCRYPT_N,
+    TOKEN_USER,
+    LoginThrottle,
+    SessionKeys,
+    hash_password,
+    parse_hash,
+    verify_password,
+)
+from perview.config import ConfigError, UserConfig, parse
+from perview.hub import Hub
+from perview.sources.process import ProcessSource
+from perview.web.app import WebSettings, create_app
+from perview.web.auth import Access
+
+TOKEN = "s3cret"
+CHEAP = {"n": 2**10, "r": 8, "p": 1}  # tests check many passwords; the default cost is tested once
+ALICE = hash_password("alice-pw", **CHEAP)
+BOB = hash_password("bob-pw", **CHEAP)
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+# -- hashes ------------------------------------------------------------------------------------
+
+
+def test_a_hash_verifies_its_password_only() -> None:
+    stored = hash_password("correct horse", **CHEAP)
+    assert verify_password("correct horse", stored)
+    assert not verify_password("correct horsE", stored)
+    assert not verify_password("", stored)
+
+
+def test_the_same_password_hashes_differently_each_time() -> None:
+    assert hash_password("pw", **CHEAP) != hash_password("pw", **CHEAP)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("hunter2", "perview hash-password"),
+        ("scrypt$16384$8$1$c2FsdA$!!!", "well-formed"),
+        ("scrypt$1000$8$1$c2FsdHNhbHQ$" + "A" * 43, "impossible"),
+        ("scrypt$1048576$8$4$c2FsdHNhbHQ$" + "A" * 43, "MiB"),
+    ],
+)
+def test_what_is_not_a_usable_hash_says_why(text: str, why: str) -> None:
+    problem = parse_hash(text)
+    assert isinstance(problem, str) and why in problem
+    assert not verify_password("anything", text)
+
+
+def test_hash_password_command_uses_the_default_cost() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "perview", "hash-password"],
+        input="pass phrase with spaces\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    stored = result.stdout.strip()
+    parsed = parse_hash(stored)
+    assert not isinstance(parsed, str) and parsed.n == SCRYPT_N
+    assert verify_password("pass phrase with spaces", stored)
+
+
+def test_hash_password_refuses_an_empty_password() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "perview", "hash-password"],
+        input="\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "empty" in result.stderr
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def test_a_session_is_bound_to_its_user_and_secret(tmp_path: Path) -> None:
+    keys = SessionKeys(tmp_path, lifetime=60)
+    cookie = keys.issue("alice", ALICE)
+    session = keys.check(cookie, {"alice": ALICE}.get)
+    assert session is not None and session.user == "alice"
+    # A changed password (another secret) ends the session; so does an unknown user.
+    assert keys.check(cookie, {"alice": BOB}.get) is None
+    assert keys.check(cookie, {}.get) is None
+    # Editing any part breaks the signature.
+    user, session_id, expires, mac = cookie.split("~")
+    assert keys.check(f"bob~{session_id}~{expires}~{mac}", {"bob": ALICE}.get) is None
+    later = str(int(expires) + 3600)
+    assert keys.check(f"{user}~{session_id}~{later}~{mac}", {"alice": ALICE}.get) is None
+    assert keys.check("garbage", {"alice": ALICE}.get) is None
+
+
+def test_a_session_expires(tmp_path: Path) -> None:
+    keys = SessionKeys(tmp_path, lifetime=-1)
+    assert keys.check(keys.issue("alice", ALICE), {"alice": ALICE}.get) is None
+
+
+def test_sessions_and_logouts_survive_a_restart(tmp_path: Path) -> None:
+    first = SessionKeys(tmp_path, lifetime=60)
+    kept, dropped = first.issue("alice", ALICE), first.issue("alice", ALICE)
+    session = first.check(dropped, {"alice": ALICE}.get)
+    assert session is not None
+    first.revoke(session)
+    assert (tmp_path / "session.key").stat().st_mode & 0o777 == 0o600
+    second = SessionKeys(tmp_path, lifetime=60)
+    assert second.check(kept, {"alice": ALICE}.get) is not None
+    assert second.check(dropped, {"alice": ALICE}.get) is None
+
+
+def test_without_a_place_to_keep_it_the_key_lasts_one_run(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    keys = SessionKeys(tmp_path / "file" / "sub", lifetime=60)  # cannot be a directory
+    cookie = keys.issue("alice", ALICE)
+    assert keys.check(cookie, {"alice": ALICE}.get) is not None
+
+
+# -- lock-out ----------------------------------------------------------------------------------
+
+
+def test_failed_logins_lock_out_with_a_growing_delay() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for _ in range(LoginThrottle.FREE_FAILURES - 1):
+        throttle.failed("user:alice")
+    assert throttle.wait("user:alice") == 0
+    throttle.failed("user:alice")
+    assert throttle.wait("user:alice") == 1.0
+    throttle.failed("user:alice")
+    assert throttle.wait("user:alice", "address:x") == 2.0
+    now[0] += 2.0
+    assert throttle.wait("user:alice") == 0
+    for _ in range(30):
+        throttle.failed("user:alice")
+    assert throttle.wait("user:alice") == LoginThrottle.MAX_DELAY
+    throttle.succeeded("user:alice")
+    assert throttle.wait("user:alice") == 0
+
+
+def test_the_lock_out_records_stay_bounded() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for n in range(LoginThrottle.MAX_RECORDS + 50):
+        throttle.failed(f"address:{n}")
+    assert len(throttle._failures) == LoginThrottle.MAX_RECORDS
+    now[0] += LoginThrottle.FORGET_AFTER + 1
+    throttle.failed("address:new")
+    assert len(throttle._failures) == 1
+
+
+# -- config ------------------------------------------------------------------------------------
+
+
+SOURCE = '[sources.a]\ncommand = "true"\n'
+
+
+def test_users_are_read_from_the_config() -> None:
+    config = parse(
+        f'{SOURCE}[users.alice]\npassword = "{ALICE}"\nrole = "operator"\n'
+        f'[users.bob]\npassword = "{BOB}"\n'
+    )
+    assert config.users["alice"] == UserConfig("alice", ALICE, "operator")
+    assert config.users["bob"].role == "viewer"
+
+
+def test_bad_users_are_named_with_their_lines() -> None:
+    text = (
+        f"{SOURCE}"
+        "[users.carol]\n"  # line 3
+        'password = "hunter2"\n'  # line 4
+        'role = "admin"\n'  # line 5
+        "[users.dave]\n"  # line 6
+        'role = "viewer"\n'
+        '[users."bad name"]\n'  # line 8
+        f'password = "{ALICE}"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, "p.toml")
+    message = str(caught.value)
+    assert "p.toml:4: users.carol.password: must be a hash made by `perview hash-password`" in (
+        message
+    )
+    assert "p.toml:5: users.carol.role: must be one of viewer, operator, not 'admin'" in message
+    assert "p.toml:6: users.dave: needs password" in message
+    assert "p.toml:8: users.bad name: 'bad name' is not a usable user name" in message
+
+
+def test_users_need_authentication_on() -> None:
+    with pytest.raises(ConfigError, match="auth: cannot be false when"):
+        parse(f'{SOURCE}[server]\nauth = false\n[users.alice]\npassword = "{ALICE}"\n')
+
+
+# -- the login page and roles ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(aiohttp_client: MakeClient, tmp_path: Path) -> Client:
+    hubs = {"run": Hub("run", ProcessSource(["echo", "hello"]))}
+    users = {
+        "alice": UserConfig("alice", ALICE, "operator"),
+        "bob": UserConfig("bob", BOB, "viewer"),
+    }
+    access = Access(
+        token=TOKEN,
+        allowed_hosts=frozenset(),
+        users=users,
+        sessions=SessionKeys(tmp_path, lifetime=3600),
+    )
+    return await aiohttp_client(create_app(hubs, WebSettings(access)))
+
+
+async def log_in(client: Client, user: str, password: str, next_: str = "/") -> Any:
+    return await client.post(
+        "/login",
+        data={"user": user, "password": password, "next": next_},
+        allow_redirects=False,
+    )
+
+
+async def test_a_browser_without_a_session_is_sent_to_the_login_page(client: Client) -> None:
+    response = await client.get(
+        "/?source=run", headers={"Accept": "text/html"}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/login?next=%2F%3Fsource%3Drun"
+    page = await client.get("/login?next=%2F%3Fsource%3Drun")
+    body = await page.text()
+    assert page.status == 200
+    assert '<form method="post" action="login"' in body
+    assert 'name="next" value="/?source=run"' in body
+    assert "script" not in body  # a plain form: nothing for the CSP to allow
+
+
+async def test_the_api_still_answers_401_without_a_session(client: Client) -> None:
+    response = await client.get("/api/sources", allow_redirects=False)
+    assert response.status == 401
+    assert "/login" in await response.text()
+
+
+async def test_the_login_page_needs_no_session_for_its_style(client: Client) -> None:
+    page = await (await client.get("/login")).text()
+    start = page.index("static/style.css")
+    href = page[start : page.index('"', start)]
+    assert (await client.get("/" + href)).status == 200
+
+
+async def test_logging_in_sets_a_session_and_goes_back(client: Client) -> None:
+    response = await log_in(client, "alice", "alice-pw", "/?source=run")
+    assert response.status == 303
+    assert response.headers["Location"] == "/?source=run"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=3600" in cookie
+    assert "alice-pw" not in cookie and ALICE not in cookie
+    session = await (await client.get("/api/session")).json()
+    assert session == {"user": "alice", "role": "operator", "logout": True}
+
+
+async def test_a_wrong_password_is_refused_and_says_so(client: Client) -> None:
+    response = await log_in(client, "alice", "nope")
+    assert response.status == 401
+    body = await response.text()
+    assert "Wrong user name or password." in body
+    assert 'value="alice"' in body  # the name is kept for the next try
+    assert (await client.get("/api/sources")).status == 401
+    unknown = await log_in(client, "mallory", "nope")
+    assert unknown.status == 401
+    assert "Wrong user name or password." in await unknown.text()
+
+
+async def test_what_the_login_page_echoes_is_escaped(client: Client) -> None:
+    response = await log_in(client, '"><script>alert(1)</script>', "x", '"><img src=x>')
+    body = await response.text()
+    assert "<script>alert" not in body and "<img src=x>" not in body
+    assert "&quot;&gt;&lt;script&gt;" in body
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:x", ""]
+)
+async def test_after_login_it_only_goes_to_our_own_pages(client: Client, target: str) -> None:
+    response = await log_in(client, "alice", "alice-pw", target)
+    assert response.headers["Location"] == "/"
+
+
+async def test_repeated_failures_lock_the_login_out(client: Client) -> None:
+    for _ in range(LoginThrottle.FREE_FAILURES):
+        assert (await log_in(client, "alice", "wrong")).status == 401
+    locked = await log_in(client, "alice", "alice-pw")  # even the right password waits
+    assert locked.status == 429
+    assert int(locked.headers["Retry-After"]) >= 1
+    assert "Too many failed logins" in await locked.text()
+
+
+async def test_a_viewer_watches_but_cannot_stop_or_restart(client: Client) -> None:
+    await log_in(client, "bob", "bob-pw")
+    assert (await client.get("/api/sources")).status == 200
+    assert (await client.get("/api/sources/run/text")).status == 200
+    for action in ("stop", "restart"):
+        response = await client.post(f"/api/sources/run/{action}")
+        assert response.status == 403
+        assert "operator" in await response.text()
+    session = await (await client.get("/api/session")).json()
+    assert session["role"] == "viewer"
+
+
+async def test_an_operator_can_stop_and_restart(client: Client) -> None:
+    await log_in(client, "alice", "alice-pw")
+    assert (await client.post("/api/sources/run/restart")).status == 200
+    assert (await client.post("/api/sources/run/stop")).status == 200
+
+
+async def test_logging_out_ends_the_session_for_good(client: Client) -> None:
+    await log_in(client, "alice", "alice-pw")
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    stolen = {name: morsel.value for name, morsel in cookie.items()}
+    response = await client.post("/logout", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/login"
+    assert (await client.get("/api/sources")).status == 401
+    # A copy of the cookie taken before the logout is refused too.
+    replay = await client.get("/api/sources", cookies=stolen)
+    assert replay.status == 401
+
+
+async def test_a_token_login_makes_a_session_not_a_copy_of_the_token(client: Client) -> None:
+    response = await client.get(f"/api/sources?token={TOKEN}")
+    assert response.status == 200
+    assert TOKEN not in response.headers["Set-Cookie"]
+    session = await (await client.get("/api/session")).json()
+    assert session == {"user": None, "role": "operator", "logout": True}
+
+
+async def test_with_a_bearer_token_there_is_nothing_to_log_out(client: Client) -> None:
+    response = await client.get("/api/session", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert await response.json() == {"user": None, "role": "operator", "logout": False}
+
+
+def test_token_sessions_end_when_the_token_changes(tmp_path: Path) -> None:
+    keys = SessionKeys(tmp_path, lifetime=60)
+    old = Access(token="old", allowed_hosts=frozenset(), sessions=keys)
+    new = Access(token="new", allowed_hosts=frozenset(), sessions=keys)
+    cookie = keys.issue(TOKEN_USER, "old")
+    assert keys.check(cookie, old.secret_of) is not None
+    assert keys.check(cookie, new.secret_of) is None
