@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from perview import __version__
 from perview.accounts import hash_password
 from perview.config import (
@@ -239,6 +241,13 @@ def _hash_password() -> int:
     return ExitCode.OK
 
 
+def _not_a_client_mistake(record: logging.LogRecord) -> bool:
+    """A malformed or oversized request is answered with a 400 and not logged: a hostile client
+    must not be able to fill the log with tracebacks. Errors of Perview's own are kept."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, HttpProcessingError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `perview` console script; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -250,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     logging.basicConfig(format="perview: %(message)s", stream=sys.stderr)
     logging.getLogger("perview").setLevel(logging.INFO)
+    logging.getLogger("aiohttp.server").addFilter(_not_a_client_mistake)
     if getattr(args, "verbose", False):
         logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     try:

@@ -42,6 +42,8 @@ class ServerConfig:
     max_viewers_per_source: int = 2000
     keyfile: str | None = None
     session_lifetime: float = 12 * 3600.0  # seconds a login lasts
+    idle_timeout: float = 75.0  # an open connection with no request (or half a one) is closed
+    write_timeout: float = 60.0  # a viewer that reads nothing for this long is cut off
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +277,8 @@ class _Checker:
             max_viewers_per_source=self.limit(table, path, "max_viewers_per_source", 2000),
             keyfile=self.get(table, path, "keyfile", str, None),
             session_lifetime=self.duration(table, path, "session_lifetime", 12 * 3600.0),
+            idle_timeout=self.duration(table, path, "idle_timeout", 75.0),
+            write_timeout=self.duration(table, path, "write_timeout", 60.0),
         )
 
     def limit(self, table: dict[str, Any], path: tuple[str, ...], key: str, default: int) -> int:
@@ -460,6 +464,8 @@ _SERVER_KEYS = frozenset(
         "max_streams",
         "max_viewers_per_source",
         "session_lifetime",
+        "idle_timeout",
+        "write_timeout",
     }
 )
 _METRIC_KEYS = frozenset(

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Stopping every source takes at most the guard's grace; a stream still open after that is cut.
 SHUTDOWN_TIMEOUT = 0.5
+MAX_HEADER_BYTES = 8190  # a request line or one header; larger is answered with 400
+MAX_HEADERS = 100
 
 
 def is_loopback(host: str) -> bool:
@@ -121,12 +123,24 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         sessions=SessionKeys(data_dir(server.data_dir), server.session_lifetime),
     )
     limits = StreamLimits(
-        server.max_streams_per_client, server.max_streams, server.max_viewers_per_source
+        server.max_streams_per_client,
+        server.max_streams,
+        server.max_viewers_per_source,
+        server.write_timeout,
     )
     settings = WebSettings(access, server.root_path, config.default_stream, limits=limits)
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
-    runner = web.AppRunner(create_app(hubs, settings, metrics), handler_cancellation=True)
+    runner = web.AppRunner(
+        create_app(hubs, settings, metrics),
+        handler_cancellation=True,
+        # aiohttp closes a connection that has not sent a whole request within this time,
+        # which also ends one that sends its headers a byte at a time.
+        keepalive_timeout=server.idle_timeout,
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+        max_headers=MAX_HEADERS,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(

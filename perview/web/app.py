@@ -8,7 +8,7 @@ import mimetypes
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import resources
@@ -48,6 +48,8 @@ class WebSettings:
     limits: StreamLimits = field(default_factory=StreamLimits)
 
 
+MAX_BODY = 64 * 1024  # bytes of a request body: only login forms have one
+
 HUBS = web.AppKey("hubs", dict[str, Hub])
 METRICS = web.AppKey("metrics", MetricsService)
 STREAMS = web.AppKey("streams", Streams)
@@ -60,10 +62,13 @@ def create_app(
 ) -> web.Application:
     """The application for these hubs (and metrics); it owns neither: the server starts and
     closes them."""
-    app = web.Application(middlewares=[security_middleware(settings.access)])
+    app = web.Application(
+        middlewares=[security_middleware(settings.access)], client_max_size=MAX_BODY
+    )
     add_security_headers(app, settings.hsts)
     app[HUBS] = dict(hubs)
     app[STREAMS] = Streams(settings.limits)
+    app.cleanup_ctx.append(_cut_stalled_streams)
     app[METRICS] = metrics or MetricsService(Config(ServerConfig(), ()), GuardPool())
     app[SETTINGS] = settings
     app[STATIC] = _load_static()
@@ -83,6 +88,12 @@ def create_app(
     app.router.add_get(root + "/metrics", prometheus_metrics)
     add_login_routes(app, settings.access, _fill_assets("login.html", app[STATIC]))
     return app
+
+
+async def _cut_stalled_streams(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[STREAMS].cut_stalled())
+    yield
+    task.cancel()
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -238,11 +249,11 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     response.content_type = "text/plain"
     response.charset = "utf-8"
     with (
-        request.app[STREAMS].admit(request, [hub]),
+        request.app[STREAMS].admit(request, response, [hub]) as wire,
         hub.watch(backlog=backlog, start=follow) as viewer,
     ):
         await response.prepare(request)
-        await relay_text(response, viewer, keep, follow)
+        await relay_text(wire, viewer, keep, follow)
     await response.write_eof()
     return response
 
@@ -265,7 +276,9 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     wake = asyncio.Event()
     metrics = request.app[METRICS].hub if request.query.get("metrics") == "1" else None
     with ExitStack() as stack:
-        stack.enter_context(request.app[STREAMS].admit(request, [hubs[n] for n in names]))
+        wire = stack.enter_context(
+            request.app[STREAMS].admit(request, response, [hubs[n] for n in names])
+        )
         viewers = []
         for name in dict.fromkeys(names):
             hub = hubs[name]
@@ -276,10 +289,10 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         hello = [b"retry: 1000\n\n"]
         hello += [sse_event("source", describe(v.hub) | {"epoch": epoch}) for v in viewers]
-        await response.write(b"".join(hello))
+        await wire.write(b"".join(hello))
         forward = asyncio.create_task(_forward_metrics(metrics, wake)) if metrics else None
         try:
-            await relay_events(response, viewers, epoch, metrics)
+            await relay_events(wire, viewers, epoch, metrics)
         finally:
             if forward is not None:
                 forward.cancel()

@@ -1,8 +1,11 @@
-"""Limits on streams: per client address, in total, and viewers per source. Over a limit the
-client gets a clear 429 or 503 (with Retry-After) and the server carries on."""
+"""Limits on streams: per client address, in total, and viewers per source (over a limit the
+client gets a clear 429 or 503 with Retry-After, and the server carries on); and a viewer that
+stops reading is cut off rather than holding its connection for ever."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +23,30 @@ class StreamLimits:
     per_client: int = 200  # open streams from one address (a browser tab uses one)
     total: int = 5000  # open streams in all
     per_source: int = 2000  # viewers of one source
+    write_timeout: float = 60.0  # seconds a write may wait for a viewer that reads nothing
+
+
+class Wire:
+    """One stream's way out. It notes when a write starts waiting for the client, so that a
+    client that stops reading can be found and cut off (see `Streams.cut_stalled`): a timer per
+    write would cost more than the write on a busy stream."""
+
+    __slots__ = ("blocked_since", "request", "response")
+
+    def __init__(self, request: web.Request, response: web.StreamResponse) -> None:
+        self.request = request
+        self.response = response
+        self.blocked_since: float | None = None
+
+    async def write(self, data: bytes) -> None:
+        self.blocked_since = time.monotonic()
+        await self.response.write(data)
+        self.blocked_since = None
+
+    def cut(self) -> None:
+        """Drop the connection; the pending write fails as if the client had gone."""
+        if self.request.transport is not None:
+            self.request.transport.abort()
 
 
 class Streams:
@@ -29,9 +56,24 @@ class Streams:
         self.limits = limits
         self.by_client: Counter[str] = Counter()
         self.open = 0
+        self.wires: set[Wire] = set()
+
+    async def cut_stalled(self) -> None:
+        """Runs for the life of the server: cuts off every stream whose client has taken
+        nothing for `write_timeout` seconds (streams write a heartbeat at least every 15 s, so
+        a vanished client is found too)."""
+        timeout = self.limits.write_timeout
+        while True:
+            await asyncio.sleep(timeout / 4)
+            now = time.monotonic()
+            for wire in [w for w in self.wires if w.blocked_since is not None]:
+                if wire.blocked_since is not None and now - wire.blocked_since > timeout:
+                    wire.cut()
 
     @contextmanager
-    def admit(self, request: web.Request, hubs: Sequence[Hub]) -> Iterator[None]:
+    def admit(
+        self, request: web.Request, response: web.StreamResponse, hubs: Sequence[Hub]
+    ) -> Iterator[Wire]:
         client = request.remote or "unknown"
         limits = self.limits
         if self.by_client[client] >= limits.per_client:
@@ -52,9 +94,12 @@ class Streams:
                 )
         self.by_client[client] += 1
         self.open += 1
+        wire = Wire(request, response)
+        self.wires.add(wire)
         try:
-            yield
+            yield wire
         finally:
+            self.wires.discard(wire)
             self.open -= 1
             self.by_client[client] -= 1
             if not self.by_client[client]:

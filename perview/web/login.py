@@ -5,6 +5,7 @@ policy; what it shows is filled in on the server, every value escaped."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import math
 import re
@@ -23,6 +24,7 @@ from perview.web.auth import (
 
 PLACEHOLDER = re.compile(r"\{\{(message|next|user)\}\}")
 MAX_FIELD = 1024  # characters of a user name or password read from the form
+FORM_TIMEOUT = 10.0  # seconds to send a login form (a trickled body must not hold a slot)
 
 ACCESS = web.AppKey("access", Access)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
@@ -53,7 +55,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     access = request.app[ACCESS]
     if not access.users:
         raise web.HTTPNotFound(text="perview: no users are configured; use the token URL\n")
-    form = await request.post()
+    try:
+        async with asyncio.timeout(FORM_TIMEOUT):
+            form = await request.post()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="perview: the login form came too slowly\n") from None
     name = str(form.get("user", ""))[:MAX_FIELD]
     password = str(form.get("password", ""))[:MAX_FIELD]
     target = str(form.get("next", ""))

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 
 import re2
-from aiohttp import web
 
 from perview.hub import Gap, Hub, Viewer
 from perview.metrics.hub import MetricsHub
 from perview.ring import Chunk, State
+from perview.web.limits import Wire
 
 # A comment line every so often lets proxies and the browser see the stream is alive, and makes a
 # vanished client show up as a failed write.
@@ -58,9 +58,7 @@ def marker(text: str) -> bytes:
     return f"[perview] {text}\n".encode()
 
 
-async def relay_text(
-    response: web.StreamResponse, viewer: Viewer, keep: Filter | None, follow: bool = True
-) -> None:
+async def relay_text(wire: Wire, viewer: Viewer, keep: Filter | None, follow: bool = True) -> None:
     """Write the viewer's lines as plain text until the source's current run ends (or, without
     `follow`, until what the ring holds has been written).
 
@@ -90,7 +88,7 @@ async def relay_text(
                 ended = True
                 break
         if parts:
-            await response.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            await wire.write(parts[0] if len(parts) == 1 else b"".join(parts))
         if ended:
             return
 
@@ -155,7 +153,7 @@ def parse_cursor(text: str, epoch: str) -> dict[str, int]:
 
 
 async def relay_events(
-    response: web.StreamResponse,
+    wire: Wire,
     viewers: list[Viewer],
     epoch: str,
     metrics: MetricsHub | None = None,
@@ -194,10 +192,10 @@ async def relay_events(
                         b"\n\n",
                     )
         if parts:
-            await response.write(b"".join(parts))
+            await wire.write(b"".join(parts))
             continue
         if all(v.hub.closed for v in viewers):
             return
         # The viewers share one wake event, so waiting on any of them waits on all.
         if not await viewers[0].wait(HEARTBEAT):
-            await response.write(b": keep-alive\n\n")
+            await wire.write(b": keep-alive\n\n")
