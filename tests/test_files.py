@@ -164,8 +164,7 @@ async def test_a_file_that_does_not_exist_yet_is_waited_for(tmp_path: Path) -> N
 
 
 async def test_a_directory_is_a_clear_reason_to_wait(tmp_path: Path) -> None:
-    # Tests run as root, and chmod 000 does not stop root from reading a file, so "Permission
-    # denied" cannot be provoked here; a directory at the path is the unreadable case tested.
+    # (Permission denied is provoked in tests/test_faults.py, as an unprivileged user.)
     log = tmp_path / "app.log"
     log.mkdir()
     async with following(log) as out:

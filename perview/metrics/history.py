@@ -8,12 +8,15 @@ thread of its own, in batches: the event loop (and so streaming) never waits for
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -41,6 +44,7 @@ class History:
         self.retention = retention
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perview-history")
         self._db: sqlite3.Connection | None = None
+        self._failing = False  # the last write failed (said once, not every 5 s)
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -55,8 +59,22 @@ class History:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def write(self, samples: list[tuple[str, float, float]]) -> None:
-        if samples:
+        """Keep `samples`. A database that cannot take them (a full disk, say) costs this batch
+        and a warning, not the history: later batches are tried as usual."""
+        if not samples:
+            return
+        try:
             await self._run(self._write, samples)
+        except sqlite3.Error as exc:
+            if not self._failing:
+                log.warning(
+                    "metric history: %d samples not kept (%s); will retry", len(samples), exc
+                )
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("metric history: writing again")
+            self._failing = False
 
     def _write(self, samples: list[tuple[str, float, float]]) -> None:
         assert self._db is not None
@@ -69,7 +87,10 @@ class History:
             )
 
     async def expire(self) -> None:
-        await self._run(self._expire, time.time())
+        try:
+            await self._run(self._expire, time.time())
+        except sqlite3.Error as exc:
+            log.warning("metric history: old samples not removed (%s); will retry", exc)
 
     def _expire(self, now: float) -> None:
         assert self._db is not None

@@ -288,6 +288,11 @@ class _Follower:
             now: os.stat_result | None = os.stat(file.path)
         except (FileNotFoundError, NotADirectoryError):
             now = None
+        except OSError:
+            # The name cannot be looked up now (a directory on the way made unsearchable: EACCES),
+            # but the open descriptor still reads: keep it, and look at the name again next time.
+            # Closing it would lose what is written meanwhile and re-read the file from its start.
+            return False
         if now is not None and (now.st_dev, now.st_ino) == file.ident:
             file.moved = False
             return False
