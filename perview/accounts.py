@@ -149,6 +149,8 @@ class SessionKeys:
     def check(self, value: str, secret_of: Callable[[str], str | None]) -> Session | None:
         """The session in a cookie, if it is ours, unexpired, not logged out, and its user's
         secret is still the one it was issued for."""
+        if not value.isascii():  # ours are; and compare_digest takes only ASCII text
+            return None
         body, _, mac = value.rpartition(SEP)
         user, _, rest = body.partition(SEP)
         session_id, _, expires = rest.partition(SEP)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import mimetypes
 import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -35,6 +36,7 @@ from perview.web.streams import (
     relay_events,
     relay_text,
     sse_event,
+    whole_number,
 )
 
 
@@ -203,9 +205,10 @@ def _count(request: web.Request, key: str, default: int) -> int:
     raw = request.query.get(key)
     if raw is None:
         return default
-    if not raw.isdigit():
+    number = whole_number(raw)
+    if number is None:
         raise web.HTTPBadRequest(text=f"perview: {key} must be a whole number, not {raw!r}\n")
-    return int(raw)
+    return number
 
 
 async def list_sources(request: web.Request) -> web.StreamResponse:
@@ -249,12 +252,13 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     response.content_type = "text/plain"
     response.charset = "utf-8"
     with (
+        suppress(ConnectionResetError),  # the client left mid-stream: an end, not an error
         request.app[STREAMS].admit(request, response, [hub]) as wire,
         hub.watch(backlog=backlog, start=follow) as viewer,
     ):
         await response.prepare(request)
         await relay_text(wire, viewer, keep, follow)
-    await response.write_eof()
+        await response.write_eof()
     return response
 
 
@@ -267,15 +271,15 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     epoch = request.app[SETTINGS].epoch
     resume = request.headers.get("Last-Event-ID") or request.query.get("since", "")
     since = parse_cursor(resume, epoch)
-    if len(names) == 1 and resume.isdigit():
-        since = {names[0]: int(resume)}
+    if len(names) == 1 and (line := whole_number(resume)) is not None:
+        since = {names[0]: line}
     backlog = _count(request, "backlog", -1)
     response = web.StreamResponse(headers=STREAM_HEADERS)
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
     wake = asyncio.Event()
     metrics = request.app[METRICS].hub if request.query.get("metrics") == "1" else None
-    with ExitStack() as stack:
+    with suppress(ConnectionResetError), ExitStack() as stack:  # see _text
         wire = stack.enter_context(
             request.app[STREAMS].admit(request, response, [hubs[n] for n in names])
         )
@@ -296,7 +300,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         finally:
             if forward is not None:
                 forward.cancel()
-    await response.write_eof()
+        await response.write_eof()
     return response
 
 
@@ -327,6 +331,9 @@ async def metric_history(request: web.Request) -> web.StreamResponse:
         step = float(request.query.get("step", max((now - since) / 600, 1.0)))
     except ValueError:
         raise web.HTTPBadRequest(text="perview: since and step must be numbers\n") from None
+    if not (math.isfinite(since) and math.isfinite(step)):
+        # nan and inf (float() reads "9" * 400 as inf) would reach SQLite as NULL buckets
+        raise web.HTTPBadRequest(text="perview: since and step must be finite\n")
     if step <= 0:
         raise web.HTTPBadRequest(text="perview: step must be positive\n")
     if service.history is not None:

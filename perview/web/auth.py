@@ -128,7 +128,8 @@ def session_principal(request: web.Request, access: Access) -> Principal | None:
 
 
 def _is_token(presented: str, token: str) -> bool:
-    return hmac.compare_digest(presented.encode(), token.encode())
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates; encode them back the same way.
+    return hmac.compare_digest(presented.encode(errors="surrogateescape"), token.encode())
 
 
 def _same_origin(request: web.Request) -> bool:

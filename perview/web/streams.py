@@ -23,6 +23,7 @@ STREAM_HEADERS = {
 }
 
 Filter = Callable[[bytes], bytes]
+MAX_DIGITS = 18  # of a line id or count from a client: more than any ring will ever hold
 GREP_MEMORY = 8 * 1024 * 1024  # RE2's budget for one ?grep= automaton
 
 
@@ -138,6 +139,16 @@ def format_cursor(epoch: str, next_ids: Mapping[str, int]) -> str:
     return epoch + "/" + ",".join(f"{name}:{next_id}" for name, next_id in next_ids.items())
 
 
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number if it is at most MAX_DIGITS ASCII digits, else None.
+
+    `str.isdigit` alone is not enough: it accepts "²", which int() refuses, as it refuses more
+    than 4300 digits (each was a 500 for a `?backlog=` or a cursor)."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS:
+        return int(text)
+    return None
+
+
 def parse_cursor(text: str, epoch: str) -> dict[str, int]:
     """The inverse of `format_cursor`. A cursor of another epoch, or anything malformed, gives
     nothing: a fresh start. Without an epoch (`run:1234`) it is taken as this server's."""
@@ -147,8 +158,9 @@ def parse_cursor(text: str, epoch: str) -> dict[str, int]:
     cursor: dict[str, int] = {}
     for part in rest.split(","):
         name, _, value = part.strip().rpartition(":")
-        if name and value.isdigit():
-            cursor[name] = int(value)
+        number = whole_number(value)
+        if name and number is not None:
+            cursor[name] = number
     return cursor
 
 
