@@ -245,6 +245,9 @@ class Hub:
         self._framers = {}
         self._stop = asyncio.Event()
         self._operator_stop = False
+        # Counted now, not when the task first runs: a viewer arriving in between must see
+        # this run as begun (and stopping, if its viewer already left), not as the next one.
+        self.runs += 1
         self._task = asyncio.create_task(self._run(), name=f"source {self.name}")
 
     def stop(self) -> None:
@@ -278,7 +281,6 @@ class Hub:
         self._wake_all()
 
     async def _run(self) -> None:
-        self.runs += 1
         try:
             ended = await self.source.run(self, self._stop)
         except Exception as exc:  # a bug in a source must not take the server down

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from perview.hub import Ended, Gap, Hub, Output, Viewer
-from perview.ring import Chunk
+from perview.ring import Chunk, State
 
 
 class ScriptedSource:
@@ -220,6 +220,33 @@ async def test_viewer_arriving_while_the_last_run_stops_gets_a_new_run() -> None
             await asyncio.sleep(0.001)
         assert source.runs == 2 and hub.running
     await hub.close()
+
+
+async def test_a_viewer_arriving_before_a_stopped_run_began_waits_for_the_next() -> None:
+    # The first viewer starts a run and leaves before its task has run at all; the next viewer
+    # belongs to the run started for it, not to the one already stopping (whose end would
+    # otherwise end its text stream at once, before any output).
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch():
+        pass
+    with hub.watch() as viewer:
+        assert viewer.first_run == 2
+        for _ in range(100):
+            if source.runs == 2 and hub.running:
+                break
+            await asyncio.sleep(0.001)
+        assert source.runs == 2
+        source.queue.put_nowait(b"for the second viewer\n")
+        await lines_written(hub, 1)
+        items = viewer.read()
+        assert lines_of(items) == ["for the second viewer"]
+        assert [s.run for s in _states(items)] == [1, 1, 2]  # run 1 starts and stops, then 2
+    await hub.close()
+
+
+def _states(items: list[Chunk | Gap]) -> list[State]:
+    return [i.state for i in items if isinstance(i, Chunk) and i.state is not None]
 
 
 async def test_an_operator_stop_is_not_undone_by_viewers() -> None:
