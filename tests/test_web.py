@@ -115,6 +115,21 @@ async def test_cross_site_stream_is_refused(client: Client) -> None:
     assert response.status == 403
 
 
+async def test_a_post_from_another_port_of_the_same_site_is_refused(client: Client) -> None:
+    # Another server on localhost (another port) is "same-site", not same-origin.
+    headers = {**AUTH, "Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"}
+    response = await client.post("/api/sources/run/stop", headers=headers)
+    assert response.status == 403
+
+
+async def test_a_form_posted_under_no_referrer_is_same_origin(client: Client) -> None:
+    # Chromium sends `Origin: null` for a form posted from a no-referrer page, such as the
+    # logout button; the browser's own Sec-Fetch-Site says where it came from.
+    headers = {**AUTH, "Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    response = await client.post("/api/sources/run/stop", headers=headers)
+    assert response.status == 200
+
+
 async def test_same_origin_post_is_accepted(client: Client) -> None:
     origin = f"http://{client.host}:{client.port}"
     response = await client.post("/api/sources/run/stop", headers={**AUTH, "Origin": origin})

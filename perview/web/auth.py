@@ -133,9 +133,13 @@ def _is_token(presented: str, token: str) -> bool:
 
 
 def _same_origin(request: web.Request) -> bool:
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        # Set by the browser, never by a page; and it is there when Origin is "null", as for a
+        # form posted under `Referrer-Policy: no-referrer` (the login and logout forms).
+        # "none" is the user's own doing: an address typed, a bookmark.
+        return site in ("same-origin", "none")
     origin = request.headers.get("Origin")
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return False
     if origin is None:
         return True  # not a browser request made by another page (curl, a same-origin GET)
     return origin == f"{request.scheme}://{request.host}"
