@@ -15,9 +15,9 @@ the same writes at once, so each line gives a paired comparison:
 - a raw SSE client in this process (`_common.RawStream`, a plain socket) on
   `/api/events?source=lat`: what Perview adds (the baseline for the page);
 - the page in headless Chromium (Debian's, through Playwright), in two places:
-  * `event`: when a `lines` event reaches JavaScript (a listener added to every EventSource
-    before the page's own, by an init script), i.e. Perview + the browser's network and SSE
-    parsing;
+  * `event`: when a `lines` event reaches JavaScript (an init script adds a listener to every
+    EventSource before the page's own, and stamps events the page dispatches itself, for a
+    stream read with fetch), i.e. Perview + the browser's network and SSE parsing;
   * `DOM`: when a row with that line's number is added to the pane's rows (a MutationObserver:
     its callback runs as a microtask right after the mutation, i.e. in the same frame, before
     paint).
@@ -94,23 +94,29 @@ os.close(fd)
 print(json.dumps(written))
 """
 
-# Before the page's scripts: every EventSource gets, first, a listener stamping each line of a
-# `lines` event with the time its event reached JavaScript.
+# Before the page's scripts: each `lines` event's lines are stamped with the time the event
+# reached JavaScript, before the page's own listeners run: a first listener on every EventSource,
+# or, for a stream read in JavaScript (fetch), when the page dispatches the event.
 INIT = """
 window.__lat = { event: new Map(), dom: new Map() };
+const stamp = (d) => {
+  const t = performance.timeOrigin + performance.now();
+  for (let i = d.indexOf("\\n"); i >= 0; i = d.indexOf("\\n", i + 1)) {
+    const n = parseInt(d.slice(i + 1, i + 10), 10);
+    if (!Number.isNaN(n) && !window.__lat.event.has(n)) window.__lat.event.set(n, t);
+  }
+};
 const NativeEventSource = window.EventSource;
 window.EventSource = class extends NativeEventSource {
   constructor(...args) {
     super(...args);
-    this.addEventListener("lines", (e) => {
-      const t = performance.timeOrigin + performance.now();
-      const d = e.data;
-      for (let i = d.indexOf("\\n"); i >= 0; i = d.indexOf("\\n", i + 1)) {
-        const n = parseInt(d.slice(i + 1, i + 10), 10);
-        if (!Number.isNaN(n) && !window.__lat.event.has(n)) window.__lat.event.set(n, t);
-      }
-    });
+    this.addEventListener("lines", (e) => stamp(e.data));
   }
+};
+const nativeDispatch = EventTarget.prototype.dispatchEvent;
+EventTarget.prototype.dispatchEvent = function (e) {
+  if (e.type === "lines") stamp(e.data);
+  return nativeDispatch.call(this, e);
 };
 """
 # After load: stamp each line's first row in the pane.

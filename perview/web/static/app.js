@@ -4,12 +4,14 @@
 import { LineStore, LINE, MARK } from "./store.js";
 import { Pane, TAG_COLORS } from "./pane.js";
 import { Metrics } from "./metrics.js";
+import { EventStream } from "./events.js";
 
 const params = new URLSearchParams(location.search);
 // Lines kept in this tab. At most 1.5 million: Chromium caps a scrolling height at 33,554,432
 // px, which at 18 px a row is 1.86 million rows, and the last ones would never show.
 const CAPACITY = Math.min(Number(params.get("max")) || 100000, 1500000);
 const HIGHLIGHT_COLORS = ["yellow", "red", "green", "blue", "magenta", "cyan"];
+const RECONNECT_MIN = 500; // ms before the first attempt once a stream is lost
 const RECONNECT_MAX = 5000; // ms between attempts when the server is away
 const POLL_MS = 2000; // sidebar figures (viewers, lines per second)
 const OVERLAP_LINES = 200; // lines compared after a server restart to avoid showing them twice
@@ -72,7 +74,7 @@ class App {
     this.overlap = new Map(); // name -> the lines held before Perview restarted (see onSource)
     this.epoch = null;
     this.stream = null;
-    this.retry = 500;
+    this.retry = RECONNECT_MIN;
     this.options = { time: params.get("time") === "1", numbers: params.get("numbers") === "1", wrap: params.get("wrap") === "1" };
     this.highlighter = new Highlighter();
     this.loadHighlights();
@@ -216,11 +218,11 @@ class App {
     query.set("metrics", "1"); // live samples for the charts ride on the same stream
     const known = names.filter((n) => this.lastIds.has(n)).map((n) => `${n}:${this.lastIds.get(n)}`);
     if (this.epoch && known.length) query.set("since", `${this.epoch}/${known.join(",")}`);
-    const stream = new EventSource(`api/events?${query}`);
+    const stream = new EventStream(`api/events?${query}`);
     this.stream = stream;
     this.setConnection("connecting");
     stream.addEventListener("open", () => {
-      this.retry = 500;
+      this.retry = RECONNECT_MIN;
       this.setConnection("live");
       if (previous !== stream) previous?.close();
       this.metrics.connected();
@@ -228,9 +230,8 @@ class App {
     stream.addEventListener("error", () => {
       previous?.close();
       if (this.stream !== stream) return;
-      // Reconnect ourselves, with our own cursor: the browser's retry would resend a cursor for
-      // a source set that may have changed, and gives up for good on a non-200 answer.
-      stream.close();
+      // Reconnect with our own cursor (in the query, not Last-Event-ID): the set of sources may
+      // have changed since, and each source's cursor is kept apart.
       this.setConnection("reconnecting");
       this.reconnectTimer = setTimeout(() => this.connect(), this.retry);
       this.retry = Math.min(this.retry * 2, RECONNECT_MAX);
@@ -239,7 +240,7 @@ class App {
     // will resend from its cursor.
     const current = (handler) => (e) => this.stream === stream && handler(e);
     stream.addEventListener("source", current((e) => this.onSource(JSON.parse(e.data))));
-    stream.addEventListener("lines", current((e) => this.onLines(e.data)));
+    stream.addEventListener("lines", current((e) => this.onLines(e.lines)));
     stream.addEventListener("state", current((e) => this.onState(JSON.parse(e.data))));
     stream.addEventListener("metric", current((e) => this.metrics.onSamples(JSON.parse(e.data).samples)));
     stream.addEventListener("gap", current((e) => {
@@ -288,10 +289,9 @@ class App {
     return 0;
   }
 
-  onLines(data) {
-    const newline = data.indexOf("\n");
-    const header = JSON.parse(data.slice(0, newline));
-    let lines = data.slice(newline + 1).split("\n");
+  /** A `lines` event's data lines: a JSON header, then the log lines. */
+  onLines([head, ...lines]) {
+    const header = JSON.parse(head);
     const held = this.overlap.get(header.source);
     if (held) {
       this.overlap.delete(header.source);

@@ -4,6 +4,7 @@
 
 import { Chart, clock } from "./chart.js";
 import { formatValue, levelOf } from "./format.js";
+import { EventStream } from "./events.js";
 
 const RANGES = { "5m": 300, "1h": 3600, "24h": 86400, "7d": 7 * 86400 };
 const RANGE_LABELS = { "5m": "5 minutes", "1h": "1 hour", "24h": "24 hours", "7d": "7 days" };
@@ -243,7 +244,7 @@ export class Metrics {
   /** Whether live samples come over the event stream (else they are polled). */
   streaming() {
     const stream = this.app.stream;
-    return Boolean(stream) && stream.readyState !== EventSource.CLOSED;
+    return Boolean(stream) && stream.readyState !== EventStream.CLOSED;
   }
 
   poll() {
