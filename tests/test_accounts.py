@@ -64,15 +64,19 @@ def test_what_is_not_a_usable_hash_says_why(text: str, why: str) -> None:
     assert not verify_password("anything", text)
 
 
-def test_hash_password_command_uses_the_default_cost() -> None:
-    result = subprocess.run(
+def hash_password_command(stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "perview", "hash-password"],
-        input="pass phrase with spaces\n",
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=30,
-        check=True,
     )
+
+
+def test_hash_password_command_uses_the_default_cost() -> None:
+    result = hash_password_command("pass phrase with spaces\n")
+    assert result.returncode == 0, result.stderr
     stored = result.stdout.strip()
     parsed = parse_hash(stored)
     assert not isinstance(parsed, str) and parsed.n == SCRYPT_N
@@ -80,13 +84,7 @@ def test_hash_password_command_uses_the_default_cost() -> None:
 
 
 def test_hash_password_refuses_an_empty_password() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "perview", "hash-password"],
-        input="\n",
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = hash_password_command("\n")
     assert result.returncode == 2
     assert "empty" in result.stderr
 
