@@ -364,3 +364,28 @@ def test_token_sessions_end_when_the_token_changes(tmp_path: Path) -> None:
     cookie = keys.issue(TOKEN_USER, "old")
     assert keys.check(cookie, old.secret_of) is not None
     assert keys.check(cookie, new.secret_of) is None
+
+
+async def test_logging_in_works_under_a_root_path(
+    aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    hubs = {"run": Hub("run", ProcessSource(["echo", "hello"]))}
+    access = Access(
+        token=TOKEN,
+        allowed_hosts=frozenset(),
+        root_path="/pv",
+        users={"alice": UserConfig("alice", ALICE, "operator")},
+        sessions=SessionKeys(tmp_path, lifetime=3600),
+    )
+    client = await aiohttp_client(create_app(hubs, WebSettings(access, root_path="/pv")))
+    page = await client.get("/pv/", headers={"Accept": "text/html"}, allow_redirects=False)
+    assert page.headers["Location"] == "/pv/login?next=%2Fpv%2F"
+    form = {"user": "alice", "password": "alice-pw", "next": "/pv/"}
+    response = await client.post("/pv/login", data=form, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/pv/"
+    assert "Path=/pv/" in response.headers["Set-Cookie"]
+    assert (await client.get("/pv/api/sources")).status == 200
+    outside = await client.post("/pv/login", data={**form, "next": "/other/"})
+    assert outside.url.path == "/pv/"  # a path outside the prefix is not ours to go to
+    logout = await client.post("/pv/logout", allow_redirects=False)
+    assert logout.headers["Location"] == "/pv/login"
