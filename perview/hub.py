@@ -113,15 +113,17 @@ class Viewer:
             self.hub.advanced(self)
         return items
 
-    async def wait(self, limit: float) -> bool:
-        """Wait until the hub has news; False if `limit` seconds passed first."""
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the wait in a Task of its
-            # own, one more trip through the loop on every wake of every viewer.
-            async with asyncio.timeout(limit):
-                await self.wake.wait()
-        except TimeoutError:
-            return False
+    async def wait(self, limit: float | None = None) -> bool:
+        """Wait until the hub has news; False if `limit` seconds passed first. Streams wait
+        without a limit (their heartbeat comes from one timer for all, `Streams.tend`)."""
+        if limit is None:
+            await self.wake.wait()
+        else:
+            try:
+                async with asyncio.timeout(limit):
+                    await self.wake.wait()
+            except TimeoutError:
+                return False
         self.wake.clear()
         return True
 

@@ -241,3 +241,17 @@ async def test_a_source_with_too_many_viewers_refuses_more(aiohttp_client: MakeC
     assert "source slow has too many viewers (limit 1)" in await refused.text()
     first.close()
     await hubs["slow"].close()
+
+
+async def test_a_quiet_event_stream_sends_its_heartbeat(aiohttp_client: MakeClient) -> None:
+    hubs = {"quiet": Hub("quiet", ProcessSource(["sleep", "30"]))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    limits = StreamLimits(heartbeat=0.3)
+    client = await aiohttp_client(create_app(hubs, WebSettings(access, limits=limits)))
+    response = await client.get("/api/events?source=quiet", headers=AUTH)
+    received = b""
+    async with asyncio.timeout(5):
+        while received.count(b": keep-alive\n\n") < 2:  # and again, not just once
+            received += await response.content.readany()
+    response.close()
+    await hubs["quiet"].close()

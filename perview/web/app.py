@@ -70,7 +70,7 @@ def create_app(
     add_security_headers(app, settings.hsts)
     app[HUBS] = dict(hubs)
     app[STREAMS] = Streams(settings.limits)
-    app.cleanup_ctx.append(_cut_stalled_streams)
+    app.cleanup_ctx.append(_tend_streams)
     app[METRICS] = metrics or MetricsService(Config(ServerConfig(), ()), GuardPool())
     app[SETTINGS] = settings
     app[STATIC] = _load_static()
@@ -92,8 +92,8 @@ def create_app(
     return app
 
 
-async def _cut_stalled_streams(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[STREAMS].cut_stalled())
+async def _tend_streams(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[STREAMS].tend())
     yield
     task.cancel()
 
@@ -256,6 +256,7 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
         request.app[STREAMS].admit(request, response, [hub]) as wire,
         hub.watch(backlog=backlog, start=follow) as viewer,
     ):
+        wire.wake = viewer.wake
         await response.prepare(request)
         await relay_text(wire, viewer, keep, follow)
         await response.write_eof()
@@ -283,6 +284,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         wire = stack.enter_context(
             request.app[STREAMS].admit(request, response, [hubs[n] for n in names])
         )
+        wire.wake = wake
         viewers = []
         for name in dict.fromkeys(names):
             hub = hubs[name]

@@ -24,24 +24,36 @@ class StreamLimits:
     total: int = 5000  # open streams in all
     per_source: int = 2000  # viewers of one source
     write_timeout: float = 60.0  # seconds a write may wait for a viewer that reads nothing
+    # A quiet event stream writes a comment about this often (up to a third later), so proxies
+    # and the browser see it is alive, and a vanished client shows up as a write that fails.
+    heartbeat: float = 15.0
 
 
 class Wire:
-    """One stream's way out. It notes when a write starts waiting for the client, so that a
-    client that stops reading can be found and cut off (see `Streams.cut_stalled`): a timer per
-    write would cost more than the write on a busy stream."""
+    """One stream's way out. It notes when a write starts waiting for the client, and when the
+    stream last wrote; one task per server (`Streams.tend`) then cuts off clients that stopped
+    reading and wakes quiet streams for their heartbeat. A timer per write or per wait would
+    cost more than the write itself on a busy stream with many viewers."""
 
-    __slots__ = ("blocked_since", "request", "response")
+    __slots__ = ("blocked_since", "heartbeat", "last_write", "request", "response", "wake")
 
-    def __init__(self, request: web.Request, response: web.StreamResponse) -> None:
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, heartbeat: float
+    ) -> None:
         self.request = request
         self.response = response
+        self.heartbeat = heartbeat
         self.blocked_since: float | None = None
+        self.last_write = time.monotonic()
+        self.wake: asyncio.Event | None = None  # what the stream's relay waits on
 
     async def write(self, data: bytes) -> None:
-        self.blocked_since = time.monotonic()
+        self.last_write = self.blocked_since = time.monotonic()
         await self.response.write(data)
         self.blocked_since = None
+
+    def heartbeat_due(self) -> bool:
+        return time.monotonic() - self.last_write >= self.heartbeat
 
     def cut(self) -> None:
         """Drop the connection; the pending write fails as if the client had gone."""
@@ -58,17 +70,20 @@ class Streams:
         self.open = 0
         self.wires: set[Wire] = set()
 
-    async def cut_stalled(self) -> None:
+    async def tend(self) -> None:
         """Runs for the life of the server: cuts off every stream whose client has taken
-        nothing for `write_timeout` seconds (streams write a heartbeat at least every 15 s, so
-        a vanished client is found too)."""
+        nothing for `write_timeout` seconds, and wakes every stream whose heartbeat is due."""
         timeout = self.limits.write_timeout
+        tick = min(timeout / 4, self.limits.heartbeat / 3)
         while True:
-            await asyncio.sleep(timeout / 4)
+            await asyncio.sleep(tick)
             now = time.monotonic()
-            for wire in [w for w in self.wires if w.blocked_since is not None]:
-                if wire.blocked_since is not None and now - wire.blocked_since > timeout:
-                    wire.cut()
+            for wire in list(self.wires):
+                if wire.blocked_since is not None:
+                    if now - wire.blocked_since > timeout:
+                        wire.cut()
+                elif wire.wake is not None and wire.heartbeat_due():
+                    wire.wake.set()
 
     @contextmanager
     def admit(
@@ -94,7 +109,7 @@ class Streams:
                 )
         self.by_client[client] += 1
         self.open += 1
-        wire = Wire(request, response)
+        wire = Wire(request, response, limits.heartbeat)
         self.wires.add(wire)
         try:
             yield wire

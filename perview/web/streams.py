@@ -13,10 +13,6 @@ from perview.metrics.hub import MetricsHub
 from perview.ring import Chunk, State
 from perview.web.limits import Wire
 
-# A comment line every so often lets proxies and the browser see the stream is alive, and makes a
-# vanished client show up as a failed write.
-HEARTBEAT = 15.0
-
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: do not buffer this response
@@ -73,7 +69,7 @@ async def relay_text(wire: Wire, viewer: Viewer, keep: Filter | None, follow: bo
         if not items:
             if hub.closed or hub.finished or not follow:
                 return
-            await viewer.wait(HEARTBEAT)
+            await viewer.wait()
             continue
         parts: list[bytes] = []
         ended = False
@@ -208,6 +204,7 @@ async def relay_events(
             continue
         if all(v.hub.closed for v in viewers):
             return
-        # The viewers share one wake event, so waiting on any of them waits on all.
-        if not await viewers[0].wait(HEARTBEAT):
+        if wire.heartbeat_due():  # woken for it by Streams.tend
             await wire.write(b": keep-alive\n\n")
+        # The viewers share one wake event, so waiting on any of them waits on all.
+        await viewers[0].wait()
