@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from perview.hub import Hub
 from perview.sources.process import ProcessSource
-from perview.web.app import WebSettings, create_app
+from perview.web.app import STREAMS, WebSettings, create_app
 from perview.web.auth import Access, host_allowed
 from perview.web.limits import StreamLimits
 
@@ -253,5 +254,24 @@ async def test_a_quiet_event_stream_sends_its_heartbeat(aiohttp_client: MakeClie
     async with asyncio.timeout(5):
         while received.count(b": keep-alive\n\n") < 2:  # and again, not just once
             received += await response.content.readany()
+    response.close()
+    await hubs["quiet"].close()
+
+
+async def test_a_stream_s_socket_probes_a_silent_peer(aiohttp_client: MakeClient) -> None:
+    # A peer that vanished without a word is found by TCP keep-alive within about 90 s,
+    # not the system's two hours: what a quiet text stream (no heartbeat) relies on.
+    hubs = {"quiet": Hub("quiet", ProcessSource(["sleep", "30"]))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    app = create_app(hubs, WebSettings(access))
+    client = await aiohttp_client(app)
+    response = await client.get("/api/sources/quiet/text", headers=AUTH)
+    [wire] = app[STREAMS].wires
+    sock = wire.request.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+    interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+    count = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+    assert idle + interval * count <= 120
     response.close()
     await hubs["quiet"].close()

@@ -5,6 +5,8 @@ stops reading is cut off rather than holding its connection for ever."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -44,6 +46,7 @@ class Wire:
         self.response = response
         self.heartbeat = heartbeat
         self.blocked_since: float | None = None
+        _probe_when_silent(request)
         self.last_write = time.monotonic()
         self.wake: asyncio.Event | None = None  # what the stream's relay waits on
 
@@ -59,6 +62,23 @@ class Wire:
         """Drop the connection; the pending write fails as if the client had gone."""
         if self.request.transport is not None:
             self.request.transport.abort()
+
+
+# A stream's peer can vanish without a word (a laptop closed, a network gone): TCP keep-alive
+# probes it after KEEPALIVE_IDLE quiet seconds, and the connection ends after KEEPALIVE_COUNT
+# unanswered probes, about 90 s in all instead of the system's default two hours and more.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 3
+
+
+def _probe_when_silent(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
 
 
 class Streams:
