@@ -33,7 +33,7 @@ export class Pane {
     this.unseen = 0;
     this.matches = 0;
     this.dirty = false;
-    this.programmaticScroll = false;
+    this.scrolledTo = null; // where scrollToEnd() last scrolled, until its scroll event comes
     this.prefix = null; // rows before each line, in wrap mode
     this.drawn = new Map(); // seq -> its row element, reused while it stays on screen
     this.build();
@@ -284,7 +284,7 @@ export class Pane {
     if (!this.following) return;
     const bottom = this.viewport.scrollHeight - this.viewport.clientHeight;
     if (Math.abs(this.viewport.scrollTop - bottom) > 1) {
-      this.programmaticScroll = true; // its scroll event is ours, not the reader's
+      this.scrolledTo = bottom; // its scroll event is ours, not the reader's
       this.viewport.scrollTop = bottom;
     }
   }
@@ -335,10 +335,12 @@ export class Pane {
   }
 
   onScroll() {
-    if (this.programmaticScroll) {
-      this.programmaticScroll = false; // scrollToEnd() made it, and the rows are drawn already
-      return;
-    }
+    // Scroll events come a frame later, one for several scrolls: only one that ends where
+    // scrollToEnd() put it is ours (the rows are drawn already); the reader's, even right
+    // after ours, pauses following.
+    const ours = this.scrolledTo !== null && Math.abs(this.viewport.scrollTop - this.scrolledTo) <= 1;
+    this.scrolledTo = null;
+    if (ours) return;
     const atBottom = this.viewport.scrollTop + this.viewport.clientHeight >= this.viewport.scrollHeight - this.rowHeight / 2;
     if (atBottom && !this.following) this.jumpToEnd();
     else if (!atBottom) this.following = false;
