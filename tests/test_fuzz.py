@@ -21,7 +21,15 @@ from aiohttp.test_utils import TestServer
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from perview.config import Config, ConfigError, ServerConfig, parse
+from perview.config import (
+    _METRIC_KEYS,
+    _SERVER_KEYS,
+    _SOURCE_KEYS,
+    Config,
+    ConfigError,
+    ServerConfig,
+    parse,
+)
 from perview.framing import CUT_MARK, LineFramer
 from perview.hub import Hub
 from perview.metrics.history import History
@@ -90,28 +98,13 @@ toml_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
     max_leaves=8,
 )
+# Every key some table knows (the loader's own lists, so new keys are fuzzed too), and a bogus one.
 keys = st.sampled_from(
-    [
-        "command",
-        "file",
-        "host",
-        "hosts",
-        "backlog",
-        "keep",
-        "linger",
-        "env",
-        "cwd",
-        "shell",
-        "title",
-        "group",
-        "port",
-        "ssh",
-        "every",
-        "unit",
-        "bogus",
-    ]
+    sorted(_SERVER_KEYS | _SOURCE_KEYS | _METRIC_KEYS | {"ssh", "password", "role", "bogus"})
 )
-tables = st.sampled_from(["server", "sources.a", "sources.b", "hosts.h", "metrics.m", "x"])
+tables = st.sampled_from(
+    ["server", "sources.a", "sources.b", "hosts.h", "metrics.m", "users.u", "x"]
+)
 
 
 @settings(max_examples=300, deadline=None)
