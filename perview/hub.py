@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from perview.framing import LineFramer
-from perview.ring import Chunk, Ring, State, skip_lines
+from perview.ring import Chunk, Ring, State, StateName, skip_lines
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,11 @@ FLUSH_BYTES = 16 * 1024
 # How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
 # its socket buffer (one budget), whatever the ring size.
 READ_BUDGET = 256 * 1024
+
+# Why a run was stopped, as the state says it ("stopped (no viewers)").
+NO_VIEWERS = "no viewers"
+SHUTDOWN = "Perview is shutting down"
+OPERATOR = "an operator"  # who stopped it, when no user name is known (the token)
 
 
 class Output(Protocol):
@@ -165,6 +170,7 @@ class Hub:
         self._space = asyncio.Event()
         self._stop = asyncio.Event()
         self._operator_stop = False  # the current run was stopped by an operator, not by demand
+        self._stopped_because: tuple[str | None, str | None] = (None, None)  # (reason, by)
         self._restart_pending = False  # a viewer came while the run was stopping for lack of one
         self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
         self._last_wake = 0.0
@@ -181,6 +187,33 @@ class Hub:
     def finished(self) -> bool:
         """Ended for good: it ran, and it cannot run again."""
         return not self.restartable and self.runs > 0 and not self.running
+
+    def describe(self) -> dict[str, object]:
+        """What the API, the event stream and the page say of this source: one description."""
+        state = self.state
+        name: StateName = "idle" if state is None else state.state
+        if self.running and (state is None or state.run < self.runs):
+            name = "starting"  # started, and the source has not said anything yet
+        info: dict[str, object] = {
+            "name": self.name,
+            "kind": self.source.kind,
+            "state": name,
+            "summary": state.summary if state is not None and name == state.state else name,
+            "viewers": len(self.viewers),
+            "lines": self.ring.next_id - 1,
+            "runs": self.runs,
+            "keep": self.keep,
+        }
+        info |= self.meta
+        if state is not None:
+            info |= {
+                "status": state.status,
+                "reason": state.reason,
+                "by": state.by,
+                "pid": state.pid,
+                "since": state.at,
+            }
+        return info
 
     def on_viewers_changed(self, listener: Callable[[Hub], None]) -> None:
         self._listeners.append(listener)
@@ -246,27 +279,29 @@ class Hub:
             return
         self._framers = {}
         self._stop = asyncio.Event()
+        self._stopped_because = (None, None)
         self._operator_stop = False
         # Counted now, not when the task first runs: a viewer arriving in between must see
         # this run as begun (and stopping, if its viewer already left), not as the next one.
         self.runs += 1
         self._task = asyncio.create_task(self._run(), name=f"source {self.name}")
 
-    def stop(self) -> None:
-        """Ask the source to stop (an operator's request: it stays stopped while viewers
-        remain); returns at once, the run ends (and is reaped) by itself."""
+    def stop(self, by: str = OPERATOR) -> None:
+        """Ask the source to stop (an operator's request, `by` whom: it stays stopped while
+        viewers remain); returns at once, the run ends (and is reaped) by itself."""
         self._operator_stop = True
         self._restart_pending = False
-        self._stop_run()
+        self._stop_run(by=by)
 
-    def _stop_run(self) -> None:
+    def _stop_run(self, reason: str | None = None, by: str | None = None) -> None:
         self._cancel_linger()
-        if self.running:
+        if self.running and not self._stop.is_set():
+            self._stopped_because = (reason, by)
             self._stop.set()
             self._space.set()
 
-    async def restart(self) -> None:
-        self.stop()
+    async def restart(self, by: str = OPERATOR) -> None:
+        self.stop(by)
         await self.wait_stopped()
         self.start()
 
@@ -278,7 +313,7 @@ class Hub:
         """Stop the source, wait until it is reaped, and end every viewer's stream."""
         self.closed = True
         self._restart_pending = False
-        self._stop_run()
+        self._stop_run(reason=SHUTDOWN)
         await self.wait_stopped()
         self._wake_all()
 
@@ -291,13 +326,15 @@ class Hub:
         for label, framer in self._framers.items():
             self._append_lines(*framer.flush(), label)
         if ended.reason is not None and ended.status is None:
-            self._set_state(State("failed", reason=ended.reason, run=self.runs))
-            log.warning("%s: failed to start: %s", self.name, ended.reason)
+            state = State("failed", reason=ended.reason, run=self.runs)
+        elif self._stop.is_set():  # whatever its status, Perview ended it: not a failure
+            reason, by = self._stopped_because
+            state = State("stopped", status=ended.status, reason=reason, by=by, run=self.runs)
         else:
-            self._set_state(
-                State("exited", status=ended.status, reason=ended.reason, run=self.runs)
-            )
-            log.info("%s: exited with status %s", self.name, ended.status)
+            state = State("exited", status=ended.status, reason=ended.reason, run=self.runs)
+        self._set_state(state)
+        level = logging.WARNING if state.state == "failed" else logging.INFO
+        log.log(level, "%s: %s", self.name, state.summary)
         if self._restart_pending:
             self._restart_pending = False
             # This task is still finishing; start the next run once it has.
@@ -373,7 +410,7 @@ class Hub:
 
     def _schedule_stop(self) -> None:
         if self.linger <= 0:
-            self._stop_run()
+            self._stop_run(reason=NO_VIEWERS)
         else:
             self._cancel_linger()
             loop = asyncio.get_running_loop()
@@ -382,7 +419,7 @@ class Hub:
     def _stop_if_unwatched(self) -> None:
         self._linger_handle = None
         if not self.viewers and not self.keep:
-            self._stop_run()
+            self._stop_run(reason=NO_VIEWERS)
 
     def _cancel_linger(self) -> None:
         if self._linger_handle is not None:

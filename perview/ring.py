@@ -2,21 +2,61 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
+
+# The one vocabulary of a source's life, shared by the hub, the API, the streams and the page.
+# A run is `running` or `waiting` (up, but its file or host is not there yet), and ends in one
+# of three ways: `stopped` (Perview ended it: no viewers, an operator, shutdown), `exited` (the
+# command ended by itself) or `failed` (it could not start). `idle` and `starting` are what
+# the API says before the first run and between a start and the source's first word.
+StateName = Literal["idle", "starting", "running", "waiting", "stopped", "exited", "failed"]
+ENDINGS: frozenset[StateName] = frozenset({"stopped", "exited", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
 class State:
     """A change in a source's life, kept in the ring in order with its lines."""
 
-    state: str  # "running", "waiting", "exited" or "failed"
+    state: StateName
     status: int | None = None  # exit status; negative: killed by that signal
-    reason: str | None = None  # why it failed to start, what it waits for, or how it ended
+    reason: str | None = None  # what it waits for, why it failed or was stopped ("no viewers")
     pid: int | None = None
     run: int = 0  # which run of the source (1, 2, ...) this is about
     at: float = field(default_factory=time.time)
+    by: str | None = None  # who stopped it: a user's name, or "an operator" for the token
+
+    @property
+    def summary(self) -> str:
+        """The state as a person reads it, the same in the page, the API and the text stream."""
+        match self.state:
+            case "running":
+                return "started" + (f" (pid {self.pid})" if self.pid else "")
+            case "waiting":
+                return f"waiting: {self.reason}"
+            case "stopped":
+                if self.by:
+                    return f"stopped by {self.by}"
+                return f"stopped ({self.reason})" if self.reason else "stopped"
+            case "exited":
+                return _ending(self.status) + (f": {self.reason}" if self.reason else "")
+            case "failed":
+                return f"failed to start: {self.reason}"
+        return self.state
+
+
+def _ending(status: int | None) -> str:
+    if status is None:
+        return "exited"
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exited with status {status}"
 
 
 @dataclass(slots=True, eq=False)

@@ -465,8 +465,9 @@ async def test_a_group_ignoring_sigterm_is_killed_after_the_grace_and_restarts_l
         assert time.monotonic() - started < 1.0
         took = await eventually(lambda: not server.commands(), within=GRACE + 3)
         assert took > GRACE / 2  # SIGTERM alone did not end them; the SIGKILL did
-        await eventually(lambda: api_sources(server)[0]["state"] == "exited", within=WITHIN)
+        await eventually(lambda: api_sources(server)[0]["state"] == "stopped", within=WITHIN)
         assert api_sources(server)[0]["status"] == -signal.SIGKILL
+        assert api_sources(server)[0]["summary"] == "stopped (no viewers)"
         second = await session.get(url, headers=AUTH)
         assert await asyncio.wait_for(second.content.readline(), WITHIN) == b"up\n"
         second.close()

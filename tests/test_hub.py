@@ -98,7 +98,9 @@ async def test_source_starts_with_first_viewer_and_stops_after_last() -> None:
         assert hub.running and source.runs == 1
     await hub.wait_stopped()
     assert source.stopped == 1
-    assert hub.state is not None and hub.state.state == "exited"
+    # Stopped for lack of viewers is a normal ending, said as such: not "exited with -15".
+    assert hub.state is not None and hub.state.state == "stopped"
+    assert hub.state.summary == "stopped (no viewers)"
 
 
 async def test_linger_keeps_the_source_for_a_returning_viewer() -> None:
@@ -126,7 +128,7 @@ async def test_new_viewer_gets_backlog_and_ids_survive_restart() -> None:
         await lines_written(hub, 4)
         items = late.read()
         assert lines_of(items) == ["b", "c", "d"]
-        assert states_of(items) == ["exited", "running"]  # the old run's end, the new start
+        assert states_of(items) == ["stopped", "running"]  # the old run's end, the new start
     assert hub.ring.next_id == 5  # ids 1..4, counted across both runs
 
 
@@ -254,11 +256,51 @@ async def test_an_operator_stop_is_not_undone_by_viewers() -> None:
     hub = Hub("t", source)
     with hub.watch():
         await settle()
-        hub.stop()
+        hub.stop(by="alice")
         await hub.wait_stopped()
         await asyncio.sleep(0.01)
         assert not hub.running and source.runs == 1
+        assert hub.state is not None and hub.state.summary == "stopped by alice"
     await hub.close()
+
+
+async def test_a_run_that_ends_by_itself_has_exited_with_its_status() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch():
+        await settle()
+        source.queue.put_nowait(None)
+        await hub.wait_stopped()
+        assert hub.state is not None and hub.state.state == "exited"
+        assert hub.state.summary == "exited with status 0"
+    await hub.close()
+
+
+class WaitsForever(ScriptedSource):
+    """Up, but waiting for something that never comes (a file not there yet)."""
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        self.runs += 1
+        out.waiting("for /nowhere to appear")
+        await stop.wait()
+        return Ended(0)
+
+
+async def test_a_waiting_source_is_described_as_waiting_not_running() -> None:
+    hub = Hub("t", WaitsForever())
+    assert hub.describe()["state"] == "idle"
+    with hub.watch():
+        assert hub.describe()["state"] == "starting"
+        await settle()
+        info = hub.describe()
+        assert (info["state"], info["summary"]) == ("waiting", "waiting: for /nowhere to appear")
+        await hub.close()
+        assert hub.describe()["summary"] == "stopped (Perview is shutting down)"
+
+
+async def test_the_kind_described_is_the_running_sources_own() -> None:
+    hub = Hub("t", ScriptedSource(), meta={"hosts": []})
+    assert hub.describe()["kind"] == "test"
 
 
 class SlowToStop(ScriptedSource):

@@ -52,8 +52,9 @@ def _part(spec: SourceConfig, host: HostConfig | None, guards: GuardPool) -> Sou
 
 
 def describe(spec: SourceConfig) -> dict[str, object]:
-    """What the API shows of a source's configuration."""
-    info: dict[str, object] = {"kind": spec.kind, "hosts": list(spec.hosts)}
+    """What the API shows of a source's configuration (its kind is the running source's own:
+    `ssh` and `merged` too, not only what the config says)."""
+    info: dict[str, object] = {"hosts": list(spec.hosts)}
     if spec.command:
         info["command"] = list(spec.command)
     if spec.file is not None:

@@ -170,29 +170,6 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 # -- the API -----------------------------------------------------------------------------------
 
 
-def describe(hub: Hub) -> dict[str, object]:
-    """What the API says of a source."""
-    state = hub.state
-    info: dict[str, object] = {
-        "name": hub.name,
-        "kind": hub.source.kind,
-        "state": "idle" if state is None else ("running" if hub.running else state.state),
-        "viewers": len(hub.viewers),
-        "lines": hub.ring.next_id - 1,
-        "runs": hub.runs,
-        "keep": hub.keep,
-    }
-    info |= hub.meta
-    if state is not None:
-        info |= {
-            "status": state.status,
-            "reason": state.reason,
-            "pid": state.pid,
-            "since": state.at,
-        }
-    return info
-
-
 def _hub(request: web.Request) -> Hub:
     name = request.match_info["name"]
     hub = request.app[HUBS].get(name)
@@ -212,22 +189,22 @@ def _count(request: web.Request, key: str, default: int) -> int:
 
 
 async def list_sources(request: web.Request) -> web.StreamResponse:
-    return web.json_response([describe(hub) for hub in request.app[HUBS].values()])
+    return web.json_response([hub.describe() for hub in request.app[HUBS].values()])
 
 
 async def stop_source(request: web.Request) -> web.StreamResponse:
-    require_operator(request)
+    who = require_operator(request)
     hub = _hub(request)
-    hub.stop()
+    hub.stop(by=who)
     await hub.wait_stopped()
-    return web.json_response(describe(hub))
+    return web.json_response(hub.describe())
 
 
 async def restart_source(request: web.Request) -> web.StreamResponse:
-    require_operator(request)
+    who = require_operator(request)
     hub = _hub(request)
-    await hub.restart()
-    return web.json_response(describe(hub))
+    await hub.restart(by=who)
+    return web.json_response(hub.describe())
 
 
 async def text_stream(request: web.Request) -> web.StreamResponse:
@@ -294,7 +271,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
             )
         await response.prepare(request)
         hello = [b"retry: 1000\n\n"]
-        hello += [sse_event("source", describe(v.hub) | {"epoch": epoch}) for v in viewers]
+        hello += [sse_event("source", v.hub.describe() | {"epoch": epoch}) for v in viewers]
         await wire.write(b"".join(hello))
         forward = asyncio.create_task(_forward_metrics(metrics, wake)) if metrics else None
         try:

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from perview.accounts import TOKEN_USER, Role, SessionKeys
 from perview.config import UserConfig
+from perview.hub import OPERATOR
 
 # The page uses only its own files; nothing inline, nothing framed, no referrer to leak a token.
 SECURITY_HEADERS = {
@@ -65,10 +66,13 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 OWNER = Principal(None, "operator")  # the token, or no authentication at all
 
 
-def require_operator(request: web.Request) -> None:
-    """Stopping and restarting are for operators; viewers only watch."""
-    if request[PRINCIPAL].role != "operator":
+def require_operator(request: web.Request) -> str:
+    """Stopping and restarting are for operators; viewers only watch. Returns who is acting,
+    as a state says it ("stopped by alice")."""
+    principal = request[PRINCIPAL]
+    if principal.role != "operator":
         raise web.HTTPForbidden(text="perview: only an operator may do this\n")
+    return principal.user or OPERATOR
 
 
 def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:

@@ -10,7 +10,7 @@ import re2
 
 from perview.hub import Gap, Hub, Viewer
 from perview.metrics.hub import MetricsHub
-from perview.ring import Chunk, State
+from perview.ring import ENDINGS, Chunk, State
 from perview.web.limits import Wire
 
 STREAM_HEADERS = {
@@ -79,7 +79,7 @@ async def relay_text(wire: Wire, viewer: Viewer, keep: Filter | None, follow: bo
             elif item.state is None:
                 data = keep(item.data) if keep else item.data
                 parts.append(labelled(data, item.label) if item.label else data)
-            elif item.state.run >= viewer.first_run and item.state.state in ("exited", "failed"):
+            elif item.state.run >= viewer.first_run and item.state.state in ENDINGS:
                 if item.state.state == "failed":
                     parts.append(marker(f"failed to start: {item.state.reason}"))
                 ended = True
@@ -124,7 +124,7 @@ def sse_event(event: str, payload: Mapping[str, object], event_id: str | None = 
 
 
 def state_payload(hub: Hub, state: State) -> dict[str, object]:
-    return {"source": hub.name, **asdict(state)}
+    return {"source": hub.name, **asdict(state), "summary": state.summary}
 
 
 def format_cursor(epoch: str, next_ids: Mapping[str, int]) -> str:

@@ -202,8 +202,8 @@ def test_stop_and_restart_from_the_page(serve: Serve, page: Page, tmp_path: Path
     open_page(page, server)
     page.wait_for_function("() => document.querySelectorAll('[data-testid=line]').length > 2")
     page.get_by_test_id("stop").click()
-    expect(page.get_by_test_id("marker").filter(has_text="exited with status -15")).to_be_visible()
-    assert sources_api(server)["ticker"]["state"] == "exited"
+    expect(page.get_by_test_id("marker").filter(has_text="stopped by an operator")).to_be_visible()
+    assert sources_api(server)["ticker"]["state"] == "stopped"
     page.get_by_test_id("restart").click()
     expect(page.get_by_test_id("marker").filter(has_text="started")).to_have_count(2)
     page.wait_for_function(

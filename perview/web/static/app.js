@@ -156,7 +156,7 @@ class App {
     state.className = `state state-${info.state}`;
     state.dataset.testid = "source-state";
     state.textContent = describeState(info);
-    if (info.reason) state.title = info.reason;
+    state.title = info.summary;
     const detail = document.createElement("span");
     detail.className = "detail";
     const hosts = info.hosts?.length ? info.hosts.join(", ") + " · " : "";
@@ -309,17 +309,11 @@ class App {
   onState(state) {
     const info = this.sources.get(state.source);
     if (info) {
-      Object.assign(info, { state: state.state, status: state.status, reason: state.reason });
+      Object.assign(info, { state: state.state, status: state.status, reason: state.reason, by: state.by, summary: state.summary });
       this.renderSidebar();
     }
     if (state.history && state.state === "running") return;
-    const text = {
-      running: `started${state.pid ? ` (pid ${state.pid})` : ""}`,
-      waiting: `waiting: ${state.reason}`,
-      exited: `exited with status ${state.status}${state.reason ? `: ${state.reason}` : ""}`,
-      failed: `failed to start: ${state.reason}`,
-    }[state.state];
-    if (text) this.mark(state.source, text);
+    this.mark(state.source, state.summary); // the server's words: the same in every view
   }
 
   mark(source, text) {
@@ -480,9 +474,9 @@ class App {
   }
 }
 
+/** The sidebar's short badge; its tooltip is the server's whole summary. */
 function describeState(info) {
-  if (info.state === "exited") return `exited ${info.status}`;
-  if (info.state === "failed") return "failed";
+  if (info.state === "exited") return info.status < 0 ? "killed" : `exited ${info.status}`;
   return info.state;
 }
 
