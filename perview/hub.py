@@ -224,7 +224,7 @@ class Hub:
     def watch(
         self,
         *,
-        backlog: int = 0,
+        backlog: int | None = 0,
         since: int | None = None,
         wake: asyncio.Event | None = None,
         start: bool = True,
@@ -232,13 +232,16 @@ class Hub:
         """Subscribe a viewer for the duration of the block, starting the source if needed
         (unless not `start`: a viewer of history only).
 
-        It first gets the last `backlog` lines held, or everything from line `since` on.
+        It first gets the last `backlog` lines (None: all that is held), or everything from line
+        `since` on. Asked-for lines the ring no longer holds come first as a `Gap`, so the viewer
+        is told how many it cannot have rather than silently getting fewer.
         """
         if self.closed:
             raise RuntimeError(f"hub {self.name} is closed")
         if since is None or since > self.ring.next_id:
             # A `since` from the future comes from before a restart of Perview: start afresh.
-            since = max(self.ring.oldest_id, self.ring.next_id - backlog)
+            ring = self.ring
+            since = ring.oldest_id if backlog is None else max(1, ring.next_id - backlog)
         viewer = Viewer(self, since, wake or asyncio.Event())
         if not self.finished and (not self.running or self._stop.is_set()):
             viewer.first_run = self.runs + 1  # the run about to start

@@ -159,6 +159,23 @@ async def test_slow_viewer_gets_exact_gap_and_fast_viewer_loses_nothing() -> Non
         assert got[1:] == [str(n) for n in range(40, 50)]
 
 
+async def test_a_backlog_beyond_the_ring_begins_with_a_gap_saying_how_many_are_gone() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=10, keep=True)
+    hub.start()
+    for n in range(1, 51):  # a chunk each, so the ring can drop the oldest
+        source.queue.put_nowait(b"%d\n" % n)
+    await lines_written(hub, 50)
+    with hub.watch(backlog=30) as late:  # 30 asked for, 10 held
+        got = lines_of(late.read())
+    assert got == ["<gap 20>"] + [str(n) for n in range(41, 51)]
+    with hub.watch(backlog=None) as everything:  # all that is held: nothing is missing
+        assert lines_of(everything.read()) == [str(n) for n in range(41, 51)]
+    with hub.watch(backlog=500) as more_than_ever:  # only 50 lines ever existed
+        assert lines_of(more_than_ever.read())[0] == "<gap 40>"
+    await hub.close()
+
+
 async def test_lone_viewer_paces_the_source_and_loses_nothing() -> None:
     source = ScriptedSource()
     hub = Hub("t", source, max_lines=10)

@@ -156,6 +156,16 @@ async def test_bad_backlog_is_400(client: Client) -> None:
     assert "backlog" in await response.text()
 
 
+@pytest.mark.parametrize("cursor", ["garbage", "run:abc", "run:1,:2", "e/run", "run:²"])
+async def test_a_malformed_resume_position_is_400_not_a_full_replay(
+    client: Client, cursor: str
+) -> None:
+    for header, query in (({"Last-Event-ID": cursor}, {}), ({}, {"since": cursor})):
+        response = await client.get("/api/events", headers=AUTH | header, params=query)
+        assert response.status == 400
+        assert "position" in await response.text()
+
+
 async def test_bad_grep_is_400(client: Client) -> None:
     response = await client.get("/api/sources/run/text?grep=(", headers=AUTH)
     assert response.status == 400

@@ -178,7 +178,7 @@ def _hub(request: web.Request) -> Hub:
     return hub
 
 
-def _count(request: web.Request, key: str, default: int) -> int:
+def _count(request: web.Request, key: str, default: int | None) -> int | None:
     raw = request.query.get(key)
     if raw is None:
         return default
@@ -213,7 +213,7 @@ async def text_stream(request: web.Request) -> web.StreamResponse:
 
 async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     # Live output by default; all that is held for a source that has ended for good (stdin).
-    backlog = _count(request, "backlog", hub.ring.max_lines if hub.finished else 0)
+    backlog = _count(request, "backlog", None if hub.finished else 0)
     keep: Filter | None = None
     if "grep" in request.query:
         try:
@@ -248,10 +248,14 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=f"perview: no source named {unknown[0]!r}\n")
     epoch = request.app[SETTINGS].epoch
     resume = request.headers.get("Last-Event-ID") or request.query.get("since", "")
-    since = parse_cursor(resume, epoch)
     if len(names) == 1 and (line := whole_number(resume)) is not None:
         since = {names[0]: line}
-    backlog = _count(request, "backlog", -1)
+    else:
+        try:
+            since = parse_cursor(resume, epoch)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"perview: {exc}\n") from None
+    backlog = _count(request, "backlog", None)  # default: all that is held
     response = web.StreamResponse(headers=STREAM_HEADERS)
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
@@ -265,9 +269,8 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         viewers = []
         for name in dict.fromkeys(names):
             hub = hubs[name]
-            lines = hub.ring.max_lines if backlog < 0 else backlog
             viewers.append(
-                stack.enter_context(hub.watch(backlog=lines, since=since.get(name), wake=wake))
+                stack.enter_context(hub.watch(backlog=backlog, since=since.get(name), wake=wake))
             )
         await response.prepare(request)
         hello = [b"retry: 1000\n\n"]

@@ -146,18 +146,21 @@ def whole_number(text: str) -> int | None:
 
 
 def parse_cursor(text: str, epoch: str) -> dict[str, int]:
-    """The inverse of `format_cursor`. A cursor of another epoch, or anything malformed, gives
-    nothing: a fresh start. Without an epoch (`run:1234`) it is taken as this server's."""
-    given, slash, rest = text.rpartition("/")
-    if slash and given != epoch:
+    """The inverse of `format_cursor`; "" is no cursor. A cursor of another epoch (from before a
+    restart of Perview) gives nothing: a fresh start. Without an epoch (`run:1234`) it is taken
+    as this server's. Raises ValueError for anything that is not a cursor, so a client with a
+    mangled id is told so instead of silently getting a full replay."""
+    if not text:
         return {}
+    given, slash, rest = text.rpartition("/")
     cursor: dict[str, int] = {}
     for part in rest.split(","):
         name, _, value = part.strip().rpartition(":")
         number = whole_number(value)
-        if name and number is not None:
-            cursor[name] = number
-    return cursor
+        if not name or number is None:
+            raise ValueError(f"not a stream position (source:line,...): {text[:100]!r}")
+        cursor[name] = number
+    return cursor if not slash or given == epoch else {}
 
 
 async def relay_events(
