@@ -71,6 +71,7 @@ class Chunk:
     state: State | None = None
     label: str | None = None  # the part of the source the lines come from (a host, a file)
     cache: dict[str, bytes] | None = None  # encodings shared by all viewers, made on demand
+    at: float = 0.0  # when the lines arrived (the server's clock, epoch seconds)
 
 
 class Ring:
@@ -102,7 +103,9 @@ class Ring:
     def append(
         self, data: bytes, count: int, state: State | None = None, label: str | None = None
     ) -> Chunk:
-        chunk = Chunk(self.next_seq, self.next_id, count, data, self.next_offset, state, label)
+        chunk = Chunk(
+            self.next_seq, self.next_id, count, data, self.next_offset, state, label, at=time.time()
+        )
         self._chunks.append(chunk)
         self.next_seq += 1
         self.next_id += count

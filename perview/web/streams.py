@@ -105,7 +105,9 @@ def sse_lines(hub: Hub, chunk: Chunk) -> bytes:
         # SSE treats a lone CR as a line break too; a CR inside a log line (progress bars) is
         # shown as the control picture U+240D instead of splitting the line.
         data = data.replace(b"\r\n", b"\n").replace(b"\r", "\u240d".encode())
-    fields: dict[str, object] = {"source": hub.name, "id": chunk.first}
+    # The time is the server's, when the block arrived: the same for every viewer and after a
+    # reload (milliseconds are all a person or a merge needs).
+    fields: dict[str, object] = {"source": hub.name, "id": chunk.first, "time": round(chunk.at, 3)}
     if chunk.label is not None:
         fields["host"] = chunk.label
     header = json.dumps(fields).encode()

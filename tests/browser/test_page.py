@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.conftest import TOKEN, Server, start_server, stop_server
+from tests.conftest import TOKEN, Server, start_server, stop_server, wait_until
 
 Serve = Callable[..., Server]
 
@@ -310,3 +312,24 @@ def test_download_what_is_shown(serve: Serve, page: Page, tmp_path: Path) -> Non
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0].startswith("[perview] started (pid ")  # Perview's note, marked as such
     assert lines[1:] == ["one", "two"]
+
+
+def test_the_time_column_shows_when_the_server_got_a_line(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        "[sources.early]\ncommand = \"sh -c 'echo early; exec sleep 600'\"\nkeep = true\n"
+    )
+    server = serve("serve", "-c", str(path))
+    wait_until(lambda: sources_api(server)["early"]["lines"] == 1, 10.0)
+    arrived = time.time()
+    time.sleep(2.0)  # what is tested is the passing of time: history must keep its own
+    open_page(page, server, "time=1")
+    stamp = page.locator(f"{LINE} .ts").first.text_content() or ""
+    shown_at = datetime.datetime.strptime(stamp, "%H:%M:%S.%f").time()
+    expected = datetime.datetime.fromtimestamp(arrived).time()
+    gap = datetime.datetime.combine(datetime.date.min, shown_at) - datetime.datetime.combine(
+        datetime.date.min, expected
+    )
+    assert abs(gap.total_seconds()) < 1.0, (stamp, expected)

@@ -299,9 +299,9 @@ class App {
       lines = lines.slice(skip);
       header.id += skip;
     }
-    const now = Date.now();
+    const arrived = header.time * 1000; // the server's clock: the same after a reload
     const first = this.store.next;
-    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, header.id + i, now, LINE);
+    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, header.id + i, arrived, LINE);
     this.lastIds.set(header.source, header.id + lines.length);
     this.distribute(first);
   }
@@ -313,12 +313,12 @@ class App {
       this.renderSidebar();
     }
     if (state.history && state.state === "running") return;
-    this.mark(state.source, state.summary); // the server's words: the same in every view
+    this.mark(state.source, state.summary, state.at * 1000); // the server's words and time
   }
 
-  mark(source, text) {
+  mark(source, text, time = Date.now()) {
     const first = this.store.next;
-    this.store.push(text, source, "", 0, Date.now(), MARK);
+    this.store.push(text, source, "", 0, time, MARK);
     this.distribute(first);
   }
 
