@@ -6,7 +6,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ class Config:
     once: bool = False  # exit after the first viewer of the (only) source leaves
     default_stream: str | None = None  # the source `GET /` streams to curl
     origin: str = "command line"  # where this config came from, for messages
+    path: str | None = None  # the config file, if it came from one (what a reload reads again)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def load(path: str | Path) -> Config:
         raise PerviewError(f"cannot read config {path}: {exc.strerror}", ExitCode.CONFIG) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [Problem(1, "(file)", f"not UTF-8: {exc.reason}")]) from exc
-    return parse(text, str(path))
+    return replace(parse(text, str(path)), path=str(path))
 
 
 def parse(text: str, path: str = "perview.toml") -> Config:

@@ -31,6 +31,7 @@ READ_BUDGET = 256 * 1024
 NO_VIEWERS = "no viewers"
 SHUTDOWN = "Perview is shutting down"
 OPERATOR = "an operator"  # who stopped it, when no user name is known (the token)
+RECONFIGURED = "the config changed"
 
 
 class Output(Protocol):
@@ -312,13 +313,37 @@ class Hub:
         if self._task is not None:
             await asyncio.shield(self._task)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = SHUTDOWN) -> None:
         """Stop the source, wait until it is reaped, and end every viewer's stream."""
         self.closed = True
         self._restart_pending = False
-        self._stop_run(reason=SHUTDOWN)
+        self._stop_run(reason=reason)
         await self.wait_stopped()
         self._wake_all()
+
+    async def reconfigure(
+        self,
+        source: Source,
+        *,
+        max_lines: int,
+        max_bytes: int,
+        keep: bool,
+        linger: float,
+        meta: Mapping[str, object],
+    ) -> None:
+        """Run `source` from now on, with these settings: the current run stops (said as
+        "stopped (the config changed)") and the new one starts if anyone watches or `keep`.
+        Viewers stay; line ids go on, so their positions stay valid."""
+        # Swapped first: the current run keeps the old source to its end, and any start from
+        # here on (a viewer arriving while it stops) runs the new one.
+        self.source = source
+        self.ring.max_lines, self.ring.max_bytes = max_lines, max_bytes
+        self.keep, self.linger, self.meta = keep, linger, dict(meta)
+        self._stop_run(reason=RECONFIGURED)
+        await self.wait_stopped()
+        self._trim()
+        if keep or (self.viewers and not self._operator_stop):
+            self.start()
 
     async def _run(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Runs the web server: owns the hubs, the signals, and the guarantee that every child is reaped."""
+"""Runs the web server: owns the signals, reloads, and the guarantee that every child is reaped."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from aiohttp import web
 
 from perview import __version__
 from perview.accounts import SessionKeys
-from perview.config import Config, SourceConfig
+from perview.catalog import Catalog, Changes
+from perview.config import Config, load
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
 from perview.metrics.service import MetricsService, data_dir
-from perview.sources import build_source, describe
 from perview.sources.process import GRACE, GuardPool
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
@@ -46,19 +46,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def build_hub(spec: SourceConfig, config: Config, guards: GuardPool) -> Hub:
-    return Hub(
-        spec.name,
-        build_source(spec, config.hosts, guards),
-        max_lines=spec.backlog,
-        max_bytes=spec.max_bytes,
-        keep=spec.keep or spec.stdin,  # standard input is read whether or not anyone watches
-        linger=spec.linger,
-        restartable=not spec.stdin,
-        meta=describe(spec),
-    )
 
 
 def serve(
@@ -89,11 +76,13 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     server = config.server
     token = (server.token or secrets.token_urlsafe(18)) if server.auth else None
     guards = GuardPool()
-    hubs = {spec.name: build_hub(spec, config, guards) for spec in config.sources}
+    catalog = Catalog(config, guards)
+    hubs = catalog.hubs
     metrics = MetricsService(config, guards)
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
+    reloader = Reloader(catalog)
 
     # Signals first: a SIGTERM that arrives while starting must stop us cleanly too.
     loop = asyncio.get_running_loop()
@@ -111,6 +100,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
 
     allowed = set(server.allowed_hosts)
     if not is_loopback(server.host):
@@ -132,7 +122,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(
-        create_app(hubs, settings, metrics),
+        create_app(hubs, settings, metrics, reload=reloader.reload),
         handler_cancellation=True,
         # aiohttp closes a connection that has not sent a whole request within this time,
         # which also ends one that sends its headers a byte at a time.
@@ -154,22 +144,64 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
             ) from exc
         guards.warm()
         await metrics.start()
-        for hub in hubs.values():
-            if hub.keep:
-                hub.start()
+        catalog.start_kept()
         port = _bound_port(runner) or server.port
         url = _announce(announce, config, server.host, port, token, "https" if tls else "http")
         if open_browser:
             await asyncio.to_thread(webbrowser.open, url)
         await done.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        await reloader.close()
         await _stop_all(hubs.values())
         await metrics.close()
         await guards.close()
         await runner.cleanup()
     return ExitCode.OK
+
+
+class Reloader:
+    """Reads the config file again and applies it (SIGHUP, or an operator from the page); an
+    invalid config is refused with its errors, and the running one kept. One at a time."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def request(self) -> None:
+        """SIGHUP: reload in the background; the outcome goes to the log."""
+        task: asyncio.Task[object] = asyncio.create_task(self._logged())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> Changes:
+        """Apply the config file as it is now; raises PerviewError (ConfigError: every problem
+        with file and line) and changes nothing if it cannot."""
+        path = self.catalog.config.path
+        if path is None:
+            raise PerviewError(
+                "nothing to reload: serving the command line or the embedded default, "
+                "not a config file"
+            )
+        async with self._lock:
+            config = await asyncio.to_thread(load, path)
+            changes = await self.catalog.apply(config)
+        log.info("reloaded %s: %s", path, changes)
+        return changes
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _logged(self) -> object:
+        try:
+            return await self.reload()
+        except PerviewError as exc:
+            log.error("not reloaded, still serving the config as it was:\n%s", exc)
+            return None
 
 
 def _exit_when_first_viewer_leaves(hubs: Iterable[Hub], done: asyncio.Event) -> None:

@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import TOKEN, Server, eventually
 
 Serve = Callable[..., Server]
+WITHIN = 5.0
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -535,3 +536,35 @@ async def test_connect_disconnect_cycles_leak_nothing(serve: Serve) -> None:
         await eventually(settled, within=5)
         await eventually(lambda: process.num_fds() <= before[0], within=5)
     assert process.num_threads() <= before[1] + 1  # asyncio's child watcher threads come and go
+
+
+async def test_sighup_reloads_the_config_and_keeps_it_when_invalid(
+    serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text('[sources.a]\ncommand = "sleep 60"\n[sources.b]\ncommand = "sleep 60"\n')
+    server = serve("serve", "-c", str(path))
+
+    def names() -> list[object]:
+        return [s["name"] for s in api_sources(server)]
+
+    path.write_text('[sources.b]\ncommand = "sleep 60"\n[sources.c]\ncommand = "true"\n')
+    server.proc.send_signal(signal.SIGHUP)
+    await eventually(lambda: names() == ["b", "c"], within=WITHIN)
+    await eventually(lambda: "added c; removed a" in "".join(server.output), within=WITHIN)
+
+    path.write_text('[sources.b]\ncommand = "sleep 60"\n\n[sources.d]\ncomand = "x"\n')
+    server.proc.send_signal(signal.SIGHUP)
+    await eventually(lambda: "not reloaded" in "".join(server.output), within=WITHIN)
+    assert f"{path}:5: sources.d.comand: unknown key" in "".join(server.output)
+    assert server.proc.poll() is None and names() == ["b", "c"]  # still serving the old one
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.base + "/api/reload", headers=AUTH) as refused:
+            assert refused.status == 400
+            assert "sources.d.comand: unknown key" in await refused.text()
+        path.write_text('[sources.b]\ncommand = "sleep 60"\n')
+        async with session.post(server.base + "/api/reload", headers=AUTH) as done:
+            assert done.status == 200
+            assert (await done.json())["removed"] == ["c"]
+    assert names() == ["b"]

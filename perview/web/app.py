@@ -9,9 +9,9 @@ import mimetypes
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 
 import re2
@@ -19,7 +19,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from perview import __version__
+from perview.catalog import Changes
 from perview.config import Config, ServerConfig
+from perview.errors import PerviewError
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
@@ -57,18 +59,25 @@ METRICS = web.AppKey("metrics", MetricsService)
 STREAMS = web.AppKey("streams", Streams)
 SETTINGS = web.AppKey("settings", WebSettings)
 STATIC = web.AppKey("static", dict[str, tuple[bytes, str]])
+Reload = Callable[[], Awaitable[Changes]]
+RELOAD: web.AppKey[Reload | None] = web.AppKey("reload")  # None: serving no config file
 
 
 def create_app(
-    hubs: Mapping[str, Hub], settings: WebSettings, metrics: MetricsService | None = None
+    hubs: dict[str, Hub],
+    settings: WebSettings,
+    metrics: MetricsService | None = None,
+    reload: Reload | None = None,
 ) -> web.Application:
     """The application for these hubs (and metrics); it owns neither: the server starts and
-    closes them."""
+    closes them. `hubs` is read live, not copied: a reload adds and removes sources in it.
+    `reload` applies the config file again (an operator's POST /api/reload)."""
     app = web.Application(
         middlewares=[security_middleware(settings.access)], client_max_size=MAX_BODY
     )
     add_security_headers(app, settings.hsts)
-    app[HUBS] = dict(hubs)
+    app[HUBS] = hubs
+    app[RELOAD] = reload
     app[STREAMS] = Streams(settings.limits)
     app.cleanup_ctx.append(_tend_streams)
     app[METRICS] = metrics or MetricsService(Config(ServerConfig(), ()), GuardPool())
@@ -85,6 +94,7 @@ def create_app(
     app.router.add_get(root + "/api/events", event_stream)
     app.router.add_post(root + "/api/sources/{name}/stop", stop_source)
     app.router.add_post(root + "/api/sources/{name}/restart", restart_source)
+    app.router.add_post(root + "/api/reload", reload_config)
     app.router.add_get(root + "/api/metrics", list_metrics)
     app.router.add_get(root + "/api/metrics/{series:.+}", metric_history)
     app.router.add_get(root + "/metrics", prometheus_metrics)
@@ -205,6 +215,20 @@ async def restart_source(request: web.Request) -> web.StreamResponse:
     hub = _hub(request)
     await hub.restart(by=who)
     return web.json_response(hub.describe())
+
+
+async def reload_config(request: web.Request) -> web.StreamResponse:
+    """Apply the config file as it is now (as SIGHUP does): 200 with what changed, or 400 with
+    every problem of the file (the running config is kept)."""
+    require_operator(request)
+    reload = request.app[RELOAD]
+    if reload is None:
+        raise web.HTTPBadRequest(text="perview: not serving a config file: nothing to reload\n")
+    try:
+        changes = await reload()
+    except PerviewError as exc:
+        raise web.HTTPBadRequest(text=f"perview: not reloaded:\n{exc}\n") from None
+    return web.json_response(asdict(changes) | {"summary": str(changes)})
 
 
 async def text_stream(request: web.Request) -> web.StreamResponse:

@@ -333,3 +333,18 @@ def test_the_time_column_shows_when_the_server_got_a_line(
         datetime.date.min, expected
     )
     assert abs(gap.total_seconds()) < 1.0, (stamp, expected)
+
+
+def test_an_operator_reloads_the_config_from_the_page(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    path = config(tmp_path, {"ticker": TICKER})
+    server = serve("serve", "-c", path)
+    open_page(page, server)
+    config(tmp_path, {"ticker": TICKER, "fresh": "echo fresh"})
+    page.get_by_test_id("reload").click()
+    expect(page.locator("#flash")).to_have_text("config reloaded: added fresh")
+    expect(page.locator('[data-testid="source-item"][data-source="fresh"]')).to_be_visible()
+    (tmp_path / "perview.toml").write_text("[sources.x]\nbogus = 1\n")
+    page.get_by_test_id("reload").click()
+    expect(page.locator("#flash")).to_contain_text("sources.x.bogus: unknown key")

@@ -94,6 +94,7 @@ class App {
     $("view-split").addEventListener("click", () => this.show(this.checked(), "split"));
     $("view-merged").addEventListener("click", () => this.show(this.checked(), "merged"));
     $("help-button").addEventListener("click", () => this.toggleHelp());
+    $("reload").addEventListener("click", () => this.reloadConfig());
   }
 
   // -- sources and the sidebar -----------------------------------------------------------------
@@ -339,6 +340,17 @@ class App {
     this.refresh();
   }
 
+  /** An operator's reload: the config file applied again, or its errors shown. */
+  async reloadConfig() {
+    const response = await fetch("api/reload", { method: "POST" });
+    if (response.ok) {
+      this.flash(`config reloaded: ${(await response.json()).summary}`);
+      this.refresh();
+    } else {
+      this.flash((await response.text()).trim(), 8000);
+    }
+  }
+
   async downloadFull(names) {
     const parts = [];
     for (const name of names) {
@@ -386,12 +398,12 @@ class App {
     }
   }
 
-  flash(text) {
+  flash(text, ms = 1500) {
     const note = $("flash");
     note.textContent = text;
     note.hidden = false;
     clearTimeout(this.flashTimer);
-    this.flashTimer = setTimeout(() => (note.hidden = true), 1500);
+    this.flashTimer = setTimeout(() => (note.hidden = true), ms);
   }
 
   // -- highlights ------------------------------------------------------------------------------

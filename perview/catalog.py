@@ -1,0 +1,115 @@
+"""The served sources: one hub per configured source, and a changed config applied to them
+(SIGHUP, or an operator's reload from the page) without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from perview.config import Config, HostConfig, SourceConfig
+from perview.hub import Hub
+from perview.sources import build_source, describe
+from perview.sources.process import GuardPool
+
+log = logging.getLogger(__name__)
+
+REMOVED = "removed from the config"
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a reload did, by source name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        parts = [
+            f"{what} {', '.join(names)}"
+            for what, names in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("restarted", self.changed),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "no source changed"
+
+
+class Catalog:
+    """Owns the hubs of a config. `hubs` is the one mapping the web application reads, so a
+    source added or removed here is added or removed there too."""
+
+    def __init__(self, config: Config, guards: GuardPool) -> None:
+        self.guards = guards
+        self.config = config
+        self.hubs: dict[str, Hub] = {spec.name: self._build(spec) for spec in config.sources}
+
+    def start_kept(self) -> None:
+        for hub in self.hubs.values():
+            if hub.keep:
+                hub.start()
+
+    async def apply(self, config: Config) -> Changes:
+        """Make the served sources those of `config`: new ones appear, removed ones stop (their
+        viewers' streams end), changed ones restart in place (their viewers stay, line ids go
+        on). Server settings, users and metrics are not changed by a reload."""
+        old = {spec.name: spec for spec in self.config.sources}
+        new = {spec.name: spec for spec in config.sources}
+        removed = [name for name in old if name not in new]
+        added = [name for name in new if name not in old]
+        changed = [
+            name
+            for name in new
+            if name in old
+            and _footprint(new[name], config.hosts) != _footprint(old[name], self.config.hosts)
+        ]
+        self.config = config
+        gone = [self.hubs.pop(name) for name in removed]
+        await asyncio.gather(*(hub.close(reason=REMOVED) for hub in gone))
+        for name in changed:
+            spec = new[name]
+            await self.hubs[name].reconfigure(
+                build_source(spec, config.hosts, self.guards),
+                max_lines=spec.backlog,
+                max_bytes=spec.max_bytes,
+                keep=_kept(spec),
+                linger=spec.linger,
+                meta=describe(spec),
+            )
+        for name in added:
+            hub = self.hubs[name] = self._build(new[name])
+            if hub.keep:
+                hub.start()
+        # In place (the application holds this mapping), in the config's order: the page's.
+        ordered = {name: self.hubs[name] for name in new}
+        self.hubs.clear()
+        self.hubs.update(ordered)
+        return Changes(tuple(added), tuple(removed), tuple(changed))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(hub.close() for hub in self.hubs.values()))
+
+    def _build(self, spec: SourceConfig) -> Hub:
+        return Hub(
+            spec.name,
+            build_source(spec, self.config.hosts, self.guards),
+            max_lines=spec.backlog,
+            max_bytes=spec.max_bytes,
+            keep=_kept(spec),
+            linger=spec.linger,
+            restartable=not spec.stdin,
+            meta=describe(spec),
+        )
+
+
+def _kept(spec: SourceConfig) -> bool:
+    return spec.keep or spec.stdin  # standard input is read whether or not anyone watches
+
+
+def _footprint(spec: SourceConfig, hosts: Mapping[str, HostConfig]) -> object:
+    """Everything that makes a source what it is: its own settings and its hosts' settings."""
+    return spec, tuple(hosts.get(name) for name in spec.hosts)
