@@ -23,9 +23,11 @@ from perview.config import (
     DEFAULT_PORT,
     Config,
     ConfigError,
+    Network,
     ServerConfig,
     SourceConfig,
     load,
+    network,
 )
 from perview.defaults import default_sources
 from perview.errors import ExitCode, PerviewError
@@ -57,10 +59,26 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         help="also accept this Host name (repeatable; IP addresses and localhost always are)",
     )
     group.add_argument("--root-path", help="URL prefix when behind a reverse proxy")
+    group.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="ADDR",
+        help="a reverse proxy (address or network) whose X-Forwarded-For/-Proto headers name "
+        "the client (repeatable; default: none, the headers are ignored)",
+    )
     group.add_argument("--certfile", help="serve https with this certificate chain (PEM)")
     group.add_argument("--keyfile", help="... and this private key (PEM)")
     group.add_argument("--open", action="store_true", help="open the page in a browser")
     group.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def _network(text: str) -> Network:
+    try:
+        return network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +169,7 @@ def _with_flags(server: ServerConfig, args: argparse.Namespace) -> ServerConfig:
         auth=server.auth and not args.no_auth,
         allowed_hosts=(*server.allowed_hosts, *args.allowed_host),
         root_path=root,
+        trusted_proxies=(*server.trusted_proxies, *args.trusted_proxy),
         certfile=args.certfile or server.certfile,
         keyfile=args.keyfile or server.keyfile,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 import shlex
 import tomllib
@@ -22,6 +24,8 @@ DEFAULT_FILE_LINES = 10  # lines of an existing file shown first, like tail
 # Source and host names appear in URLs and in SSE ids (`name:id,name:id`), so they stay plain.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 LOCAL = "local"  # the host name that means this machine, without ssh
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,9 @@ class ServerConfig:
     session_lifetime: float = 12 * 3600.0  # seconds a login lasts
     idle_timeout: float = 75.0  # an open connection with no request (or half a one) is closed
     write_timeout: float = 60.0  # a viewer that reads nothing for this long is cut off
+    # Reverse proxies whose X-Forwarded-For/-Proto (or Forwarded) headers are believed; from
+    # anyone else they are ignored, so a client cannot choose its own address.
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +287,19 @@ class _Checker:
             session_lifetime=self.duration(table, path, "session_lifetime", 12 * 3600.0),
             idle_timeout=self.duration(table, path, "idle_timeout", 75.0),
             write_timeout=self.duration(table, path, "write_timeout", 60.0),
+            trusted_proxies=self.networks(table, path, "trusted_proxies"),
         )
+
+    def networks(
+        self, table: dict[str, Any], path: tuple[str, ...], key: str
+    ) -> tuple[Network, ...]:
+        found = []
+        for text in self.strings(table, path, key):
+            try:
+                found.append(network(text))
+            except ValueError as exc:
+                self.problem((*path, key), str(exc))
+        return tuple(found)
 
     def limit(self, table: dict[str, Any], path: tuple[str, ...], key: str, default: int) -> int:
         value: int = self.get(table, path, key, int, default)
@@ -467,6 +486,7 @@ _SERVER_KEYS = frozenset(
         "session_lifetime",
         "idle_timeout",
         "write_timeout",
+        "trusted_proxies",
     }
 )
 _METRIC_KEYS = frozenset(
@@ -474,6 +494,18 @@ _METRIC_KEYS = frozenset(
 )
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def network(text: str) -> Network:
+    """An address (`"127.0.0.1"`, `"::1"`) or a network (`"10.0.0.0/8"`); ValueError says
+    what is wrong with anything else (a host name, host bits set in a network)."""
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_network(text.strip())
+    try:
+        loose = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or network like 10.0.0.0/8") from None
+    raise ValueError(f"{text!r} has host bits set: the network is {str(loose)!r}")
 
 
 def parse_duration(value: Any) -> float | None:

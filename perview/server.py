@@ -118,7 +118,13 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         server.max_viewers_per_source,
         server.write_timeout,
     )
-    settings = WebSettings(access, server.root_path, config.default_stream, limits=limits)
+    settings = WebSettings(
+        access,
+        server.root_path,
+        config.default_stream,
+        limits=limits,
+        trusted_proxies=server.trusted_proxies,
+    )
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,34 @@ def test_bad_names_are_refused() -> None:
     assert lines == [
         "p.toml:1: sources.my source: 'my source' is not a usable source name "
         "(letters, digits, _ . -)"
+    ]
+
+
+def test_trusted_proxies_are_addresses_and_networks() -> None:
+    text = (
+        '[server]\ntrusted_proxies = ["127.0.0.1", "::1", "10.0.0.0/8"]\n[sources.a]\nfile = "/x"\n'
+    )
+    assert parse(text).server.trusted_proxies == (
+        ip_network("127.0.0.1/32"),
+        ip_network("::1/128"),
+        ip_network("10.0.0.0/8"),
+    )
+    assert parse('[sources.a]\nfile = "/x"\n').server.trusted_proxies == ()  # none by default
+
+
+def test_a_trusted_proxy_that_is_not_an_address_names_file_line_and_key() -> None:
+    text = (
+        '[sources.a]\nfile = "/x"\n[server]\nport = 1\n'
+        'trusted_proxies = ["127.0.0.1", "proxy.example", "10.0.0.1/8"]\n'
+    )
+    assert errors(text) == [
+        "p.toml:5: server.trusted_proxies: 'proxy.example' is not an IP address or network "
+        "like 10.0.0.0/8",
+        "p.toml:5: server.trusted_proxies: '10.0.0.1/8' has host bits set: "
+        "the network is '10.0.0.0/8'",
+    ]
+    assert errors('[server]\ntrusted_proxies = "127.0.0.1"\n[sources.a]\nfile = "/x"\n') == [
+        "p.toml:2: server.trusted_proxies: must be a list of strings, not a string"
     ]
 
 

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from perview import __version__
 from perview.catalog import Changes
-from perview.config import Config, ServerConfig
+from perview.config import Config, Network, ServerConfig
 from perview.errors import PerviewError
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
@@ -30,6 +30,7 @@ from perview.sources.process import GuardPool
 from perview.web.auth import Access, add_security_headers, require_operator, security_middleware
 from perview.web.limits import StreamLimits, Streams
 from perview.web.login import add_login_routes
+from perview.web.proxy import proxy_middleware
 from perview.web.streams import (
     STREAM_HEADERS,
     Filter,
@@ -50,6 +51,7 @@ class WebSettings:
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))  # this run of the server
     hsts: bool = False  # served over TLS: tell browsers to insist on https
     limits: StreamLimits = field(default_factory=StreamLimits)
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-* headers name the client
 
 
 MAX_BODY = 64 * 1024  # bytes of a request body: only login forms have one
@@ -72,9 +74,9 @@ def create_app(
     """The application for these hubs (and metrics); it owns neither: the server starts and
     closes them. `hubs` is read live, not copied: a reload adds and removes sources in it.
     `reload` applies the config file again (an operator's POST /api/reload)."""
-    app = web.Application(
-        middlewares=[security_middleware(settings.access)], client_max_size=MAX_BODY
-    )
+    # The proxy middleware comes first, so that every later check sees the client, not the proxy.
+    middlewares = [proxy_middleware(settings.trusted_proxies), security_middleware(settings.access)]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     add_security_headers(app, settings.hsts)
     app[HUBS] = hubs
     app[RELOAD] = reload

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler, Middleware
 from perview.accounts import TOKEN_USER, Role, SessionKeys
 from perview.config import UserConfig
 from perview.hub import OPERATOR
+from perview.web.proxy import client_scheme
 
 # The page uses only its own files; nothing inline, nothing framed, no referrer to leak a token.
 SECURITY_HEADERS = {
@@ -27,6 +28,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+HSTS = "max-age=31536000"  # a year: browsers insist on https for this host from then on
 
 # Liveness probes carry no credential and learn nothing; the login page is how one gets one.
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/logout"})
@@ -157,13 +160,13 @@ def add_security_headers(app: web.Application, hsts: bool) -> None:
     """Every response gets the safe headers, streams included: they are added just before the
     headers are sent (a middleware adding them after the handler would be too late for a
     stream, whose headers went out when it started)."""
-    headers = dict(SECURITY_HEADERS)
-    if hsts:
-        headers["Strict-Transport-Security"] = "max-age=31536000"
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in headers.items():
+        for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        # Also when a trusted TLS proxy is in front: the browser sees https either way.
+        if hsts or client_scheme(request) == "https":
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
 
     app.on_response_prepare.append(on_prepare)
 
