@@ -1,35 +1,238 @@
-"""Behind a real nginx (Debian's), under a path prefix: the page, the API and unbuffered streams.
+"""Behind a reverse proxy.
 
-The nginx configuration is the one the README gives, with ports filled in. It does not turn
-proxy buffering off: Perview's `X-Accel-Buffering: no` header must be enough.
+In-process: which forwarded headers name the client and its scheme, and from whom they are
+believed. Then behind a real nginx (Debian's), under a path prefix, over http and over TLS: the
+page, the API, unbuffered streams, and the client's own address and scheme reaching the lock-out,
+the stream limits, the session cookie and the Origin check.
+
+The nginx configuration is the one the README gives (read from it), with ports filled in. It
+does not turn proxy buffering off: Perview's `X-Accel-Buffering: no` header must be enough.
+Clients reach nginx from other loopback addresses (127.0.0.2, ...), so that nginx, and through
+it Perview, see distinct clients.
 """
 
 from __future__ import annotations
 
+import http.client
+import re
 import shutil
 import socket
+import ssl
 import subprocess
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 
+from perview.accounts import hash_password
+from perview.config import network
+from perview.hub import Hub
+from perview.sources.process import ProcessSource
+from perview.web.app import WebSettings, create_app
+from perview.web.auth import Access
+from perview.web.proxy import proxy_middleware
 from tests.conftest import TOKEN, Server
 
 Serve = Callable[..., Server]
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+README = Path(__file__).parent.parent / "README.md"
+CHEAP = {"n": 2**10, "r": 8, "p": 1}  # many logins are tried; the default cost is tested elsewhere
 
-SITE = """
-location /perview/ {{
-    proxy_pass http://127.0.0.1:{port};
-    proxy_http_version 1.1;
-    proxy_set_header Host $http_host;
-    proxy_set_header Connection "";
-    proxy_read_timeout 1h;
-}}
-"""
+
+def readme_site(perview_port: int) -> str:
+    """The README's nginx `location` block, passing to Perview's port."""
+    found = re.search(r"```nginx\n(.*?)```", README.read_text(), re.S)
+    assert found, "the README has no nginx snippet"
+    assert "127.0.0.1:9999;" in found[1]
+    return found[1].replace("127.0.0.1:9999;", f"127.0.0.1:{perview_port};")
+
+
+# -- in-process: whose headers, and what they say ----------------------------------------------
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"remote": request.remote, "scheme": request.scheme})
+
+
+async def seen(
+    aiohttp_client: MakeClient, proxies: tuple[str, ...], headers: list[tuple[str, str]]
+) -> tuple[int, dict[str, str]]:
+    """What a handler behind the proxy middleware sees of a request from 127.0.0.1 (the test
+    client), with `proxies` trusted and these headers sent."""
+    app = web.Application(middlewares=[proxy_middleware(tuple(map(network, proxies)))])
+    app.router.add_get("/", echo)
+    client = await aiohttp_client(app)
+    response = await client.get("/", headers=CIMultiDict(headers))
+    return response.status, (await response.json() if response.status == 200 else {})
+
+
+@pytest.mark.parametrize(
+    ("headers", "remote", "scheme"),
+    [
+        (
+            [("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-Proto", "https")],
+            "198.51.100.7",
+            "https",
+        ),
+        # What the client wrote itself is to the left of what the proxy added: ignored.
+        ([("X-Forwarded-For", "203.0.113.9, 198.51.100.7")], "198.51.100.7", "http"),
+        (
+            [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.7")],
+            "198.51.100.7",
+            "http",
+        ),
+        # An inner proxy on a trusted network is walked past.
+        (
+            [
+                ("X-Forwarded-For", "203.0.113.9, 198.51.100.7, 10.1.2.3"),
+                ("X-Forwarded-Proto", "https"),
+            ],
+            "198.51.100.7",
+            "https",
+        ),
+        (
+            [("X-Forwarded-For", "198.51.100.7, 10.1.2.3"), ("X-Forwarded-Proto", "https, http")],
+            "198.51.100.7",
+            "https",
+        ),
+        # A client on the proxy's own machine.
+        ([("X-Forwarded-For", "127.0.0.1"), ("X-Forwarded-Proto", "https")], "127.0.0.1", "https"),
+        ([("X-Forwarded-For", "198.51.100.7:50123")], "198.51.100.7", "http"),
+        ([("X-Forwarded-For", "[2001:db8::7]:50123")], "2001:db8::7", "http"),
+        ([("X-Forwarded-For", "2001:db8::7")], "2001:db8::7", "http"),
+        ([("X-Forwarded-Proto", "HTTPS")], "127.0.0.1", "https"),
+        ([("Forwarded", 'for="[2001:db8::7]:4711";proto=https')], "2001:db8::7", "https"),
+        (
+            [("Forwarded", "for=198.51.100.7;proto=https, for=10.1.2.3;proto=http")],
+            "198.51.100.7",
+            "https",
+        ),
+        # A proxy that sets X-Forwarded-* passes a client's own Forwarded header on: ignored.
+        (
+            [("Forwarded", "for=203.0.113.9;proto=https"), ("X-Forwarded-For", "198.51.100.7")],
+            "198.51.100.7",
+            "http",
+        ),
+    ],
+)
+async def test_a_trusted_proxy_names_the_client_and_its_scheme(
+    aiohttp_client: MakeClient, headers: list[tuple[str, str]], remote: str, scheme: str
+) -> None:
+    status, view = await seen(aiohttp_client, ("127.0.0.1", "10.0.0.0/8"), headers)
+    assert (status, view) == (200, {"remote": remote, "scheme": scheme})
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Forwarded-For", "unknown")],
+        [("X-Forwarded-For", "")],
+        [("X-Forwarded-For", "198.51.100.7,,")],
+        [("X-Forwarded-For", "not an address, 10.1.2.3")],
+        [("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-Proto", "javascript")],
+        [("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-Proto", "https, http")],
+        [("Forwarded", "for=_hidden;proto=https")],
+        [("Forwarded", "proto=https")],
+        [("Forwarded", 'for="\\";;;,,=')],
+        [("X-Forwarded-For", "[::1, 1.2.3.4:5:6")],
+    ],
+)
+async def test_malformed_forwarded_headers_leave_the_connection_as_it_is(
+    aiohttp_client: MakeClient, headers: list[tuple[str, str]]
+) -> None:
+    status, view = await seen(aiohttp_client, ("127.0.0.1", "10.0.0.0/8"), headers)
+    assert (status, view) == (200, {"remote": "127.0.0.1", "scheme": "http"})
+
+
+@pytest.mark.parametrize("proxies", [(), ("10.0.0.0/8", "::1")])
+async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
+    aiohttp_client: MakeClient, proxies: tuple[str, ...]
+) -> None:
+    headers = [
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("X-Forwarded-Proto", "https"),
+        ("Forwarded", "for=198.51.100.8;proto=https"),
+    ]
+    status, view = await seen(aiohttp_client, proxies, headers)
+    assert (status, view) == (200, {"remote": "127.0.0.1", "scheme": "http"})
+
+
+@pytest.mark.parametrize(("proto", "secure"), [("https", True), ("http", False)])
+async def test_cookie_and_hsts_follow_the_scheme_a_trusted_proxy_reports(
+    aiohttp_client: MakeClient, proto: str, secure: bool
+) -> None:
+    hubs = {"run": Hub("run", ProcessSource(["echo", "hello"]))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    settings = WebSettings(access, trusted_proxies=(network("127.0.0.1"),))
+    client = await aiohttp_client(create_app(hubs, settings))
+    forwarded = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": proto}
+    login = await client.get(
+        f"/?token={TOKEN}",
+        headers={"Accept": "text/html", **forwarded},
+        allow_redirects=False,
+    )
+    assert login.status == 303
+    assert ("; secure" in login.headers["Set-Cookie"].lower()) is secure
+    # A response the app returns (aiohttp prepares it), a stream (the handler does), a refusal.
+    for path in ("/healthz", f"/api/sources/run/text?token={TOKEN}&follow=0", "/api/sources"):
+        response = await client.get(path, headers=forwarded)
+        assert ("Strict-Transport-Security" in response.headers) is secure, path
+
+
+# -- a real nginx ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    if not Path(OPENSSL).exists():
+        pytest.fail("openssl is missing: run scripts/install-test-deps (package openssl)")
+    where = tmp_path_factory.mktemp("tls")
+    made = Certificate(where / "cert.pem", where / "key.pem")
+    subprocess.run(
+        [
+            OPENSSL,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(made.key),
+            "-out",
+            str(made.cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return made
 
 
 def free_port() -> int:
@@ -40,26 +243,32 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[Callable[[int], int]]:
-    """Start nginx in front of a Perview port; returns nginx's port."""
+def nginx(tmp_path: Path) -> Iterator[Callable[..., int]]:
+    """Start nginx in front of a Perview port (over TLS with a certificate); returns nginx's
+    port."""
     if not Path(NGINX).exists():
         pytest.fail("nginx is missing: run scripts/install-test-deps (package nginx)")
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(perview_port: int) -> int:
+    def start(perview_port: int, tls: Certificate | None = None) -> int:
         port = free_port()
-        temp = tmp_path / "nginx"
-        temp.mkdir()
+        temp = Path(tempfile.mkdtemp(prefix="nginx-", dir=tmp_path))
         conf = temp / "nginx.conf"
         paths = "".join(
             f"{kind}_temp_path {temp}/{kind};\n"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
+        listen = f"listen 127.0.0.1:{port};\n"
+        if tls is not None:
+            listen = (
+                f"listen 127.0.0.1:{port} ssl;\n"
+                f"ssl_certificate {tls.cert};\nssl_certificate_key {tls.key};\n"
+            )
         conf.write_text(
             f"daemon off;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log;\n"
             "events {}\n"
             f"http {{\naccess_log off;\n{paths}"
-            f"server {{\nlisten 127.0.0.1:{port};\n{SITE.format(port=perview_port)}}}\n}}\n"
+            f"server {{\n{listen}{readme_site(perview_port)}}}\n}}\n"
         )
         proc = subprocess.Popen(
             [NGINX, "-c", str(conf), "-p", str(temp), "-e", str(temp / "error.log")]
@@ -107,3 +316,148 @@ def test_page_and_api_work_under_the_prefix(serve: Serve, nginx: Callable[[int],
         assert script.headers["Content-Type"].startswith("text/javascript")
     with urllib.request.urlopen(get(base + "/api/sources"), timeout=10) as sources:
         assert b'"name": "run"' in sources.read()
+
+
+# -- the client's address and scheme, through nginx --------------------------------------------
+
+PROXIED = """
+[server]
+root_path = "/perview"
+trusted_proxies = ["127.0.0.1"]
+max_streams_per_client = 1
+
+[users.alice]
+password = "{alice}"
+
+[users.bob]
+password = "{bob}"
+
+[sources.ticker]
+command = ["sh", "-c", "echo first; exec sleep 30"]
+"""
+
+
+def serve_proxied(serve: Serve, tmp_path: Path) -> Server:
+    """Perview behind nginx as the README says, trusting nginx (via the config), with users
+    alice and bob, one stream per client, and a source that stays up."""
+    config = tmp_path / "perview.toml"
+    alice, bob = hash_password("alice-pw", **CHEAP), hash_password("bob-pw", **CHEAP)
+    config.write_text(PROXIED.format(alice=alice, bob=bob))
+    return serve("serve", "-c", str(config))
+
+
+def connect(
+    port: int, source: str = "127.0.0.1", tls: Certificate | None = None
+) -> http.client.HTTPConnection:
+    """A connection to 127.0.0.1:port from the loopback address `source`."""
+    if tls is None:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    context = ssl.create_default_context(cafile=tls.cert)
+    return http.client.HTTPSConnection(
+        "127.0.0.1", port, timeout=10, source_address=(source, 0), context=context
+    )
+
+
+def ask(
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+) -> http.client.HTTPResponse:
+    connection.request(method, path, body=body, headers=headers or {})
+    return connection.getresponse()
+
+
+def log_in(port: int, source: str, tls: Certificate, user: str, password: str) -> int:
+    with closing(connect(port, source, tls)) as connection:
+        form = f"user={user}&password={password}&next=/perview/"
+        kind = {"Content-Type": "application/x-www-form-urlencoded"}
+        answer = ask(connection, "POST", "/perview/login", kind, form)
+        answer.read()
+        return answer.status
+
+
+def test_session_cookie_through_the_tls_proxy_is_secure_and_hsts_is_sent(
+    serve: Serve, nginx: Callable[..., int], certificate: Certificate
+) -> None:
+    server = serve("run", "--root-path", "/perview", "--trusted-proxy", "127.0.0.1", "--", "true")
+    for tls, secure in ((certificate, True), (None, False)):
+        with closing(connect(nginx(server.port, tls), tls=tls)) as connection:
+            answer = ask(connection, "GET", f"/perview/?token={TOKEN}", {"Accept": "text/html"})
+            answer.read()
+        assert answer.status == 303
+        cookie = answer.headers["Set-Cookie"].lower()
+        assert ("; secure" in cookie) is secure, cookie
+        assert ("Strict-Transport-Security" in answer.headers) is secure
+
+
+def test_a_same_origin_post_through_the_tls_proxy_is_accepted(
+    serve: Serve, nginx: Callable[..., int], certificate: Certificate
+) -> None:
+    server = serve("run", "--root-path", "/perview", "--trusted-proxy", "127.0.0.1", "--", "true")
+    port = nginx(server.port, certificate)
+    with closing(connect(port, tls=certificate)) as connection:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Origin": f"https://127.0.0.1:{port}"}
+        answer = ask(connection, "POST", "/perview/api/sources/run/stop", headers)
+        answer.read()
+    assert answer.status == 200
+
+
+def test_login_lock_out_through_the_proxy_is_per_client_address(
+    serve: Serve, nginx: Callable[..., int], certificate: Certificate, tmp_path: Path
+) -> None:
+    port = nginx(serve_proxied(serve, tmp_path).port, certificate)
+    guesser, user = "127.0.0.2", "127.0.0.3"
+    for _ in range(30):  # a handful of failures, then the guesser's address must wait
+        status = log_in(port, guesser, certificate, "alice", "wrong")
+        if status == 429:
+            break
+        assert status == 401
+    assert status == 429
+    assert log_in(port, user, certificate, "bob", "bob-pw") == 303
+    assert log_in(port, guesser, certificate, "bob", "bob-pw") == 429
+
+
+def test_streams_through_the_proxy_are_limited_per_client_address(
+    serve: Serve, nginx: Callable[..., int], certificate: Certificate, tmp_path: Path
+) -> None:
+    port = nginx(serve_proxied(serve, tmp_path).port, certificate)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    events = "/perview/api/events?source=ticker"
+    with ExitStack() as open_streams:
+        statuses = []
+        for source in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
+            connection = open_streams.enter_context(closing(connect(port, source, certificate)))
+            answer = ask(connection, "GET", events, auth)
+            if answer.status == 200:
+                assert answer.readline() == b"retry: 1000\n"  # open, and held open
+            statuses.append(answer.status)
+    assert statuses == [200, 200, 429]  # one stream per client, and these are two clients
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy(serve: Serve, tmp_path: Path) -> None:
+    server = serve_proxied(serve, tmp_path)  # trusts 127.0.0.1 only; one stream per client
+    events = "/perview/api/events?source=ticker"
+    with ExitStack() as open_streams:
+        statuses = []
+        for source, claimed in [
+            ("127.0.0.1", "198.51.100.1"),  # a trusted proxy: its header names the client
+            ("127.0.0.1", "198.51.100.2"),
+            ("127.0.0.4", "198.51.100.3"),  # anyone else: the header is ignored
+            ("127.0.0.4", "198.51.100.4"),
+        ]:
+            connection = open_streams.enter_context(closing(connect(server.port, source)))
+            headers = {"Authorization": f"Bearer {TOKEN}", "X-Forwarded-For": claimed}
+            answer = ask(connection, "GET", events, headers)
+            if answer.status == 200:
+                answer.readline()
+            statuses.append(answer.status)
+    assert statuses == [200, 200, 200, 429]
+    with closing(connect(server.port, "127.0.0.4")) as connection:
+        headers = {"Accept": "text/html", "X-Forwarded-Proto": "https"}
+        answer = ask(connection, "GET", f"/perview/?token={TOKEN}", headers)
+        answer.read()
+    assert answer.status == 303
+    assert "; secure" not in answer.headers["Set-Cookie"].lower()
+    assert "Strict-Transport-Security" not in answer.headers
