@@ -256,7 +256,7 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     response.charset = "utf-8"
     with (
         suppress(ConnectionResetError),  # the client left mid-stream: an end, not an error
-        request.app[STREAMS].admit(request, response, [hub]) as wire,
+        request.app[STREAMS].admit(request, response, [hub], heartbeat=False) as wire,
         hub.watch(backlog=backlog, start=follow) as viewer,
     ):
         wire.wake = viewer.wake

@@ -5,8 +5,6 @@ stops reading is cut off rather than holding its connection for ever."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from perview.hub import Hub
+from perview.web.wire import HEARTBEAT_EVERY, Wire
 
 RETRY_AFTER = "5"  # seconds a refused client is asked to wait
 
@@ -26,59 +25,7 @@ class StreamLimits:
     total: int = 5000  # open streams in all
     per_source: int = 2000  # viewers of one source
     write_timeout: float = 60.0  # seconds a write may wait for a viewer that reads nothing
-    # A quiet event stream writes a comment about this often (up to a third later), so proxies
-    # and the browser see it is alive, and a vanished client shows up as a write that fails.
-    heartbeat: float = 15.0
-
-
-class Wire:
-    """One stream's way out. It notes when a write starts waiting for the client, and when the
-    stream last wrote; one task per server (`Streams.tend`) then cuts off clients that stopped
-    reading and wakes quiet streams for their heartbeat. A timer per write or per wait would
-    cost more than the write itself on a busy stream with many viewers."""
-
-    __slots__ = ("blocked_since", "heartbeat", "last_write", "request", "response", "wake")
-
-    def __init__(
-        self, request: web.Request, response: web.StreamResponse, heartbeat: float
-    ) -> None:
-        self.request = request
-        self.response = response
-        self.heartbeat = heartbeat
-        self.blocked_since: float | None = None
-        _probe_when_silent(request)
-        self.last_write = time.monotonic()
-        self.wake: asyncio.Event | None = None  # what the stream's relay waits on
-
-    async def write(self, data: bytes) -> None:
-        self.last_write = self.blocked_since = time.monotonic()
-        await self.response.write(data)
-        self.blocked_since = None
-
-    def heartbeat_due(self) -> bool:
-        return time.monotonic() - self.last_write >= self.heartbeat
-
-    def cut(self) -> None:
-        """Drop the connection; the pending write fails as if the client had gone."""
-        if self.request.transport is not None:
-            self.request.transport.abort()
-
-
-# A stream's peer can vanish without a word (a laptop closed, a network gone): TCP keep-alive
-# probes it after KEEPALIVE_IDLE quiet seconds, and the connection ends after KEEPALIVE_COUNT
-# unanswered probes, about 90 s in all instead of the system's default two hours and more.
-KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 3
-
-
-def _probe_when_silent(request: web.Request) -> None:
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
+    heartbeat: float = HEARTBEAT_EVERY
 
 
 class Streams:
@@ -92,7 +39,8 @@ class Streams:
 
     async def tend(self) -> None:
         """Runs for the life of the server: cuts off every stream whose client has taken
-        nothing for `write_timeout` seconds, and wakes every stream whose heartbeat is due."""
+        nothing for `write_timeout` seconds, and wakes every stream whose heartbeat is due
+        (one task for all: a timer per stream would cost more than its writes)."""
         timeout = self.limits.write_timeout
         tick = min(timeout / 4, self.limits.heartbeat / 3)
         while True:
@@ -102,13 +50,19 @@ class Streams:
                 if wire.blocked_since is not None:
                     if now - wire.blocked_since > timeout:
                         wire.cut()
-                elif wire.wake is not None and wire.heartbeat_due():
-                    wire.wake.set()
+                elif wire.heartbeat_due():
+                    wire.wake_for_heartbeat()
 
     @contextmanager
     def admit(
-        self, request: web.Request, response: web.StreamResponse, hubs: Sequence[Hub]
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        hubs: Sequence[Hub],
+        heartbeat: bool = True,
     ) -> Iterator[Wire]:
+        """Count a stream in, or refuse it; `heartbeat`: it sends one when quiet (SSE can, a
+        text stream cannot: its every byte is the log's)."""
         client = request.remote or "unknown"
         limits = self.limits
         if self.by_client[client] >= limits.per_client:
@@ -129,7 +83,7 @@ class Streams:
                 )
         self.by_client[client] += 1
         self.open += 1
-        wire = Wire(request, response, limits.heartbeat)
+        wire = Wire(request, response, limits.heartbeat if heartbeat else None)
         self.wires.add(wire)
         try:
             yield wire

@@ -11,7 +11,7 @@ import re2
 from perview.hub import Gap, Hub, Viewer
 from perview.metrics.hub import MetricsHub
 from perview.ring import ENDINGS, Chunk, State
-from perview.web.limits import Wire
+from perview.web.wire import Wire
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
@@ -209,7 +209,6 @@ async def relay_events(
             continue
         if all(v.hub.closed for v in viewers):
             return
-        if wire.heartbeat_due():  # woken for it by Streams.tend
-            await wire.write(b": keep-alive\n\n")
+        await wire.beat()  # if that is what woke us (Streams.tend does)
         # The viewers share one wake event, so waiting on any of them waits on all.
         await viewers[0].wait()

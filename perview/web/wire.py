@@ -1,0 +1,81 @@
+"""One stream's way out to its client: writing, noticing a client that stopped reading or
+vanished, and the heartbeat of a quiet stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+
+from aiohttp import web
+
+# A quiet event stream writes a comment about this often (up to a third later), so proxies and
+# the browser see it is alive, and a vanished client shows up as a write that fails.
+HEARTBEAT_EVERY = 15.0
+HEARTBEAT = b": keep-alive\n\n"  # an SSE comment: every client ignores it
+
+# A stream's peer can vanish without a word (a laptop closed, a network gone): TCP keep-alive
+# probes it after KEEPALIVE_IDLE quiet seconds, and the connection ends after KEEPALIVE_COUNT
+# unanswered probes, about 90 s in all instead of the system's default two hours and more. It is
+# all a text stream has, since it can send no heartbeat of its own.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 3
+
+
+class Wire:
+    """One stream's way out. It notes when a write starts waiting for the client, and when the
+    stream last wrote; one task per server (`Streams.tend`) then cuts off clients that stopped
+    reading and wakes quiet streams for their heartbeat. A timer per write or per wait would
+    cost more than the write itself on a busy stream with many viewers.
+
+    `heartbeat`: seconds of quiet after which the stream's relay is woken to send HEARTBEAT;
+    None for a stream that has no way to send one (text)."""
+
+    __slots__ = ("blocked_since", "heartbeat", "last_write", "request", "response", "wake")
+
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, heartbeat: float | None
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.heartbeat = heartbeat
+        self.blocked_since: float | None = None
+        _probe_when_silent(request)
+        self.last_write = time.monotonic()
+        self.wake: asyncio.Event | None = None  # what the stream's relay waits on
+
+    async def write(self, data: bytes) -> None:
+        self.last_write = self.blocked_since = time.monotonic()
+        await self.response.write(data)
+        self.blocked_since = None
+
+    def heartbeat_due(self) -> bool:
+        if self.heartbeat is None:
+            return False
+        return time.monotonic() - self.last_write >= self.heartbeat
+
+    def wake_for_heartbeat(self) -> None:
+        if self.wake is not None:
+            self.wake.set()
+
+    async def beat(self) -> None:
+        """Send the heartbeat if it is due (the relay calls this when it wakes with nothing to
+        say)."""
+        if self.heartbeat_due():
+            await self.write(HEARTBEAT)
+
+    def cut(self) -> None:
+        """Drop the connection; the pending write fails as if the client had gone."""
+        if self.request.transport is not None:
+            self.request.transport.abort()
+
+
+def _probe_when_silent(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
