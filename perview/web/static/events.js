@@ -22,7 +22,7 @@ class SseEvent extends Event {
 
 /** The event stream format ("Parsing an event stream", WHATWG HTML), fed decoded text in pieces
  *  cut anywhere. */
-class SseParser {
+export class SseParser {
   constructor() {
     this.partial = ""; // the start of a line whose end has not come yet
     this.afterCR = false; // the last piece ended with CR: a LF starting the next one ends no line
