@@ -50,6 +50,48 @@ class Output(Protocol):
         """The source is up but cannot produce yet (a file not there, a host unreachable)."""
         ...
 
+    def notice(self, text: str, label: str | None = None) -> None:
+        """Something every viewer should read in place, between the lines it concerns: what
+        was not followed and when, how a file was resumed."""
+        ...
+
+
+class Forward:
+    """An Output that passes everything on to `out`: adapters (a part of a merged source, ssh
+    remembering its last words) override only what they change."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        await self.out.write(data, label)
+
+    def started(self, pid: int | None) -> None:
+        self.out.started(pid)
+
+    def waiting(self, reason: str) -> None:
+        self.out.waiting(reason)
+
+    def notice(self, text: str, label: str | None = None) -> None:
+        self.out.notice(text, label)
+
+
+class Sink:
+    """An Output that keeps nothing: readers of a command's output for their own use (metric
+    collectors) override `write`, and what they do not care about costs nothing."""
+
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        pass
+
+    def started(self, pid: int | None) -> None:
+        pass
+
+    def waiting(self, reason: str) -> None:
+        pass
+
+    def notice(self, text: str, label: str | None = None) -> None:
+        pass
+
 
 @dataclass(frozen=True, slots=True)
 class Ended:
@@ -375,6 +417,14 @@ class Hub:
 
     def waiting(self, reason: str) -> None:
         self._set_state(State("waiting", reason=reason, run=self.runs))
+
+    def notice(self, text: str, label: str | None = None) -> None:
+        framer = self._framers.get(label)
+        if framer is not None:  # a partial line first, so the notice falls where it belongs
+            self._append_lines(*framer.flush(), label)
+        self.ring.append(b"", 0, label=label, note=text)
+        self._trim()
+        self._wake_all()
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         framer = self._framers.get(label)

@@ -61,7 +61,8 @@ def _ending(status: int | None) -> str:
 
 @dataclass(slots=True, eq=False)
 class Chunk:
-    """Consecutive lines (`data`, each ending in a newline) or a single state change."""
+    """Consecutive lines (`data`, each ending in a newline), a single state change, or a notice
+    (`note`: something the source has to say about its output, such as what it did not read)."""
 
     seq: int  # position in the ring, one per chunk
     first: int  # id of the first line (for a state: of the next line to come)
@@ -72,6 +73,7 @@ class Chunk:
     label: str | None = None  # the part of the source the lines come from (a host, a file)
     cache: dict[str, bytes] | None = None  # encodings shared by all viewers, made on demand
     at: float = 0.0  # when the lines arrived (the server's clock, epoch seconds)
+    note: str | None = None
 
 
 class Ring:
@@ -101,10 +103,23 @@ class Ring:
         return self._chunks[0].first if self._chunks else self.next_id
 
     def append(
-        self, data: bytes, count: int, state: State | None = None, label: str | None = None
+        self,
+        data: bytes,
+        count: int,
+        state: State | None = None,
+        label: str | None = None,
+        note: str | None = None,
     ) -> Chunk:
         chunk = Chunk(
-            self.next_seq, self.next_id, count, data, self.next_offset, state, label, at=time.time()
+            self.next_seq,
+            self.next_id,
+            count,
+            data,
+            self.next_offset,
+            state,
+            label,
+            at=time.time(),
+            note=note,
         )
         self._chunks.append(chunk)
         self.next_seq += 1

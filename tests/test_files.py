@@ -52,6 +52,7 @@ class Collect:
         self.data: defaultdict[str | None, bytearray] = defaultdict(bytearray)
         self.states: list[str] = []  # "running", or the reason it waits
         self.received_before_start: list[int] = []  # bytes received before each "running"
+        self.notices: list[str] = []
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         self.data[label] += data
@@ -62,6 +63,10 @@ class Collect:
 
     def waiting(self, reason: str) -> None:
         self.states.append(reason)
+
+    def notice(self, text: str, label: str | None = None) -> None:
+        self.notices.append(text)
+        self.data[label] += b"<notice>\n"  # where it fell among the lines
 
     @property
     def state(self) -> str | None:
@@ -79,12 +84,18 @@ class Collect:
 
 @asynccontextmanager
 async def following(
-    pattern: Path, *, backlog: int = 10, poll_interval: float = 1.0
+    pattern: Path,
+    *,
+    backlog: int = 10,
+    poll_interval: float = 1.0,
+    source: FileSource | None = None,
 ) -> AsyncIterator[Collect]:
-    """Run a FileSource for the duration of the block; it must then stop promptly and cleanly."""
+    """Run a FileSource (a new one, or `source` again: its next run) for the duration of the
+    block; it must then stop promptly and cleanly."""
     out = Collect()
     stop = asyncio.Event()
-    source = FileSource(str(pattern), backlog=backlog, poll_interval=poll_interval)
+    if source is None:
+        source = FileSource(str(pattern), backlog=backlog, poll_interval=poll_interval)
     task = asyncio.create_task(source.run(out, stop))
     try:
         yield out
@@ -389,3 +400,69 @@ async def first_line_now(log: Path, writer: asyncio.subprocess.Process) -> int:
 
 def numbers_in(log: Path) -> list[int]:
     return [int(line) for line in log.read_bytes().splitlines()]
+
+
+# -- a returning viewer: the next run resumes where the last one stopped -----------------------
+
+
+async def first_run(log: Path, lines: int) -> FileSource:
+    """A source that has read `log` up to line `lines` and stopped (its viewer left)."""
+    source = FileSource(str(log), backlog=10)
+    async with following(log, source=source) as out:
+        await eventually(lambda: len(out.lines()) == min(lines, 10), WITHIN)
+    return source
+
+
+async def test_the_next_run_gets_what_was_written_while_nobody_watched(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    append(log, numbered(21, 90))  # 70 lines while nobody watches
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 90"], WITHIN)
+        append(log, numbered(91, 91))
+        await eventually(lambda: out.lines()[-1:] == [b"line 91"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(21, 91).encode().splitlines()]
+    assert out.notices[0].startswith("resumed where it was left at ")
+
+
+async def test_a_file_rotated_while_nobody_watched_is_finished_in_its_new_name_first(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    append(log, numbered(21, 25))
+    log.rename(tmp_path / "app.log.1")  # logrotate's create mode, while nobody watches
+    write(log, numbered(26, 30))
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
+    assert "reading the rest of it as app.log.1 first" in out.notices[0]
+
+
+async def test_a_file_replaced_while_nobody_watched_says_what_is_lost(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    fresh = tmp_path / "app.log.new"
+    write(fresh, numbered(100, 102))
+    fresh.replace(log)  # the old file is gone (and its inode not reused: the new one has it)
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 102"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(100, 102).encode().splitlines()]
+    assert "was replaced after " in out.notices[0]
+    assert "is not shown" in out.notices[0]
+
+
+async def test_a_file_truncated_while_nobody_watched_says_so(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    with log.open("r+") as f:  # copytruncate: same file, emptied, then written again
+        f.truncate(0)
+    append(log, numbered(1, 3, "new"))
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"new 3"], WITHIN)
+    assert out.lines() == [b"<notice>", b"new 1", b"new 2", b"new 3"]
+    assert "was truncated or rewritten after " in out.notices[0]

@@ -568,3 +568,24 @@ async def test_sighup_reloads_the_config_and_keeps_it_when_invalid(
             assert done.status == 200
             assert (await done.json())["removed"] == ["c"]
     assert names() == ["b"]
+
+
+async def test_a_returning_viewer_of_a_file_gets_what_was_written_meanwhile(
+    serve: Serve, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"line {n}\n" for n in range(1, 11)))
+    server = serve("tail", str(log))
+    url = server.base + "/api/sources/app.log/text"
+    async with aiohttp.ClientSession() as session:
+        first = await session.get(url, headers=AUTH)
+        assert await first.content.readline() == b"line 1\n"
+        first.close()
+        await eventually(lambda: api_sources(server)[0]["state"] == "stopped", within=WITHIN)
+        with log.open("a") as f:  # 70 lines while nobody watches
+            f.write("".join(f"line {n}\n" for n in range(11, 81)))
+        async with session.get(url, headers=AUTH) as second:
+            notice = await second.content.readline()
+            assert notice.startswith(b"[perview] resumed where it was left at ")
+            got = [await second.content.readline() for _ in range(70)]
+    assert got == [f"line {n}\n".encode() for n in range(11, 81)]

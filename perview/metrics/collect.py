@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from perview.hub import Ended
+from perview.hub import Ended, Sink
 from perview.metrics import procfs
 from perview.metrics.hub import MetricsHub
 from perview.sources.process import GuardPool, ProcessSource
@@ -105,7 +105,7 @@ def remote_script(every: float) -> str:
     return f"while :; do {cats}; echo @@df; df -P -T -k; echo {END}; sleep {every:g}; done"
 
 
-class _Sections:
+class _Sections(Sink):
     """An Output that cuts the far side's printout into snapshots."""
 
     def __init__(self, hub: MetricsHub, host: str) -> None:
@@ -132,9 +132,6 @@ class _Sections:
                 self.sections[self.current].append(line)
         if len(self.buffer) > MAX_OUTPUT:
             self.buffer = b""
-
-    def started(self, pid: int | None) -> None:
-        pass
 
     def waiting(self, reason: str) -> None:
         names = [s.name for s in self.hub.series.values() if s.host == self.host] or ["cpu"]
@@ -192,19 +189,15 @@ def parse_output(name: str, text: str) -> dict[str, float]:
     return values
 
 
-class _Collect:
+class _Collect(Sink):
+    """Keeps a command's output (up to MAX_OUTPUT) to parse once it has ended."""
+
     def __init__(self) -> None:
         self.data = bytearray()
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         if len(self.data) < MAX_OUTPUT:
             self.data += data
-
-    def started(self, pid: int | None) -> None:
-        pass
-
-    def waiting(self, reason: str) -> None:
-        pass
 
 
 async def command_metric(

@@ -61,10 +61,29 @@ FINGERPRINT = 64
 # growth it is closed, so that the disk space of a log deleted under a live viewer comes back.
 DELETED_IDLE = 60.0
 
+# A viewer returning to a file source gets what was written while nobody watched, read from
+# where the last run stopped, up to this much; beyond it, the file starts at its last lines and a
+# notice says how much was not followed, and when.
+RESUME_LIMIT = 16 * 1024 * 1024
+
+# Entries of a directory looked through for a rotated file (by its identity) before giving up.
+SIBLINGS_LOOKED_AT = 10_000
+
 # Names appearing or going away: a glob may match a new file.
 RESCAN_EVENTS = Mask.CREATE | Mask.MOVED_TO | Mask.MOVED_FROM | Mask.DELETE
 # Plus appends and truncations (MODIFY), a writer closing (CLOSE_WRITE) and permission fixes.
 WATCH_MASK = RESCAN_EVENTS | Mask.MODIFY | Mask.CLOSE_WRITE | Mask.ATTRIB | Mask.ONLYDIR
+
+
+@dataclass(frozen=True, slots=True)
+class _Left:
+    """Where a run stopped reading a file: enough to resume it exactly, or to say what was not
+    followed."""
+
+    ident: tuple[int, int]  # st_dev, st_ino of the file that was being read
+    pos: int
+    tail: bytes  # the bytes before `pos` (to tell a rewritten file from one that grew)
+    at: float  # when (epoch seconds)
 
 
 @dataclass(slots=True)
@@ -82,14 +101,18 @@ class _File:
     moved: bool = False  # `fd` is no longer the file at `path`
     grew_at: float = 0.0  # when a read last returned data (monotonic)
     problem: str | None = None  # why the path cannot be read, while `fd` is None
+    left: _Left | None = None  # where an earlier run stopped reading it: resume from there
 
 
 class FileSource:
     """Follows the file at `pattern` by name, or every file that a glob `pattern` matches.
 
     Files there at the start begin with their last `backlog` lines; files appearing later are
-    read from their start. A glob labels each file's bytes with its name (relative to the
-    pattern's fixed directory). Runs until `stop` is set and closes every descriptor and watch.
+    read from their start. A later run (the next viewer) resumes each file where the last one
+    stopped reading it, in its rotated sibling if it was rotated meanwhile, and says in a
+    notice what it could not follow. A glob labels each file's bytes with its name (relative to
+    the pattern's fixed directory). Runs until `stop` is set and closes every descriptor and
+    watch.
     """
 
     kind = "file"
@@ -102,6 +125,7 @@ class FileSource:
         self.root = os.path.dirname(self.pattern)  # the deepest directory without wildcards
         while _has_magic(self.root):
             self.root = os.path.dirname(self.root)
+        self.left: dict[str, _Left] = {}  # by path: where the last run stopped reading
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         follower = _Follower(self, out, stop)
@@ -152,7 +176,10 @@ class _Follower:
             self.wake.clear()
 
     async def close(self) -> None:
-        for file in self.files.values():
+        now = time.time()
+        for path, file in self.files.items():
+            if file.fd is not None:
+                self.source.left[path] = _Left(file.ident, file.pos, file.tail, now)
             _close(file)
         for task in self.tasks:
             task.cancel()
@@ -213,7 +240,9 @@ class _Follower:
             found = {p for p in glob.glob(source.pattern) if not os.path.isdir(p)}
         for path in found - self.files.keys():
             label = os.path.relpath(path, source.root) if source.is_glob else None
-            self.files[path] = _File(path, label, source.backlog if first else None)
+            file = self.files[path] = _File(path, label, source.backlog if first else None)
+            if first:
+                file.left = source.left.pop(path, None)
             self.dirty.add(path)
         for path in [p for p, f in self.files.items() if p not in found and f.fd is None]:
             del self.files[path]
@@ -272,10 +301,12 @@ class _Follower:
                     pass
                 await self._end_line(file)
                 _close(file)
-            _open(file)
+            note = _open(file)
             if file.fd is None:
                 return False
             self._report()  # `started` comes before the first bytes
+            if note:
+                self.out.notice(note, file.label)
             return await self._read(file, file.fd)
         except OSError as exc:
             _close(file)
@@ -332,31 +363,128 @@ class _Follower:
             await self.out.write(b"\n", file.label)
 
 
-def _open(file: _File) -> None:
-    """Open what is at the path, positioned at its backlog (or start); else set `problem`."""
+def _open(file: _File) -> str | None:
+    """Open what is at the path, positioned where an earlier run left it, else at its backlog
+    (or start); else set `problem`. Returns a notice for the viewers, if there is one: how the
+    file was resumed, or what was not followed."""
     try:
         fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
     except (FileNotFoundError, NotADirectoryError):
         file.problem, file.backlog = f"waiting for {file.path} to appear", None
-        return
+        return _resume_rotated(file)  # perhaps renamed away, and nothing new at the path yet
     except OSError as exc:
         file.problem = f"cannot read {file.path}: {exc.strerror}"
-        return
+        return None
+    note: str | None = None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             file.problem, file.backlog = f"{file.path} is {what}", None
             os.close(fd)
-            return
-        lines = file.backlog
-        file.pos = 0 if lines is None else _backlog_start(fd, info.st_size, lines)
+            return None
+        ident = (info.st_dev, info.st_ino)
+        if file.left is not None and file.left.ident != ident:
+            note = _resume_rotated(file)
+            if file.fd is not None:  # the old file, found under another name: read it first
+                os.close(fd)
+                return note
+        file.pos, resumed = _start(file, fd, info.st_size, ident)
+        note = resumed or note
     except BaseException:
         os.close(fd)
         raise
-    file.fd, file.ident = fd, (info.st_dev, info.st_ino)
+    file.fd, file.ident = fd, ident
     file.tail, file.partial, file.moved, file.problem, file.backlog = b"", False, False, None, None
     file.grew_at = time.monotonic()
+    return note
+
+
+def _start(file: _File, fd: int, size: int, ident: tuple[int, int]) -> tuple[int, str | None]:
+    """Where to start reading the file just opened at the path, and what to say about it."""
+    left, file.left = file.left, None
+    if left is not None and left.ident == ident:
+        unchanged = size >= left.pos and os.pread(fd, len(left.tail), left.pos - len(left.tail))
+        if unchanged == left.tail:
+            written = size - left.pos
+            if written <= RESUME_LIMIT:
+                said = f"resumed where it was left at {_when(left.at)}"
+                return left.pos, said if written else None
+            start = _backlog_start(fd, size, file.backlog or 0)
+            return start, (
+                f"{_size(start - left.pos)} written between {_when(left.at)} and now were not "
+                f"followed (more than {_size(RESUME_LIMIT)} to catch up): its last lines follow"
+            )
+        note = (
+            f"was truncated or rewritten after {_when(left.at)}: what it held before that "
+            "is not shown"
+        )
+        return _bounded_start(fd, size, file.backlog), note
+    if left is not None:  # replaced, and the old file is nowhere to be found
+        note = (
+            f"was replaced after {_when(left.at)}: what was written to the old file since "
+            "is not shown"
+        )
+        return _bounded_start(fd, size, file.backlog), note
+    return (0 if file.backlog is None else _backlog_start(fd, size, file.backlog)), None
+
+
+def _resume_rotated(file: _File) -> str | None:
+    """If an earlier run left this path in a file that has since been renamed (a rotation),
+    open that one at the position left, to be read to its end before what is at the path now."""
+    left = file.left
+    if left is None:
+        return None
+    old = _find_by_identity(os.path.dirname(file.path), left.ident)
+    if old is None:
+        return None
+    try:
+        fd = os.open(old, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if (info.st_dev, info.st_ino) != left.ident or info.st_size < left.pos:
+        os.close(fd)
+        return None
+    file.left = None
+    file.fd, file.ident, file.pos, file.tail = fd, left.ident, left.pos, left.tail
+    file.partial, file.moved, file.problem, file.backlog = False, True, None, None
+    file.grew_at = time.monotonic()
+    name = os.path.basename(old)
+    return f"rotated after {_when(left.at)}: reading the rest of it as {name} first"
+
+
+def _find_by_identity(directory: str, ident: tuple[int, int]) -> str | None:
+    """The regular file in `directory` that is `ident` (a rotated log keeps its inode)."""
+    try:
+        with os.scandir(directory) as entries:
+            for n, entry in enumerate(entries):
+                if n >= SIBLINGS_LOOKED_AT:
+                    return None
+                if entry.inode() != ident[1]:
+                    continue
+                found = entry.stat(follow_symlinks=False)
+                if found.st_dev == ident[0] and stat.S_ISREG(found.st_mode):
+                    return entry.path
+    except OSError:
+        return None
+    return None
+
+
+def _bounded_start(fd: int, size: int, lines: int | None) -> int:
+    """A file none of whose lines were followed yet: from its start, unless that is more than
+    RESUME_LIMIT (then its last `lines`)."""
+    return 0 if size <= RESUME_LIMIT else _backlog_start(fd, size, lines or 0)
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
 
 def _close(file: _File) -> None:

@@ -5,24 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from perview.hub import Ended, Output, Source
+from perview.hub import Ended, Forward, Output, Source
 
 
-class _Labelled:
+class _Labelled(Forward):
     """An Output that tags everything a part writes with the part's label."""
 
     def __init__(self, out: Output, label: str) -> None:
-        self.out = out
+        super().__init__(out)
         self.label = label
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         await self.out.write(data, self.label)
 
-    def started(self, pid: int | None) -> None:
-        self.out.started(pid)
-
     def waiting(self, reason: str) -> None:
         self.out.waiting(f"{self.label}: {reason}")
+
+    def notice(self, text: str, label: str | None = None) -> None:
+        self.out.notice(text, self.label)
 
 
 class MergedSource:

@@ -17,7 +17,7 @@ import asyncio
 import shlex
 from collections.abc import Sequence
 
-from perview.hub import Ended, Output
+from perview.hub import Ended, Forward, Output
 from perview.sources.process import GuardPool, ProcessSource
 
 # Options that make an unattended ssh behave: never prompt (there is no one to answer), notice a
@@ -70,22 +70,16 @@ def ssh_argv(destination: str, ssh_args: Sequence[str], command: str) -> tuple[s
     return ("ssh", *SSH_OPTIONS, *ssh_args, destination, remote_command(command))
 
 
-class _LastLine:
+class _LastLine(Forward):
     """Passes output on, remembering the last line (ssh's reason when it fails)."""
 
     def __init__(self, out: Output) -> None:
-        self.out = out
+        super().__init__(out)
         self.tail = b""
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         self.tail = (self.tail + data)[-4096:]
         await self.out.write(data, label)
-
-    def started(self, pid: int | None) -> None:
-        self.out.started(pid)
-
-    def waiting(self, reason: str) -> None:
-        self.out.waiting(reason)
 
     @property
     def last_line(self) -> str:

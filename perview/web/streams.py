@@ -76,6 +76,8 @@ async def relay_text(wire: Wire, viewer: Viewer, keep: Filter | None, follow: bo
         for item in items:
             if isinstance(item, Gap):
                 parts.append(marker(f"{item.count} lines skipped"))
+            elif item.note is not None:
+                parts.append(marker(f"{item.label}: {item.note}" if item.label else item.note))
             elif item.state is None:
                 data = keep(item.data) if keep else item.data
                 parts.append(labelled(data, item.label) if item.label else data)
@@ -191,6 +193,11 @@ async def relay_events(
                     next_ids[hub.name] = item.first + item.count
                     payload = {"source": hub.name, "id": item.first, "count": item.count}
                     parts.append(sse_event("gap", payload, format_cursor(epoch, next_ids)))
+                elif item.note is not None:
+                    payload = {"source": hub.name, "text": item.note, "time": round(item.at, 3)}
+                    if item.label is not None:
+                        payload["host"] = item.label
+                    parts.append(sse_event("notice", payload))
                 elif item.state is not None:
                     payload = state_payload(hub, item.state) | {
                         "history": item.seq < viewer.live_from

@@ -247,7 +247,11 @@ class App {
     stream.addEventListener("gap", current((e) => {
       const gap = JSON.parse(e.data);
       this.lastIds.set(gap.source, gap.id + gap.count);
-      this.mark(gap.source, `${gap.count.toLocaleString()} lines skipped (this view fell behind)`);
+      this.mark(gap.source, `${gap.count.toLocaleString()} lines skipped (not held any more)`);
+    }));
+    stream.addEventListener("notice", current((e) => {
+      const notice = JSON.parse(e.data); // what the source says of its lines: resumed, not followed
+      this.mark(notice.source, notice.host ? `${notice.host}: ${notice.text}` : notice.text, notice.time * 1000);
     }));
   }
 
