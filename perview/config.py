@@ -162,7 +162,9 @@ def parse(text: str, path: str = "perview.toml") -> Config:
 
 class _KeyLines:
     """Where each table and key is written. tomllib keeps no positions, so this reads the
-    text for `[table]` headers and `key =` lines; good enough to point a person at a line."""
+    text for `[table]` headers and `key =` lines; good enough to point a person at a line.
+    `[a.b]` and `a.b = 1` also define table `a`, so every prefix is placed where it first
+    appears (a misspelled `[sourcse.b]` is named at its header, not at line 1)."""
 
     HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
     KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.\-"' ]+?)\s*=""")
@@ -173,9 +175,13 @@ class _KeyLines:
         for number, line in enumerate(text.splitlines(), start=1):
             if header := self.HEADER.match(line):
                 table = _split_key(header[1])
-                self.lines.setdefault(table, number)
+                self._place(table, number)
             elif key := self.KEY.match(line):
-                self.lines.setdefault(table + _split_key(key[1]), number)
+                self._place(table + _split_key(key[1]), number)
+
+    def _place(self, path: tuple[str, ...], number: int) -> None:
+        for end in range(1, len(path) + 1):
+            self.lines.setdefault(path[:end], number)
 
     def of(self, *path: str) -> int:
         """The line of `path`, or of its closest enclosing table, or 1."""
@@ -205,11 +211,11 @@ class _Checker:
         if not isinstance(value, dict):
             self.problem(path, f"must be a table, not {_kind(value)}")
             return {}
-        for key in value:
+        for key, item in value.items():
             if allowed is not None and key not in allowed:
-                self.problem(
-                    (*path, key), f"unknown key (expected one of: {', '.join(sorted(allowed))})"
-                )
+                what = "table" if isinstance(item, dict) else "key"
+                expected = ", ".join(sorted(allowed))
+                self.problem((*path, key), f"unknown {what} (expected one of: {expected})")
         return value
 
     def get(

@@ -186,3 +186,14 @@ def test_a_trusted_proxy_that_is_not_an_address_names_file_line_and_key() -> Non
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PerviewError, match=r"cannot read config .*nope\.toml: No such file"):
         load(tmp_path / "nope.toml")
+
+
+def test_a_misspelled_table_is_named_at_its_header_line() -> None:
+    text = '[server]\nport = 8080\n\n[sources.a]\ncommand = "x"\n\n# a comment\n\n[sourcse.b]\n'
+    [error] = errors(text + 'command = "y"\n')
+    assert error.startswith("p.toml:9: sourcse: unknown table (expected one of: ")
+
+
+def test_a_table_named_only_by_dotted_keys_is_named_where_it_first_appears() -> None:
+    [error] = errors('[sources.a]\ncommand = "x"\n\n[server]\nport = 1\ntls.cert = "c"\n')
+    assert error.startswith("p.toml:6: server.tls: unknown table")
