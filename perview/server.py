@@ -275,8 +275,12 @@ def _announce(
     url = base + (f"?token={token}" if token else "")
     announce(f"Perview {__version__}: serving {names}")
     announce(f"  open  {url}")
+    # `GET /` streams the default source to curl; otherwise show the first source's stream.
+    stream = None if not config.sources else f"api/sources/{config.sources[0].name}/text"
     if config.default_stream:
+        stream = ""
+    if stream is not None:
         auth = f"-H 'Authorization: Bearer {token}' " if token else ""
-        announce(f"  curl  curl -N {auth}{base}")
+        announce(f"  curl  curl -N {auth}{base}{stream}")
     sys.stdout.flush()
     return url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import urllib.request
@@ -15,7 +16,7 @@ import pytest
 
 from perview.cli import resolve_port
 from perview.errors import PerviewError
-from tests.conftest import TOKEN, Server
+from tests.conftest import TOKEN, Server, wait_until
 
 Serve = Callable[..., Server]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -169,3 +170,20 @@ def test_port_precedence(flag: int | None, environ: dict[str, str], expected: in
 def test_port_out_of_range_is_refused() -> None:
     with pytest.raises(PerviewError, match="PERVIEW_PORT must be between 0 and 65535"):
         resolve_port(None, {"PERVIEW_PORT": "70000"}, 9999)
+
+
+def test_serve_prints_a_curl_line_that_streams_its_first_source(
+    serve: Serve, tmp_path: Path
+) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[sources.first]\ncommand = ["echo", "from first"]\n[sources.second]\n'
+        'command = ["echo", "from second"]\n'
+    )
+    server = serve("serve", "-c", str(config))
+    wait_until(lambda: any(line.strip().startswith("curl ") for line in server.output), 10)
+    [line] = [line for line in server.output if line.strip().startswith("curl ")]
+    argv = shlex.split(line.strip().removeprefix("curl").strip())
+    assert argv[:2] == ["curl", "-N"]
+    result = subprocess.run([*argv, "-sS", "--max-time", "10"], capture_output=True, timeout=20)
+    assert result.stdout == b"from first\n"
