@@ -26,6 +26,7 @@ from perview.config import (
     Network,
     ServerConfig,
     SourceConfig,
+    data_dir,
     load,
     network,
 )
@@ -33,10 +34,11 @@ from perview.defaults import default_sources
 from perview.errors import ExitCode, PerviewError
 from perview.server import serve
 from perview.sources.stdin import usable_stdin
+from perview.tokenfile import kept_token, rotate_token
 
 # Read in this order when --port is absent; PERVIEW_PROC_PORT is the original monitor's name.
 PORT_VARIABLES = ("PERVIEW_PROC_PORT", "PERVIEW_PORT")
-SUBCOMMANDS = ("serve", "run", "tail", "check", "hash-password")
+SUBCOMMANDS = ("serve", "run", "tail", "check", "token", "hash-password")
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a config and say what it serves")
     _config_option(check)
+
+    token = commands.add_parser(
+        "token",
+        help="print the access token (or --rotate it)",
+        description="Print the access token `perview serve` uses: $PERVIEW_TOKEN, the config's, "
+        "or the one generated and kept in the data directory. --rotate replaces the kept one "
+        "(a running Perview keeps the old one until it restarts).",
+    )
+    token.add_argument("--rotate", action="store_true", help="replace it with a new one")
+    _config_option(token)
 
     commands.add_parser(
         "hash-password",
@@ -247,6 +259,31 @@ def _check(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _token(args: argparse.Namespace) -> int:
+    path = find_config(args.config)
+    server = load(path).server if path is not None else ServerConfig()
+    if not server.auth:
+        raise PerviewError(f"{path} turns auth off: there is no token", ExitCode.USAGE)
+    # The same order as `serve`: the environment, the config, then the kept token.
+    given = os.environ.get("PERVIEW_TOKEN") or server.token
+    if given:
+        where = "$PERVIEW_TOKEN" if os.environ.get("PERVIEW_TOKEN") else str(path)
+        if args.rotate:
+            raise PerviewError(f"the token is set in {where}: change it there", ExitCode.USAGE)
+        print(given)
+        return ExitCode.OK
+    directory = data_dir(server)
+    if args.rotate:
+        try:
+            print(rotate_token(directory))
+        except OSError as exc:
+            raise PerviewError(f"cannot keep a new token in {directory}: {exc}") from exc
+        print("perview: a running Perview uses the old token until it restarts", file=sys.stderr)
+    else:
+        print(kept_token(directory))
+    return ExitCode.OK
+
+
 def _hash_password() -> int:
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -284,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.subcommand == "check":
             return _check(args)
+        if args.subcommand == "token":
+            return _token(args)
         if args.subcommand == "hash-password":
             return _hash_password()
         if args.subcommand == "run":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
 import shlex
 import tomllib
@@ -113,6 +114,15 @@ class Config:
     default_stream: str | None = None  # the source `GET /` streams to curl
     origin: str = "command line"  # where this config came from, for messages
     path: str | None = None  # the config file, if it came from one (what a reload reads again)
+
+
+def data_dir(server: ServerConfig) -> Path:
+    """Where what outlives a run is kept (the token, the session key, metric history): the
+    configured `data_dir`, else $XDG_STATE_HOME/perview (~/.local/state/perview)."""
+    if server.data_dir:
+        return Path(server.data_dir).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "perview"
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import ipaddress
 import logging
 import os
 import resource
-import secrets
 import signal
 import socket
 import ssl
@@ -22,11 +21,12 @@ from aiohttp import web
 from perview import __version__
 from perview.accounts import SessionKeys
 from perview.catalog import Catalog, Changes
-from perview.config import Config, load
+from perview.config import Config, data_dir, load
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
-from perview.metrics.service import MetricsService, data_dir
+from perview.metrics.service import MetricsService
 from perview.sources.process import GRACE, GuardPool
+from perview.tokenfile import kept_token, private_dir
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
 from perview.web.limits import StreamLimits
@@ -74,7 +74,12 @@ def raise_file_limit() -> None:
 
 async def _serve(config: Config, announce: Callable[[str], None], open_browser: bool) -> ExitCode:
     server = config.server
-    token = (server.token or secrets.token_urlsafe(18)) if server.auth else None
+    directory = data_dir(server)
+    try:
+        private_dir(directory)
+    except OSError as exc:
+        log.warning("cannot make the data directory %s: %s", directory, exc.strerror)
+    token = (server.token or kept_token(directory)) if server.auth else None
     guards = GuardPool()
     catalog = Catalog(config, guards)
     hubs = catalog.hubs
@@ -110,7 +115,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         allowed_hosts=frozenset(h.lower() for h in allowed),
         root_path=server.root_path,
         users=config.users,
-        sessions=SessionKeys(data_dir(server.data_dir), server.session_lifetime),
+        sessions=SessionKeys(directory, server.session_lifetime),
     )
     limits = StreamLimits(
         server.max_streams_per_client,

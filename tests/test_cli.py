@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from perview.cli import resolve_port
 from perview.errors import PerviewError
-from tests.conftest import TOKEN, Server, wait_until
+from tests.conftest import TOKEN, Server, stop_server, wait_until
 
 Serve = Callable[..., Server]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -187,3 +189,89 @@ def test_serve_prints_a_curl_line_that_streams_its_first_source(
     assert argv[:2] == ["curl", "-N"]
     result = subprocess.run([*argv, "-sS", "--max-time", "10"], capture_output=True, timeout=20)
     assert result.stdout == b"from first\n"
+
+
+def token_in(server: Server) -> str:
+    """The token of the URL the server printed (in the query or in the fragment)."""
+    found = re.search(r"open\s+\S*[?#&]token=([^&\s]+)", "".join(server.output))
+    assert found, "".join(server.output)
+    return found[1]
+
+
+def status(server: Server, token: str, path: str = "/api/sources") -> int:
+    request = urllib.request.Request(
+        server.base + path, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def no_token_env(tmp_path: Path) -> dict[str, str]:
+    """A state directory of the test's own, and no token from the environment or a config."""
+    return {
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PERVIEW_TOKEN": "",
+    }
+
+
+def test_a_generated_token_survives_a_restart(serve: Serve, tmp_path: Path) -> None:
+    env = no_token_env(tmp_path)
+    first = serve("run", "--", "true", token=None, env=env)
+    token = token_in(first)
+    assert status(first, token) == 200
+    stop_server(first)
+    second = serve("run", "--", "true", token=None, env=env, port=first.port)
+    assert token_in(second) == token
+    assert status(second, token) == 200
+    kept = tmp_path / "state" / "perview" / "token"
+    assert kept.read_text() == token + "\n"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+
+
+def test_a_rotated_token_replaces_the_old_one_at_the_next_start(
+    serve: Serve, tmp_path: Path
+) -> None:
+    env = no_token_env(tmp_path)
+    old = perview("token", env=env, cwd=tmp_path).stdout.strip()
+    assert perview("token", env=env, cwd=tmp_path).stdout.strip() == old
+    rotated = perview("token", "--rotate", env=env, cwd=tmp_path)
+    assert rotated.returncode == 0
+    new = rotated.stdout.strip()
+    assert new and new != old
+    assert "until it restarts" in rotated.stderr
+    server = serve("run", "--", "true", token=None, env=env)
+    assert token_in(server) == new
+    assert status(server, old) == 401
+    assert status(server, new) == 200
+
+
+def test_deleting_the_kept_token_rotates_it(tmp_path: Path) -> None:
+    env = no_token_env(tmp_path)
+    old = perview("token", env=env, cwd=tmp_path).stdout.strip()
+    (tmp_path / "state" / "perview" / "token").unlink()
+    new = perview("token", env=env, cwd=tmp_path).stdout.strip()
+    assert new and new != old
+
+
+def test_perview_token_and_a_configured_token_win_over_the_kept_one(
+    serve: Serve, tmp_path: Path
+) -> None:
+    env = no_token_env(tmp_path)
+    kept = perview("token", env=env, cwd=tmp_path).stdout.strip()
+    server = serve("run", "--", "true", env={**env, "PERVIEW_TOKEN": TOKEN})
+    assert status(server, kept) == 401
+    assert status(server, TOKEN) == 200
+    from_env = perview("token", env={**env, "PERVIEW_TOKEN": TOKEN}, cwd=tmp_path)
+    assert from_env.stdout == TOKEN + "\n"
+    refused = perview("token", "--rotate", env={**env, "PERVIEW_TOKEN": TOKEN}, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "the token is set in $PERVIEW_TOKEN: change it there" in refused.stderr
+    config = tmp_path / "p.toml"
+    config.write_text('[server]\ntoken = "configured-token"\n[sources.a]\ncommand = "true"\n')
+    assert perview("token", "-c", str(config), env=env).stdout == "configured-token\n"
+    assert (tmp_path / "state" / "perview" / "token").read_text() == kept + "\n"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shlex
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
-from perview.config import Config, MetricConfig
+from perview.config import Config, MetricConfig, data_dir
 from perview.metrics import collect
 from perview.metrics.history import History
 from perview.metrics.hub import MetricsHub
@@ -21,13 +19,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 5.0  # seconds between batched history writes
 EXPIRE_EVERY = 3600.0
-
-
-def data_dir(configured: str | None) -> Path:
-    if configured:
-        return Path(configured).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "perview"
 
 
 class MetricsService:
@@ -60,7 +51,7 @@ class MetricsService:
             jobs.append((metric.name, self._custom(metric)))
         if not jobs:
             return
-        path = data_dir(server.data_dir) / "metrics.sqlite"
+        path = data_dir(server) / "metrics.sqlite"
         try:
             history = History(path, server.retention)
             await history.open()
