@@ -78,6 +78,7 @@ class Catalog:
                 max_bytes=spec.max_bytes,
                 keep=_kept(spec),
                 linger=spec.linger,
+                rerun=spec.rerun,
                 meta=describe(spec),
             )
         for name in added:
@@ -102,6 +103,7 @@ class Catalog:
             keep=_kept(spec),
             linger=spec.linger,
             restartable=not spec.stdin,
+            rerun=spec.rerun,
             meta=describe(spec),
         )
 

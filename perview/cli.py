@@ -110,12 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="serve one command",
         description="Serve one command as source 'run'. It starts with the first viewer and "
-        "stops (its whole process group) when the last one leaves.",
+        "stops (its whole process group) when the last one leaves; a later viewer starts it "
+        "again, unless it had ended by itself (then it shows what it printed and how it ended, "
+        "until someone restarts it).",
     )
     run.add_argument(
         "--once",
         action="store_true",
         help="exit after the first viewer leaves, killing the command",
+    )
+    run.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep the command running this long after the last viewer leaves, so a reload "
+        "does not stop it (default: %(default)s)",
+    )
+    run.add_argument(
+        "--rerun",
+        action="store_true",
+        help="start the command again for a new viewer after it ended by itself (by default "
+        "it ran once: the output and exit status are shown, and only restart runs it again)",
     )
     run.add_argument(
         "--backlog",
@@ -228,7 +244,15 @@ def _run_config(args: argparse.Namespace) -> Config:
         raise PerviewError("run needs a command: perview run -- CMD ARGS...", ExitCode.USAGE)
     if args.backlog < 1:
         raise PerviewError("--backlog must be at least 1", ExitCode.USAGE)
-    source = SourceConfig(name="run", command=tuple(command), backlog=args.backlog)
+    if not args.linger >= 0:  # NaN too
+        raise PerviewError("--linger must not be negative", ExitCode.USAGE)
+    source = SourceConfig(
+        name="run",
+        command=tuple(command),
+        backlog=args.backlog,
+        linger=args.linger,
+        rerun=args.rerun,
+    )
     server = _with_flags(ServerConfig(), args)
     return Config(server, (source,), once=args.once, default_stream="run")
 

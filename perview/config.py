@@ -93,6 +93,7 @@ class SourceConfig:
     max_bytes: int = DEFAULT_RING_BYTES
     keep: bool = False
     linger: float = 0.0
+    rerun: bool = True  # False: a command that ended by itself waits for a restart
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     title: str | None = None
@@ -432,6 +433,7 @@ class _Checker:
             backlog=max(backlog, 1),
             keep=self.get(table, path, "keep", bool, False),
             linger=max(linger, 0.0),
+            rerun=self.get(table, path, "rerun", bool, True),
             env={k: v for k, v in env.items() if isinstance(v, str)},
             cwd=self.get(table, path, "cwd", str, None),
             title=self.get(table, path, "title", str, None),
@@ -545,6 +547,7 @@ _SOURCE_KEYS = frozenset(
         "backlog",
         "keep",
         "linger",
+        "rerun",
         "env",
         "cwd",
         "title",

@@ -180,7 +180,9 @@ class Hub:
     """Runs one source at most once and fans its output out to every viewer.
 
     The source starts with the first viewer (or at once with `keep`) and stops `linger` seconds
-    after the last one leaves. It is read no further than one ring ahead of the fastest viewer,
+    after the last one leaves. Without `rerun`, a run that ended by itself (not stopped) is not
+    started again by a new viewer, only by `restart`: a viewer of `perview run -- ./deploy.sh`
+    must not deploy again. It is read no further than one ring ahead of the fastest viewer,
     so a lone viewer loses nothing and pipe backpressure paces a fast producer.
     """
 
@@ -194,11 +196,13 @@ class Hub:
         keep: bool = False,
         linger: float = 0.0,
         restartable: bool = True,
+        rerun: bool = True,
         meta: Mapping[str, object] | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.restartable = restartable  # False: runs once (standard input)
+        self.rerun = rerun  # False: a run that ended by itself is not started again by a viewer
         self.meta = dict(meta or {})  # what the API shows: title, group, hosts, command
         self.ring = Ring(max_lines, max_bytes)
         self.keep = keep
@@ -215,6 +219,7 @@ class Hub:
         self._operator_stop = False  # the current run was stopped by an operator, not by demand
         self._stopped_because: tuple[str | None, str | None] = (None, None)  # (reason, by)
         self._restart_pending = False  # a viewer came while the run was stopping for lack of one
+        self._ended_by_itself = False  # the last run ended without being asked to stop
         self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
         self._last_wake = 0.0
         self._unflushed = 0
@@ -228,8 +233,11 @@ class Hub:
 
     @property
     def finished(self) -> bool:
-        """Ended for good: it ran, and it cannot run again."""
-        return not self.restartable and self.runs > 0 and not self.running
+        """Ended for good: it ran, and a viewer will not start it again (standard input at its
+        end; without `rerun`, a run that ended by itself). Only `restart` may."""
+        if self.runs == 0 or self.running:
+            return False
+        return not self.restartable or (not self.rerun and self._ended_by_itself)
 
     def describe(self) -> dict[str, object]:
         """What the API, the event stream and the page say of this source: one description."""
@@ -327,6 +335,7 @@ class Hub:
         self._stop = asyncio.Event()
         self._stopped_because = (None, None)
         self._operator_stop = False
+        self._ended_by_itself = False
         # Counted now, not when the task first runs: a viewer arriving in between must see
         # this run as begun (and stopping, if its viewer already left), not as the next one.
         self.runs += 1
@@ -371,6 +380,7 @@ class Hub:
         max_bytes: int,
         keep: bool,
         linger: float,
+        rerun: bool,
         meta: Mapping[str, object],
     ) -> None:
         """Run `source` from now on, with these settings: the current run stops (said as
@@ -380,7 +390,7 @@ class Hub:
         # here on (a viewer arriving while it stops) runs the new one.
         self.source = source
         self.ring.max_lines, self.ring.max_bytes = max_lines, max_bytes
-        self.keep, self.linger, self.meta = keep, linger, dict(meta)
+        self.keep, self.linger, self.rerun, self.meta = keep, linger, rerun, dict(meta)
         self._stop_run(reason=RECONFIGURED)
         await self.wait_stopped()
         self._trim()
@@ -393,6 +403,9 @@ class Hub:
         except Exception as exc:  # a bug in a source must not take the server down
             log.exception("source %s crashed", self.name)
             ended = Ended(reason=f"internal error: {exc!r}")
+        # A run that exits just as it is asked to stop counts as stopped: when in doubt, a new
+        # viewer runs it again rather than finding it ended.
+        self._ended_by_itself = not self._stop.is_set()
         for label, framer in self._framers.items():
             self._append_lines(*framer.flush(), label)
         if ended.reason is not None and ended.status is None:

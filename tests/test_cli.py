@@ -65,7 +65,7 @@ def test_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
         "perview: the config has 3 problems:",
         f"{config}:1: sources.a: needs exactly one of command or file",
         f"{config}:2: sources.a.comand: unknown key (expected one of: backlog, command, cwd, "
-        "env, file, group, host, hosts, keep, linger, shell, title)",
+        "env, file, group, host, hosts, keep, linger, rerun, shell, title)",
         f"{config}:4: server.port: must be an integer, not a string",
     ]
 

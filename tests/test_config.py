@@ -197,3 +197,11 @@ def test_a_misspelled_table_is_named_at_its_header_line() -> None:
 def test_a_table_named_only_by_dotted_keys_is_named_where_it_first_appears() -> None:
     [error] = errors('[sources.a]\ncommand = "x"\n\n[server]\nport = 1\ntls.cert = "c"\n')
     assert error.startswith("p.toml:6: server.tls: unknown table")
+
+
+def test_rerun_is_on_unless_a_source_turns_it_off() -> None:
+    config = parse('[sources.a]\ncommand = "df -h"\n[sources.b]\ncommand = "x"\nrerun = false\n')
+    assert [s.rerun for s in config.sources] == [True, False]
+    assert errors('[sources.a]\ncommand = "x"\nrerun = "no"\n') == [
+        "p.toml:3: sources.a.rerun: must be true or false, not a string"
+    ]

@@ -334,3 +334,49 @@ class SlowToStop(ScriptedSource):
         await asyncio.sleep(0.05)
         self.stopped.set()
         return Ended(-15)
+
+
+async def test_without_rerun_a_run_that_ended_by_itself_waits_for_a_restart() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, rerun=False)
+    with hub.watch():
+        source.queue.put_nowait(b"deployed\n")
+        source.queue.put_nowait(None)  # the command exits by itself, status 0
+        await settle()
+        await hub.wait_stopped()
+    with hub.watch(backlog=10) as late:
+        await settle()
+        assert source.runs == 1 and not hub.running and hub.finished
+        items = late.read()  # what it printed, and how it ended
+        assert lines_of(items) == ["deployed"]
+        assert states_of(items)[-1] == "exited"
+    await hub.restart()  # the operator's restart runs it again
+    await settle()
+    assert source.runs == 2 and hub.running and not hub.finished
+    await hub.close()
+
+
+async def test_without_rerun_a_run_stopped_for_lack_of_viewers_starts_again() -> None:
+    source = ScriptedSource()  # like `tail -F`: it never ends by itself
+    hub = Hub("t", source, rerun=False)
+    with hub.watch():
+        await settle()
+    await hub.wait_stopped()
+    assert source.stopped == 1 and not hub.finished
+    with hub.watch():
+        await settle()
+        assert hub.running and source.runs == 2
+    await hub.close()
+
+
+async def test_by_default_a_run_that_ended_by_itself_runs_again_for_a_new_viewer() -> None:
+    source = ScriptedSource()  # a configured `command = "df -h"`: fresh figures each visit
+    hub = Hub("t", source)
+    with hub.watch():
+        source.queue.put_nowait(None)
+        await settle()
+        await hub.wait_stopped()
+    with hub.watch():
+        await settle()
+        assert source.runs == 2
+    await hub.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import signal
 import socket
 import ssl
@@ -196,12 +197,49 @@ async def test_viewer_arriving_while_the_command_stops_restarts_it(serve: Serve)
     assert info["runs"] == 2
 
 
-async def test_command_restarts_for_the_next_viewer(serve: Serve) -> None:
-    server = serve("run", "--", "echo", "again")
+async def test_with_rerun_a_command_runs_again_for_the_next_viewer(serve: Serve) -> None:
+    server = serve("run", "--rerun", "--", "echo", "again")
     assert await read_text(server) == b"again\n"
     assert await read_text(server) == b"again\n"
     [info] = api_sources(server)
     assert info["runs"] == 2
+
+
+async def page_load(server: Server) -> list[dict[str, str]]:
+    """What a page's event stream gets for source `run`, up to the end of its run."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + "/api/events?source=run", headers=AUTH) as response,
+    ):
+        seen: list[dict[str, str]] = []
+        async with asyncio.timeout(10):
+            async for event in sse_events(response):
+                seen.append(event)
+                if event.get("event") == "state" and '"exited"' in event["data"]:
+                    return seen
+    raise AssertionError(f"the run did not end: {seen}")
+
+
+async def test_a_command_that_ran_to_completion_is_not_run_again_by_a_new_viewer(
+    serve: Serve, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran"
+    server = serve("run", "--", "sh", "-c", f"echo ran >> {shlex.quote(str(ran))}; echo done")
+    for _ in range(2):  # the first page load runs it; a reload shows what it printed
+        events = await page_load(server)
+        assert [e["data"].split("\n")[1:] for e in events if e.get("event") == "lines"] == [
+            ["done"]
+        ]
+    assert await read_text(server) == b"done\n"  # curl: the held output, then the end
+    assert ran.read_text() == "ran\n"
+    [info] = api_sources(server)
+    assert (info["state"], info["status"], info["runs"]) == ("exited", 0, 1)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(server.base + "/api/sources/run/restart", headers=AUTH) as response,
+    ):
+        assert response.status == 200
+    await eventually(lambda: ran.read_text() == "ran\nran\n", 5)
 
 
 async def test_exit_status_is_visible_in_the_api(serve: Serve) -> None:
