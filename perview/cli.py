@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from perview import __version__
+from perview import __version__, preflight
 from perview.accounts import hash_password
 from perview.config import (
     DEFAULT_BACKLOG,
@@ -23,6 +23,7 @@ from perview.config import (
     DEFAULT_PORT,
     Config,
     ConfigError,
+    KeyLines,
     Network,
     ServerConfig,
     SourceConfig,
@@ -273,14 +274,39 @@ def _tail_config(args: argparse.Namespace) -> Config:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Validate the config, then check what it names on this machine (preflight.py): errors
+    fail the check, warnings do not; what could not be checked is said too."""
     config, notes = _configured(args.config)
+    path = find_config(args.config)
+    lines = KeyLines(path.read_text(encoding="utf-8")) if path is not None else None
+    findings = preflight.check(config)
+    errors = sum(f.level == "error" for f in findings)
+    warnings = sum(f.level == "warning" for f in findings)
     names = ", ".join(s.name for s in config.sources)
     hosts = f", {len(config.hosts)} hosts" if config.hosts else ""
     users = f", {len(config.users)} users" if config.users else ""
-    print(f"{config.origin}: OK, {len(config.sources)} sources ({names}){hosts}{users}")
+    verdict = "OK" if not errors else _count(errors, "error")
+    if warnings:
+        verdict += f" with {_count(warnings, 'warning')}"
+    print(f"{config.origin}: {verdict}, {len(config.sources)} sources ({names}){hosts}{users}")
     for note in notes:
         print(f"  {note}")
-    return ExitCode.OK
+    for finding in findings:
+        if finding.level == "unchecked":
+            print(f"  not checked: {'.'.join(finding.key)}: {finding.message}")
+    sys.stdout.flush()  # the summary first, then the problems, also when both go to one pipe
+    if lines is not None:
+        findings.sort(key=lambda f: lines.of(*f.key))
+    for finding in findings:
+        where = config.origin if lines is None else f"{config.origin}:{lines.of(*finding.key)}"
+        level = {"error": "", "warning": "warning: "}.get(finding.level)
+        if level is not None:
+            print(f"{where}: {'.'.join(finding.key)}: {level}{finding.message}", file=sys.stderr)
+    return ExitCode.ERROR if errors else ExitCode.OK
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' * (n != 1)}"
 
 
 def _token(args: argparse.Namespace) -> int:

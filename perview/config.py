@@ -164,14 +164,14 @@ def parse(text: str, path: str = "perview.toml") -> Config:
         found = re.search(r"line (\d+)", str(exc))
         problem = Problem(int(found[1]) if found else 1, "(syntax)", f"invalid TOML: {exc}")
         raise ConfigError(path, [problem]) from exc
-    checker = _Checker(_KeyLines(text))
+    checker = _Checker(KeyLines(text))
     config = checker.config(data, path)
     if checker.problems:
         raise ConfigError(path, checker.problems)
     return config
 
 
-class _KeyLines:
+class KeyLines:
     """Where each table and key is written. tomllib keeps no positions, so this reads the
     text for `[table]` headers and `key =` lines; good enough to point a person at a line.
     `[a.b]` and `a.b = 1` also define table `a`, so every prefix is placed where it first
@@ -208,7 +208,7 @@ def _split_key(key: str) -> tuple[str, ...]:
 
 
 class _Checker:
-    def __init__(self, lines: _KeyLines) -> None:
+    def __init__(self, lines: KeyLines) -> None:
         self.lines = lines
         self.problems: list[Problem] = []
 

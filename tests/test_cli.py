@@ -50,10 +50,96 @@ def get(server: Server, path: str) -> bytes:
 
 def test_check_accepts_a_good_config_and_summarises_it(tmp_path: Path) -> None:
     config = tmp_path / "p.toml"
-    config.write_text('[sources.a]\ncommand = "true"\n[sources.b]\nfile = "/tmp/x"\n')
+    (tmp_path / "x.log").touch()
+    config.write_text(f'[sources.a]\ncommand = "true"\n[sources.b]\nfile = "{tmp_path}/x.log"\n')
     result = perview("check", "-c", str(config))
     assert result.returncode == 0
     assert result.stdout == f"{config}: OK, 2 sources (a, b)\n"
+    assert result.stderr == ""
+
+
+def test_check_fails_for_a_program_that_is_not_there_or_cannot_run(tmp_path: Path) -> None:
+    script = tmp_path / "deploy.sh"
+    script.write_text("#!/bin/sh\necho deployed\n")  # not executable
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[sources.ok]\ncommand = "true"\n\n'
+        '[sources.typo]\ncommand = "perview-no-such-program -f"\n\n'
+        f'[sources.deploy]\ncommand = "./deploy.sh"\ncwd = "{tmp_path}"\n\n'
+        '[sources.moved]\ncommand = ["/nonexistent/bin/tool"]\ncwd = "/nonexistent"\n'
+    )
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{config}: 4 errors, 4 sources (ok, typo, deploy, moved)")
+    assert result.stderr.splitlines() == [
+        f"{config}:5: sources.typo.command: perview-no-such-program: command not found (on PATH)",
+        f"{config}:8: sources.deploy.command: ./deploy.sh ({script}) is not executable",
+        f"{config}:12: sources.moved.command: /nonexistent/bin/tool does not exist",
+        f"{config}:13: sources.moved.cwd: /nonexistent does not exist",
+    ]
+
+
+def test_check_warns_of_a_file_not_there_yet_and_passes(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text(
+        f'[sources.later]\nfile = "{tmp_path}/later.log"\n\n'
+        f'[sources.logs]\nfile = "{tmp_path}/app/*.log"\n'
+    )
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"{config}: OK with 2 warnings, 2 sources (later, logs)")
+    assert result.stderr.splitlines() == [
+        f"{config}:2: sources.later.file: warning: {tmp_path}/later.log does not exist (yet): "
+        "it is followed once it appears",
+        f"{config}:5: sources.logs.file: warning: the directory {tmp_path}/app does not exist "
+        "(yet): it is followed once it appears",
+    ]
+
+
+def test_check_fails_for_an_ssh_alias_that_does_not_resolve(tmp_path: Path) -> None:
+    # Names with a comma are refused by the resolver itself: no DNS query leaves the machine.
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        "Host broken\n  HostName no,such,host\n"
+        "Host good\n  HostName 127.0.0.1\n"
+        "Host behind\n  HostName inner\n  ProxyJump good\n"
+    )
+    args = f'ssh_args = ["-F", "{ssh_config}"]'
+    config = tmp_path / "p.toml"
+    config.write_text(
+        f'[hosts.web1]\nssh = "broken"\n{args}\n\n'
+        f'[hosts.web2]\nssh = "good"\n{args}\n\n'
+        f'[hosts.web3]\nssh = "behind"\n{args}\n\n'
+        '[sources.app]\ncommand = "journalctl -f"\nhosts = ["web1", "web2", "web3"]\n'
+    )
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 1
+    [error] = result.stderr.splitlines()
+    assert error.startswith(
+        f"{config}:2: hosts.web1.ssh: no,such,host (the host name of broken) does not resolve: "
+    )
+    assert "  not checked: hosts.web2.ssh: 127.0.0.1 resolves; logging in is not tried\n" in (
+        result.stdout
+    )
+    assert "  not checked: hosts.web3.ssh: inner is reached through good" in result.stdout
+    assert (
+        "  not checked: sources.app: the command on web1, web2, web3 cannot be checked "
+        "without connecting\n" in result.stdout
+    )
+
+
+def test_check_says_what_it_could_not_check(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[sources.piped]\ncommand = "dmesg | grep usb"\nshell = true\n\n'
+        '[metrics.load]\nscrape = "http://127.0.0.1:9/metrics"\nselector = "node_load1"\n'
+    )
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1:] == [
+        "  not checked: sources.piped.command: a shell command: only /bin/sh is checked",
+        "  not checked: metrics.load.scrape: the exporter is not fetched by check",
+    ]
 
 
 def test_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
