@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import stat
 import subprocess
 import sys
@@ -361,3 +362,63 @@ def test_perview_token_and_a_configured_token_win_over_the_kept_one(
     config.write_text('[server]\ntoken = "configured-token"\n[sources.a]\ncommand = "true"\n')
     assert perview("token", "-c", str(config), env=env).stdout == "configured-token\n"
     assert (tmp_path / "state" / "perview" / "token").read_text() == kept + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def scrape_target(prometheus: str) -> dict[str, str]:
+    """Perview's target as Prometheus's targets API reports it ({} until it has one)."""
+    url = f"{prometheus}/api/v1/targets?state=active"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+    except OSError:  # not listening yet
+        return {}
+    return targets[0] if targets else {}
+
+
+def test_a_real_prometheus_keeps_scraping_across_a_restart(serve: Serve, tmp_path: Path) -> None:
+    env = no_token_env(tmp_path)
+    first = serve("run", "--", "true", token=None, env=env)
+    token = token_in(first)  # what a user copies into prometheus.yml
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "scrape_configs:\n"
+        "  - job_name: perview\n"
+        "    scrape_interval: 1s\n"
+        "    scrape_timeout: 1s\n"
+        f"    authorization: {{type: Bearer, credentials: {token}}}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{first.port}']}}]\n"
+    )
+    prometheus = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address={prometheus.removeprefix('http://')}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: scrape_target(prometheus).get("health") == "up", 30, step=0.2)
+        stop_server(first)
+        wait_until(lambda: scrape_target(prometheus).get("health") == "down", 10, step=0.2)
+        serve("run", "--", "true", token=None, env=env, port=first.port)
+
+        def scraped_again() -> bool:
+            target = scrape_target(prometheus)
+            return target.get("health") == "up" or "401" in target.get("lastError", "")
+
+        wait_until(scraped_again, 10, step=0.2)
+        target = scrape_target(prometheus)
+        assert (target["health"], target["lastError"]) == ("up", "")
+    finally:
+        proc.terminate()
+        proc.wait(10)
