@@ -36,6 +36,13 @@ ROLES: tuple[Role, ...] = ("viewer", "operator")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**16, 8, 1
 MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
 CONCURRENT_CHECKS = 2  # password checks running at once: bounds their memory and CPU
+# Checks waiting for a slot. A login that finds the queue full is answered 503 at once rather
+# than kept waiting: behind a full queue it waits QUEUED_CHECKS / CONCURRENT_CHECKS + 1 checks
+# (about 1.3 s at the default cost); without a bound, 150 logins sent at once held a person 16 s.
+QUEUED_CHECKS = 8
+# Checks waiting or running for one address: one address, however many logins it sends, holds a
+# login from elsewhere back by at most one check, and cannot fill the queue for everyone.
+CHECKS_PER_ADDRESS = CONCURRENT_CHECKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +108,42 @@ def _unb64(text: str) -> bytes:
 
 
 class PasswordChecker:
-    """Checks passwords off the event loop, a few at a time. An unknown user costs as much as a
-    known one (a hash of its own is checked), so timing does not tell which names exist."""
+    """Checks passwords off the event loop, a few at a time, with a bounded queue. An unknown
+    user costs as much as a known one (a hash of its own is checked), so timing does not tell
+    which names exist."""
 
     def __init__(self) -> None:
         self._slots = asyncio.Semaphore(CONCURRENT_CHECKS)
         self._decoy: str | None = None
+        self._pending = 0
+        self._per_address: dict[str, int] = {}
 
-    async def check(self, password: str, stored: str | None) -> bool:
-        async with self._slots:
-            if stored is None:
-                if self._decoy is None:
-                    self._decoy = await asyncio.to_thread(hash_password, secrets.token_hex(8))
-                await asyncio.to_thread(verify_password, password, self._decoy)
-                return False
-            return await asyncio.to_thread(verify_password, password, stored)
+    def full(self, address: str) -> bool:
+        """Whether a check for `address` must be refused now: the queue is full, or that
+        address has its share of it. A caller that is told no starts `check` without an await
+        in between, so nothing can take the place it was told of."""
+        return (
+            self._pending >= CONCURRENT_CHECKS + QUEUED_CHECKS
+            or self._per_address.get(address, 0) >= CHECKS_PER_ADDRESS
+        )
+
+    async def check(self, password: str, stored: str | None, address: str) -> bool:
+        # Counted before the first await: `full` must see this check from now on.
+        self._pending += 1
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        try:
+            async with self._slots:
+                if stored is None:
+                    if self._decoy is None:
+                        self._decoy = await asyncio.to_thread(hash_password, secrets.token_hex(8))
+                    await asyncio.to_thread(verify_password, password, self._decoy)
+                    return False
+                return await asyncio.to_thread(verify_password, password, stored)
+        finally:
+            self._pending -= 1
+            left = self._per_address.pop(address) - 1
+            if left:
+                self._per_address[address] = left
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -227,9 +255,20 @@ def _write_private(path: Path, data: bytes) -> None:
 
 class LoginThrottle:
     """After FREE_FAILURES failed logins for a user name or from an address, each further try
-    has to wait twice as long as the one before (1 s, 2 s, 4 s, ... up to MAX_DELAY). A success
-    clears both. Memory is bounded: a record is forgotten after FORGET_AFTER quiet seconds, and
-    the oldest go first past MAX_RECORDS."""
+    has to wait twice as long as the one before (1 s, 2 s, 4 s, ... up to MAX_DELAY).
+
+    A try counts as a failure from the moment it is let through (`attempt`), before its password
+    is checked: tries sent at once cannot all pass while the first is still being checked.
+
+    A success (`succeeded`) takes back only what that name tried from that address, the
+    successful try included: a person's own typos are forgiven, but failures for the name from
+    other addresses still count against the name, and the address's failures for other names
+    still count against the address. So neither the real user logging in elsewhere nor a guesser
+    logging into an account of its own resets the count a guesser is held to; the delay then
+    runs from the successful try.
+
+    Memory is bounded: a record is forgotten after FORGET_AFTER quiet seconds, and the oldest go
+    first past MAX_RECORDS."""
 
     FREE_FAILURES = 5
     MAX_DELAY = 900.0
@@ -238,29 +277,37 @@ class LoginThrottle:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, last failure)
+        # (kind, ...) -> (failures, time of the last try); oldest first. Kinds: ("user", name),
+        # ("address", address), and ("pair", name, address) for what `succeeded` takes back.
+        self._failures: dict[tuple[str, ...], tuple[int, float]] = {}
 
-    def wait(self, *keys: str) -> float:
-        """Seconds before any of `keys` may try again (0: now)."""
+    def wait(self, name: str, address: str) -> float:
+        """Seconds before `name` may try again from `address` (0: now)."""
         now, longest = self._clock(), 0.0
-        for key in keys:
+        for key in (("user", name), ("address", address)):
             count, last = self._failures.get(key, (0, now))
             if count >= self.FREE_FAILURES:
                 delay = min(2.0 ** (count - self.FREE_FAILURES), self.MAX_DELAY)
                 longest = max(longest, last + delay - now)
         return longest
 
-    def failed(self, *keys: str) -> None:
+    def attempt(self, name: str, address: str) -> None:
+        """Count a try that is about to be checked as a failure, until `succeeded` says not."""
         now = self._clock()
-        for key in keys:
+        for key in (("user", name), ("address", address), ("pair", name, address)):
             count, _ = self._failures.pop(key, (0, now))
             self._failures[key] = (count + 1, now)  # re-inserted: the dict stays oldest-first
         while len(self._failures) > self.MAX_RECORDS or self._stale(now):
             del self._failures[next(iter(self._failures))]
 
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+    def succeeded(self, name: str, address: str) -> None:
+        forgiven, _ = self._failures.pop(("pair", name, address), (0, 0.0))
+        for key in (("user", name), ("address", address)):
+            count, last = self._failures.get(key, (0, 0.0))
+            if count > forgiven:
+                self._failures[key] = (count - forgiven, last)  # in place: the order holds
+            else:
+                self._failures.pop(key, None)
 
     def _stale(self, now: float) -> bool:
         oldest = next(iter(self._failures.values()), None)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from perview.accounts import (
+    CONCURRENT_CHECKS,
+    QUEUED_CHECKS,
     SCRYPT_N,
     TOKEN_USER,
     LoginThrottle,
@@ -25,6 +29,7 @@ from perview.hub import Hub
 from perview.sources.process import ProcessSource
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
+from tests.conftest import eventually
 
 TOKEN = "s3cret"
 CHEAP = {"n": 2**10, "r": 8, "p": 1}  # tests check many passwords; the default cost is tested once
@@ -144,31 +149,64 @@ def test_without_a_place_to_keep_it_the_key_lasts_one_run(tmp_path: Path) -> Non
 def test_failed_logins_lock_out_with_a_growing_delay() -> None:
     now = [1000.0]
     throttle = LoginThrottle(clock=lambda: now[0])
-    for _ in range(LoginThrottle.FREE_FAILURES - 1):
-        throttle.failed("user:alice")
-    assert throttle.wait("user:alice") == 0
-    throttle.failed("user:alice")
-    assert throttle.wait("user:alice") == 1.0
-    throttle.failed("user:alice")
-    assert throttle.wait("user:alice", "address:x") == 2.0
+    for n in range(LoginThrottle.FREE_FAILURES - 1):
+        throttle.attempt("alice", f"10.0.0.{n}")
+    assert throttle.wait("alice", "10.0.1.1") == 0
+    throttle.attempt("alice", "10.0.1.1")
+    assert throttle.wait("alice", "10.0.1.2") == 1.0
+    throttle.attempt("alice", "10.0.1.2")
+    assert throttle.wait("alice", "10.0.1.3") == 2.0
     now[0] += 2.0
-    assert throttle.wait("user:alice") == 0
+    assert throttle.wait("alice", "10.0.1.3") == 0
     for _ in range(30):
-        throttle.failed("user:alice")
-    assert throttle.wait("user:alice") == LoginThrottle.MAX_DELAY
-    throttle.succeeded("user:alice")
-    assert throttle.wait("user:alice") == 0
+        throttle.attempt("alice", "10.0.1.4")
+    assert throttle.wait("alice", "10.0.1.5") == LoginThrottle.MAX_DELAY
+    assert throttle.wait("bob", "10.0.1.4") == LoginThrottle.MAX_DELAY  # the address too
+
+
+def test_a_try_counts_as_a_failure_before_its_password_is_checked() -> None:
+    throttle = LoginThrottle(clock=lambda: 0.0)
+    for _ in range(LoginThrottle.FREE_FAILURES):
+        assert throttle.wait("alice", "10.0.0.1") == 0
+        throttle.attempt("alice", "10.0.0.1")  # still being checked
+    assert throttle.wait("alice", "10.0.0.1") > 0
+
+
+def test_a_success_forgives_the_same_name_from_the_same_address_only() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    free = LoginThrottle.FREE_FAILURES
+    # A person's own typos, and the try that succeeded, are forgotten.
+    for _ in range(free - 1):
+        throttle.attempt("alice", "10.0.0.1")
+    throttle.attempt("alice", "10.0.0.1")
+    throttle.succeeded("alice", "10.0.0.1")
+    for _ in range(free - 1):
+        throttle.attempt("alice", "10.0.0.1")
+    assert throttle.wait("alice", "10.0.0.1") == 0
+    # A guesser's failures for bob stay on bob's name after bob logs in from elsewhere...
+    for _ in range(free):
+        throttle.attempt("bob", "10.0.0.2")
+    now[0] += 1.0
+    throttle.attempt("bob", "10.0.0.3")
+    throttle.succeeded("bob", "10.0.0.3")
+    assert throttle.wait("bob", "10.0.0.4") > 0
+    # ...and on the guesser's address after it logs into an account of its own there.
+    now[0] += 1.0
+    throttle.attempt("carol", "10.0.0.2")
+    throttle.succeeded("carol", "10.0.0.2")
+    assert throttle.wait("dave", "10.0.0.2") > 0
 
 
 def test_the_lock_out_records_stay_bounded() -> None:
     now = [0.0]
     throttle = LoginThrottle(clock=lambda: now[0])
     for n in range(LoginThrottle.MAX_RECORDS + 50):
-        throttle.failed(f"address:{n}")
+        throttle.attempt("alice", f"address {n}")
     assert len(throttle._failures) == LoginThrottle.MAX_RECORDS
     now[0] += LoginThrottle.FORGET_AFTER + 1
-    throttle.failed("address:new")
-    assert len(throttle._failures) == 1
+    throttle.attempt("bob", "new")
+    assert len(throttle._failures) == 3  # the name, the address, and the two together
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -312,6 +350,98 @@ async def test_repeated_failures_lock_the_login_out(client: Client) -> None:
     assert locked.status == 429
     assert int(locked.headers["Retry-After"]) >= 1
     assert "Too many failed logins" in await locked.text()
+
+
+async def log_in_from(
+    client: Client, address: str, user: str, password: str
+) -> tuple[int, str | None]:
+    """A login sent from another loopback address, which the server sees as another client:
+    its status and Retry-After."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        form = {"user": user, "password": password, "next": "/"}
+        url = client.make_url("/login")
+        async with session.post(url, data=form, allow_redirects=False) as response:
+            return response.status, response.headers.get("Retry-After")
+
+
+async def log_in_when_let(client: Client, address: str, user: str, password: str) -> int:
+    """Log in from `address`, trying again while the lock-out says to wait (a refused try is
+    not counted, so waiting this way costs nothing)."""
+    for _ in range(200):
+        status, _ = await log_in_from(client, address, user, password)
+        if status != 429:
+            return status
+        await asyncio.sleep(0.025)
+    raise AssertionError("still locked out after 5 s")
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["from one address", "from many addresses"])
+async def test_tries_sent_at_once_cannot_outrun_the_lock_out(client: Client, many: bool) -> None:
+    tries = 40
+    addresses = [f"127.0.0.{2 + n if many else 2}" for n in range(tries)]
+    answers = await asyncio.gather(
+        *(
+            log_in_from(client, address, "alice", f"guess {n}")
+            for n, address in enumerate(addresses)
+        )
+    )
+    checked = [status for status, _ in answers if status == 401]
+    assert len(checked) <= LoginThrottle.FREE_FAILURES
+    refused = [(status, retry) for status, retry in answers if status != 401]
+    assert all(status in (429, 503) and retry for status, retry in refused), refused
+
+
+async def test_a_flood_from_one_address_holds_another_login_back_by_a_few_checks(
+    client: Client,
+) -> None:
+    # Unknown names cost a check at the default scrypt cost (the decoy's), as in real life.
+    answered: list[int] = []
+
+    async def bogus(n: int) -> tuple[int, str | None]:
+        answer = await log_in_from(client, "127.0.0.2", f"nobody {n}", "guess")
+        answered.append(answer[0])
+        return answer
+
+    flood = [asyncio.ensure_future(bogus(n)) for n in range(60)]
+    await eventually(lambda: answered, within=20)
+    status, _ = await log_in_from(client, "127.0.0.3", "alice", "alice-pw")
+    checked_first = answered.count(401)
+    answers = await asyncio.gather(*flood)
+    assert status == 303
+    # Before the fix it waited behind every check of the flood (checked_first was about 60).
+    assert checked_first <= LoginThrottle.FREE_FAILURES
+    assert any(status == 503 for status, _ in answers)  # past what one address may queue
+    assert all(retry for status, retry in answers if status in (429, 503))
+
+
+async def test_a_flood_from_many_addresses_is_refused_past_the_queue(client: Client) -> None:
+    answers = await asyncio.gather(
+        *(log_in_from(client, f"127.0.1.{n}", f"nobody {n}", "guess") for n in range(1, 41))
+    )
+    statuses = [status for status, _ in answers]
+    assert set(statuses) == {401, 503}
+    assert statuses.count(401) >= CONCURRENT_CHECKS + QUEUED_CHECKS
+    assert all(retry for status, retry in answers if status == 503)
+    # Once the queue has drained, logins are checked again.
+    assert (await log_in_from(client, "127.0.2.1", "alice", "alice-pw"))[0] == 303
+
+
+async def test_a_success_leaves_the_failures_made_from_elsewhere(client: Client) -> None:
+    for n in range(LoginThrottle.FREE_FAILURES):
+        assert (await log_in_from(client, "127.0.0.2", "alice", f"guess {n}"))[0] == 401
+    assert await log_in_when_let(client, "127.0.0.3", "alice", "alice-pw") == 303
+    # Alice getting in does not give the guesser a fresh count on her name.
+    assert (await log_in_from(client, "127.0.0.4", "alice", "guess"))[0] == 429
+
+
+async def test_a_guesser_cannot_reset_its_address_by_logging_into_its_own_account(
+    client: Client,
+) -> None:
+    for n in range(LoginThrottle.FREE_FAILURES):
+        assert (await log_in_from(client, "127.0.0.2", "alice", f"guess {n}"))[0] == 401
+    assert await log_in_when_let(client, "127.0.0.2", "bob", "bob-pw") == 303
+    assert (await log_in_from(client, "127.0.0.2", "carol", "guess"))[0] == 429
 
 
 async def test_a_viewer_watches_but_cannot_stop_or_restart(client: Client) -> None:

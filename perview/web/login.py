@@ -25,6 +25,7 @@ from perview.web.auth import (
 PLACEHOLDER = re.compile(r"\{\{(message|next|user)\}\}")
 MAX_FIELD = 1024  # characters of a user name or password read from the form
 FORM_TIMEOUT = 10.0  # seconds to send a login form (a trickled body must not hold a slot)
+BUSY_RETRY_AFTER = 1  # seconds: the queue of password checks drains in about that
 
 ACCESS = web.AppKey("access", Access)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
@@ -63,21 +64,23 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("user", ""))[:MAX_FIELD]
     password = str(form.get("password", ""))[:MAX_FIELD]
     target = str(form.get("next", ""))
-    throttle = request.app[THROTTLE]
-    keys = (f"user:{name}", f"address:{request.remote}")
-    wait = throttle.wait(*keys)
+    throttle, checker, address = request.app[THROTTLE], request.app[CHECKER], str(request.remote)
+    wait = throttle.wait(name, address)
     if wait > 0:
         seconds = math.ceil(wait)
         message = f"Too many failed logins. Try again in {seconds} s."
-        response = _page(request, message, target, name, status=429)
-        response.headers["Retry-After"] = str(seconds)
-        return response
+        return _refusal(request, message, target, name, 429, seconds)
+    if checker.full(address):
+        message = "Too many logins at once. Try again in a moment."
+        return _refusal(request, message, target, name, 503, BUSY_RETRY_AFTER)
+    # From here to the check's start nothing awaits: the try is counted before anything else
+    # can be let through, and stays counted as a failure unless it turns out right.
+    throttle.attempt(name, address)
     user = access.users.get(name)
-    valid = await request.app[CHECKER].check(password, user.password if user else None)
+    valid = await checker.check(password, user.password if user else None, address)
     if user is None or not valid:
-        throttle.failed(*keys)
         return _page(request, "Wrong user name or password.", target, name, status=401)
-    throttle.succeeded(*keys)
+    throttle.succeeded(name, address)
     response = web.Response(status=303, headers={"Location": _safe_next(target, access)})
     set_session_cookie(response, request, access, user.name)
     return response
@@ -111,6 +114,14 @@ def _safe_next(target: str, access: Access) -> str:
     if target.startswith(home) and not target.startswith(("//", "/\\")) and "\\" not in target:
         return target
     return home
+
+
+def _refusal(
+    request: web.Request, message: str, target: str, name: str, status: int, seconds: int
+) -> web.Response:
+    response = _page(request, message, target, name, status=status)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _page(
