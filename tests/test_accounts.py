@@ -336,11 +336,57 @@ async def test_what_the_login_page_echoes_is_escaped(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:x", ""]
+    "target",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:x",
+        "",
+        # A browser drops tabs and newlines from a URL: "/\t/evil" would be "//evil".
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/\x00",
+        "/\x7f",
+        "/\x85",
+        "/ /evil.example",
+        "/\u3000/evil.example",
+    ],
 )
 async def test_after_login_it_only_goes_to_our_own_pages(client: Client, target: str) -> None:
     response = await log_in(client, "alice", "alice-pw", target)
+    assert response.status == 303
     assert response.headers["Location"] == "/"
+
+
+async def test_a_form_that_is_not_utf8_is_a_bad_request(client: Client) -> None:
+    body = b"user=alice&password=alice-pw&next=/\xff"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = await client.post("/login", data=body, headers=headers, allow_redirects=False)
+    assert response.status == 400
+
+
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("/?source=run&grep=a%20b", "/?source=run&grep=a%20b"),
+        ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),  # one path segment, still ours
+        ("/?source=\u00e9t\u00e9", "/?source=%C3%A9t%C3%A9"),
+        ("/\uff0f\uff0fevil.example", "/%EF%BC%8F%EF%BC%8Fevil.example"),  # not slashes
+    ],
+)
+async def test_a_path_of_ours_is_kept_as_a_path(client: Client, target: str, location: str) -> None:
+    response = await log_in(client, "alice", "alice-pw", target)
+    assert response.status == 303
+    assert response.headers["Location"] == location
+
+
+async def test_the_login_page_carries_only_a_path_of_ours_in_its_form(client: Client) -> None:
+    page = await (await client.get("/login?next=%2F%09%2Fevil.example")).text()
+    assert 'name="next" value="/"' in page
+    page = await (await client.get("/login?next=%2F%3Fsource%3Drun")).text()
+    assert 'name="next" value="/?source=run"' in page
 
 
 async def test_repeated_failures_lock_the_login_out(client: Client) -> None:

@@ -9,6 +9,8 @@ import asyncio
 import html
 import math
 import re
+import unicodedata
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -26,6 +28,9 @@ PLACEHOLDER = re.compile(r"\{\{(message|next|user)\}\}")
 MAX_FIELD = 1024  # characters of a user name or password read from the form
 FORM_TIMEOUT = 10.0  # seconds to send a login form (a trickled body must not hold a slot)
 BUSY_RETRY_AFTER = 1  # seconds: the queue of password checks drains in about that
+# What may stay as it is in a path and query sent back as `Location` (RFC 3986's reserved and
+# unreserved characters, and `%` for what is already encoded); anything else is encoded.
+PATH_CHARACTERS = "/?#[]@!$&'()*+,;=:%~"
 
 ACCESS = web.AppKey("access", Access)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
@@ -61,6 +66,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             form = await request.post()
     except TimeoutError:
         raise web.HTTPRequestTimeout(text="perview: the login form came too slowly\n") from None
+    except UnicodeDecodeError:
+        raise web.HTTPBadRequest(text="perview: the login form is not UTF-8\n") from None
     name = str(form.get("user", ""))[:MAX_FIELD]
     password = str(form.get("password", ""))[:MAX_FIELD]
     target = str(form.get("next", ""))
@@ -109,11 +116,21 @@ async def session_info(request: web.Request) -> web.StreamResponse:
 
 
 def _safe_next(target: str, access: Access) -> str:
-    """Where to go after logging in: a path of ours, never another site (`//evil`, `/\\evil`)."""
+    """Where to go after logging in: `target` if it is a path of ours, else our home page.
+
+    Never another site: not `//evil` nor `/\\evil`, and no control character or white space
+    anywhere, since a browser drops tabs and newlines from a URL (`/<TAB>/evil` is `//evil`) and
+    they have no place in a header. Other characters beyond ASCII are percent-encoded, so that
+    look-alikes of `/` stay part of a path."""
     home = access.root_path + "/"
-    if target.startswith(home) and not target.startswith(("//", "/\\")) and "\\" not in target:
-        return target
-    return home
+    if (
+        not target.startswith(home)
+        or target.startswith("//")
+        or "\\" in target
+        or any(c.isspace() or unicodedata.category(c) in ("Cc", "Cs") for c in target)
+    ):
+        return home
+    return quote(target, safe=PATH_CHARACTERS)
 
 
 def _refusal(
@@ -127,7 +144,7 @@ def _refusal(
 def _page(
     request: web.Request, message: str, target: str, name: str, status: int = 200
 ) -> web.Response:
-    values = {"message": message, "next": target, "user": name}
+    values = {"message": message, "next": _safe_next(target, request.app[ACCESS]), "user": name}
     page = PLACEHOLDER.sub(
         lambda m: html.escape(values[m[1]], quote=True), request.app[LOGIN_PAGE]
     ).replace("{{hidden}}", "" if message else "hidden")
