@@ -27,6 +27,7 @@ from perview.hub import Hub
 from perview.metrics.service import MetricsService
 from perview.sources.process import GRACE, GuardPool
 from perview.tokenfile import kept_token, private_dir
+from perview.web.access_log import AccessLog
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
 from perview.web.limits import StreamLimits
@@ -141,6 +142,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         max_line_size=MAX_HEADER_BYTES,
         max_field_size=MAX_HEADER_BYTES,
         max_headers=MAX_HEADERS,
+        access_log_class=AccessLog,  # what -v logs, without the token
     )
     await runner.setup()
     try:

@@ -40,7 +40,7 @@ from perview.sources.process import ProcessSource
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
 from perview.web.proxy import proxy_middleware
-from tests.conftest import TOKEN, Server
+from tests.conftest import TOKEN, Server, wait_until
 
 Serve = Callable[..., Server]
 Client = TestClient[Any, Any]
@@ -57,6 +57,14 @@ def readme_site(perview_port: int) -> str:
     assert found, "the README has no nginx snippet"
     assert "127.0.0.1:9999;" in found[1]
     return found[1].replace("127.0.0.1:9999;", f"127.0.0.1:{perview_port};")
+
+
+def readme_logging(log: Path) -> str:
+    """The README's nginx access log settings, writing to `log`."""
+    found = re.search(r"```nginx\n([^`]*log_format[^`]*)```", README.read_text())
+    assert found, "the README gives no nginx log format"
+    assert "/var/log/nginx/access.log " in found[1]
+    return found[1].replace("/var/log/nginx/access.log ", f"{log} ")
 
 
 # -- in-process: whose headers, and what they say ----------------------------------------------
@@ -267,7 +275,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., int]]:
         conf.write_text(
             f"daemon off;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log;\n"
             "events {}\n"
-            f"http {{\naccess_log off;\n{paths}"
+            f"http {{\n{readme_logging(temp / 'access.log')}{paths}"
             f"server {{\n{listen}{readme_site(perview_port)}}}\n}}\n"
         )
         proc = subprocess.Popen(
@@ -316,6 +324,18 @@ def test_page_and_api_work_under_the_prefix(serve: Serve, nginx: Callable[[int],
         assert script.headers["Content-Type"].startswith("text/javascript")
     with urllib.request.urlopen(get(base + "/api/sources"), timeout=10) as sources:
         assert b'"name": "run"' in sources.read()
+
+
+def test_the_readme_log_format_keeps_the_token_out_of_nginx_s_log(
+    serve: Serve, nginx: Callable[[int], int], tmp_path: Path
+) -> None:
+    server = serve("run", "--root-path", "/perview", "--", "echo", "hi")
+    base = f"http://127.0.0.1:{nginx(server.port)}/perview"
+    with urllib.request.urlopen(f"{base}/api/sources?token={TOKEN}", timeout=10) as sources:
+        assert sources.status == 200
+    [log] = tmp_path.glob("nginx-*/access.log")
+    wait_until(lambda: "/perview/api/sources" in log.read_text(), timeout=5)
+    assert TOKEN not in log.read_text()
 
 
 # -- the client's address and scheme, through nginx --------------------------------------------
