@@ -132,18 +132,26 @@ class PasswordChecker:
         self._pending += 1
         self._per_address[address] = self._per_address.get(address, 0) + 1
         try:
-            async with self._slots:
-                if stored is None:
-                    if self._decoy is None:
-                        self._decoy = await asyncio.to_thread(hash_password, secrets.token_hex(8))
-                    await asyncio.to_thread(verify_password, password, self._decoy)
-                    return False
-                return await asyncio.to_thread(verify_password, password, stored)
+            await self._slots.acquire()
+            job = asyncio.get_running_loop().run_in_executor(None, self._verify, password, stored)
+            # The slot belongs to the thread, not to the request: a client that leaves cancels
+            # its handler but cannot stop a scrypt under way, which keeps its slot until done.
+            job.add_done_callback(lambda _: self._slots.release())
+            return await asyncio.shield(job)
         finally:
             self._pending -= 1
             left = self._per_address.pop(address) - 1
             if left:
                 self._per_address[address] = left
+
+    def _verify(self, password: str, stored: str | None) -> bool:
+        """Runs in a worker thread."""
+        if stored is None:
+            if self._decoy is None:  # two first checks may both make one: no harm
+                self._decoy = hash_password(secrets.token_hex(8))
+            verify_password(password, self._decoy)
+            return False
+        return verify_password(password, stored)
 
 
 # -- sessions ----------------------------------------------------------------------------------

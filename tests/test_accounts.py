@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,9 @@ from perview.accounts import (
     SCRYPT_N,
     TOKEN_USER,
     LoginThrottle,
+    PasswordChecker,
     SessionKeys,
+    _scrypt,
     hash_password,
     parse_hash,
     verify_password,
@@ -92,6 +95,33 @@ def test_hash_password_refuses_an_empty_password() -> None:
     result = hash_password_command("\n")
     assert result.returncode == 2
     assert "empty" in result.stderr
+
+
+def scrypts_running() -> int:
+    """Threads of this process inside a scrypt computation right now."""
+    running = 0
+    for frame in sys._current_frames().values():
+        inner: FrameType | None = frame
+        while inner is not None and inner.f_code is not _scrypt.__code__:
+            inner = inner.f_back
+        running += inner is not None
+    return running
+
+
+async def test_a_check_whose_client_left_holds_its_slot_until_it_is_done() -> None:
+    checker = PasswordChecker()
+    stored = hash_password("pw", n=2**14)  # long enough for the checks to overlap
+    first = [asyncio.create_task(checker.check("x", stored, f"10.0.0.{n}")) for n in range(4)]
+    await eventually(lambda: scrypts_running() == CONCURRENT_CHECKS, within=10)
+    for task in first:  # the clients leave: their handlers are cancelled
+        task.cancel()
+    then = [asyncio.create_task(checker.check("x", stored, f"10.0.1.{n}")) for n in range(4)]
+    most = 0
+    while not all(task.done() for task in then):
+        most = max(most, scrypts_running())
+        await asyncio.sleep(0.001)
+    assert most <= CONCURRENT_CHECKS  # a scrypt still running keeps its slot
+    assert not any(await asyncio.gather(*then))
 
 
 # -- sessions ----------------------------------------------------------------------------------
