@@ -15,6 +15,7 @@ import sys
 import webbrowser
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -279,7 +280,8 @@ def _announce(
         shown = f"[{host}]"
     base = f"{scheme}://{shown}:{port}{config.server.root_path}/"
     names = ", ".join(s.name for s in config.sources)
-    url = base + (f"?token={token}" if token else "")
+    # In the fragment, which no server, proxy log or Referer sees; the page trades it for a session.
+    url = base + (f"#token={quote(token, safe='')}" if token else "")
     announce(f"Perview {__version__}: serving {names}")
     announce(f"  open  {url}")
     # `GET /` streams the default source to curl; otherwise show the first source's stream.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -308,12 +310,24 @@ async def log_in(client: Client, user: str, password: str, next_: str = "/") -> 
     )
 
 
+def bearer(response: Any) -> dict[str, str]:
+    """The session a login answered with (in the fragment of where it sends the browser)."""
+    fragment = response.headers["Location"].partition("#")[2]
+    session = unquote(fragment.removeprefix("session=").partition("&")[0])
+    return {"Authorization": f"Bearer {session}"}
+
+
 async def test_a_browser_without_a_session_is_sent_to_the_login_page(client: Client) -> None:
-    response = await client.get(
-        "/?source=run", headers={"Accept": "text/html"}, allow_redirects=False
+    # The page holds no data: it is served to anyone, and marked for the page to go to the
+    # login page (a browser sends no credential with a navigation).
+    response = await client.get("/?source=run", headers={"Accept": "text/html"})
+    assert response.status == 200
+    assert 'data-auth="users"' in await response.text()
+    elsewhere = await client.get(
+        "/api/sources?x=1", headers={"Accept": "text/html"}, allow_redirects=False
     )
-    assert response.status == 303
-    assert response.headers["Location"] == "/login?next=%2F%3Fsource%3Drun"
+    assert elsewhere.status == 303
+    assert elsewhere.headers["Location"] == "/login?next=%2Fapi%2Fsources%3Fx%3D1"
     page = await client.get("/login?next=%2F%3Fsource%3Drun")
     body = await page.text()
     assert page.status == 200
@@ -335,14 +349,18 @@ async def test_the_login_page_needs_no_session_for_its_style(client: Client) -> 
     assert (await client.get("/" + href)).status == 200
 
 
-async def test_logging_in_sets_a_session_and_goes_back(client: Client) -> None:
+async def test_logging_in_makes_a_session_and_goes_back(client: Client) -> None:
     response = await log_in(client, "alice", "alice-pw", "/?source=run")
     assert response.status == 303
-    assert response.headers["Location"] == "/?source=run"
-    cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=3600" in cookie
-    assert "alice-pw" not in cookie and ALICE not in cookie
-    session = await (await client.get("/api/session")).json()
+    where, _, fragment = response.headers["Location"].partition("#")
+    assert where == "/?source=run"
+    assert fragment.startswith("session=alice~")
+    assert "Set-Cookie" not in response.headers  # never a cookie: it would reach every port
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "alice-pw" not in fragment and ALICE not in fragment
+    expires = int(unquote(fragment).split("~")[2])
+    assert 3590 < expires - time.time() <= 3600
+    session = await (await client.get("/api/session", headers=bearer(response))).json()
     assert session == {"user": "alice", "role": "operator", "logout": True}
 
 
@@ -387,7 +405,7 @@ async def test_what_the_login_page_echoes_is_escaped(client: Client) -> None:
 async def test_after_login_it_only_goes_to_our_own_pages(client: Client, target: str) -> None:
     response = await log_in(client, "alice", "alice-pw", target)
     assert response.status == 303
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"].partition("#")[0] == "/"
 
 
 async def test_a_form_that_is_not_utf8_is_a_bad_request(client: Client) -> None:
@@ -409,7 +427,7 @@ async def test_a_form_that_is_not_utf8_is_a_bad_request(client: Client) -> None:
 async def test_a_path_of_ours_is_kept_as_a_path(client: Client, target: str, location: str) -> None:
     response = await log_in(client, "alice", "alice-pw", target)
     assert response.status == 303
-    assert response.headers["Location"] == location
+    assert response.headers["Location"].partition("#")[0] == location
 
 
 async def test_the_login_page_carries_only_a_path_of_ours_in_its_form(client: Client) -> None:
@@ -521,40 +539,39 @@ async def test_a_guesser_cannot_reset_its_address_by_logging_into_its_own_accoun
 
 
 async def test_a_viewer_watches_but_cannot_stop_or_restart(client: Client) -> None:
-    await log_in(client, "bob", "bob-pw")
-    assert (await client.get("/api/sources")).status == 200
-    assert (await client.get("/api/sources/run/text")).status == 200
+    headers = bearer(await log_in(client, "bob", "bob-pw"))
+    assert (await client.get("/api/sources", headers=headers)).status == 200
+    assert (await client.get("/api/sources/run/text", headers=headers)).status == 200
     for action in ("stop", "restart"):
-        response = await client.post(f"/api/sources/run/{action}")
+        response = await client.post(f"/api/sources/run/{action}", headers=headers)
         assert response.status == 403
         assert "operator" in await response.text()
-    session = await (await client.get("/api/session")).json()
+    session = await (await client.get("/api/session", headers=headers)).json()
     assert session["role"] == "viewer"
 
 
 async def test_an_operator_can_stop_and_restart(client: Client) -> None:
-    await log_in(client, "alice", "alice-pw")
-    assert (await client.post("/api/sources/run/restart")).status == 200
-    assert (await client.post("/api/sources/run/stop")).status == 200
+    headers = bearer(await log_in(client, "alice", "alice-pw"))
+    assert (await client.post("/api/sources/run/restart", headers=headers)).status == 200
+    assert (await client.post("/api/sources/run/stop", headers=headers)).status == 200
 
 
 async def test_logging_out_ends_the_session_for_good(client: Client) -> None:
-    await log_in(client, "alice", "alice-pw")
-    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))
-    stolen = {name: morsel.value for name, morsel in cookie.items()}
-    response = await client.post("/logout", allow_redirects=False)
-    assert response.status == 303 and response.headers["Location"] == "/login"
-    assert (await client.get("/api/sources")).status == 401
-    # A copy of the cookie taken before the logout is refused too.
-    replay = await client.get("/api/sources", cookies=stolen)
+    stolen = bearer(await log_in(client, "alice", "alice-pw"))
+    response = await client.post("/logout", headers=stolen, allow_redirects=False)
+    assert response.status == 204
+    # A copy of the session taken before the logout is refused.
+    replay = await client.get("/api/sources", headers=stolen)
     assert replay.status == 401
 
 
 async def test_a_token_login_makes_a_session_not_a_copy_of_the_token(client: Client) -> None:
-    response = await client.get(f"/api/sources?token={TOKEN}")
+    response = await client.post("/api/session", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status == 200
-    assert TOKEN not in response.headers["Set-Cookie"]
-    session = await (await client.get("/api/session")).json()
+    value = (await response.json())["session"]
+    assert TOKEN not in value
+    headers = {"Authorization": f"Bearer {value}"}
+    session = await (await client.get("/api/session", headers=headers)).json()
     assert session == {"user": None, "role": "operator", "logout": True}
 
 
@@ -584,14 +601,18 @@ async def test_logging_in_works_under_a_root_path(
         sessions=SessionKeys(tmp_path, lifetime=3600),
     )
     client = await aiohttp_client(create_app(hubs, WebSettings(access, root_path="/pv")))
-    page = await client.get("/pv/", headers={"Accept": "text/html"}, allow_redirects=False)
-    assert page.headers["Location"] == "/pv/login?next=%2Fpv%2F"
+    page = await client.get(
+        "/pv/api/sources", headers={"Accept": "text/html"}, allow_redirects=False
+    )
+    assert page.headers["Location"] == "/pv/login?next=%2Fpv%2Fapi%2Fsources"
     form = {"user": "alice", "password": "alice-pw", "next": "/pv/"}
     response = await client.post("/pv/login", data=form, allow_redirects=False)
-    assert response.status == 303 and response.headers["Location"] == "/pv/"
-    assert "Path=/pv/" in response.headers["Set-Cookie"]
-    assert (await client.get("/pv/api/sources")).status == 200
+    assert response.status == 303
+    assert response.headers["Location"].startswith("/pv/#session=alice~")
+    headers = bearer(response)
+    assert (await client.get("/pv/api/sources", headers=headers)).status == 200
     outside = await client.post("/pv/login", data={**form, "next": "/other/"})
     assert outside.url.path == "/pv/"  # a path outside the prefix is not ours to go to
-    logout = await client.post("/pv/logout", allow_redirects=False)
-    assert logout.headers["Location"] == "/pv/login"
+    logout = await client.post("/pv/logout", headers=headers, allow_redirects=False)
+    assert logout.status == 204
+    assert (await client.get("/pv/api/sources", headers=headers)).status == 401

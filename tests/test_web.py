@@ -79,22 +79,75 @@ async def test_bearer_token_is_accepted(client: Client) -> None:
     assert source["command"] == ["echo", "hello"]
 
 
-async def test_query_token_sets_a_strict_httponly_cookie(client: Client) -> None:
-    response = await client.get(f"/api/sources?token={TOKEN}")
+async def session_of(client: Client) -> str:
+    """A session made from the token, as the page makes one from the URL Perview prints."""
+    response = await client.post("/api/session", headers=AUTH)
     assert response.status == 200
-    cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    again = await client.get("/api/sources")  # the client kept the cookie
-    assert again.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    session: str = (await response.json())["session"]
+    return session
 
 
-async def test_browser_login_redirects_to_an_address_without_the_token(client: Client) -> None:
+async def test_the_token_is_traded_for_a_session_sent_as_a_bearer(client: Client) -> None:
+    session = await session_of(client)
+    assert TOKEN not in session
+    bearer = {"Authorization": f"Bearer {session}"}
+    assert (await client.get("/api/sources", headers=bearer)).status == 200
+    info = await (await client.get("/api/session", headers=bearer)).json()
+    assert info == {"user": None, "role": "operator", "logout": True}
+    # A session cannot be traded for another (a stolen one would never end).
+    assert (await client.post("/api/session", headers=bearer)).status == 400
+
+
+async def test_a_session_in_a_cookie_is_no_credential(client: Client) -> None:
+    # A browser sends a cookie to every port of the host, so any other service there has it.
+    session = await session_of(client)
+    for name in (f"perview_{client.port}", "perview_default"):
+        response = await client.get("/api/sources", cookies={name: session})
+        assert response.status == 401
+        stop = await client.post("/api/sources/run/stop", cookies={name: session})
+        assert stop.status == 401
+
+
+async def test_a_query_token_is_no_credential_for_the_api(client: Client) -> None:
+    response = await client.get(f"/api/sources?token={TOKEN}")
+    assert response.status == 401
+    assert "Set-Cookie" not in response.headers
+
+
+async def test_a_query_token_moves_to_the_fragment_of_the_same_address(client: Client) -> None:
     response = await client.get(
         f"/?token={TOKEN}&source=run", headers={"Accept": "text/html"}, allow_redirects=False
     )
     assert response.status == 303
-    assert response.headers["Location"] == "/?source=run"
-    assert f"perview_{client.port}=" in response.headers["Set-Cookie"]
+    assert response.headers["Location"] == f"/?source=run#token={TOKEN}"
+    assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("site", "arrival"),
+    [
+        ("none", "direct"),
+        ("same-origin", "direct"),
+        ("same-site", "linked"),
+        ("cross-site", "linked"),
+        (None, "linked"),
+    ],
+)
+async def test_the_page_needs_no_credential_and_says_how_it_was_reached(
+    client: Client, site: str | None, arrival: str
+) -> None:
+    headers = {"Accept": "text/html"} | ({"Sec-Fetch-Site": site} if site else {})
+    response = await client.get("/?source=run", headers=headers)
+    assert response.status == 200
+    page = await response.text()
+    assert f'data-arrival="{arrival}"' in page and 'data-auth="token"' in page
+    assert response.headers["Vary"] == "Sec-Fetch-Site"
+
+
+async def test_in_run_mode_the_stream_at_the_root_needs_a_credential(client: Client) -> None:
+    response = await client.get("/", headers={"Accept": "*/*"})
+    assert response.status == 401
 
 
 async def test_foreign_host_is_refused_even_with_token(client: Client) -> None:

@@ -27,7 +27,13 @@ from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
 from perview.metrics.service import MetricsService
 from perview.sources.process import GuardPool
-from perview.web.auth import Access, add_security_headers, require_operator, security_middleware
+from perview.web.auth import (
+    Access,
+    add_security_headers,
+    arrived_directly,
+    require_operator,
+    security_middleware,
+)
 from perview.web.limits import StreamLimits, Streams
 from perview.web.login import add_login_routes
 from perview.web.proxy import proxy_middleware
@@ -154,8 +160,22 @@ async def index(request: web.Request) -> web.StreamResponse:
     if settings.default_stream and "text/html" not in request.headers.get("Accept", ""):
         # The original contract: `curl host:port` gets the command's output as it comes.
         return await _text(request, request.app[HUBS][settings.default_stream])
-    page = _fill_assets("index.html", request.app[STATIC]).replace("{{version}}", __version__)
-    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    access = settings.access
+    # A page another site opened (a link, a script's navigation) could name sources to start:
+    # then the page starts nothing until the person says so.
+    marks = {
+        "{{version}}": __version__,
+        "{{arrival}}": "direct" if arrived_directly(request) else "linked",
+        "{{auth}}": "none" if access.token is None else ("users" if access.users else "token"),
+    }
+    page = _fill_assets("index.html", request.app[STATIC])
+    for mark, value in marks.items():
+        page = page.replace(mark, value)
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        headers={"Cache-Control": "no-cache", "Vary": "Sec-Fetch-Site"},
+    )
 
 
 def _fill_assets(name: str, static: dict[str, tuple[bytes, str]]) -> str:

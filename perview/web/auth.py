@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from perview.accounts import TOKEN_USER, Role, SessionKeys
+from perview.accounts import SEP, TOKEN_USER, Role, Session, SessionKeys
 from perview.config import UserConfig
 from perview.hub import OPERATOR
 from perview.web.proxy import client_scheme
@@ -31,7 +31,8 @@ SECURITY_HEADERS = {
 
 HSTS = "max-age=31536000"  # a year: browsers insist on https for this host from then on
 
-# Liveness probes carry no credential and learn nothing; the login page is how one gets one.
+# Liveness probes carry no credential and learn nothing; the login page is how one gets one, and
+# logging out ends only the session it is sent.
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/logout"})
 DEFAULT_SESSION_LIFETIME = 12 * 3600.0
 
@@ -66,6 +67,7 @@ class Principal:
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+SESSION = web.RequestKey("session", Session)  # set when the request came with a session
 OWNER = Principal(None, "operator")  # the token, or no authentication at all
 
 
@@ -105,33 +107,54 @@ def _strip_port(host_header: str) -> str:
 
 
 def cookie_name(request: web.Request, access: Access) -> str:
-    """Cookies are not kept apart by port, so the name carries the port the browser sees: two
-    Perviews on one machine, or one restarted on a port chosen anew, never mix their cookies."""
+    """The session cookie of earlier versions, named after the port the browser sees. It is
+    accepted for nothing now; login and logout delete it, as it still travels to every port."""
     host = request.headers.get("Host", "")
     port = host.rpartition(":")[2] if host.rpartition(":")[2].isdigit() else "default"
     return f"{access.cookie_prefix}_{port}"
 
 
-def _identify(request: web.Request, access: Access) -> tuple[Principal | None, bool]:
-    """Who the client is (None: nobody we know), and whether it said so with `?token=`."""
+def identify(request: web.Request, access: Access) -> tuple[Principal | None, Session | None]:
+    """Who the client is by its `Authorization: Bearer` (None: nobody we know), and the session
+    it sent, if it sent one rather than the token.
+
+    Nothing else is a credential: not a cookie (a browser sends one to every port of the host,
+    so any other service there would have it), not the query (it ends up in logs)."""
     assert access.token is not None
-    if "token" in request.query:
-        return (OWNER if _is_token(request.query["token"], access.token) else None), True
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value:
-        return (OWNER if _is_token(value.strip(), access.token) else None), False
-    return session_principal(request, access), False
-
-
-def session_principal(request: web.Request, access: Access) -> Principal | None:
-    """Who the session cookie says the client is, if it is valid."""
-    cookie = request.cookies.get(cookie_name(request, access))
-    session = access.sessions.check(cookie, access.secret_of) if cookie else None
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        return None, None
+    if _is_token(value, access.token):
+        return OWNER, None
+    session = access.sessions.check(value, access.secret_of) if SEP in value else None
     if session is None:
-        return None
+        return None, None
     if session.user == TOKEN_USER:
-        return OWNER
-    return Principal(session.user, access.users[session.user].role)
+        return OWNER, session
+    return Principal(session.user, access.users[session.user].role), session
+
+
+def issue_session(access: Access, user: str) -> str:
+    """A new session for `user` (TOKEN_USER: whoever holds the token)."""
+    secret = access.secret_of(user)
+    assert secret is not None
+    return access.sessions.issue(user, secret)
+
+
+def with_session(path: str, session: str, linked: bool = False) -> str:
+    """`path` with `session` in its fragment, for the page to take: a fragment reaches no
+    server, no proxy log and no `Referer`. `linked`: the way here began on another site."""
+    fragment = "session=" + quote(session, safe="~") + ("&arrival=linked" if linked else "")
+    return path.partition("#")[0] + "#" + fragment
+
+
+def arrived_directly(request: web.Request) -> bool:
+    """Was this navigation the person's own doing (`Sec-Fetch-Site: none`: an address typed, a
+    bookmark, the URL Perview printed) or the page's own (`same-origin`: its links, a reload)?
+    Not when another site, another port of this host included, led here, nor when the browser
+    does not say (every current one does)."""
+    return request.headers.get("Sec-Fetch-Site") in ("none", "same-origin")
 
 
 def _is_token(presented: str, token: str) -> bool:
@@ -143,7 +166,7 @@ def _same_origin(request: web.Request) -> bool:
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None:
         # Set by the browser, never by a page; and it is there when Origin is "null", as for a
-        # form posted under `Referrer-Policy: no-referrer` (the login and logout forms).
+        # form posted under `Referrer-Policy: no-referrer` (the login form).
         # "none" is the user's own doing: an address typed, a bookmark.
         return site in ("same-origin", "none")
     origin = request.headers.get("Origin")
@@ -185,26 +208,37 @@ def security_middleware(access: Access) -> Middleware:
         if access.token is None:
             request[PRINCIPAL] = OWNER
             return await handler(request)
-        if path in PUBLIC_PATHS or path.startswith("/static/"):  # the page's code is no secret
+        if "token" in request.query and request.method == "GET" and _wants_html(request):
+            return _token_to_fragment(request)
+        if _public(request, path):
             return await handler(request)
-        principal, in_query = _identify(request, access)
+        principal, session = identify(request, access)
         if principal is None:
             return _unauthorized(request, access)
         request[PRINCIPAL] = principal
-        if in_query and _wants_html(request) and request.method == "GET":
-            # Log the browser in with a session cookie, then drop the token from its address
-            # bar and history.
-            rest = [(k, v) for k, v in request.query.items() if k != "token"]
-            location = request.path + ("?" + urlencode(rest) if rest else "")
-            redirect = web.Response(status=303, headers={"Location": location})
-            set_session_cookie(redirect, request, access, TOKEN_USER)
-            return redirect
-        answer = await handler(request)
-        if in_query and not answer.prepared:
-            set_session_cookie(answer, request, access, TOKEN_USER)
-        return answer
+        if session is not None:
+            request[SESSION] = session
+        return await handler(request)
 
     return middleware
+
+
+def _public(request: web.Request, path: str) -> bool:
+    """Paths that need no credential: the page's code is no secret, and nor is the page, which
+    holds no data and is what a browser loads before it can send one (it sends none with a
+    navigation). In `run` mode `GET /` to any other client is the stream, and is not public."""
+    if path in PUBLIC_PATHS or path.startswith("/static/"):
+        return True
+    return path == "/" and request.method in ("GET", "HEAD") and _wants_html(request)
+
+
+def _token_to_fragment(request: web.Request) -> web.StreamResponse:
+    """A link with `?token=` (as earlier versions printed): the same address with the token
+    in its fragment instead, where the page takes it and no log keeps it."""
+    rest = [(k, v) for k, v in request.query.items() if k != "token"]
+    location = request.path + ("?" + urlencode(rest) if rest else "")
+    location += "#token=" + quote(request.query["token"], safe="")
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 def _unauthorized(request: web.Request, access: Access) -> web.StreamResponse:
@@ -225,26 +259,9 @@ def _unauthorized(request: web.Request, access: Access) -> web.StreamResponse:
     return response
 
 
-def set_session_cookie(
-    response: web.StreamResponse, request: web.Request, access: Access, user: str
-) -> None:
-    secret = access.secret_of(user)
-    assert secret is not None
-    response.set_cookie(
-        cookie_name(request, access),
-        access.sessions.issue(user, secret),
-        max_age=int(access.sessions.lifetime),
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-        path=access.root_path + "/",
-    )
-
-
-def clear_session_cookie(
-    response: web.StreamResponse, request: web.Request, access: Access
-) -> None:
-    response.del_cookie(cookie_name(request, access), path=access.root_path + "/")
+def forget_old_cookie(response: web.StreamResponse, request: web.Request, access: Access) -> None:
+    if cookie_name(request, access) in request.cookies:
+        response.del_cookie(cookie_name(request, access), path=access.root_path + "/")
 
 
 def _wants_html(request: web.Request) -> bool:

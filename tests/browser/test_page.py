@@ -244,9 +244,7 @@ def test_three_panes_share_one_event_stream(serve: Serve, page: Page, tmp_path: 
     expect(page.get_by_test_id("pane")).to_have_count(3)
     for n in range(3):
         expect(page.get_by_test_id("pane").nth(n).locator(LINE)).to_have_count(1)
-    page.wait_for_function(
-        "async () => (await (await fetch('api/sources')).json()).every(s => s.viewers === 1)"
-    )
+    wait_until(lambda: all(s["viewers"] == 1 for s in sources_api(server).values()), 10, 0.05)
     assert all(info["viewers"] == 1 for info in sources_api(server).values())
 
 

@@ -5,6 +5,8 @@ import { LineStore, LINE, MARK } from "./store.js";
 import { Pane, TAG_COLORS } from "./pane.js";
 import { Metrics } from "./metrics.js";
 import { EventStream } from "./events.js";
+import { api, pageCredential } from "./credential.js";
+import { linked, signedIn } from "./session.js";
 
 const params = new URLSearchParams(location.search);
 // Lines kept in this tab. At most 1.5 million: Chromium caps a scrolling height at 33,554,432
@@ -82,11 +84,17 @@ class App {
   }
 
   async start() {
+    await signedIn;
+    pageCredential().addEventListener("signed-in", () => {
+      this.refresh();
+      if (this.panes.length) this.connect();
+    });
     await this.refresh();
     const wanted = params.getAll("source").filter((name) => this.sources.has(name));
     const names = wanted.length ? wanted : [...this.sources.keys()].slice(0, 1);
     const filter = { text: params.get("filter") || "", regex: params.get("regex") === "1", matchCase: params.get("case") === "1", invert: params.get("invert") === "1" };
-    this.show(names, params.get("view") === "split" ? "split" : "merged", filter);
+    if (names.length && linked()) await this.askToStart(names);
+    if (!this.panes.length) this.show(names, params.get("view") === "split" ? "split" : "merged", filter);
     this.metrics.start(params.get("metrics"));
     setInterval(() => this.refresh(), POLL_MS);
     this.bindKeys();
@@ -95,6 +103,18 @@ class App {
     $("view-merged").addEventListener("click", () => this.show(this.checked(), "merged"));
     $("help-button").addEventListener("click", () => this.toggleHelp());
     $("reload").addEventListener("click", () => this.reloadConfig());
+  }
+
+  /** Watching starts commands, so a page another site opened (which chose `?source=`) waits
+   *  for the person to say so: this button, or a source chosen in the sidebar (see show()). */
+  askToStart(names) {
+    $("start-sources").textContent = names.map((name) => this.titleOf(name)).join(", ");
+    $("start-gate").hidden = false;
+    this.setConnection("not started");
+    return new Promise((resolve) => {
+      this.started = resolve;
+      $("start").addEventListener("click", resolve, { once: true });
+    });
   }
 
   // -- sources and the sidebar -----------------------------------------------------------------
@@ -109,9 +129,10 @@ class App {
   }
 
   async refresh() {
+    if (pageCredential().refused) return; // the page says how to sign in again
     let list;
     try {
-      const response = await fetch("api/sources", { cache: "no-store" });
+      const response = await api("api/sources", { cache: "no-store" });
       if (!response.ok) return;
       list = await response.json();
     } catch {
@@ -175,6 +196,8 @@ class App {
 
   show(names, mode, filter = {}) {
     if (!names.length) return;
+    $("start-gate").hidden = true;
+    this.started?.();
     this.metrics.hide();
     for (const pane of this.panes) pane.destroy();
     this.panes = [];
@@ -219,7 +242,7 @@ class App {
     query.set("metrics", "1"); // live samples for the charts ride on the same stream
     const known = names.filter((n) => this.lastIds.has(n)).map((n) => `${n}:${this.lastIds.get(n)}`);
     if (this.epoch && known.length) query.set("since", `${this.epoch}/${known.join(",")}`);
-    const stream = new EventStream(`api/events?${query}`);
+    const stream = new EventStream(`api/events?${query}`, api);
     this.stream = stream;
     this.setConnection("connecting");
     stream.addEventListener("open", () => {
@@ -231,6 +254,10 @@ class App {
     stream.addEventListener("error", () => {
       previous?.close();
       if (this.stream !== stream) return;
+      if (pageCredential().refused) {
+        this.setConnection("signed out"); // until a new credential ("signed-in" reconnects)
+        return;
+      }
       // Reconnect with our own cursor (in the query, not Last-Event-ID): the set of sources may
       // have changed since, and each source's cursor is kept apart.
       this.setConnection("reconnecting");
@@ -338,7 +365,7 @@ class App {
 
   async act(names, action) {
     for (const name of names) {
-      const response = await fetch(`api/sources/${encodeURIComponent(name)}/${action}`, { method: "POST" });
+      const response = await api(`api/sources/${encodeURIComponent(name)}/${action}`, { method: "POST" });
       if (!response.ok) this.mark(name, `${action} refused: ${(await response.text()).trim()}`);
     }
     this.refresh();
@@ -358,7 +385,11 @@ class App {
   async downloadFull(names) {
     const parts = [];
     for (const name of names) {
-      const response = await fetch(`api/sources/${encodeURIComponent(name)}/text?follow=0&backlog=1000000000`);
+      const response = await api(`api/sources/${encodeURIComponent(name)}/text?follow=0&backlog=1000000000`);
+      if (!response.ok) {
+        this.mark(name, `save refused: ${(await response.text()).trim()}`);
+        return;
+      }
       parts.push(await response.text());
     }
     this.saveFile(`${names.join("+")}-history.log`, parts.join(""));

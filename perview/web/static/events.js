@@ -104,10 +104,12 @@ export class EventStream extends EventTarget {
   static OPEN = 1;
   static CLOSED = 2;
 
-  constructor(url) {
+  /** `fetcher`: fetch() itself, or one that adds the page's credential. */
+  constructor(url, fetcher = globalThis.fetch.bind(globalThis)) {
     super();
     this.readyState = EventStream.CONNECTING;
     this.aborter = new AbortController();
+    this.fetcher = fetcher;
     this.read(url);
   }
 
@@ -118,10 +120,9 @@ export class EventStream extends EventTarget {
 
   async read(url) {
     try {
-      const response = await fetch(url, {
+      const response = await this.fetcher(url, {
         headers: { Accept: "text/event-stream" },
         cache: "no-store",
-        credentials: "same-origin",
         signal: this.aborter.signal,
       });
       if (response.ok && response.headers.get("Content-Type")?.startsWith("text/event-stream")) {

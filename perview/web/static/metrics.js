@@ -5,6 +5,7 @@
 import { Chart, clock } from "./chart.js";
 import { formatValue, levelOf } from "./format.js";
 import { EventStream } from "./events.js";
+import { api, pageCredential } from "./credential.js";
 
 const RANGES = { "5m": 300, "1h": 3600, "24h": 86400, "7d": 7 * 86400 };
 const RANGE_LABELS = { "5m": "5 minutes", "1h": "1 hour", "24h": "24 hours", "7d": "7 days" };
@@ -34,7 +35,7 @@ function seriesPath(id) {
 }
 
 async function history(id, since, step) {
-  const response = await fetch(`api/metrics/${seriesPath(id)}?since=${Math.floor(since)}&step=${step}`, { cache: "no-store" });
+  const response = await api(`api/metrics/${seriesPath(id)}?since=${Math.floor(since)}&step=${step}`, { cache: "no-store" });
   if (!response.ok) return [];
   return (await response.json()).points;
 }
@@ -217,7 +218,7 @@ export class Metrics {
   async refresh() {
     let list;
     try {
-      const response = await fetch("api/metrics", { cache: "no-store" });
+      const response = await api("api/metrics", { cache: "no-store" });
       if (!response.ok) return;
       list = await response.json();
     } catch {
@@ -248,6 +249,7 @@ export class Metrics {
   }
 
   poll() {
+    if (pageCredential().refused) return; // the page says how to sign in again
     if (this.visible || !this.streaming()) this.refreshSoon();
   }
 
