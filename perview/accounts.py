@@ -1,7 +1,7 @@
-"""Password users: scrypt hashes, signed expiring session cookies, a lock-out after failed logins.
+"""Password users: scrypt hashes, signed expiring sessions, a lock-out after failed logins.
 
 A password is stored only as `scrypt$N$r$p$SALT$KEY` (what `perview hash-password` prints; the
-cost travels with the hash, so it can be raised later). A session is a cookie the server signs
+cost travels with the hash, so it can be raised later). A session is a value the server signs
 and does not store: `user~id~expires~mac`, where the MAC also covers the user's password hash
 (or the token, for a token login), so changing a password or the token ends its sessions. The
 signing key lives in the data directory, so sessions survive a restart; a logout is kept in a
@@ -169,7 +169,7 @@ SEP = "~"  # in no user name and no base64url text
 
 
 class SessionKeys:
-    """Signs and checks session cookies, and remembers the ones logged out."""
+    """Signs and checks sessions, and remembers the ones logged out."""
 
     def __init__(self, directory: Path | None, lifetime: float) -> None:
         self.lifetime = lifetime
@@ -178,12 +178,12 @@ class SessionKeys:
         self._revoked: dict[str, float] = self._load_revoked()
 
     def issue(self, user: str, secret: str) -> str:
-        """A cookie value for `user`, bound to `secret` (their password hash, or the token)."""
+        """A session for `user`, bound to `secret` (their password hash, or the token)."""
         body = SEP.join((user, secrets.token_urlsafe(12), str(int(time.time() + self.lifetime))))
         return body + SEP + self._mac(body, secret)
 
     def check(self, value: str, secret_of: Callable[[str], str | None]) -> Session | None:
-        """The session in a cookie, if it is ours, unexpired, not logged out, and its user's
+        """The session `value` holds, if it is ours, unexpired, not logged out, and its user's
         secret is still the one it was issued for."""
         if not value.isascii():  # ours are; and compare_digest takes only ASCII text
             return None

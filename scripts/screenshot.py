@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-URL_LINE = re.compile(r"open\s+(http://127\.0\.0\.1:\d+/\?token=\S+)")
+URL_LINE = re.compile(r"open\s+(http://127\.0\.0\.1:\d+/#token=\S+)")
 START_TIMEOUT = 15.0
 ROWS_WANTED = 25  # rows each pane shows before the picture is taken
 SETTLE = 8.0  # s more: the sidebar shows rates, and the start-up CPU is out of the host figures
@@ -179,7 +179,8 @@ async def shoot(url: str, out: Path, chromium: str) -> None:
         )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 720})
-            await page.goto(f"{url}&{query}")
+            base, _, fragment = url.partition("#")  # the token rides in the fragment
+            await page.goto(f"{base}?{query}#{fragment}")
             deadline = time.monotonic() + 20
             while True:
                 shown = await rows_shown(page)
