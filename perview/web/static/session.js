@@ -36,6 +36,7 @@ function show(session) {
 function askToSignIn(why) {
   document.body.dataset.signedIn = "no";
   $("session").hidden = true;
+  Object.assign($("connection"), { textContent: "signed out" }).dataset.state = "signed out";
   $("signin").hidden = false;
   const message = $("signin-message");
   if (auth === "users") {
