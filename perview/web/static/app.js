@@ -373,7 +373,7 @@ class App {
 
   /** An operator's reload: the config file applied again, or its errors shown. */
   async reloadConfig() {
-    const response = await fetch("api/reload", { method: "POST" });
+    const response = await api("api/reload", { method: "POST" });
     if (response.ok) {
       this.flash(`config reloaded: ${(await response.json()).summary}`);
       this.refresh();
