@@ -104,6 +104,66 @@ def test_df_output_of_a_remote_host_is_parsed() -> None:
     assert snap.disk_use == {"/": 25.0, "/srv/my data": 50.0}
 
 
+NET_DEV = """Inter-|   Receive                            |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets
+    lo: 9000 10 0 0 0 0 0 0 9000 10 0 0 0 0 0 0
+  ifb0: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+ wlan0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+ bond0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+eth0.100: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+   wg0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+docker0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+br-3f2a8c1d9e0b: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+veth1a2b3c4: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+virbr0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+ vnet3: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+cni0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+  sit0: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+"""
+
+
+def test_only_interfaces_that_carry_the_machines_traffic_are_charted() -> None:
+    snap = procfs.parse({"net": NET_DEV}, 0.0)
+    assert sorted(snap.net) == ["bond0", "eth0", "eth0.100", "wg0", "wlan0"]
+
+
+DF = """Filesystem     Type     1024-blocks    Used Available Capacity Mounted on
+/dev/vda1      ext4        10000000 2500000   7500000      25% /
+/dev/vda1      ext4        10000000 2500000   7500000      25% /run/netns
+/dev/vda1      ext4        10000000 2500000   7500000      25% /etc/hosts
+/dev/vda1      ext4        10000000 2500000   7500000      25% /srv/bound
+/dev/vda2      vfat          500000  100000    400000      20% /boot/efi
+tmpfs          tmpfs         100000       0    100000       0% /run
+overlay        overlay     10000000 2500000   7500000      25% /var/lib/docker/overlay2/0a1b/merged
+nsfs           nsfs               0       0         0       -  /run/netns/cni-1
+/dev/sdb1      xfs          2000000 1000000   1000000      50% /srv/my data
+/dev/sdc1      ext4         2000000 1000000   1000000      50% /dev/shm/odd
+"""
+
+
+def test_only_real_disks_are_charted_each_once() -> None:
+    snap = procfs.parse({"df": DF}, 0.0)
+    assert snap.disk_use == {"/": 25.0, "/boot/efi": 20.0, "/srv/my data": 50.0}
+
+
+def test_this_machines_mounts_are_read_with_the_same_rule(tmp_path: Path) -> None:
+    (tmp_path / "mounts").write_text(
+        "/dev/vda1 / ext4 rw 0 0\n"
+        "/dev/vda1 /run/netns ext4 rw 0 0\n"
+        "/dev/vda1 /etc/resolv.conf ext4 rw 0 0\n"
+        "tmpfs /run tmpfs rw 0 0\n"
+        "nsfs /run/netns/x nsfs rw 0 0\n"
+        "/dev/sdb1 /srv/my\\040data xfs rw 0 0\n"
+    )
+    assert real_mounts(tmp_path) == ["/", "/srv/my data"]
+
+
+def test_a_container_root_on_overlay_is_charted() -> None:
+    text = DF.splitlines()[0] + "\noverlay overlay 100 25 75 25% /\ntmpfs tmpfs 10 0 10 0% /dev\n"
+    assert procfs.parse({"df": text}, 0.0).disk_use == {"/": 25.0}
+
+
 def test_a_garbled_section_loses_only_itself() -> None:
     snap = procfs.parse({"loadavg": "garbage", "meminfo": "MemTotal: 100 kB\n"}, 0.0)
     assert snap.load is None and snap.memory == {"MemTotal": 102400}

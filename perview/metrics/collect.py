@@ -64,16 +64,22 @@ def read_local(proc: Path = Path("/proc")) -> procfs.Snapshot:
 
 
 def real_mounts(proc: Path = Path("/proc")) -> list[str]:
-    mounts: list[str] = []
+    """This machine's mount points whose disk use is charted (see procfs.real_mounts)."""
     try:
         lines = (proc / "mounts").read_text().splitlines()
     except OSError:
-        return mounts
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] in procfs.REAL_FILESYSTEMS:
-            mounts.append(fields[1].replace("\\040", " "))
-    return sorted(set(mounts))
+        return []
+    listed = [
+        (_unescape(fields[0]), fields[2], _unescape(fields[1]))
+        for fields in (line.split() for line in lines)
+        if len(fields) >= 3
+    ]
+    return procfs.real_mounts(listed)
+
+
+def _unescape(field: str) -> str:
+    """/proc/mounts writes space, tab, newline and backslash as octal escapes (`\\040`)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 def publish_snapshot(

@@ -9,13 +9,16 @@ bytes per second, and so on.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # Whole disks, not partitions or virtual devices: their counters would be counted twice.
 DISK = re.compile(r"(sd[a-z]+|vd[a-z]+|xvd[a-z]+|hd[a-z]+|nvme\d+n\d+|mmcblk\d+)")
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
 
-# Filesystems whose usage means something (not tmpfs, proc, overlay layers, ...).
+# Disk use is charted for filesystems that hold data on a disk or a server (not tmpfs, proc,
+# squashfs images, overlay layers, ...). One exception: an overlay mounted at / is a container's
+# root, and its use is that of the disk beneath, which is what fills up.
 REAL_FILESYSTEMS = frozenset(
     {
         "ext2",
@@ -37,6 +40,41 @@ REAL_FILESYSTEMS = frozenset(
         "fuseblk",
     }
 )
+# ... and not the plumbing mounted on top of them, whatever its type: `ip netns` bind-mounts
+# /run/netns onto itself (so it shows the type of the disk under /run), container runtimes bind
+# single files into /etc (/etc/hosts, /etc/resolv.conf), and /proc, /sys and /dev hold no data.
+PLUMBING_MOUNTS = ("/proc", "/sys", "/dev", "/run", "/var/run", "/etc")
+
+# Network interfaces are charted when they carry this machine's traffic in or out: Ethernet,
+# Wi-Fi, bonds, VLANs, VPN tunnels. Left out: the loopback, and plumbing that only moves traffic
+# between parts of the machine, which would chart the same bytes again or nothing at all:
+# traffic-shaping mirrors (ifb), container and VM links and bridges (veth pairs, Docker's
+# docker0 and br-<network id>, Podman's, libvirt's virbr/vnet, LXC/LXD bridges, Kubernetes'
+# CNI devices), and the fallback devices the kernel creates, idle, with each tunnel module.
+VIRTUAL_INTERFACE = re.compile(
+    r"lo|ifb\d+|veth.*|docker\d+|br-[0-9a-f]{12}|podman\d+|cni.*|virbr\d+(-nic)?|vnet\d+"
+    r"|lxcbr\d+|lxdbr\d+|flannel\..*|cali[0-9a-f]+|cilium_.*|kube-.*|vxlan\.calico|weave"
+    r"|dummy\d+|nlmon\d+|tunl0|sit0|ip6tnl0|gre0|gretap0|erspan0|ip_vti0|ip6_vti0|ip6gre0"
+)
+
+
+def real_interface(name: str) -> bool:
+    return not VIRTUAL_INTERFACE.fullmatch(name)
+
+
+def real_mounts(mounts: Iterable[tuple[str, str, str]]) -> list[str]:
+    """The mount points charted, from (device, filesystem type, mount point) triples as listed
+    by /proc/mounts or df: real filesystems, no plumbing, and each device once, at its shortest
+    mount point (a bind mount or a second btrfs subvolume repeats the same figures)."""
+    chosen: dict[str, str] = {}
+    for device, kind, mount in mounts:
+        if kind not in REAL_FILESYSTEMS and not (kind == "overlay" and mount == "/"):
+            continue
+        if any(mount == top or mount.startswith(top + "/") for top in PLUMBING_MOUNTS):
+            continue
+        if device not in chosen or len(mount) < len(chosen[device]):
+            chosen[device] = mount
+    return sorted(chosen.values())
 
 
 @dataclass(slots=True)
@@ -81,7 +119,7 @@ def parse_net_dev(text: str, snap: Snapshot) -> None:
         name, _, rest = line.partition(":")
         name = name.strip()
         fields = rest.split()
-        if name and name != "lo" and len(fields) >= 9:
+        if name and real_interface(name) and len(fields) >= 9:
             snap.net[name] = (int(fields[0]), int(fields[8]))
 
 
@@ -94,12 +132,19 @@ def parse_diskstats(text: str, snap: Snapshot) -> None:
 
 def parse_df(text: str, snap: Snapshot) -> None:
     """`df -P -T -k` lines: filesystem, type, blocks, used, available, capacity, mount point."""
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 7 and fields[1] in REAL_FILESYSTEMS:
-            used, available = int(fields[3]), int(fields[4])
-            if used + available > 0:
-                snap.disk_use[" ".join(fields[6:])] = 100.0 * used / (used + available)
+    rows = [line.split() for line in text.splitlines()[1:]]
+    usage: dict[str, float] = {}
+    listed: list[tuple[str, str, str]] = []
+    for fields in rows:
+        if len(fields) < 7:
+            continue
+        mount = " ".join(fields[6:])
+        used, available = int(fields[3]), int(fields[4])
+        if used + available > 0:
+            usage[mount] = 100.0 * used / (used + available)
+            listed.append((fields[0], fields[1], mount))
+    for mount in real_mounts(listed):
+        snap.disk_use[mount] = usage[mount]
 
 
 PARSERS = {
