@@ -283,12 +283,14 @@ def _check(args: argparse.Namespace) -> int:
     errors = sum(f.level == "error" for f in findings)
     warnings = sum(f.level == "warning" for f in findings)
     names = ", ".join(s.name for s in config.sources)
+    sources = f"{len(config.sources)} sources ({names})" if config.sources else "no sources"
+    metrics = f", {len(config.metrics)} metrics" if config.metrics else ""
     hosts = f", {len(config.hosts)} hosts" if config.hosts else ""
     users = f", {len(config.users)} users" if config.users else ""
     verdict = "OK" if not errors else _count(errors, "error")
     if warnings:
         verdict += f" with {_count(warnings, 'warning')}"
-    print(f"{config.origin}: {verdict}, {len(config.sources)} sources ({names}){hosts}{users}")
+    print(f"{config.origin}: {verdict}, {sources}{metrics}{hosts}{users}")
     for note in notes:
         print(f"  {note}")
     for finding in findings:

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from perview.accounts import ROLES, Role, parse_hash
 from perview.errors import ExitCode, PerviewError
+from perview.metrics.selector import parse as parse_selector
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9999
@@ -75,7 +77,7 @@ class MetricConfig:
     command: tuple[str, ...] = ()  # prints a number, or `key value` lines
     scrape: str | None = None  # or: a Prometheus exporter's URL ...
     selector: str | None = None  # ... and which sample of it, e.g. node_load1
-    host: str | None = None  # where the command runs; None: this machine
+    host: str | None = None  # where the command runs or the URL is fetched; None: here
     every: float = 10.0
     unit: str = ""
     warn: float | None = None
@@ -261,13 +263,21 @@ class _Checker:
             for name, value in self.table(top.get("hosts", {}), ("hosts",), None).items()
         }
         raw_sources = self.table(top.get("sources", {}), ("sources",), None)
-        if not raw_sources and not top.get("metrics"):
-            self.problem(("sources",), "no sources: add at least one [sources.NAME] table")
         sources = tuple(self.source(name, value, hosts) for name, value in raw_sources.items())
         metrics = tuple(
             self.metric(name, value, hosts)
             for name, value in self.table(top.get("metrics", {}), ("metrics",), None).items()
         )
+        # A metrics-only view is something to serve; a file that asks for nothing is a mistake
+        # (system_metrics counts when written out: it is on by default in every config).
+        raw_server = top.get("server", {})
+        asked_system = isinstance(raw_server, dict) and raw_server.get("system_metrics") is True
+        if not (sources or metrics or asked_system or any(h.metrics for h in hosts.values())):
+            self.problem(
+                ("sources",),
+                "nothing to serve: add a [sources.NAME] or [metrics.NAME] table, "
+                "or metrics = true to a host",
+            )
         users = {
             name: self.user(name, value)
             for name, value in self.table(top.get("users", {}), ("users",), None).items()
@@ -354,11 +364,20 @@ class _Checker:
         host = self.get(table, path, "host", str, None)
         if host is not None and host != LOCAL and host not in hosts:
             self.problem((*path, "host"), f"host {host!r} is not defined in [hosts]")
+        scrape = self.get(table, path, "scrape", str, None)
+        if scrape is not None and not _is_http_url(scrape):
+            self.problem((*path, "scrape"), f"must be an http:// or https:// URL, not {scrape!r}")
+        selector = self.get(table, path, "selector", str, None)
+        if selector is not None:
+            try:
+                parse_selector(selector)  # what the collector will do with it
+            except ValueError as exc:
+                self.problem((*path, "selector"), str(exc))
         return MetricConfig(
             name=name,
             command=command,
-            scrape=self.get(table, path, "scrape", str, None),
-            selector=self.get(table, path, "selector", str, None),
+            scrape=scrape,
+            selector=selector,
             host=None if host == LOCAL else host,
             every=self.duration(table, path, "every", 10.0),
             unit=self.get(table, path, "unit", str, ""),
@@ -554,6 +573,14 @@ _SOURCE_KEYS = frozenset(
         "group",
     }
 )
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _is_glob(path: str) -> bool:

@@ -279,7 +279,7 @@ def _announce(
     elif ":" in host:
         shown = f"[{host}]"
     base = f"{scheme}://{shown}:{port}{config.server.root_path}/"
-    names = ", ".join(s.name for s in config.sources)
+    names = ", ".join(s.name for s in config.sources) or "metrics only"
     # In the fragment, which no server, proxy log or Referer sees; the page trades it for a session.
     url = base + (f"#token={quote(token, safe='')}" if token else "")
     announce(f"Perview {__version__}: serving {names}")

@@ -126,9 +126,10 @@ def test_every_error_is_reported_at_once_in_line_order() -> None:
     ]
 
 
-def test_a_config_without_sources_is_an_error() -> None:
+def test_a_config_that_serves_nothing_is_an_error() -> None:
     assert errors("[server]\nport = 1\n") == [
-        "p.toml:1: sources: no sources: add at least one [sources.NAME] table"
+        "p.toml:1: sources: nothing to serve: add a [sources.NAME] or [metrics.NAME] table, "
+        "or metrics = true to a host"
     ]
 
 
@@ -205,3 +206,61 @@ def test_rerun_is_on_unless_a_source_turns_it_off() -> None:
     assert errors('[sources.a]\ncommand = "x"\nrerun = "no"\n') == [
         "p.toml:3: sources.a.rerun: must be true or false, not a string"
     ]
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[hosts.web1]\nssh = "web1"\nmetrics = true\n',
+        '[metrics.q]\ncommand = "echo 1"\n',
+        "[server]\nsystem_metrics = true\n",
+    ],
+)
+def test_a_config_of_metrics_alone_is_served(text: str) -> None:
+    config = parse(text)
+    assert config.sources == ()
+
+
+def test_a_scrape_takes_every_setting_it_accepts() -> None:
+    [metric] = parse(
+        '[hosts.web1]\nssh = "web1"\n\n[metrics.free]\nscrape = "http://localhost:9100/metrics"\n'
+        'selector = \'fs_avail{mountpoint="/"}\'\nhost = "web1"\nunit = "B"\n'
+        'warn = 5\ncrit = 9\nevery = "30s"\n'
+    ).metrics
+    assert (metric.host, metric.unit, metric.warn, metric.crit, metric.every) == (
+        "web1",
+        "B",
+        5.0,
+        9.0,
+        30.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("selector", "reason"),
+    [
+        ("node load", "not a selector: expected a metric name"),
+        ('fs{mountpoint="/"', "not a selector: expected a metric name"),
+        ("fs{mountpoint=/}", "not a selector (Invalid labels: mountpoint=/)"),
+        ('fs{mountpoint!="/"}', "(only = matchers)"),
+        ("node_load1 5", "not a selector"),
+        ('{mountpoint="/"}', "not a selector"),
+    ],
+)
+def test_a_malformed_selector_is_refused_at_its_line(selector: str, reason: str) -> None:
+    [error] = errors(
+        f'[metrics.m]\nscrape = "http://localhost:9100/metrics"\nselector = {selector!r}\n'
+    )
+    assert error.startswith("p.toml:3: metrics.m.selector: ")
+    assert reason in error
+
+
+def test_a_scrape_url_must_be_http() -> None:
+    [error] = errors('[metrics.m]\nscrape = "localhost:9100/metrics"\nselector = "up"\n')
+    assert error == (
+        "p.toml:2: metrics.m.scrape: must be an http:// or https:// URL, "
+        "not 'localhost:9100/metrics'"
+    )

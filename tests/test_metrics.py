@@ -4,12 +4,17 @@ Prometheus in both directions, history across a restart, and an SSH host with no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import shutil
 import socket
+import subprocess
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -17,8 +22,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from perview.metrics import procfs
-from perview.metrics.collect import parse_output, parse_selector, read_local, real_mounts, select
+from perview.config import MetricConfig
+from perview.metrics import procfs, selector
+from perview.metrics.collect import parse_output, read_local, real_mounts
+from perview.metrics.hub import MetricsHub
+from perview.metrics.prometheus import exposition
 from tests.conftest import TOKEN, Server, start_server, stop_server
 from tests.sshd import Sshd
 
@@ -206,10 +214,69 @@ def test_selectors_pick_one_sample() -> None:
         'fs_free{mountpoint="/srv"} 20\n'
         "# TYPE load gauge\nload 0.5\n"
     )
-    assert select(text, *parse_selector('fs_free{mountpoint="/srv"}')) == 20.0
-    assert select(text, *parse_selector("load")) == 0.5
+    assert selector.parse('fs_free{mountpoint="/srv"}').select(text) == 20.0
+    assert selector.parse("load").select(text) == 0.5
     with pytest.raises(ValueError, match="no sample matches"):
-        select(text, *parse_selector('fs_free{mountpoint="/nope"}'))
+        selector.parse('fs_free{mountpoint="/nope"}').select(text)
+
+
+# -- settings and the exposition --------------------------------------------------------------
+
+
+def test_every_series_of_a_configured_metric_has_its_unit_and_thresholds() -> None:
+    hub = MetricsHub(
+        [
+            MetricConfig("queue", ("q",), unit="jobs", warn=3, crit=10),
+            MetricConfig("free", scrape="http://x/", selector="f", host="web1", warn=1),
+        ]
+    )
+    hub.publish("local", {"queue.mail": 5.0, "queue.sms": 11.0, "cpu": 1.0}, {"cpu": "%"})
+    hub.publish("web1", {"free": 2.0})
+    found = {key: s.describe() for key, s in hub.series.items()}
+    assert (found["local/queue.mail"]["unit"], found["local/queue.mail"]["level"]) == (
+        "jobs",
+        "warn",
+    )
+    assert found["local/queue.sms"]["level"] == "crit"
+    assert (found["local/cpu"]["unit"], found["local/cpu"]["warn"]) == ("%", None)
+    assert (found["web1/free"]["warn"], found["web1/free"]["level"]) == (1.0, "warn")
+
+
+def sampled_hub() -> MetricsHub:
+    hub = MetricsHub([MetricConfig("queue", ("q",), unit="jobs")])
+    values = {"mem.used": 40.0, "mem.used_bytes": 4e9, "disk.used:/": 25.0, "cpu": 3.0}
+    hub.publish("local", values, {name: procfs.unit_of(name) for name in values})
+    hub.publish("local", {"queue": 4.0})
+    hub.fail("local", ["queue"], "exited with status 1")
+    return hub
+
+
+def test_the_exposition_names_units_once_without_empty_labels_or_timestamps() -> None:
+    text = exposition({}, sampled_hub()).decode()
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert 'perview_mem_used_bytes{host="local"} 4e+09' in samples
+    assert 'perview_mem_used_percent{host="local"} 40.0' in samples
+    assert 'perview_disk_used_percent{host="local",key="/"} 25.0' in samples
+    assert 'perview_cpu_percent{host="local"} 3.0' in samples
+    assert not [line for line in samples if 'key=""' in line]
+    # name{labels} value: no third field, a timestamp
+    assert all(len(re.sub(r"\{.*\}", "", line).split()) == 2 for line in samples), samples
+    # A failing series' last value is not passed off as current; its failure is exported.
+    assert not [line for line in samples if line.startswith("perview_queue")]
+    assert 'perview_series_failing{host="local",series="queue"} 1.0' in samples
+
+
+def test_promtool_finds_nothing_to_fix_in_the_exposition(tmp_path: Path) -> None:
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is missing: run scripts/install-test-deps (package prometheus)")
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=exposition({}, sampled_hub()),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
 
 # -- a live server ------------------------------------------------------------------------------
@@ -266,14 +333,25 @@ def test_metrics_need_the_token_too(serve: Serve, tmp_path: Path) -> None:
     assert refused.value.code == 401
 
 
-def test_scraping_a_real_exporter(serve: Serve, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def exporter(jobs: float) -> Iterator[int]:
+    """A real Prometheus exporter on a loopback port (yielded) with `jobs_waiting{queue="mail"}`."""
     registry = CollectorRegistry()
-    Gauge("jobs_waiting", "Jobs waiting", ["queue"], registry=registry).labels("mail").set(7)
+    Gauge("jobs_waiting", "Jobs waiting", ["queue"], registry=registry).labels("mail").set(jobs)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    exporter, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+        port: int = probe.getsockname()[1]
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_scraping_a_real_exporter(serve: Serve, tmp_path: Path) -> None:
+    with exporter(7) as port:
         text = (
             f'[metrics.mail_queue]\nscrape = "http://127.0.0.1:{port}/metrics"\n'
             'selector = \'jobs_waiting{queue="mail"}\'\nevery = "0.5s"\n'
@@ -281,10 +359,39 @@ def test_scraping_a_real_exporter(serve: Serve, tmp_path: Path) -> None:
         server = serve("serve", "-c", config(tmp_path, text))
         found = wait_for_series(server, lambda s: s.get("local/mail_queue", {}).get("value") == 7.0)
         assert found["local/mail_queue"]["state"] == "ok"
-    finally:
-        exporter.shutdown()
-        exporter.server_close()
-        thread.join(5)
+
+
+def test_a_scraped_series_has_its_unit_and_thresholds(serve: Serve, tmp_path: Path) -> None:
+    with exporter(7) as port:
+        text = (
+            f'[metrics.mail_queue]\nscrape = "http://127.0.0.1:{port}/metrics"\n'
+            'selector = \'jobs_waiting{queue="mail"}\'\nevery = "0.5s"\nunit = "jobs"\n'
+            "warn = 5\ncrit = 7\n"
+        )
+        server = serve("serve", "-c", config(tmp_path, text))
+        found = wait_for_series(server, lambda s: s.get("local/mail_queue", {}).get("value") == 7.0)
+    queue = found["local/mail_queue"]
+    assert (queue["unit"], queue["warn"], queue["crit"], queue["level"]) == ("jobs", 5, 7, "crit")
+
+
+def test_a_scrape_on_a_host_is_fetched_there_and_charted_under_it(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    # No [sources] at all: a view of metrics alone is served. The exporter listens on the
+    # loopback, which the far side (this machine, through sshd) reaches as its own localhost.
+    with exporter(3) as port:
+        path = tmp_path / "perview.toml"
+        path.write_text(
+            f'[server]\nsystem_metrics = false\ndata_dir = "{tmp_path / "state"}"\n\n'
+            + sshd.hosts_toml("far")
+            + f'[metrics.mail_queue]\nscrape = "http://localhost:{port}/metrics"\n'
+            'selector = \'jobs_waiting{queue="mail"}\'\nhost = "far"\nevery = "0.5s"\nwarn = 2\n'
+        )
+        server = serve("serve", "-c", str(path))
+        found = wait_for_series(server, lambda s: s.get("far/mail_queue", {}).get("value") == 3.0)
+    assert "local/mail_queue" not in found
+    assert (found["far/mail_queue"]["state"], found["far/mail_queue"]["level"]) == ("ok", "warn")
+    assert get_json(server, "/api/sources") == []
 
 
 def test_history_survives_a_restart(tmp_path: Path) -> None:
@@ -331,3 +438,58 @@ def test_an_ssh_host_is_charted_with_nothing_installed(
     assert 0 <= found["far/cpu"]["value"] <= 100  # type: ignore[operator]
     assert any(key.startswith("far/disk.used:") for key in found)
     assert any(key.startswith("far/net.rx:") for key in found)
+
+
+def test_a_real_prometheus_scrapes_perview_with_the_token(serve: Serve, tmp_path: Path) -> None:
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.fail("prometheus is missing: run scripts/install-test-deps (package prometheus)")
+    server = serve("serve", "-c", config(tmp_path, ""))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: perview\n"
+        f"    authorization: {{credentials: {TOKEN}}}\n"
+        f'    static_configs: [{{targets: ["127.0.0.1:{server.port}"]}}]\n'
+    )
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def query(expression: str) -> list[dict[str, object]]:
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": expression}
+        )
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                result: list[dict[str, object]] = json.load(response)["data"]["result"]
+                return result
+        except OSError:
+            return []  # not listening yet
+
+    try:
+        for _ in range(300):
+            up, cpu = query('up{job="perview"}'), query('perview_cpu_percent{host="local"}')
+            if up and up[0]["value"][1] == "1" and cpu:  # type: ignore[index]
+                break
+            time.sleep(0.1)
+        else:
+            log.flush()
+            raise AssertionError((tmp_path / "prometheus.log").read_text()[-3000:])
+        assert 0 <= float(cpu[0]["value"][1]) <= 100  # type: ignore[index]
+        assert query("scrape_samples_scraped")[0]["value"][1] != "0"  # type: ignore[index]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

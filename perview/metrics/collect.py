@@ -4,7 +4,8 @@
 - `remote_system`: an SSH host, over one long-lived session that prints /proc and `df` every
   interval: nothing is installed there, and there is no connection per sample.
 - `command_metric`: a command run every interval; its output is a number, or `key value` lines.
-- `scrape_metric`: a Prometheus exporter's URL, with a selector.
+- `scrape_metric`: a Prometheus exporter's URL, with a selector (on an SSH host: a command,
+  `remote_scrape`, run by `command_metric`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import logging
 import math
 import os
 import re
+import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
+from perview.config import LOCAL
 from perview.hub import Ended, Sink
 from perview.metrics import procfs
 from perview.metrics.hub import MetricsHub
+from perview.metrics.selector import Selector
 from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.ssh import SshSource
 
@@ -95,7 +98,7 @@ async def local_system(hub: MetricsHub, every: float) -> None:
     previous: procfs.Snapshot | None = None
     while True:
         snap = read_local()
-        publish_snapshot(hub, "local", previous, snap)
+        publish_snapshot(hub, LOCAL, previous, snap)
         previous = snap
         await asyncio.sleep(every)
 
@@ -196,13 +199,14 @@ def parse_output(name: str, text: str) -> dict[str, float]:
 
 
 class _Collect(Sink):
-    """Keeps a command's output (up to MAX_OUTPUT) to parse once it has ended."""
+    """Keeps a command's output (up to `limit` bytes) to parse once it has ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.data = bytearray()
+        self.limit = limit
 
     async def write(self, data: bytes, label: str | None = None) -> None:
-        if len(self.data) < MAX_OUTPUT:
+        if len(self.data) < self.limit:
             self.data += data
 
 
@@ -210,15 +214,18 @@ async def command_metric(
     hub: MetricsHub,
     host: str,
     name: str,
-    unit: str,
     every: float,
     source: ProcessSource | SshSource,
+    read: Callable[[str], dict[str, float]] | None = None,
+    max_output: int = MAX_OUTPUT,
 ) -> None:
-    """Run the command every `every` seconds (never two at once); a run that takes longer than
-    the interval is stopped, and the series is marked failing with the reason."""
+    """Run the command every `every` seconds (never two at once) and publish what `read` makes
+    of its output (by default `parse_output`); a run that takes longer than the interval is
+    stopped, and a failure marks the metric's series failing with the reason."""
+    read = read or (lambda text: parse_output(name, text))
     while True:
         began = time.monotonic()
-        out, stop = _Collect(), asyncio.Event()
+        out, stop = _Collect(max_output), asyncio.Event()
         run = asyncio.ensure_future(source.run(out, stop))
         try:
             ended = await asyncio.wait_for(asyncio.shield(run), max(every, 1.0))
@@ -226,54 +233,32 @@ async def command_metric(
             stop.set()
             await run
             ended = Ended(None, f"took longer than {max(every, 1.0):g} s")
-        known = [
-            s.name
-            for s in hub.series.values()
-            if s.host == host and (s.name == name or s.name.startswith(name + "."))
-        ] or [name]
+        text = bytes(out.data).decode(errors="replace")
         if ended.status != 0:
-            hub.fail(
-                host,
-                known,
-                ended.reason
-                or f"exited with status {ended.status}: "
-                f"{bytes(out.data).decode(errors='replace').strip()[:200]}",
-            )
+            reason = ended.reason or f"exited with status {ended.status}: {text.strip()[:200]}"
+            hub.fail_metric(host, name, reason)
         else:
             try:
-                values = parse_output(name, bytes(out.data).decode(errors="replace"))
+                values = read(text)
             except ValueError as exc:
-                hub.fail(host, known, str(exc))
+                hub.fail_metric(host, name, str(exc))
             else:
-                hub.publish(host, values, dict.fromkeys(values, unit))
+                hub.publish(host, values)
         await asyncio.sleep(max(0.0, every - (time.monotonic() - began)))
 
 
-SELECTOR = re.compile(r"^\s*([A-Za-z_:][\w:]*)\s*(?:\{(.*)\})?\s*$")
-MATCHER = re.compile(r'\s*([A-Za-z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+# -- scraping an exporter ----------------------------------------------------------------------
 
-
-def parse_selector(selector: str) -> tuple[str, dict[str, str]]:
-    """`name` or `name{label="value",...}`; raises ValueError."""
-    found = SELECTOR.match(selector)
-    if not found:
-        raise ValueError(f"not a metric selector: {selector!r}")
-    labels = dict(MATCHER.findall(found[2] or ""))
-    return found[1], labels
-
-
-def select(text: str, metric: str, labels: dict[str, str]) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    raise ValueError(f"no sample matches {metric}{labels or ''}")
+# What a scrape may return: node_exporter's page is about 150 KB, kube-state-metrics' a few MB;
+# more than this is not an exporter worth parsing every few seconds.
+MAX_SCRAPE = 16 * 1024 * 1024
 
 
 async def scrape_metric(
-    hub: MetricsHub, name: str, unit: str, every: float, url: str, selector: str
+    hub: MetricsHub, name: str, every: float, url: str, selector: Selector
 ) -> None:
-    metric, labels = parse_selector(selector)
+    """Fetch `url` from this machine every `every` seconds and publish the selected sample as
+    series `local/NAME`; a failure of any kind marks it failing with the reason."""
     timeout = aiohttp.ClientTimeout(total=max(every, 1.0))
     async with aiohttp.ClientSession(timeout=timeout) as session:
         while True:
@@ -281,9 +266,26 @@ async def scrape_metric(
             try:
                 async with session.get(url) as response:
                     response.raise_for_status()
-                    value = select(await response.text(), metric, labels)
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(65536):
+                        body += chunk
+                        if len(body) > MAX_SCRAPE:
+                            raise ValueError(f"answered more than {MAX_SCRAPE >> 20} MiB")
+                    value = selector.select(body.decode(errors="replace"))
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                hub.fail("local", [name], f"scraping {url}: {exc or type(exc).__name__}")
+                hub.fail_metric(LOCAL, name, f"scraping {url}: {exc or type(exc).__name__}")
             else:
-                hub.publish("local", {name: value}, {name: unit})
+                hub.publish(LOCAL, {name: value})
             await asyncio.sleep(max(0.0, every - (time.monotonic() - began)))
+
+
+def remote_scrape(url: str, every: float) -> str:
+    """The far side's command that fetches `url` there (so `localhost` is that host's): curl,
+    or wget where curl is missing; either fails with its own message on an HTTP error."""
+    seconds = f"{max(every, 1.0):g}"
+    quoted = shlex.quote(url)
+    return (
+        "if command -v curl >/dev/null 2>&1; "
+        f"then exec curl -fsS --max-time {seconds} -- {quoted}; "
+        f"else exec wget -q -O - -T {seconds} -- {quoted}; fi"
+    )

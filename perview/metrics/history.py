@@ -98,6 +98,20 @@ class History:
             self._db.execute("DELETE FROM samples WHERE t < ?", (now - RAW_FOR,))
             self._db.execute("DELETE FROM rollup WHERE t < ?", (now - self.retention,))
 
+    async def oldest(self) -> dict[str, float]:
+        """Each series' oldest sample held: what the page's charts can show at most."""
+        return await self._run(self._oldest)
+
+    def _oldest(self) -> dict[str, float]:
+        assert self._db is not None
+        # Raw samples are exact; the rollup (kept longer) is rounded down to its minute, so it
+        # only counts where it reaches further back than that rounding.
+        found = dict(self._db.execute("SELECT series, min(t) FROM samples GROUP BY series"))
+        for series, t in self._db.execute("SELECT series, min(t) FROM rollup GROUP BY series"):
+            if series not in found or t < found[series] - ROLLUP:
+                found[series] = t
+        return {str(k): float(v) for k, v in found.items()}
+
     async def query(self, series: str, since: float, step: float) -> list[tuple[float, float]]:
         """Averages over `step`-second buckets from `since` on (raw samples within the last day
         and for fine steps; the one-minute rollup otherwise)."""

@@ -16,10 +16,13 @@ UNIT_SUFFIX = {"%": "percent", "B": "bytes", "B/s": "bytes_per_second", "s": "se
 
 
 def metric_name(series_name: str, unit: str) -> str:
-    """`net.rx` with unit B/s becomes `perview_net_rx_bytes_per_second`."""
+    """`net.rx` with unit B/s becomes `perview_net_rx_bytes_per_second`; a name that already
+    ends in its unit keeps it once (`mem.used_bytes` is `perview_mem_used_bytes`)."""
     base = re.sub(r"[^a-zA-Z0-9_]", "_", series_name)
     suffix = UNIT_SUFFIX.get(unit, re.sub(r"[^a-zA-Z0-9_]", "_", unit))
-    return f"perview_{base}" + (f"_{suffix}" if suffix else "")
+    if suffix and not base.endswith(f"_{suffix}"):
+        base += f"_{suffix}"
+    return f"perview_{base}"
 
 
 class _Collector:
@@ -48,27 +51,35 @@ class _Collector:
             gaps.add_metric([hub.name], hub.gaps)
             runs.add_metric([hub.name], hub.runs)
         yield from (viewers, lines, size, gaps, runs)
-        families: dict[str, GaugeMetricFamily] = {}
         failing = GaugeMetricFamily(
             "perview_series_failing",
             "1 when a series' collector is failing",
             labels=["host", "series"],
         )
+        # One family per name; a `key` label only where the name has keys (`disk.used:/`), and
+        # no timestamps: a value is exported only while its series is not failing, so it is as
+        # current as the scrape, and Prometheus marks a series stale when it goes (it cannot
+        # for samples that carry a time of their own).
+        grouped: dict[str, list[tuple[str, str, float]]] = {}
+        about: dict[str, str] = {}
         for series in self.metrics.series.values():
             failing.add_metric([series.host, series.name], series.state == "failing")
-            if series.value is None:
+            if series.value is None or series.state == "failing":
                 continue
             base, _, key = series.name.partition(":")
             name = metric_name(base, series.unit)
-            family = families.get(name)
-            if family is None:
-                family = families[name] = GaugeMetricFamily(
-                    name,
-                    f"Sampled series {base} ({series.unit or 'no unit'})",
-                    labels=["host", "key"],
-                )
-            family.add_metric([series.host, key], series.value, timestamp=series.at)
-        yield from families.values()
+            grouped.setdefault(name, []).append((series.host, key, series.value))
+            about.setdefault(name, f"Sampled series {base} ({series.unit or 'no unit'})")
+        families: list[GaugeMetricFamily] = []
+        for name, samples in grouped.items():
+            keyed = any(key for _, key, _ in samples)
+            family = GaugeMetricFamily(
+                name, about[name], labels=["host", "key"] if keyed else ["host"]
+            )
+            for host, key, value in samples:
+                family.add_metric([host, key] if keyed else [host], value)
+            families.append(family)
+        yield from families
         yield failing
 
 

@@ -8,10 +8,11 @@ import shlex
 from collections.abc import Coroutine
 from typing import Any
 
-from perview.config import Config, MetricConfig, data_dir
+from perview.config import LOCAL, Config, MetricConfig, data_dir
 from perview.metrics import collect
 from perview.metrics.history import History
 from perview.metrics.hub import MetricsHub
+from perview.metrics.selector import parse as parse_selector
 from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.ssh import SshSource
 
@@ -28,7 +29,7 @@ class MetricsService:
     def __init__(self, config: Config, guards: GuardPool) -> None:
         self.config = config
         self.guards = guards
-        self.hub = MetricsHub()
+        self.hub = MetricsHub(config.metrics)
         self.history: History | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -55,6 +56,7 @@ class MetricsService:
         try:
             history = History(path, server.retention)
             await history.open()
+            self.hub.held = await history.oldest()
             self.history = history
             jobs.append(("history", self._keep_history(history)))
         except OSError as exc:
@@ -65,22 +67,36 @@ class MetricsService:
             self._tasks.add(task)
 
     def _custom(self, metric: MetricConfig) -> Coroutine[Any, Any, None]:
+        """The collector of a [metrics.NAME] table. Its unit and thresholds are not handed
+        over: the hub has them from the config."""
+        host = metric.host or LOCAL
         if metric.scrape is not None:
-            assert metric.selector is not None
-            return collect.scrape_metric(
-                self.hub, metric.name, metric.unit, metric.every, metric.scrape, metric.selector
+            assert metric.selector is not None  # the config requires one
+            chosen = parse_selector(metric.selector)
+            if metric.host is None:
+                return collect.scrape_metric(
+                    self.hub, metric.name, metric.every, metric.scrape, chosen
+                )
+            remote = collect.remote_scrape(metric.scrape, metric.every)
+            return collect.command_metric(
+                self.hub,
+                host,
+                metric.name,
+                metric.every,
+                self._ssh(metric.host, remote),
+                read=lambda text: {metric.name: chosen.select(text)},
+                max_output=collect.MAX_SCRAPE,
             )
-        self.hub.declare(metric.host or "local", metric.name, metric.unit, metric.warn, metric.crit)
         source: ProcessSource | SshSource
         if metric.host is None:
             source = ProcessSource(metric.command, guards=self.guards)
         else:
-            host = self.config.hosts[metric.host]
-            line = shlex.join(metric.command)
-            source = SshSource(host.ssh, line, ssh_args=host.ssh_args, guards=self.guards)
-        return collect.command_metric(
-            self.hub, metric.host or "local", metric.name, metric.unit, metric.every, source
-        )
+            source = self._ssh(metric.host, shlex.join(metric.command))
+        return collect.command_metric(self.hub, host, metric.name, metric.every, source)
+
+    def _ssh(self, name: str, line: str) -> SshSource:
+        host = self.config.hosts[name]
+        return SshSource(host.ssh, line, ssh_args=host.ssh_args, guards=self.guards)
 
     async def _keep_history(self, history: History) -> None:
         since_expiry = 0.0
