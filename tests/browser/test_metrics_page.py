@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from perview.metrics.history import History
 from tests.browser.test_page import open_page, sources_api
 from tests.conftest import Server
 
@@ -151,3 +155,77 @@ def test_a_chart_of_10000_points_draws_two_points_per_column_within_a_frame(
     assert result["held"] == 10000
     assert 0 < result["pairs"] <= 2 * (result["width"] + 2)
     assert result["ms"] < 16, result
+
+
+def test_the_view_opens_on_the_smallest_range_that_holds_the_data(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    server = metrics_server(serve, tmp_path)
+    open_page(page, server)
+    page.get_by_test_id("view-metrics").click()
+    expect(page.locator(CPU)).to_be_visible()
+    expect(page.get_by_test_id("range")).to_have_value("5m")  # just started: minutes of data
+    assert "metrics=5m" in page.url
+
+
+def test_three_hours_of_history_open_on_24_hours(serve: Serve, page: Page, tmp_path: Path) -> None:
+    history = History(tmp_path / "data" / "metrics.sqlite", retention=7 * 86400.0)
+
+    async def write() -> None:
+        await history.open()
+        now = time.time()
+        await history.write([("local/cpu", now - 3 * 3600 + i * 60, 10.0) for i in range(170)])
+        await history.close()
+
+    with ThreadPoolExecutor(1) as thread:  # sync Playwright holds this thread's event loop
+        thread.submit(asyncio.run, write()).result(timeout=30)
+    server = metrics_server(serve, tmp_path)
+    open_page(page, server)
+    page.get_by_test_id("view-metrics").click()
+    expect(page.get_by_test_id("range")).to_have_value("24h")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{CPU} canvas')?.dataset.points) > 50"
+    )
+
+
+def test_hovering_anywhere_on_a_chart_reads_out_the_nearest_value(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    server = metrics_server(serve, tmp_path)
+    open_page(page, server, "metrics=1h")  # an hour's range holding seconds of data
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{CPU} canvas')?.dataset.points) > 0"
+    )
+    canvas = page.locator(f"{CPU} canvas")
+    readout = page.locator(f'{CPU} [data-testid="readout"]')
+    box = canvas.bounding_box()
+    assert box is not None
+    value = re.compile(r"^\d\d:\d\d:\d\d\s+\d+(\.\d+)?%$")
+    # The middle of the chart (before the first sample), its right edge, and over the axis.
+    for x in (box["width"] / 2, box["width"] - 1, 3):
+        canvas.hover(position={"x": x, "y": box["height"] / 2})
+        expect(readout).to_be_visible()
+        expect(readout).to_have_text(value)
+    page.mouse.move(0, 0)
+    expect(readout).to_be_hidden()
+
+
+def test_a_config_of_metrics_alone_opens_on_them_live(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[server]\nsystem_metrics = true\nmetrics_every = "1s"\ndata_dir = "{tmp_path}"\n'
+    )
+    server = serve("serve", "-c", str(path))
+    open_page(page, server)  # "live": no source to stream, so the view polls, and says so
+    expect(page.get_by_test_id("metrics-view")).to_be_visible()
+    expect(page.get_by_test_id("panes")).to_be_hidden()
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{CPU} canvas')?.dataset.points) > 0"
+    )
+    first = float(canvas_data(page, CPU, "last-at") or 0)
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{CPU} canvas').dataset.lastAt) > {first}"
+    )
+    assert sources_api(server) == {}

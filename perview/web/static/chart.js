@@ -524,23 +524,29 @@ export class Chart {
     return formatTime(t, this.step < 60 ? 1 : 60);
   }
 
-  /** The cursor: a vertical line at the nearest point, its dots, and the read-out. */
+  /** The cursor: a vertical line at the point nearest to it in time, that point's dots, and
+   *  the read-out. It snaps to the data wherever the cursor is on the chart (over the axis, or
+   *  where the range reaches back before the first sample), so it never reads out nothing
+   *  while there is something to read. */
   drawHover(ctx, colors, { left, right, top, bottom, t0, x, y }) {
-    if (this.hoverX === null || this.hoverX < left || this.hoverX > right) {
+    if (this.hoverX === null) {
       this.readout.hidden = true;
       return;
     }
-    const t = t0 + ((this.hoverX - left) / (right - left)) * this.range;
+    const hx = Math.min(Math.max(this.hoverX, left), right);
+    const t = t0 + ((hx - left) / (right - left)) * this.range;
     const found = this.data.map((data) => {
-      if (!data.length) return null;
-      const i = Math.min(Math.max(data.lowerBound(t), data.head), data.end - 1);
-      const j = i > data.head && t - data.t[i - 1] < data.t[i] - t ? i - 1 : i;
+      const first = data.lowerBound(t0);
+      if (first >= data.end) return null;
+      const i = Math.min(data.lowerBound(t), data.end - 1);
+      const j = i > first && t - data.t[i - 1] < data.t[i] - t ? i - 1 : i;
       return [data.t[j], data.v[j]];
     });
-    const nearest = found.find(Boolean);
-    if (!nearest || Math.abs(x(nearest[0]) - this.hoverX) > 40) {
-      this.readout.textContent = `${this.when(t)}  no data`;
+    const held = found.filter(Boolean);
+    if (!held.length) {
+      this.readout.textContent = "no data yet";
     } else {
+      const nearest = held.reduce((a, b) => (Math.abs(b[0] - t) < Math.abs(a[0] - t) ? b : a));
       const px = Math.round(x(nearest[0])) + 0.5;
       ctx.strokeStyle = colors.muted;
       ctx.lineWidth = 1;
@@ -560,7 +566,7 @@ export class Chart {
     }
     this.readout.hidden = false;
     const width = this.readout.offsetWidth;
-    const at = this.hoverX + 12 + width > right ? this.hoverX - 12 - width : this.hoverX + 12;
+    const at = hx + 12 + width > right ? hx - 12 - width : hx + 12;
     this.readout.style.left = `${Math.max(0, at)}px`;
   }
 }

@@ -11,6 +11,9 @@ const RANGES = { "5m": 300, "1h": 3600, "24h": 86400, "7d": 7 * 86400 };
 const RANGE_LABELS = { "5m": "5 minutes", "1h": "1 hour", "24h": "24 hours", "7d": "7 days" };
 const POINTS = 600; // points asked for over a range: about one per pixel column of a wide chart
 const POLL_MS = 5000; // series states (a failing command says so without a sample), new series
+// Without an event stream (a config of metrics alone has no source to stream), polls bring the
+// samples: as often as the system's default sampling interval.
+const SAMPLE_POLL_MS = 2000;
 const SPARK_SPAN = 600; // seconds of CPU in a sidebar sparkline
 const SPARK_STEP = 2;
 const RESYNC_AFTER_MS = 10000; // a stream silent this long missed samples: fetch history again
@@ -192,9 +195,11 @@ export class Metrics {
     this.sections = new Map(); // host -> its section of the view
     this.hosts = new Map(); // host -> HostItem
     this.targets = new Map(); // series id -> [[chart, line, card], ...] its samples go to
-    this.range = "1h";
+    this.range = "5m";
+    this.rangeChosen = false; // by a link or by the user; until then it follows the data held
     this.visible = false;
     this.lastSample = 0;
+    this.polledAt = 0;
     this.refreshing = null;
     this.root = $("metrics");
     this.rangeSelect = el("select", { dataset: { testid: "range" }, title: "time range" });
@@ -209,8 +214,22 @@ export class Metrics {
     $("view-metrics").addEventListener("click", () => this.show());
     $("view-logs").addEventListener("click", () => this.hide());
     await this.refresh();
+    this.rangeChosen = range in RANGES;
     if (range !== null || !this.app.panes.length) this.show(range);
-    setInterval(() => this.poll(), POLL_MS);
+    setInterval(() => this.poll(), SAMPLE_POLL_MS);
+  }
+
+  /** The smallest range that shows all the data held: 5 minutes just after a first start, 7
+   *  days once history reaches back that far. */
+  fittingRange() {
+    let oldest = Infinity;
+    let newest = -Infinity;
+    for (const info of this.series.values()) {
+      if (info.oldest !== null && info.oldest !== undefined) oldest = Math.min(oldest, info.oldest);
+      if (info.at !== null) newest = Math.max(newest, info.at);
+    }
+    const held = newest - oldest; // both the server's times: no clock of this browser's involved
+    return Object.keys(RANGES).find((range) => RANGES[range] >= held) || "7d";
   }
 
   // -- the series ------------------------------------------------------------------------------
@@ -219,11 +238,13 @@ export class Metrics {
     let list;
     try {
       const response = await api("api/metrics", { cache: "no-store" });
-      if (!response.ok) return;
+      if (!response.ok) throw new Error(response.statusText);
       list = await response.json();
     } catch {
+      if (!this.streaming()) this.app.setConnection("reconnecting"); // else the stream says
       return;
     }
+    if (!this.streaming()) this.app.setConnection("live");
     const polling = !this.streaming();
     const fresh = [];
     const known = this.series.size;
@@ -233,6 +254,15 @@ export class Metrics {
       this.series.set(info.id, info);
     }
     if (fresh.length) this.onSamples(fresh);
+    if (this.series.size !== known && !this.rangeChosen) {
+      // New series may hold older history (a rate such as CPU appears a sample after the
+      // others): the range grows to show it, and never shrinks under the reader's eyes.
+      const fitting = this.fittingRange();
+      if (RANGES[fitting] > RANGES[this.range]) {
+        this.useRange(fitting);
+        if (this.visible) this.app.saveUrl();
+      }
+    }
     if (this.series.size !== known) this.sync();
     for (const card of this.cards.values()) card.update();
     for (const item of this.hosts.values()) item.update();
@@ -250,7 +280,11 @@ export class Metrics {
 
   poll() {
     if (pageCredential().refused) return; // the page says how to sign in again
-    if (this.visible || !this.streaming()) this.refreshSoon();
+    const now = Date.now();
+    if (!this.streaming() || (this.visible && now - this.polledAt >= POLL_MS)) {
+      this.polledAt = now;
+      this.refreshSoon();
+    }
   }
 
   /** The stream (re)opened: after a silence, charts missed samples and are fetched again. */
@@ -341,11 +375,7 @@ export class Metrics {
   /** Show the metrics view (with this range, scrolled to this host); the log panes are only
    *  hidden, so they keep their lines, filters and scroll position. */
   show(range = null, host = null) {
-    if (range in RANGES && range !== this.range) {
-      this.range = range;
-      this.rangeSelect.value = range;
-      for (const card of this.cards.values()) card.load();
-    }
+    this.useRange(range in RANGES ? range : this.rangeChosen ? this.range : this.fittingRange());
     this.visible = true;
     $("panes").hidden = true;
     this.root.hidden = false;
@@ -368,8 +398,15 @@ export class Metrics {
 
   setRange(range) {
     if (!(range in RANGES)) return;
-    this.range = range;
-    for (const card of this.cards.values()) card.load();
+    this.rangeChosen = true;
+    this.useRange(range);
     this.app.saveUrl();
+  }
+
+  useRange(range) {
+    if (range === this.range) return;
+    this.range = range;
+    this.rangeSelect.value = range;
+    for (const card of this.cards.values()) card.load();
   }
 }
