@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -229,6 +230,29 @@ async def test_grep_refuses_what_only_backtracking_engines_do(client: Client) ->
     response = await client.get("/api/sources/run/text?grep=(a)\\1", headers=AUTH)
     assert response.status == 400
     assert "invalid escape sequence" in await response.text()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "answer"),
+    [
+        ("\\w{1000}" * 4, "grep is too large: 12,004 RE2 instructions (limit: 10,000)"),
+        ("\\pL{1000}", "grep is too large (limit: 10,000 RE2 instructions)"),  # not even built
+    ],
+)
+async def test_a_huge_grep_is_refused_naming_the_limit(
+    client: Client, pattern: str, answer: str
+) -> None:
+    response = await client.get(f"/api/sources/run/text?grep={quote(pattern)}", headers=AUTH)
+    assert response.status == 400
+    assert answer in await response.text()
+
+
+async def test_a_grep_of_the_largest_allowed_size_streams(client: Client) -> None:
+    response = await client.get(
+        f"/api/sources/run/text?grep={quote('.{1000}|hello')}", headers=AUTH
+    )
+    assert response.status == 200
+    assert await response.text() == "hello\n"
 
 
 async def test_browser_gets_the_page_with_hashed_assets_and_a_strict_policy(client: Client) -> None:

@@ -14,7 +14,6 @@ from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 
-import re2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -39,8 +38,8 @@ from perview.web.login import add_login_routes
 from perview.web.proxy import proxy_middleware
 from perview.web.streams import (
     STREAM_HEADERS,
-    Filter,
-    grep_filter,
+    Grep,
+    GrepError,
     parse_cursor,
     relay_events,
     relay_text,
@@ -260,15 +259,7 @@ async def text_stream(request: web.Request) -> web.StreamResponse:
 async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     # Live output by default; all that is held for a source that has ended for good (stdin).
     backlog = _count(request, "backlog", None if hub.finished else 0)
-    keep: Filter | None = None
-    if "grep" in request.query:
-        try:
-            keep = grep_filter(request.query["grep"])
-        except re2.error as exc:
-            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
-            raise web.HTTPBadRequest(
-                text=f"perview: grep is not a valid RE2 regular expression: {reason}\n"
-            ) from None
+    pattern = request.query.get("grep")
     # ?follow=0: what is held, then the end (a download); it does not start the source.
     follow = request.query.get("follow", "1") not in ("0", "false", "no")
     response = web.StreamResponse(headers=STREAM_HEADERS)
@@ -277,13 +268,22 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     with (
         suppress(ConnectionResetError),  # the client left mid-stream: an end, not an error
         request.app[STREAMS].admit(request, response, [hub], heartbeat=False) as wire,
-        hub.watch(backlog=backlog, start=follow) as viewer,
     ):
-        wire.wake = viewer.wake
-        await response.prepare(request)
-        await relay_text(wire, viewer, keep, follow)
-        await response.write_eof()
+        # Compiled once admitted: a client over its limits costs no compiling.
+        grep = _grep(pattern) if pattern is not None else None
+        with hub.watch(backlog=backlog, start=follow) as viewer:
+            wire.wake = viewer.wake
+            await response.prepare(request)
+            await relay_text(wire, viewer, grep, follow)
+            await response.write_eof()
     return response
+
+
+def _grep(pattern: str) -> Grep:
+    try:
+        return Grep(pattern)
+    except GrepError as exc:
+        raise web.HTTPBadRequest(text=f"perview: grep {exc}\n") from None
 
 
 async def event_stream(request: web.Request) -> web.StreamResponse:
