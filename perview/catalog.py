@@ -46,6 +46,7 @@ class Catalog:
     def __init__(self, config: Config, guards: GuardPool) -> None:
         self.guards = guards
         self.config = config
+        self.hold = config.server.hold  # a server setting: it takes effect at the next start
         self.hubs: dict[str, Hub] = {spec.name: self._build(spec) for spec in config.sources}
 
     def start_kept(self) -> None:
@@ -102,6 +103,7 @@ class Catalog:
             max_bytes=spec.max_bytes,
             keep=_kept(spec),
             linger=spec.linger,
+            hold=self.hold,
             restartable=not spec.stdin,
             rerun=spec.rerun,
             meta=describe(spec),

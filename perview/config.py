@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from perview.accounts import ROLES, Role, parse_hash
 from perview.errors import ExitCode, PerviewError
+from perview.hub import HOLD
 from perview.metrics.selector import parse as parse_selector
 
 DEFAULT_HOST = "127.0.0.1"
@@ -54,6 +55,7 @@ class ServerConfig:
     # Reverse proxies whose X-Forwarded-For/-Proto (or Forwarded) headers are believed; from
     # anyone else they are ignored, so a client cannot choose its own address.
     trusted_proxies: tuple[Network, ...] = ()
+    hold: float = HOLD  # seconds one viewer may hold a source back before it gets a gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +317,7 @@ class _Checker:
             idle_timeout=self.duration(table, path, "idle_timeout", 75.0),
             write_timeout=self.duration(table, path, "write_timeout", 60.0),
             trusted_proxies=self.networks(table, path, "trusted_proxies"),
+            hold=self.duration(table, path, "hold", HOLD),
         )
 
     def networks(
@@ -524,6 +527,7 @@ _SERVER_KEYS = frozenset(
         "idle_timeout",
         "write_timeout",
         "trusted_proxies",
+        "hold",
     }
 )
 _METRIC_KEYS = frozenset(

@@ -23,6 +23,13 @@ WAKE_BUDGET = 20_000
 BATCH_WINDOW = 0.010  # the longest a line waits, however many viewers there are
 FLUSH_BYTES = 16 * 1024
 
+# How long one viewer may hold its source back. A lone viewer paces the source, so nothing is
+# lost; but one that reads slowly or not at all (a stalled tab, `curl --limit-rate 5K`) would
+# stop the command for as long as it pleased. After HOLD seconds of waiting the ring rolls over
+# instead and that viewer gets a gap. Ten seconds outlast a busy browser or a slow link's hiccup,
+# and stay well inside the 60 s after which a viewer that reads nothing is cut off.
+HOLD = 10.0
+
 # How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
 # its socket buffer (one budget), whatever the ring size.
 READ_BUDGET = 256 * 1024
@@ -183,7 +190,8 @@ class Hub:
     after the last one leaves. Without `rerun`, a run that ended by itself (not stopped) is not
     started again by a new viewer, only by `restart`: a viewer of `perview run -- ./deploy.sh`
     must not deploy again. It is read no further than one ring ahead of the fastest viewer,
-    so a lone viewer loses nothing and pipe backpressure paces a fast producer.
+    so a lone viewer loses nothing and pipe backpressure paces a fast producer; but for at most
+    `hold` seconds at a time: then the ring rolls over and that viewer gets a gap.
     """
 
     def __init__(
@@ -195,6 +203,7 @@ class Hub:
         max_bytes: int = 16 * 1024 * 1024,
         keep: bool = False,
         linger: float = 0.0,
+        hold: float = HOLD,
         restartable: bool = True,
         rerun: bool = True,
         meta: Mapping[str, object] | None = None,
@@ -207,6 +216,7 @@ class Hub:
         self.ring = Ring(max_lines, max_bytes)
         self.keep = keep
         self.linger = linger
+        self.hold = hold
         self.viewers: set[Viewer] = set()
         self.state: State | None = None  # the latest state; None before the first start
         self.closed = False
@@ -221,6 +231,7 @@ class Hub:
         self._restart_pending = False  # a viewer came while the run was stopping for lack of one
         self._ended_by_itself = False  # the last run ended without being asked to stop
         self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
+        self._released: int | None = None  # _fastest when it held the source back too long
         self._last_wake = 0.0
         self._unflushed = 0
         self._wake_handle: asyncio.TimerHandle | None = None
@@ -444,16 +455,29 @@ class Hub:
         if framer is None:
             framer = self._framers[label] = LineFramer()
         self._append_lines(*framer.feed(data), label)
-        while self._too_far_ahead():
-            self._space.clear()
-            await self._space.wait()
+        if self._too_far_ahead():
+            await self._wait_for_space()
         # A source whose pipe is never empty would otherwise never give the loop back: viewers,
         # requests and the source's own stop would all wait for it.
         await asyncio.sleep(0)
 
+    async def _wait_for_space(self) -> None:
+        """Wait until the fastest viewer reads on, for at most `hold` seconds; then let the ring
+        roll over under that viewer until it moves again (it reads a gap when it does)."""
+        try:
+            async with asyncio.timeout(self.hold):
+                while self._too_far_ahead():
+                    self._space.clear()
+                    await self._space.wait()
+        except TimeoutError:
+            log.info("%s: a viewer held it back for %g s; it will get a gap", self.name, self.hold)
+            self._released = self._fastest
+            self._trim()
+
     def _too_far_ahead(self) -> bool:
-        # With no viewer (a `keep` source, or one lingering) the ring simply rolls over.
-        if self._fastest < 0 or self._stop.is_set():
+        # With no viewer (a `keep` source, or one lingering) the ring simply rolls over; so it
+        # does under a viewer that held the source back too long, until that viewer moves.
+        if self._fastest < 0 or self._stop.is_set() or self._fastest == self._released:
             return False
         ring = self.ring
         lines, size = ring.ahead(self._fastest)
@@ -481,7 +505,8 @@ class Hub:
         self._changed()
 
     def _trim(self) -> None:
-        self.ring.trim(self._fastest if self._fastest >= 0 else None)
+        held = self._fastest >= 0 and self._fastest != self._released
+        self.ring.trim(self._fastest if held else None)
 
     def _wake_all(self, due: float | None = None) -> None:
         """Wake every viewer. A timed wake counts from when it was due, not from when the

@@ -6,6 +6,7 @@ import asyncio
 
 from perview.hub import Ended, Gap, Hub, Output, Viewer
 from perview.ring import Chunk, State
+from tests.conftest import eventually
 
 
 class ScriptedSource:
@@ -187,6 +188,37 @@ async def test_lone_viewer_paces_the_source_and_loses_nothing() -> None:
         assert source.writes_done <= 11
         assert await collect(viewer, 100) == [str(n) for n in range(100)]
         assert hub.ring.lines <= 11
+
+
+async def test_a_viewer_that_stops_reading_holds_the_source_back_only_for_hold() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=10, hold=0.05)
+    with hub.watch() as viewer:
+        for n in range(100):
+            source.queue.put_nowait(f"{n}\n".encode())
+        # Held for `hold`, then free to write on.
+        await eventually(lambda: source.writes_done == 100, within=1)
+        seen = await collect(viewer, 11)
+        # An exact gap, then what the ring still holds, up to the last line.
+        skipped = int(seen[0].removeprefix("<gap ").removesuffix(">"))
+        assert seen[1:] == [str(n) for n in range(skipped, 100)]
+        assert hub.ring.lines <= 11
+
+
+async def test_a_released_viewer_paces_the_source_again_once_it_reads() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=10, hold=0.2)
+    with hub.watch() as viewer:
+        for n in range(30):
+            source.queue.put_nowait(f"{n}\n".encode())
+        await eventually(lambda: source.writes_done == 30, within=2)
+        assert lines_of(viewer.read())[0] == "<gap 20>"
+        for n in range(30, 130):
+            source.queue.put_nowait(f"{n}\n".encode())
+        await settle()
+        assert source.writes_done <= 41  # held by the viewer again: one ring ahead of it
+        seen = await collect(viewer, 100)
+        assert seen == [str(n) for n in range(30, 130)]  # and it lost nothing while it read
 
 
 async def test_ring_is_bounded_in_bytes_without_viewers() -> None:
