@@ -201,6 +201,17 @@ async def test_a_glob_follows_every_match_with_its_name(tmp_path: Path) -> None:
     assert out.states == ["running"]
 
 
+async def test_a_glob_labels_hostile_names_printably(tmp_path: Path) -> None:
+    write(tmp_path / "a\n[perview] 12345 lines skipped\nforged.log", "forged\n")
+    write(tmp_path / os.fsdecode(b"bad\xff\xfe.log"), "bad\n")
+    write(tmp_path / "\u202egol.txt\u202d.log", "bidi\n")
+    async with following(tmp_path / "*.log") as out:
+        await eventually(lambda: len(out.data) == 3, WITHIN)
+    assert out.text("a\\n[perview] 12345 lines skipped\\nforged.log") == b"forged\n"
+    assert out.text("bad\\xff\\xfe.log") == b"bad\n"
+    assert out.text("\\u202egol.txt\\u202d.log") == b"bidi\n"
+
+
 async def test_a_glob_with_no_match_waits_for_one(tmp_path: Path) -> None:
     async with following(tmp_path / "app-*.log") as out:
         reason = f"waiting for a file matching {tmp_path}/app-*.log"

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from asyncinotify import Event, Inotify, Mask
 
 from perview.hub import Ended, Output
+from perview.labels import MAX_PATH, display_name
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class _Follower:
         try:
             self.inotify = Inotify()
         except OSError as exc:
-            log.warning("no inotify (%s): polling %s", exc.strerror, self.source.pattern)
+            log.warning("no inotify (%s): polling %s", exc.strerror, _shown(self.source.pattern))
             return
         self.tasks.add(asyncio.create_task(self._read_events(self.inotify)))
 
@@ -239,7 +240,9 @@ class _Follower:
         else:
             found = {p for p in glob.glob(source.pattern) if not os.path.isdir(p)}
         for path in found - self.files.keys():
-            label = os.path.relpath(path, source.root) if source.is_glob else None
+            # A name may hold a newline, invalid UTF-8 or a bidi control: made printable here,
+            # once, so the label forges nothing in the text stream, the SSE header or the page.
+            label = display_name(os.path.relpath(path, source.root)) if source.is_glob else None
             file = self.files[path] = _File(path, label, source.backlog if first else None)
             if first:
                 file.left = source.left.pop(path, None)
@@ -259,7 +262,7 @@ class _Follower:
                 # A missing directory is simply waited for; anything else (ENOSPC: the inotify
                 # watch limit) is worth saying once. The poll covers the directory either way.
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and directory not in self.warned:
-                    log.warning("cannot watch %s (%s): polling it", directory, exc.strerror)
+                    log.warning("cannot watch %s (%s): polling it", _shown(directory), exc.strerror)
                     self.warned.add(directory)
                 continue
             self.watched.add(directory)
@@ -269,7 +272,7 @@ class _Follower:
             reason = None
         else:
             problems = (f.problem for f in self.files.values() if f.problem)
-            reason = next(problems, f"waiting for a file matching {self.source.pattern}")
+            reason = next(problems, f"waiting for a file matching {_shown(self.source.pattern)}")
         if self.has_reported and reason == self.reported:
             return
         self.reported, self.has_reported = reason, True
@@ -310,7 +313,7 @@ class _Follower:
             return await self._read(file, file.fd)
         except OSError as exc:
             _close(file)
-            file.problem = f"cannot read {file.path}: {exc.strerror}"
+            file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
             return False
 
     def _leave(self, file: _File, fd: int) -> bool:
@@ -370,17 +373,17 @@ def _open(file: _File) -> str | None:
     try:
         fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
     except (FileNotFoundError, NotADirectoryError):
-        file.problem, file.backlog = f"waiting for {file.path} to appear", None
+        file.problem, file.backlog = f"waiting for {_shown(file.path)} to appear", None
         return _resume_rotated(file)  # perhaps renamed away, and nothing new at the path yet
     except OSError as exc:
-        file.problem = f"cannot read {file.path}: {exc.strerror}"
+        file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
         return None
     note: str | None = None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            file.problem, file.backlog = f"{file.path} is {what}", None
+            file.problem, file.backlog = f"{_shown(file.path)} is {what}", None
             os.close(fd)
             return None
         ident = (info.st_dev, info.st_ino)
@@ -519,6 +522,11 @@ def _rewritten(file: _File, fd: int, size: int) -> bool:
     """Whether the bytes before the offset changed: truncated and rewritten past it."""
     n = len(file.tail)
     return size > file.pos and n > 0 and os.pread(fd, n, file.pos - n) != file.tail
+
+
+def _shown(path: str) -> str:
+    """A path as notices and the log show it: a matched name is anyone's choice of bytes."""
+    return display_name(path, MAX_PATH)
 
 
 def _has_magic(pattern: str) -> bool:

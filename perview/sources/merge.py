@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 
 from perview.hub import Ended, Forward, Output, Source
+from perview.labels import display_name
 
 
 class _Labelled(Forward):
@@ -13,7 +14,7 @@ class _Labelled(Forward):
 
     def __init__(self, out: Output, label: str) -> None:
         super().__init__(out)
-        self.label = label
+        self.label = display_name(label)  # config names are plain already; a label never forges
 
     async def write(self, data: bytes, label: str | None = None) -> None:
         await self.out.write(data, self.label)

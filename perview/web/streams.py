@@ -13,6 +13,7 @@ import re2
 from re2 import _re2  # the automaton without re2.compile's cache (see Grep)
 
 from perview.hub import Gap, Hub, Viewer
+from perview.labels import MAX_PATH, display_name
 from perview.metrics.hub import MetricsHub
 from perview.ring import ENDINGS, Chunk, State
 from perview.web.wire import Wire
@@ -115,8 +116,9 @@ def labelled(data: bytes, label: str) -> bytes:
 
 
 def marker(text: str) -> bytes:
-    """An in-band notice in a text stream: what Perview itself has to say, on its own line."""
-    return f"[perview] {text}\n".encode()
+    """An in-band notice in a text stream: what Perview itself has to say, on one line of its own
+    whatever `text` holds (a reason may quote a command or a path)."""
+    return f"[perview] {display_name(text, MAX_PATH)}\n".encode()
 
 
 async def relay_text(wire: Wire, viewer: Viewer, grep: Grep | None, follow: bool = True) -> None:
