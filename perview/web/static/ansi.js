@@ -1,17 +1,51 @@
 // ANSI rendering: SGR colour and style codes become styled segments; every other escape sequence
-// is dropped, and other control characters are shown as their Unicode control pictures. The
-// result is data for text nodes: nothing here ever becomes markup or a link.
+// is dropped, and control characters become visible marks. The result is data for text nodes:
+// nothing here ever becomes markup or a link.
 
 const ESC = "\x1b";
 // CSI (ESC [ params final), OSC (ESC ] ... BEL or ESC \), and two-byte escapes.
 const SEQUENCE = /\x1b(?:\[([0-9;:?]*)([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g;
-const CONTROLS = /[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]/g;
+// Shown as marks, never as themselves: C0 controls but tab (an ESC here is one that starts no
+// sequence), DEL, C1 controls, the bidi controls (an override or isolate would reorder or hide
+// the text after it), the line and paragraph separators, and U+240D, which is how the event
+// stream carries a CR inside a line (its control picture has no glyph in Debian's fonts).
+const CONTROL_CLASS = "\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069\\u240d";
+const CONTROL = new RegExp(`[${CONTROL_CLASS}]`);
+const CONTROLS = new RegExp(`[${CONTROL_CLASS}]`, "g");
+const CR_PICTURE = 0x240d;
+const PLAIN = Object.freeze({ fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, inverse: false });
 
 const BASIC = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
 
-function picture(char) {
+/** How a control character is shown: caret notation for C0 and DEL (`^[`, `^M`, `^?`, as
+ *  `cat -v` does), `<U+202E>` for the others. Plain ASCII, so every monospace font has it. */
+export function controlMark(char) {
   const code = char.charCodeAt(0);
-  return code === 0x7f ? "\u2421" : String.fromCharCode(0x2400 + code);
+  if (code === CR_PICTURE) return "^M";
+  if (code < 0x20) return "^" + String.fromCharCode(code + 0x40);
+  if (code === 0x7f) return "^?";
+  return `<U+${code.toString(16).toUpperCase().padStart(4, "0")}>`;
+}
+
+function codePoint(char) {
+  const code = char.charCodeAt(0) === CR_PICTURE ? 0x0d : char.charCodeAt(0);
+  return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** Push `text` in `style` onto `out`, each control character as a segment of its own: its mark,
+ *  in the same style plus `control` (the code point, for the mark's class and title). */
+function pushText(out, text, style) {
+  if (!CONTROL.test(text)) {
+    out.push({ text, style });
+    return;
+  }
+  let last = 0;
+  for (const match of text.matchAll(CONTROLS)) {
+    if (match.index > last) out.push({ text: text.slice(last, match.index), style });
+    out.push({ text: controlMark(match[0]), style: { ...(style ?? PLAIN), control: codePoint(match[0]) } });
+    last = match.index + 1;
+  }
+  if (last < text.length) out.push({ text: text.slice(last), style });
 }
 
 /** The text without escape sequences (what filters and searches see). */
@@ -62,18 +96,24 @@ function applyCodes(style, params) {
   }
 }
 
-/** Split a line into [{text, style}] segments; style is null for plain text. */
+/** Split a line into [{text, style}] segments; style is null for plain text, and has
+ *  `control` set for the mark standing for a control character. */
 export function segments(text) {
-  if (!text.includes(ESC)) return [{ text: text.replace(CONTROLS, picture), style: null }];
+  if (!text.includes(ESC)) {
+    if (!CONTROL.test(text)) return [{ text, style: null }];
+    const out = [];
+    pushText(out, text, null);
+    return out;
+  }
   const out = [];
-  const style = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, inverse: false };
+  const style = { ...PLAIN };
   let last = 0;
   for (const match of text.matchAll(SEQUENCE)) {
-    if (match.index > last) out.push({ text: text.slice(last, match.index).replace(CONTROLS, picture), style: { ...style } });
+    if (match.index > last) pushText(out, text.slice(last, match.index), { ...style });
     if (match[2] === "m") applyCodes(style, match[1]);
     last = match.index + match[0].length;
   }
-  if (last < text.length) out.push({ text: text.slice(last).replace(CONTROLS, picture), style: { ...style } });
+  if (last < text.length) pushText(out, text.slice(last), { ...style });
   return out;
 }
 
@@ -89,6 +129,10 @@ export function styleElement(el, style) {
   if (style.dim) el.classList.add("dim");
   if (style.italic) el.classList.add("i");
   if (style.underline) el.classList.add("u");
+  if (style.control) {
+    el.classList.add("ctl");
+    el.title = style.control;
+  }
 }
 
 export const COLOR_NAMES = BASIC;

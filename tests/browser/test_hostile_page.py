@@ -1,0 +1,65 @@
+"""What a hostile log line or link cannot do to the page: reorder or hide text, freeze the tab."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.conftest import TOKEN, Server
+
+Serve = Callable[..., Server]
+
+LINE = '[data-testid="line"]'
+
+
+def serve_script(serve: Serve, tmp_path: Path, scripts: dict[str, str]) -> Server:
+    """A live server whose sources run these `sh -c` scripts (then stay quiet)."""
+    text = "".join(
+        f"[sources.{name}]\ncommand = {json.dumps(['sh', '-c', script + '; exec sleep 300'])}\n\n"
+        for name, script in scripts.items()
+    )
+    path = tmp_path / "perview.toml"
+    path.write_text(text)
+    return serve("serve", "-c", str(path))
+
+
+def open_page(page: Page, server: Server, query: str = "") -> None:
+    page.goto(f"{server.base}/?token={TOKEN}&{query}")
+    expect(page.get_by_test_id("connection")).to_have_text("live")
+
+
+def test_bidi_controls_and_a_bare_escape_are_visible_marks(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    # U+202E (RIGHT-TO-LEFT OVERRIDE) would draw what follows it backwards; ESC [ 1 followed by a
+    # space is a malformed CSI, which leaves a bare ESC; a CR inside a line reaches the page as
+    # U+240D, a control picture Debian's fonts draw as an empty box.
+    script = r"printf 'left \342\200\256right \033[1 end 10%%\r20%%\n'"
+    server = serve_script(serve, tmp_path, {"hostile": script})
+    open_page(page, server)
+    text = page.locator(f"{LINE} .text").first
+    expect(text).to_have_text("left <U+202E>right ^[[1 end 10%^M20%")
+    marks = text.locator(".ctl")
+    expect(marks).to_have_count(3)
+    assert marks.evaluate_all("els => els.map(e => e.title)") == ["U+202E", "U+001B", "U+000D"]
+    raw = text.evaluate("e => e.textContent")
+    assert not any(c in raw for c in "\u202e\x1b\u240d\r")
+    # Drawn left to right: each part starts to the right of the one before it.
+    lefts = text.evaluate(
+        """e => ["left", "<U+202E>", "right", "^[", "end"].map(part => {
+               const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+               for (let node; (node = walker.nextNode()); ) {
+                 const at = node.data.indexOf(part);
+                 if (at < 0) continue;
+                 const range = document.createRange();
+                 range.setStart(node, at);
+                 range.setEnd(node, at + part.length);
+                 return range.getBoundingClientRect().left;
+               }
+               return null;
+             })"""
+    )
+    assert None not in lefts and lefts == sorted(lefts), lefts
