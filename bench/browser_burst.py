@@ -50,8 +50,11 @@ and burst; its time is from the end of the write to the read that brings the las
 page / baseline is what the browser adds on top of Perview serving the burst. For `seq`, from
 the request to the last line. Its lines are checked the same way.
 
+`--filter RE` opens the page trials with that regular expression as the pane's filter (it runs
+in the page's filter worker); it must keep the burst's lines, e.g. `--filter '^\\d{9} x+$'`.
+
     python bench/browser_burst.py [--lines 100000] [--scrollback 1000000] [--seq 100000]
-                                  [--trials 3] [--quick]
+                                  [--trials 3] [--filter RE] [--quick]
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psutil  # type: ignore[import-untyped]
 from _common import (
@@ -520,6 +524,7 @@ class Burst:
     count: int  # lines in the measured burst
     capacity: int | None = None  # ?max=, None: the page's default
     prefill: int = 0  # lines written (and shown) before it
+    query: str = ""  # more of the page's URL: `&filter=...&regex=1` (--filter)
 
 
 async def page_burst(
@@ -530,6 +535,7 @@ async def page_burst(
         url = f"{server.base}/?source={burst.source}"
         if burst.capacity:
             url += f"&max={burst.capacity}"
+        url += burst.query
         page = await open_page(browser, url)
         await sync_page(page, burst.path, 10.0)
         load = await memory(page)
@@ -753,7 +759,10 @@ def report_page(runs: Sequence[PageRun], base: Sequence[BaseRun], rss_target: fl
 async def run(args: argparse.Namespace, directory: Path) -> None:
     write_config(directory, args.trials, args.seq)
     limit = args.limit
+    query = "&" + urlencode({"filter": args.filter, "regex": "1"}) if args.filter else ""
     print(f"{load()}; Chromium {CHROMIUM}, headless, viewport 1280x720")
+    if args.filter:
+        print(f"the page trials filter with the regular expression {args.filter!r}")
     with serve_config(directory / "perview.toml", "idle") as server:
         writer = Helper([sys.executable, "-I", "-c", WRITER, str(SIZE), str(CHUNK)])
         try:
@@ -767,7 +776,7 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                             sse_burst, server.port, writer, path, f"base{i}", 1, args.lines, limit
                         )
                     )
-                    burst = Burst(f"page{i}", directory / f"page{i}.log", args.lines)
+                    burst = Burst(f"page{i}", directory / f"page{i}.log", args.lines, query=query)
                     pages.append(await page_burst(pw, server, writer, burst, limit))
                 print(
                     f"\nburst: {args.lines:,} lines of {SIZE} bytes appended to a followed file"
@@ -779,7 +788,9 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
 
                 if args.scrollback:
                     path = directory / "million.log"
-                    burst = Burst("million", path, args.lines, args.scrollback, args.scrollback)
+                    burst = Burst(
+                        "million", path, args.lines, args.scrollback, args.scrollback, query
+                    )
                     million = await page_burst(pw, server, writer, burst, limit)
                     f = million.prefill
                     print(
@@ -824,6 +835,9 @@ def main() -> None:
     )
     parser.add_argument("--seq", type=int, default=100_000, help="seq 1 N as a source (0: skip)")
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument(
+        "--filter", metavar="RE", help="the page filters with this regex (it must keep the burst)"
+    )
     parser.add_argument("--limit", type=float, default=60.0, help="s to wait for anything")
     parser.add_argument("--quick", action="store_true", help="1 trial, 200,000 lines of scrollback")
     args = parser.parse_args()

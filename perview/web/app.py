@@ -118,7 +118,8 @@ async def _tend_streams(app: web.Application) -> AsyncIterator[None]:
 # -- the page ----------------------------------------------------------------------------------
 
 
-IMPORT = re.compile(rb'(from\s+|import\s+)"\./([\w.-]+\.js)"')
+# `new URL("./x.js", import.meta.url)` names a worker's script.
+IMPORT = re.compile(rb'(from\s+|import\s+|new URL\()"\./([\w.-]+\.js)"')
 ASSET = re.compile(r"\{\{ *([\w-]+\.(?:js|css)) *\}\}")  # {{app.js}} in a page
 
 

@@ -63,3 +63,33 @@ def test_bidi_controls_and_a_bare_escape_are_visible_marks(
              })"""
     )
     assert None not in lefts and lefts == sorted(lefts), lefts
+
+
+def test_a_regex_filter_from_a_link_filters_live_lines(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    ticker = 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.05; done'
+    server = serve_script(serve, tmp_path, {"ticker": ticker})
+    open_page(page, server, "source=ticker&filter=tick%20%5Cd*%5B02468%5D%24&regex=1")
+    count = "() => parseInt(document.querySelector('[data-testid=match-count]').textContent)"
+    page.wait_for_function(f"() => ({count})() >= 4")
+    before = page.evaluate(count)
+    page.wait_for_function(f"() => ({count})() >= {before + 4}")  # and more keep coming
+    ticks = [int(t.split()[1]) for t in page.locator(f"{LINE} .text").all_text_contents()]
+    assert all(n % 2 == 0 for n in ticks) and ticks == sorted(ticks), ticks
+    expect(page.get_by_test_id("filter-note")).to_be_hidden()
+    expect(page.get_by_test_id("match-count")).to_contain_text("matching")
+
+
+def test_an_invalid_pattern_is_said_next_to_the_filter_box(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    server = serve_script(serve, tmp_path, {"w": "printf 'one\\ntwo\\n'"})
+    open_page(page, server, "source=w&filter=(&regex=1")
+    note = page.get_by_test_id("filter-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("Invalid regular expression")
+    expect(page.locator(LINE)).to_have_count(2)  # a filter that cannot run hides nothing
+    page.get_by_test_id("filter").fill("^t")
+    expect(note).to_be_hidden()
+    expect(page.locator(f"{LINE} .text")).to_have_text(["two"])

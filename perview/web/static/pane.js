@@ -3,7 +3,8 @@
 // until the reader scrolls up, and then counts what is waiting below.
 
 import { segments, styleElement } from "./ansi.js";
-import { LINE, MARK, View, makeFilter } from "./store.js";
+import { LineFilter } from "./filter.js";
+import { LINE, MARK, View } from "./store.js";
 
 const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
 const FRAME_MS = 16; // a draw less than a frame ago means lines are streaming: wait for a frame
@@ -28,7 +29,8 @@ export class Pane {
     this.view = new View();
     this.settings = { text: "", regex: false, matchCase: false, invert: false, ...settings };
     this.options = { time: false, numbers: false, wrap: false, ...app.options };
-    this.filter = null;
+    this.filter = new LineFilter(this.store, this);
+    this.liveFrom = 0; // lines from here on are new to the reader; earlier ones are re-filtered
     this.following = true;
     this.unseen = 0;
     this.matches = 0;
@@ -47,6 +49,8 @@ export class Pane {
     this.caseButton = toggle("Aa", "match case", "filter-case");
     this.invertButton = toggle("!", "invert: hide matching lines", "filter-invert");
     this.count = el("span", { className: "count", dataset: { testid: "match-count" } });
+    // Why the filter does not filter (a bad pattern, one too slow), where the reader is looking.
+    this.filterNote = el("span", { className: "filter-note", hidden: true, role: "status", dataset: { testid: "filter-note" } });
     const tags = el("span", { className: "tags" }, ...names.map((name) => el("span", { className: `tag tag-${this.app.colorOf(name)}`, textContent: this.app.titleOf(name) })));
     const menu = el("span", { className: "actions" },
       this.optionButton("time", "time", "show arrival times", "opt-time"),
@@ -80,7 +84,7 @@ export class Pane {
         this.filterInput.blur();
       }
     });
-    const toolbar = el("div", { className: "toolbar" }, tags, this.filterInput, this.regexButton, this.caseButton, this.invertButton, this.count, menu);
+    const toolbar = el("div", { className: "toolbar" }, tags, this.filterInput, this.regexButton, this.caseButton, this.invertButton, this.filterNote, this.count, menu);
     this.spacer = el("div", { className: "spacer" });
     this.rows = el("div", { className: "rows" });
     this.viewport = el("div", { className: "viewport", tabIndex: 0, dataset: { testid: "log" } }, this.spacer, this.rows);
@@ -116,6 +120,7 @@ export class Pane {
   }
 
   destroy() {
+    this.filter.destroy();
     this.resizeObserver.disconnect();
     this.root.remove();
   }
@@ -123,43 +128,54 @@ export class Pane {
   // -- data ------------------------------------------------------------------------------------
 
   applyFilter() {
-    try {
-      this.filter = makeFilter(this.settings);
-      this.filterInput.classList.remove("invalid");
-      this.filterInput.title = "";
-    } catch (error) {
-      this.filter = null;
-      this.filterInput.classList.add("invalid");
-      this.filterInput.title = error.message;
-    }
+    this.filter.set(this.settings);
     this.view.clear();
     this.matches = 0;
     const store = this.store;
-    for (let seq = Math.max(store.first, this.clearedAt ?? 0); seq < store.next; seq++) this.consider(seq);
+    this.liveFrom = store.next;
+    for (let seq = this.firstHeld(); seq < store.next; seq++) this.consider(seq);
     this.prefix = null;
     this.unseen = 0;
+    this.filter.pump();
     this.schedule();
     this.app.saveUrl();
   }
 
-  /** A new line (or mark) is in the store: show it if it is ours and passes the filter. */
+  /** Say why the filter is not filtering (empty: it is), next to the filter box. */
+  note(text) {
+    this.filterNote.textContent = text;
+    this.filterNote.hidden = !text;
+    this.filterInput.classList.toggle("invalid", Boolean(text));
+    this.filterInput.title = text;
+  }
+
+  /** A new line (or mark) is in the store: offered to the filter if it is ours. */
   consider(seq) {
     const store = this.store;
-    const slot = store.slot(seq);
-    if (!this.sources.has(store.sources[store.source[slot]])) return false;
-    if (store.kind[slot] === LINE) {
-      if (this.filter && !this.filter(store.plainText(seq))) return false;
-      this.matches++;
-    }
+    if (this.sources.has(store.sources[store.source[store.slot(seq)]])) this.filter.offer(seq);
+  }
+
+  /** The filter passed a line (or a mark): it goes at the end of the view. */
+  show(seq, isLine) {
+    if (isLine) this.matches++;
     this.view.push(seq);
     if (this.prefix) this.appendPrefix(seq);
-    if (!this.following) this.unseen++;
-    return true;
+    if (!this.following && seq >= this.liveFrom) this.unseen++;
+  }
+
+  firstHeld() {
+    return Math.max(this.store.first, this.clearedAt ?? 0);
+  }
+
+  /** The filter's worker has answered: what it passed is in the view. */
+  settled() {
+    this.added();
   }
 
   added() {
     const dropped = this.view.trim(this.store.first);
     if (dropped) this.prefix = null;
+    this.filter.pump();
     this.schedule();
   }
 
@@ -328,7 +344,7 @@ export class Pane {
   }
 
   updateStatus() {
-    const filtered = this.filter ? `${this.matches} matching` : `${this.matches} lines`;
+    const filtered = this.filter.filtering ? `${this.matches} matching` : `${this.matches} lines`;
     this.count.textContent = filtered;
     this.newLines.hidden = this.following || this.unseen === 0;
     if (!this.newLines.hidden) this.newLines.textContent = `${this.unseen.toLocaleString()} new lines ↓`;

@@ -95,20 +95,3 @@ export class View {
     this.length = 0;
   }
 }
-
-/** A predicate over plain text from the pane's filter settings; null when nothing filters.
- *  Throws SyntaxError for a bad regular expression. */
-export function makeFilter({ text, regex, matchCase, invert }) {
-  if (!text) return null;
-  let test;
-  if (regex) {
-    const re = new RegExp(text, matchCase ? "" : "i");
-    test = (line) => re.test(line);
-  } else if (matchCase) {
-    test = (line) => line.includes(text);
-  } else {
-    const needle = text.toLowerCase();
-    test = (line) => line.toLowerCase().includes(needle);
-  }
-  return invert ? (line) => !test(line) : test;
-}
