@@ -93,3 +93,16 @@ def test_an_invalid_pattern_is_said_next_to_the_filter_box(
     page.get_by_test_id("filter").fill("^t")
     expect(note).to_be_hidden()
     expect(page.locator(f"{LINE} .text")).to_have_text(["two"])
+
+
+def test_a_notice_quoting_a_bidi_override_shows_it_as_a_mark(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    config = tmp_path / "perview.toml"
+    config.write_text('[sources.x]\ncommand = ["perview-no-such-\\u202etxt.exe"]\n')
+    server = serve("serve", "-c", str(config))
+    open_page(page, server)
+    notice = page.get_by_test_id("marker").filter(has_text="failed to start")
+    expect(notice).to_have_text(
+        "failed to start: perview-no-such-<U+202E>txt.exe: command not found"
+    )

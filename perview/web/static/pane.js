@@ -334,7 +334,10 @@ export class Pane {
     }
     if (store.kind[slot] === MARK) {
       line.classList.add("mark");
-      line.append(el("span", { textContent: store.text[slot] }));
+      // A notice may quote what a command or a far host said: its controls are marks too.
+      const note = el("span");
+      this.app.highlighter.render(note, segments(store.text[slot]), styleElement);
+      line.append(note);
       return line;
     }
     const body = el("span", { className: "text" });
