@@ -1,12 +1,9 @@
 // ansi.js without a browser: colours become styles, control characters become visible marks.
-// Run with `node --test tests/js/*.test.mjs` (scripts/test does).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { load } from "./static.mjs";
-
-const { controlMark, plain, segments, styleElement } = await load("ansi.js");
+import { controlMark, plain, segments, styleElement } from "../../perview/web/static/ansi.js";
 
 const texts = (line) => segments(line).map((s) => s.text);
 const marks = (line) => segments(line).filter((s) => s.style?.control).map((s) => [s.text, s.style.control]);

@@ -5,10 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { load } from "./static.mjs";
-
-const { BUDGET_MS, FilterWorker, LineFilter, TOO_SLOW, makeFilter } = await load("filter.js");
-const { LINE, LineStore, MARK } = await load("store.js");
+import { BUDGET_MS, FilterWorker, LineFilter, TOO_SLOW, makeFilter } from "../../perview/web/static/filter.js";
+import { LINE, LineStore, MARK } from "../../perview/web/static/store.js";
 
 test("no text filters nothing", () => {
   assert.equal(makeFilter({ text: "", regex: true, matchCase: false, invert: false }), null);
