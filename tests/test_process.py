@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,9 +12,11 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import pytest
+
 from perview.hub import Ended
 from perview.sources.process import ProcessSource
-from tests.conftest import marked_processes, wait_until
+from tests.conftest import eventually, marked_processes, wait_until
 
 
 class Collect:
@@ -150,6 +153,106 @@ def test_sigkilled_parent_leaves_nothing_behind() -> None:
             assert parent.stdout is not None
             assert parent.stdout.readline() == "output\n"
             assert len(marked_processes(mark)) >= 5  # parent, guard, sh, two sleeps
+            parent.kill()
+            parent.wait()
+            took = wait_until(lambda: not marked_processes(mark), timeout=3)
+            assert took < 1.0
+        finally:
+            parent.kill()
+
+
+# Children that leave the command's process group: `setsid` makes a new session, and a Python
+# child calls setpgid or setsid itself. Each stays a descendant of the guard (a subreaper), so
+# each must die with it.
+LEAVERS = {
+    "setsid": ["sh", "-c", "setsid sleep 300 & echo up; sleep 301"],
+    "setpgid": [
+        sys.executable,
+        "-c",
+        "import os, subprocess, sys\n"
+        "subprocess.Popen(['sleep', '300'], process_group=0)\n"
+        "print('up', flush=True)\n"
+        "os.execvp('sleep', ['sleep', '301'])",
+    ],
+    "python setsid": [
+        sys.executable,
+        "-c",
+        "import os, sys\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    os.execvp('sleep', ['sleep', '300'])\n"
+        "print('up', flush=True)\n"
+        "os.execvp('sleep', ['sleep', '301'])",
+    ],
+}
+
+
+def left_the_group(mark: str, pgid: int) -> list[int]:
+    """Marked processes outside the command's group (so the test proves what it claims)."""
+    return [p.pid for p in marked_processes(mark) if os.getpgid(p.pid) != pgid]
+
+
+@pytest.mark.parametrize("argv", LEAVERS.values(), ids=LEAVERS.keys())
+async def test_children_that_leave_the_group_die_when_stopped(argv: list[str]) -> None:
+    mark, env = marked_env()
+    out = Collect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ProcessSource(argv, env=env).run(out, stop))
+    await asyncio.wait_for(out.got_data.wait(), 5)
+    assert out.pid is not None
+    await eventually(lambda: left_the_group(mark, out.pid or 0), within=5)
+    stop.set()
+    await asyncio.wait_for(task, 5)  # the output ends: nothing holds the pipe any more
+    assert marked_processes(mark) == []
+
+
+async def test_children_that_leave_the_group_die_when_the_command_exits() -> None:
+    mark, env = marked_env()
+    ended, data = await run(["sh", "-c", "setsid sleep 300 & echo bye"], env=env)
+    assert (ended.status, data) == (0, b"bye\n")
+    assert marked_processes(mark) == []
+
+
+async def test_a_child_that_forks_while_being_stopped_is_caught() -> None:
+    """A new session that keeps forking (each child in a session of its own) is still stopped:
+    the guard walks its descendants again until none is left."""
+    mark, env = marked_env()
+    out = Collect()
+    stop = asyncio.Event()
+    spawner = "trap '' TERM; for i in $(seq 500); do setsid sleep 30 & sleep 0.01; done"  # bounded
+    argv = ["sh", "-c", f"setsid sh -c {shlex.quote(spawner)} & echo up; sleep 301"]
+    task = asyncio.create_task(ProcessSource(argv, env=env, grace=0.3).run(out, stop))
+    await asyncio.wait_for(out.got_data.wait(), 5)
+    await eventually(lambda: len(marked_processes(mark)) >= 6, within=5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert marked_processes(mark) == []
+
+
+def test_sigkilled_parent_leaves_no_child_that_left_the_group() -> None:
+    mark, env = marked_env()
+    program = textwrap.dedent(
+        """
+        import asyncio, sys
+        from perview.sources.process import ProcessSource
+
+        class Out:
+            async def write(self, data):
+                print("output", flush=True)
+            def started(self, pid):
+                pass
+
+        argv = ["sh", "-c", "setsid sleep 300 & echo up; sleep 301"]
+        asyncio.run(ProcessSource(argv).run(Out(), asyncio.Event()))
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", program], env=env, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            assert parent.stdout.readline() == "output\n"
+            wait_until(lambda: len(marked_processes(mark)) >= 5, timeout=5)
             parent.kill()
             parent.wait()
             took = wait_until(lambda: not marked_processes(mark), timeout=3)
