@@ -416,6 +416,8 @@ class _Checker:
         ssh = self.get(table, path, "ssh", str, "")
         if not ssh and "ssh" not in table:
             self.problem(path, 'needs ssh = "user@host" (or an alias from ~/.ssh/config)')
+        if ssh.startswith("-"):
+            self.problem((*path, "ssh"), "must not start with '-' (ssh would read it as an option)")
         metrics = self.get(table, path, "metrics", bool, False)
         return HostConfig(name, ssh, self.strings(table, path, "ssh_args"), metrics)
 

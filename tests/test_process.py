@@ -27,12 +27,15 @@ class Collect:
         self.pid: int | None = None
         self.got_data = asyncio.Event()
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, label: str | None = None) -> None:
         self.data += data
         self.got_data.set()
 
     def started(self, pid: int | None) -> None:
         self.pid = pid
+
+    def waiting(self, reason: str) -> None:
+        pass
 
 
 def marked_env() -> tuple[str, dict[str, str]]:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import secrets
+import shutil
+import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.conftest import TOKEN, Server, eventually
 from tests.sshd import Sshd
@@ -193,3 +200,80 @@ async def test_a_dropped_ssh_link_is_shown_and_the_stream_resumes(
                     break
     waiting = [s for s in states if s["state"] == "waiting"]
     assert waiting and "retrying in" in str(waiting[0]["reason"])
+
+
+async def test_remote_children_that_leave_the_group_die_when_the_viewer_leaves(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    """sshd's session group is what the far side kills; a `setsid` child is outside it."""
+    pattern = f"sleep 300.{secrets.randbelow(10**6)}"
+    command = f"setsid {pattern} & echo up; {pattern}"
+    config = sshd.hosts_toml("web1") + (
+        f'[sources.far]\ncommand = "{command}"\nshell = true\nhost = "web1"\n'
+    )
+
+    def sleeps() -> list[str]:
+        return [line for line in remote_processes(pattern) if line.split(" ", 1)[1] == pattern]
+
+    server = serve("serve", "-c", str(write_config(tmp_path, config)))
+    try:
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(server.base + "/api/sources/far/text", headers=AUTH)
+            assert await asyncio.wait_for(response.content.readline(), 10) == b"up\n"
+            await eventually(lambda: len(sleeps()) == 2, within=5)
+            response.close()
+            await eventually(lambda: not remote_processes(pattern), within=4, step=0.05)
+    finally:
+        for line in remote_processes(pattern):  # by pid, whatever the test's outcome
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+
+
+async def test_a_destination_starting_with_a_dash_is_never_an_ssh_option() -> None:
+    """Read as an option, `-V` would make ssh print its version and succeed without connecting."""
+    from perview.sources.process import ProcessSource
+    from perview.sources.ssh import ssh_argv
+    from tests.test_process import Collect
+
+    out = Collect()
+    source = ProcessSource(ssh_argv("-V", (), "echo hi"), stdin_pipe=True)
+    ended = await asyncio.wait_for(source.run(out, asyncio.Event()), 15)
+    assert ended.status == 255  # ssh's own failure: no such host
+    assert b"OpenSSH" not in out.data
+
+
+def test_the_checker_refuses_a_destination_starting_with_a_dash() -> None:
+    from perview.config import ConfigError, parse
+
+    text = (
+        '[hosts.web1]\nssh = "-oProxyCommand=sh"\n\n[sources.a]\ncommand = "true"\nhost = "web1"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, "p.toml")
+    assert "p.toml:2: hosts.web1.ssh: must not start with '-'" in str(caught.value)
+
+
+async def test_a_control_master_the_user_made_persistent_outlives_the_source(
+    sshd: Sshd,
+) -> None:
+    """ssh detaches a `ControlPersist` master into a session of its own, on purpose (docs)."""
+    from perview.sources.ssh import SshSource
+    from tests.test_process import Collect
+
+    control = Path(tempfile.mkdtemp(prefix="pv-cm-")) / "cm"  # a socket path must be short
+    options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
+    ssh_args = ["-F", str(sshd.config), *options, "-o", "ControlPersist=60"]
+
+    def master(command: str) -> subprocess.CompletedProcess[bytes]:
+        argv = ["ssh", "-F", str(sshd.config), *options, "-O", command, sshd.alias()]
+        return subprocess.run(argv, capture_output=True, timeout=10)
+
+    try:
+        out = Collect()
+        source = SshSource(sshd.alias(), "echo hi", ssh_args=ssh_args)
+        ended = await asyncio.wait_for(source.run(out, asyncio.Event()), 15)
+        assert (ended.status, bytes(out.data)) == (0, b"hi\n")
+        assert master("check").returncode == 0
+    finally:
+        master("exit")
+        shutil.rmtree(control.parent, ignore_errors=True)

@@ -17,8 +17,11 @@ this project's test machine, give none, so the walk is what works everywhere.
 Perview starts a guard before it knows the command (a warm spare, so that starting a command
 costs a spawn, not an interpreter start-up), then sends it one JSON line:
 `{"argv": [...], "env": {...} or null, "cwd": "..." or null, "grace": seconds,
-"stdin_pipe": bool}`. With `stdin_pipe` the command's stdin is a pipe the guard holds open and
-closes first when stopping: an `ssh` passes that EOF on, and the far side stops its command.
+"stdin_pipe": bool, "group_only": bool}`. With `stdin_pipe` the command's stdin is a pipe the
+guard holds open and closes first when stopping: an `ssh` passes that EOF on, and the far side
+stops its command. With `group_only` (optional, false by default) only the group is stopped:
+for an `ssh`, whose only child outside it is a `ControlPersist` master that the user's ssh
+config means to outlive the connection.
 The guard answers one line: `P<pid>` once the command runs, or `E<errno> <where>: <text>` if
 it could not start (`where` is `cwd` or `exec`). EOF before the spec: the guard exits quietly.
 
@@ -37,6 +40,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 LIFELINE = 0
@@ -155,14 +159,14 @@ def wait_briefly(pidfd: int, seconds: float) -> None:
     select.select([pidfd], [], [], seconds)
 
 
-def kill_everything(pid: int, status: int | None) -> int | None:
+def kill_everything(pid: int, status: int | None, walk: Callable[[], dict[int, int]]) -> int | None:
     """SIGKILL the group and every descendant, again until none is left (or KILL_PATIENCE has
     passed); reaps what it can. Returns the command's wait status if it is known."""
     deadline = time.monotonic() + KILL_PATIENCE
     pause = 0.0005
     while True:
         signal_group(pid, signal.SIGKILL)
-        found = descendants()
+        found = walk()
         signal_each(found, signal.SIGKILL)
         # Reap only after signalling: until then no child of ours can be reaped and its pid
         # given to a stranger (deeper descendants are pinned by the pidfd and start time).
@@ -173,14 +177,19 @@ def kill_everything(pid: int, status: int | None) -> int | None:
         pause = min(pause * 2, 0.02)
 
 
-def stop_group(pid: int, pidfd: int, status: int | None, grace: float) -> int:
-    """SIGTERM the group and every descendant, wait up to `grace` for all of them to go, then
-    SIGKILL them all.
+def no_descendants() -> dict[int, int]:
+    return {}
+
+
+def stop_group(pid: int, pidfd: int, status: int | None, grace: float, everything: bool) -> int:
+    """SIGTERM the group and (with `everything`) every descendant, wait up to `grace` for all of
+    them to go, then SIGKILL them all.
 
     Returns the command's wait status."""
+    walk = descendants if everything else no_descendants
     signal_group(pid, signal.SIGTERM)
     signal_group(pid, signal.SIGCONT)  # a stopped process only sees SIGTERM once continued
-    strays = descendants()
+    strays = walk()
     signal_each(strays, signal.SIGTERM)
     signal_each(strays, signal.SIGCONT)
     deadline = time.monotonic() + grace
@@ -189,11 +198,11 @@ def stop_group(pid: int, pidfd: int, status: int | None, grace: float) -> int:
         status = reap(pid, status)
         # Reaped processes no longer count; the living and unreaped ones do. The walk comes
         # last: it is the dearest check, and needed only once the rest are gone.
-        if status is not None and not group_alive(pid) and not descendants():
+        if status is not None and not group_alive(pid) and not walk():
             return status
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            status = kill_everything(pid, status)
+            status = kill_everything(pid, status, walk)
             if status is None:
                 status = os.waitpid(pid, 0)[1]
             reap(pid, status)
@@ -230,6 +239,7 @@ class Spec(NamedTuple):
     cwd: str | None
     grace: float
     stdin_pipe: bool
+    group_only: bool
 
 
 def read_spec() -> Spec | None:
@@ -242,7 +252,10 @@ def read_spec() -> Spec | None:
         data += part
     raw = json.loads(data)
     argv = [str(a) for a in raw["argv"]]
-    return Spec(argv, raw["env"], raw["cwd"], float(raw["grace"]), bool(raw["stdin_pipe"]))
+    group_only = bool(raw.get("group_only", False))
+    return Spec(
+        argv, raw["env"], raw["cwd"], float(raw["grace"]), bool(raw["stdin_pipe"]), group_only
+    )
 
 
 def spawn(spec: Spec, stdin: int) -> int:
@@ -314,7 +327,7 @@ def main() -> int:
             status = reap(pid, status)
     # Whether the command ended, Perview let go, or we were signalled: nothing the command
     # started may outlive the guard.
-    return exit_like(stop_group(pid, pidfd, status, spec.grace))
+    return exit_like(stop_group(pid, pidfd, status, spec.grace, not spec.group_only))
 
 
 if __name__ == "__main__":

@@ -129,8 +129,9 @@ class ProcessSource:
     """Runs `argv` in its own process group behind a guard; stdout and stderr are the output.
 
     The command's stdin is /dev/null. Setting `stop` lets go of the guard's lifeline, and the
-    guard takes the whole group down; if Perview dies, the kernel closes the lifeline and the
-    same happens. Guards come from `guards` (a warm spare) or are started on demand.
+    guard takes the whole group down, and every other process the command started; if Perview
+    dies, the kernel closes the lifeline and the same happens. Guards come from `guards` (a warm
+    spare) or are started on demand.
     """
 
     kind = "command"
@@ -144,6 +145,7 @@ class ProcessSource:
         grace: float = GRACE,
         guards: GuardPool | None = None,
         stdin_pipe: bool = False,
+        group_only: bool = False,
     ) -> None:
         if not argv:
             raise ValueError("a command needs at least a program name")
@@ -153,6 +155,7 @@ class ProcessSource:
         self.grace = grace
         self.guards = guards
         self.stdin_pipe = stdin_pipe  # stdin is a pipe closed on stop (for ssh), not /dev/null
+        self.group_only = group_only  # spare descendants that left the group (see _guard.py)
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         try:
@@ -169,6 +172,7 @@ class ProcessSource:
                 "cwd": self.cwd,
                 "grace": self.grace,
                 "stdin_pipe": self.stdin_pipe,
+                "group_only": self.group_only,
             }
             loop = asyncio.get_running_loop()
             await loop.sock_sendall(lifeline, json.dumps(spec).encode() + b"\n")

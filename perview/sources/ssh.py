@@ -8,7 +8,8 @@ Killing the local `ssh` is not enough: a far-side `tail -F` on a quiet log would
 it next writes. So the far command runs under a small `sh` wrapper whose stdin stays connected
 to a pipe the local guard holds. When the viewer leaves (or Perview dies), that pipe closes, the
 EOF travels over the connection, and the wrapper signals its own process group, which sshd made
-for the session: the command, its children and the wrapper all go.
+for the session, and the command's descendants that left it: the command, its children and the
+wrapper all go.
 """
 
 from __future__ import annotations
@@ -42,12 +43,21 @@ RETRY_MAX = 30.0
 STABLE = 30.0  # a connection that lasted this long resets the back-off
 
 # Background lists get /dev/null as stdin in a non-interactive sh, so the watcher reads the real
-# stdin through fd 3. It ignores the SIGTERM it sends to the group, gives the group a second,
-# then SIGKILLs it (itself included).
+# stdin through fd 3. It ignores the SIGTERM it sends, gives everything a second, then SIGKILLs
+# the group (itself last). Children that left the group (`setsid`) are found as descendants of
+# the command (`d`, walked with POSIX `ps` and `awk`; BusyBox's `ps` lists all without `-A`)
+# before the group's end orphans them, and are signalled by pid: a pid reused within that second
+# would need some 30,000 forks a second on the far host. A child that left the group and was
+# orphaned before the viewer left (its parent ended) is beyond reach there: sh cannot make the
+# wrapper a subreaper as the local guard is.
 WRAPPER = """exec 3<&0 </dev/null
 ( {command} ) &
 p=$!
-{{ trap '' TERM; cat <&3 >/dev/null; kill -s TERM 0; sleep 1; kill -s KILL 0; }} >/dev/null 2>&1 &
+d() {{ {{ ps -A -o pid= -o ppid= || ps -o pid= -o ppid=; }} | awk -v r=$p '{{ up[$1] = $2 }}
+END {{ for (i in up) {{ q = i; n = 0; while (q != r && (q in up) && n++ < 64) q = up[q]
+if (q == r) print i }} }}'; }}
+{{ trap '' TERM; cat <&3; s=$(d); kill -s TERM 0 $s; sleep 1
+kill -s KILL $s $(d) 0; }} >/dev/null 2>&1 &
 exec 3<&-
 wait $p"""
 
@@ -67,7 +77,9 @@ def follow_file_command(path: str, lines: int) -> str:
 
 
 def ssh_argv(destination: str, ssh_args: Sequence[str], command: str) -> tuple[str, ...]:
-    return ("ssh", *SSH_OPTIONS, *ssh_args, destination, remote_command(command))
+    """ssh's argv; after `--` the destination is only ever a destination, even one that starts
+    with `-`."""
+    return ("ssh", *SSH_OPTIONS, *ssh_args, "--", destination, remote_command(command))
 
 
 class _LastLine(Forward):
@@ -104,7 +116,9 @@ class SshSource:
         self.destination = destination
         self.command = command
         self.argv = ssh_argv(destination, ssh_args, command)
-        self._process = ProcessSource(self.argv, guards=guards, stdin_pipe=True)
+        # The local ssh's only child outside its group is a ControlPersist master, which the
+        # user's config means to outlive the connection; the far side is the wrapper's to stop.
+        self._process = ProcessSource(self.argv, guards=guards, stdin_pipe=True, group_only=True)
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         delay = RETRY_FIRST
