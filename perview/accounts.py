@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from perview.private import FILE_MODE, private_dir
+
 log = logging.getLogger(__name__)
 
 Role = Literal["viewer", "operator"]
@@ -238,6 +240,8 @@ def _load_key(path: Path) -> bytes:
     """The signing key kept at `path` (made on first use, readable only by us). If it cannot be
     kept, a key for this run: sessions then end when Perview does."""
     with contextlib.suppress(OSError):
+        private_dir(path.parent)  # an older Perview made it open to others
+    with contextlib.suppress(OSError):
         key = path.read_bytes()
         if len(key) >= 32:
             return key
@@ -250,9 +254,10 @@ def _load_key(path: Path) -> bytes:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # a leftover from a crash keeps its old mode through O_CREAT
     with os.fdopen(fd, "wb") as file:
         file.write(data)
     temporary.replace(path)

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from perview.private import private_dir, private_file
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -50,7 +52,14 @@ class History:
         await self._run(self._open)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        # SQLite creates its files with the umask's modes, and its -wal and -shm files with the
+        # database's: so the database is made 0600 first.
+        private_file(self.path)
+        for companion in ("-wal", "-shm"):
+            companion_path = self.path.with_name(self.path.name + companion)
+            if companion_path.exists():
+                private_file(companion_path)
         self._db = sqlite3.connect(self.path)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
