@@ -30,7 +30,7 @@ from perview.sources.process import GRACE, GuardPool
 from perview.tokenfile import kept_token, private_dir
 from perview.web.access_log import AccessLog
 from perview.web.app import WebSettings, create_app
-from perview.web.auth import Access
+from perview.web.auth import Access, secure_parse_errors
 from perview.web.limits import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,8 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         access_log_class=AccessLog,  # what -v logs, without the token
     )
     await runner.setup()
+    assert runner.server is not None  # set up just above
+    secure_parse_errors(runner.server, settings.hsts)
     try:
         site = web.TCPSite(
             runner, server.host, server.port, shutdown_timeout=SHUTDOWN_TIMEOUT, ssl_context=tls

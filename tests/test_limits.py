@@ -124,6 +124,32 @@ async def test_oversized_requests_are_refused(server: Server, request_bytes: byt
     assert "Traceback" not in "".join(server.output)  # the client's mistake is not logged
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.1 junk\r\nHost: 127.0.0.1\r\n\r\n",
+        b"G\x00T / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"y" * 10_000 + b"\r\n\r\n",
+    ],
+    ids=["malformed request line", "bad method", "long header"],
+)
+def test_answers_to_unparseable_requests_carry_the_security_headers(
+    server: Server, request_bytes: bytes
+) -> None:
+    """aiohttp answers these itself, before any route or hook of ours (aiohttp#6463)."""
+    with raw_connection(server) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while b"\r\n\r\n" not in answer and (part := connection.recv(65536)):
+            answer += part
+    head = answer.split(b"\r\n\r\n")[0].decode("latin-1")
+    assert re.match(r"HTTP/1\.[01] 4\d\d ", head), head
+    headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in head.split("\r\n"))}
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "no-referrer"
+
+
 async def test_an_oversized_login_form_is_refused(server: Server) -> None:
     async with aiohttp.ClientSession() as session:
         form = {"user": "alice", "password": "y" * 100_000}

@@ -3,6 +3,7 @@ their roles, and the safe headers every response carries."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from collections.abc import Mapping
@@ -182,7 +183,7 @@ def _refuse(status: int, message: str) -> web.Response:
 def add_security_headers(app: web.Application, hsts: bool) -> None:
     """Every response gets the safe headers, streams included: they are added just before the
     headers are sent (a middleware adding them after the handler would be too late for a
-    stream, whose headers went out when it started)."""
+    stream, whose headers went out when it started). See also `secure_parse_errors`."""
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         for name, value in SECURITY_HEADERS.items():
@@ -192,6 +193,34 @@ def add_security_headers(app: web.Application, hsts: bool) -> None:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
 
     app.on_response_prepare.append(on_prepare)
+
+
+def secure_parse_errors(server: web.Server, hsts: bool) -> None:
+    """The same headers on aiohttp's own answers to requests it cannot parse (a malformed
+    request line, a bad method, an oversized header: 400, 413, 431).
+
+    aiohttp answers those before routing, and a request that matched no route skips
+    `on_response_prepare` (aiohttp#6463, open; no public hook as of 3.14). So requests are
+    made of a class whose prepare hook adds the headers itself when there is no route. This uses
+    two private names of aiohttp (`Request._prepare_hook`, `_make_request`'s `_cls`), which
+    tests/test_limits.py checks against the installed version. Call before the site starts:
+    each connection takes the factory when it opens. (Such a request has no headers to tell
+    a trusted proxy's scheme by, so HSTS goes with Perview's own TLS only.)"""
+    headers = dict(SECURITY_HEADERS)
+    if hsts:
+        headers["Strict-Transport-Security"] = HSTS
+
+    class UnroutedRequest(web.Request):
+        async def _prepare_hook(self, response: web.StreamResponse) -> None:
+            if self._match_info is None:
+                for name, value in headers.items():
+                    response.headers.setdefault(name, value)
+            await super()._prepare_hook(response)
+
+    # The factory is the Application's `_make_request`, which takes `_cls`; the Server's type
+    # for it does not say so.
+    make_request = functools.partial(server.request_factory, _cls=UnroutedRequest)  # type: ignore[call-arg]
+    server.request_factory = make_request
 
 
 def security_middleware(access: Access) -> Middleware:
