@@ -243,6 +243,41 @@ def test_standard_input_is_served_and_its_stream_ends_at_eof(tmp_path: Path) -> 
             proc.wait(5)
 
 
+def test_standard_input_from_a_slow_pipe_arrives_without_a_traceback(tmp_path: Path) -> None:
+    """Each line arrives on its own, so the loop sees the pipe readable again and again."""
+    env = {**os.environ, "PERVIEW_TOKEN": TOKEN, "XDG_STATE_HOME": str(tmp_path)}
+    slow = "for i in $(seq 20); do echo $i; sleep 0.05; done"
+    with (
+        subprocess.Popen(["sh", "-c", slow], stdout=subprocess.PIPE) as writer,
+        subprocess.Popen(
+            [sys.executable, "-m", "perview", "--port", "0"],
+            stdin=writer.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as proc,
+    ):
+        assert writer.stdout is not None
+        writer.stdout.close()  # perview holds the read end now
+        try:
+            assert proc.stdout is not None
+            port = None
+            for _ in range(5):
+                found = re.search(r":(\d+)/", proc.stdout.readline())
+                if found:
+                    port = int(found[1])
+                    break
+            assert port is not None
+            server = Server(proc, port, "", TOKEN)  # type: ignore[arg-type]
+            body = get(server, "/api/sources/stdin/text?backlog=100")
+            assert body == b"".join(b"%d\n" % n for n in range(1, 21))
+        finally:
+            proc.terminate()
+            _, errors = proc.communicate(timeout=5)
+    assert "Traceback" not in errors and "InvalidStateError" not in errors, errors[:2000]
+
+
 @pytest.mark.parametrize(
     ("flag", "environ", "expected"),
     [

@@ -230,14 +230,30 @@ async def _read(fd: int) -> bytes:
         return os.read(fd, READ_SIZE)
     except BlockingIOError:
         pass
+    await wait_readable(fd)
+    return os.read(fd, READ_SIZE)
+
+
+async def wait_readable(fd: int) -> None:
+    """Return once `fd` is readable (or at EOF).
+
+    The reader removes itself when it fires: the loop calls a reader in every iteration while
+    the fd stays readable, and whoever awaits may only run iterations later (through
+    `asyncio.wait`, for one), so a plain `future.set_result` reader would set it twice and log
+    an InvalidStateError traceback each time."""
     loop = asyncio.get_running_loop()
-    readable = loop.create_future()
-    loop.add_reader(fd, readable.set_result, None)
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        loop.remove_reader(fd)
+        if not readable.done():  # cancelled in the same iteration
+            readable.set_result(None)
+
+    loop.add_reader(fd, ready)
     try:
         await readable
     finally:
         loop.remove_reader(fd)
-    return os.read(fd, READ_SIZE)
 
 
 async def _read_line(sock: socket.socket) -> str:

@@ -7,6 +7,7 @@ import os
 import stat
 
 from perview.hub import Ended, Output
+from perview.sources.process import wait_readable
 
 READ_SIZE = 64 * 1024
 
@@ -34,7 +35,6 @@ class StdinSource:
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         if self._done:
             return Ended(0, "standard input was read to its end")
-        loop = asyncio.get_running_loop()
         os.set_blocking(self.fd, False)  # no effect on a regular file, which never blocks
         out.started(None)
         stopping = asyncio.ensure_future(stop.wait())
@@ -43,14 +43,12 @@ class StdinSource:
                 try:
                     data = os.read(self.fd, READ_SIZE)
                 except BlockingIOError:
-                    readable = loop.create_future()
-                    loop.add_reader(self.fd, readable.set_result, None)
+                    readable = asyncio.ensure_future(wait_readable(self.fd))
                     try:
                         await asyncio.wait(
                             {readable, stopping}, return_when=asyncio.FIRST_COMPLETED
                         )
                     finally:
-                        loop.remove_reader(self.fd)
                         readable.cancel()
                     continue
                 if not data:
