@@ -26,8 +26,9 @@ from perview.config import Config, data_dir, load
 from perview.errors import ExitCode, PerviewError
 from perview.hub import Hub
 from perview.metrics.service import MetricsService
+from perview.private import private_dir
 from perview.sources.process import GRACE, GuardPool
-from perview.tokenfile import kept_token, private_dir
+from perview.tokenfile import kept_token
 from perview.web.access_log import AccessLog
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access, secure_parse_errors

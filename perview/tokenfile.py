@@ -12,6 +12,8 @@ import re
 import secrets
 from pathlib import Path
 
+from perview.private import private_dir
+
 log = logging.getLogger(__name__)
 
 FILE = "token"
@@ -19,13 +21,6 @@ TOKEN_BYTES = 18  # 144 bits, 24 characters of base64url
 # What a kept token may be: printable ASCII without spaces (a person may write their own in);
 # anything else in the file is replaced, with a warning.
 USABLE = re.compile(r"[\x21-\x7e]{8,512}")
-
-
-def private_dir(directory: Path) -> Path:
-    """`directory`, made (mode 0700) if it is not there. An existing one keeps its mode: where
-    it is and who may read it is then the user's choice."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return directory
 
 
 def kept_token(directory: Path) -> str:

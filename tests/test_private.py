@@ -86,3 +86,15 @@ def test_a_shared_directory_is_left_alone_with_a_warning(
     assert mode(shared) == 0o1777
     assert mode(shared / "session.key") == 0o600
     assert f"{shared}: open to other users (1777)" in caplog.text
+
+
+def test_a_live_server_narrows_a_data_directory_an_older_perview_left_open(
+    serve: Serve, tmp_path: Path
+) -> None:
+    data = tmp_path / "perview"
+    data.mkdir()
+    data.chmod(0o755)
+    server = serve("run", "--", "true", token=None, env={"XDG_STATE_HOME": str(tmp_path)})
+    assert mode(data) == 0o700
+    assert mode(data / "token") == 0o600
+    assert "open to other users (0755), now 0700" in "".join(server.output)
