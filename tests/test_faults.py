@@ -559,7 +559,7 @@ async def test_a_stderr_flood_keeps_the_server_responsive_memory_bounded_and_std
 async def test_a_command_exiting_before_its_first_byte_shows_its_status_and_restarts(
     serve: Serve, command: list[str], status: int
 ) -> None:
-    server = serve("run", "--", *command)
+    server = serve("run", "--rerun", "--", *command)  # (without --rerun it runs once: test_live)
     async with aiohttp.ClientSession() as session:
         text = session.get(server.base + "/api/sources/run/text", headers=AUTH)
         async with text as response:
