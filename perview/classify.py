@@ -1,0 +1,283 @@
+"""Levels and entries of log lines, found once per block by whole-block scans.
+
+`Classifier.classify(block, carry)` takes a block of complete lines (as the framer makes them)
+and returns one byte per line, `level | HEAD` (HEAD when the line starts an entry), and the carry
+for the next block of the same part. Per-line Python work is what made readline relays 400 times
+slower, so no Python code runs per line: one `re.findall` over the block yields each line's token
+(the level word, or the shape that makes it a continuation), C-level `map`s turn tokens into one
+code letter per line, and a few regexes over that short code string (one byte per line) resolve
+entries: tracebacks, `Caused by:` chains, Go panics, and levels carried from a head to its lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Literal
+
+import re2
+
+NONE, TRACE, DEBUG, INFO, WARNING, ERROR, FATAL = range(7)
+HEAD = 0x80  # flag bit of a mark: this line starts an entry
+LEVEL_MASK = 0x7F
+LEVEL_NAMES = ("none", "trace", "debug", "info", "warning", "error", "fatal")
+
+Format = Literal["auto", "json", "logfmt", "text"]
+FORMATS: tuple[Format, ...] = ("auto", "json", "logfmt", "text")
+
+# How many separator-delimited fields from the start of a text line may precede its level token.
+# Enough for the longest prefix in the corpus (Apache's `[Mon Jan 15 10:23:45.123456 2024]
+# [core:error]` is 10), few enough that a level word deep in a message is not taken for one.
+MAX_PREFIX_FIELDS = 14
+USER_REGEX_MEMORY = 8 * 1024 * 1024  # RE2's budget for one configured pattern
+
+
+class ClassifyError(ValueError):
+    """An option a classifier cannot use; the message names the option and says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """A source's rules: `level` (RE2 with a named group `level`) decides the level of the lines
+    it matches; `format` limits where levels are looked for; `entry_start` (RE2) marks heads."""
+
+    format: Format = "auto"
+    level: str | None = None
+    entry_start: str | None = None
+
+
+DEFAULTS = Options()
+
+# The words a level is written as, by level. Each is recognised in upper case (as a token) and,
+# in lower or capitalised case, only bracketed or before a colon (`[error]`, `error:`), so that
+# "INFO could not connect: error 5" stays info: the first token of the line wins.
+_WORDS = {
+    "F": "FATAL CRITICAL CRIT EMERGENCY EMERG ALERT PANIC",
+    "E": "ERROR ERR SEVERE",
+    "W": "WARNING WARN",
+    "I": "NOTICE INFO",
+    "D": "DEBUG DEBUG1 DEBUG2 DEBUG3 DEBUG4 DEBUG5 VERBOSE",
+    "T": "TRACE",
+}
+# PostgreSQL's severities: LOG is info; the rest add detail to the entry before them.
+_PG_WORDS = {"I": "LOG", "C": "DETAIL HINT STATEMENT CONTEXT QUERY LOCATION"}
+
+# Numeric levels: syslog severities 0-7 (JSON `level`, journald PRIORITY, RFC 5424 <PRI> % 8)
+# and bunyan/pino's 10-60.
+_SYSLOG = "FFFEWIID"
+_BUNYAN = {"10": "T", "20": "D", "30": "I", "40": "W", "50": "E", "60": "F"}
+
+# Line codes (one per line, before entries are resolved): F E W I D T = a line with that level,
+# 0 = a line without one; C = a continuation; X = an exception line (`pkg.FooError: ...`), B =
+# `Traceback (most recent call last):`, G = `goroutine N [...]:`, g = a Go stack frame: these
+# continue an entry of warning or above (X, B, G) or a Go stack (g), else they start one.
+_STRUCTURE = {
+    "Traceback (most recent call last):": "B",
+    "goroutine ": "G",
+    "created by ": "g",
+    "Caused by: ": "C",
+    "Suppressed: ": "C",
+    "During handling of the above exception": "C",
+    "The above exception was the direct cause": "C",
+    "[signal ": "C",
+    "panic: ": "F",
+    "fatal error: ": "F",
+    "Exception in thread ": "E",
+}
+_EXCEPTION_SUFFIXES = ("Exception", "Error", "Throwable", "Exit", "Interrupt")
+
+
+def _alternation(words: list[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _codes() -> dict[bytes, int]:
+    codes: dict[str, str] = {"\n": "C", " ": "C", "\t": "C", "{": "0"}
+    for code, words in (*_WORDS.items(), *_PG_WORDS.items()):
+        for word in words.split():
+            for form in (word, word.lower(), word.capitalize()):
+                codes[form] = code
+    codes.update({"E": "E", "W": "W", "I": "I", "F": "F"})  # klog
+    codes.update({"#": "W", "*": "I", "-": "D", ".": "D"})  # Redis
+    codes["("] = "g"  # a Go stack frame: `main.main()`
+    codes.update({str(n): _SYSLOG[n] for n in range(8)})
+    codes.update(_BUNYAN)
+    codes.update({f"<{pri}>": _SYSLOG[pri % 8] for pri in range(192)})
+    codes.update(_STRUCTURE)
+    for suffix in _EXCEPTION_SUFFIXES:
+        codes[suffix + ":"] = "X"
+    return {k.encode(): ord(v) for k, v in codes.items()}
+
+
+_CODES = _codes()
+_TEXT_WORDS = [w for words in _WORDS.values() for w in words.split()]
+_UPPER = _alternation(_TEXT_WORDS)
+_LOWER = _alternation([f(w) for w in _TEXT_WORDS for f in (str.lower, str.capitalize)])
+_PG = _alternation([w for words in _PG_WORDS.values() for w in words.split()])
+
+_SEP = r"(?:[ \t\[:]|\x1b\[[\d;]*m)"  # between fields: blanks, brackets, colons, ANSI colour
+_PARTS: dict[str, str] = {
+    "blank": r"(?=(\n))",
+    "indent": r"([ \t])",
+    "structure": "(" + _alternation(list(_STRUCTURE)) + ")",
+    # A JSON line's own field; a JSON line without one has no level (its message is not read).
+    "json": r"""(?=\{")(?:\{[^\n]*?"(?:level|severity|lvl|log\.level|levelname|loglevel|"""
+    r"""PRIORITY)"\s*:\s*"?(\w+)|(\{))""",
+    "klog": r"([IWEF])(?=\d{4} \d\d:\d\d:\d\d\.\d+ )",
+    "pri": r"(<\d{1,3}>)",
+    "redis": r"(?:\d+:[XCSM] \d{1,2} [A-Z][a-z]{2} \d{4}|\[\d+\] \d{1,2} [A-Z][a-z]{2})"
+    r" \d\d:\d\d:\d\d(?:\.\d+)? ([#*.-]) ",
+    "logfmt": r"""(?=[^\n]*?\bl(?:evel|vl)=)[^\n]*?\bl(?:evel|vl)="?(\w+)""",
+    "go_frame": r"(?=[\w.*/()\[\]-]+\([^\n]*\)\n)[\w./\[\]-]*(?:\(\*[^)\n]*\)[\w./\[\]-]*)?(\()",
+    "exception": r"(?:[A-Za-z_$][\w$]*\.)*[A-Z][\w$]*?("
+    + "|".join(_EXCEPTION_SUFFIXES)
+    + r")(?=(:) )",
+    "text": rf"(?:[^\s\[:\n\x1b]*{_SEP}){{0,{MAX_PREFIX_FIELDS}}}?"
+    rf"(?:({_UPPER})(?=[ :\]>)|,\t\x1b])|({_LOWER})(?=[:\]>)\x1b])|({_PG})(?=:))",
+}
+_STRUCTURAL = ("blank", "indent", "structure")
+_BY_FORMAT: dict[Format, tuple[str, ...]] = {
+    "auto": (
+        *_STRUCTURAL,
+        "json",
+        "klog",
+        "pri",
+        "redis",
+        "logfmt",
+        "exception",
+        "go_frame",
+        "text",
+    ),
+    "json": (*_STRUCTURAL, "json"),
+    "logfmt": (*_STRUCTURAL, "logfmt"),
+    "text": (*_STRUCTURAL, "klog", "pri", "redis", "exception", "go_frame", "text"),
+}
+
+# A block without any of these bytes (and without a blank line) has no token any rule above can
+# find: every line is a head without a level. `seq` output is such a block; testing for them is a
+# few `memchr` passes, a tenth of what the framer already spends on the block.
+_TELLING = (b" ", b"\t", b'"', b"=", b"<", b":", b"]", b">", b")", b",", b"|", b"\x1b", b"\n\n")
+
+_HEADS = b"FEWIDT0"
+# Code letters to marks: a head's letter is upper case (or 0), a continuation's lower case (or n).
+_TO_MARK = bytearray(256)
+for _level, (_head, _continued) in enumerate(zip(b"0TDIWEF", b"ntdiwef", strict=True)):
+    _TO_MARK[_head], _TO_MARK[_continued] = _level | HEAD, _level
+_CONTINUED = bytes.maketrans(b"FEWIDT0", b"fewidtn")
+_XBG_TO_C = bytes.maketrans(b"XBG", b"CCC")
+_TRACEBACK = re.compile(rb"(BC*)[^C]")  # the first unindented line after the frames ends it
+_GO_STACK = re.compile(rb"G[CgG]*")
+_AFTER_SEVERE = re.compile(rb"[FEW]C*[XBG][CXBG]*")
+_NEW_SEVERE = re.compile(rb"[XB][CXBG]*")
+_ENTRY = re.compile(rb"[FEWIDT0]C+")
+
+
+class Classifier:
+    """Classifies blocks of one part of a source under fixed options; holds no per-block state."""
+
+    def __init__(self, options: Options = DEFAULTS) -> None:
+        problems = check(options)
+        if problems:
+            raise ClassifyError("; ".join(problems))
+        self.options = options
+        parts = _BY_FORMAT[options.format]
+        body = "|".join(_PARTS[p] for p in parts)
+        self._lines = re.compile(f"(?m)^(?:{body})?[^\\n]*\\n".encode())
+        self._level = _user_regex(options.level) if options.level else None
+        self._entry = _user_regex(options.entry_start) if options.entry_start else None
+        self._fast = not (self._level or self._entry)
+
+    def classify(self, block: bytes, carry: bytes = b"") -> tuple[bytes, bytes]:
+        """Return (marks: one byte per line of `block`, `level | HEAD`; the carry for the next
+        block of this part). `carry` is what the previous block returned (b"" at the start)."""
+        if not block:
+            return b"", carry
+        if self._fast and len(carry) < 2 and _plain(block):
+            return bytes([HEAD]) * block.count(b"\n"), b"0"
+        tokens = map(b"".join, self._lines.findall(block))
+        codes = bytes(map(_CODES.get, tokens, repeat(ord("0"))))
+        if self._level is not None:
+            codes = _user_levels(self._level, block, codes)
+        if self._entry is not None:
+            codes = _user_entries(self._entry, block, codes)
+        return _resolve(carry + codes, len(carry))
+
+
+def _plain(block: bytes) -> bool:
+    return block[0] != 10 and all(block.find(b) < 0 for b in _TELLING)
+
+
+def _resolve(codes: bytes, skip: int) -> tuple[bytes, bytes]:
+    # A traceback or Go stack still open at the end of the block goes on in the next one.
+    if codes.rstrip(b"C")[-1:] == b"B":
+        mode = b"B"
+    else:
+        mode = b"G" if codes.rstrip(b"Cg")[-1:] == b"G" else b""
+    codes = _TRACEBACK.sub(rb"\1C", codes)
+    codes = _GO_STACK.sub(lambda m: m[0].replace(b"g", b"C"), codes)
+    codes = codes.replace(b"g", b"0")
+    codes = _AFTER_SEVERE.sub(lambda m: m[0][:1] + m[0][1:].translate(_XBG_TO_C), codes)
+    codes = _NEW_SEVERE.sub(lambda m: b"E" + m[0][1:].translate(_XBG_TO_C), codes)
+    codes = codes.replace(b"G", b"0")
+    last = max(codes.rfind(h) for h in _HEADS)
+    head = codes[last : last + 1] if last >= 0 else b""
+    codes = _ENTRY.sub(lambda m: m[0][:1] + m[0][:1].translate(_CONTINUED) * (len(m[0]) - 1), codes)
+    return codes[skip:].translate(_TO_MARK), head + mode if head else b""
+
+
+def _user_levels(pattern: re2._Regexp, block: bytes, codes: bytes) -> bytes:
+    # The configured rule decides every head's level: lines it does not match have none.
+    out = bytearray(codes.translate(bytes.maketrans(b"FEWIDT", b"000000")))
+    line = pos = 0
+    for match in pattern.finditer(block):
+        line += block.count(b"\n", pos, match.start())
+        pos = match.start()
+        word = match.group(pattern.groupindex[b"level"]) or b""
+        code = _CODES.get(word) or _CODES.get(word.upper())
+        if code and code in _HEADS and out[line] == ord("0"):
+            out[line] = code
+    return bytes(out)
+
+
+def _user_entries(pattern: re2._Regexp, block: bytes, codes: bytes) -> bytes:
+    # The configured rule alone says where entries start: every other line continues one.
+    out = bytearray(b"C" * len(codes))
+    line = pos = 0
+    for match in pattern.finditer(block):
+        line += block.count(b"\n", pos, match.start())
+        pos = match.start()
+        code = codes[line]
+        out[line] = code if code in _HEADS else ord("0")
+    return bytes(out)
+
+
+def _user_regex(pattern: str) -> re2._Regexp:
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = USER_REGEX_MEMORY
+    return re2.compile(b"(?m)^[^\\n]*?(?:" + pattern.encode() + b")", options)
+
+
+def check(options: Options) -> list[str]:
+    """Every problem with `options`, in words naming the option (none: an empty list)."""
+    problems: list[str] = []
+    if options.format not in FORMATS:
+        problems.append(f"format: {options.format!r} is not one of {', '.join(FORMATS)}")
+    for name in ("level", "entry_start"):
+        pattern = getattr(options, name)
+        if pattern is None:
+            continue
+        try:
+            compiled = _user_regex(pattern)
+        except re2.error as error:
+            problems.append(f"{name}: not a valid RE2 regular expression ({error})")
+            continue
+        if name == "level" and b"level" not in compiled.groupindex:
+            problems.append("level: needs a named group (?P<level>...) around the level word")
+    return problems
+
+
+def level_of(mark: int) -> str:
+    """The name of a mark's level ("none", "trace", ... "fatal")."""
+    return LEVEL_NAMES[mark & LEVEL_MASK]

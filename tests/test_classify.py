@@ -1,0 +1,196 @@
+"""The classifier: every line's level and where entries start, on a corpus of real formats.
+
+Each `tests/data/levels/NAME.log` has a sibling `NAME.expected`: one `LEVEL +` (the line starts
+an entry) or `LEVEL .` (it continues the entry before it) per line of the log.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from perview.classify import (
+    DEFAULTS,
+    HEAD,
+    LEVEL_NAMES,
+    Classifier,
+    ClassifyError,
+    Options,
+    check,
+    level_of,
+)
+from perview.framing import LineFramer
+
+CORPUS = Path(__file__).parent / "data" / "levels"
+FORMATS = sorted(p.stem for p in CORPUS.glob("*.log"))
+
+
+def marks_as_text(marks: bytes) -> list[str]:
+    return [f"{level_of(m)} {'+' if m & HEAD else '.'}" for m in marks]
+
+
+def expected(name: str) -> list[str]:
+    return (CORPUS / f"{name}.expected").read_text().splitlines()
+
+
+def classify_all(data: bytes, options: Options = DEFAULTS) -> list[str]:
+    marks, _ = Classifier(options).classify(data)
+    return marks_as_text(marks)
+
+
+def test_the_corpus_covers_the_formats_the_issue_names() -> None:
+    assert set(FORMATS) >= {
+        "nginx_access",
+        "nginx_error",
+        "apache_error",
+        "syslog_rfc3164",
+        "syslog_rfc5424",
+        "journald_json",
+        "python",
+        "java",
+        "go_panic",
+        "pino",
+        "bunyan",
+        "logfmt",
+        "klog",
+        "postgresql",
+        "redis",
+    }
+
+
+def test_every_format_of_the_corpus_is_classified_without_a_mistake(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report, wrong = [], []
+    for name in FORMATS:
+        data = (CORPUS / f"{name}.log").read_bytes()
+        want = expected(name)
+        got = classify_all(data)
+        assert len(got) == len(want) == data.count(b"\n"), name
+        right = sum(g == w for g, w in zip(got, want, strict=True))
+        report.append(
+            f"{name:16s} {right:3d}/{len(want):3d} lines  {100 * right / len(want):5.1f}%"
+        )
+        lines = data.decode().splitlines()
+        wrong += [
+            f"{name}:{i + 1}: got {g}, want {w}: {lines[i]!r}"
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
+            if g != w
+        ]
+    with capsys.disabled():
+        print("\nclassification accuracy per format\n  " + "\n  ".join(report))
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_format_split_into_blocks_anywhere_gives_the_same_marks(name: str) -> None:
+    data = (CORPUS / f"{name}.log").read_bytes()
+    lines = data.splitlines(keepends=True)
+    classifier = Classifier()
+    for cut in range(1, len(lines)):
+        first, carry = classifier.classify(b"".join(lines[:cut]))
+        second, _ = classifier.classify(b"".join(lines[cut:]), carry)
+        assert marks_as_text(first + second) == expected(name), f"cut after line {cut}"
+
+
+def test_a_word_like_error_in_an_info_message_leaves_it_info() -> None:
+    assert classify_all(b"INFO could not connect: error 5\n") == ["info +"]
+    assert classify_all(b"2024-01-15 10:23:45 INFO retry after ERROR: timeout\n") == ["info +"]
+
+
+def test_ansi_coloured_level_tokens_are_read_through_the_colour() -> None:
+    data = b"\x1b[31mERROR\x1b[0m boom\n\x1b[2m10:23:45\x1b[0m \x1b[33mWARN\x1b[0m slow\n"
+    assert classify_all(data) == ["error +", "warning +"]
+
+
+def test_a_traceback_cut_by_a_block_boundary_stays_one_entry() -> None:
+    classifier = Classifier()
+    first, carry = classifier.classify(
+        b'INFO:root:working\nTraceback (most recent call last):\n  File "a.py", line 1\n'
+    )
+    second, _ = classifier.classify(b"    boom()\nKeyError: 'x'\nINFO:root:next\n", carry)
+    assert marks_as_text(first) == ["info +", "error +", "error ."]
+    assert marks_as_text(second) == ["error .", "error .", "info +"]
+
+
+def test_the_carry_is_a_few_bytes() -> None:
+    _, carry = Classifier().classify(b"ERROR boom\nTraceback (most recent call last):\n")
+    assert isinstance(carry, bytes) and len(carry) <= 2
+
+
+def test_lines_of_digits_are_heads_without_a_level() -> None:
+    data = b"".join(b"%d\n" % n for n in range(1, 10_001))
+    marks, carry = Classifier().classify(data)
+    assert marks == bytes([HEAD]) * 10_000
+    assert Classifier().classify(data, carry)[0] == marks
+
+
+def test_a_ten_megabyte_json_line_is_classified_without_parsing_it() -> None:
+    big = b'{"level":"warn","blob":"' + b"x" * 10_000_000 + b'"}\n'
+    assert classify_all(big) == ["warning +"]
+    no_level = b'{"blob":"' + b"ERROR " * 2_000_000 + b'"}\n'
+    assert classify_all(no_level) == ["none +"]
+
+
+def test_a_json_line_nested_ten_thousand_deep_does_not_recurse() -> None:
+    deep = b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"\n"
+    with_level = b'{"level":"error","a":' + b'{"a":' * 10_000 + b"1" + b"}" * 10_001 + b"\n"
+    assert classify_all(deep + with_level) == ["none +", "error +"]
+
+
+def test_invalid_json_is_read_as_text() -> None:
+    assert classify_all(b'{not json ERROR: bad\n{"level":"info",\n') == ["error +", "info +"]
+
+
+def test_invalid_utf8_never_breaks_a_block() -> None:
+    raw = b"\xff\xfe ERROR \xc3(\n\x80 INFO: ok\n"
+    assert classify_all(raw) == ["error +", "info +"]
+    framed, _ = LineFramer().feed(raw)  # what the hub really holds
+    assert classify_all(framed) == ["error +", "info +"]
+
+
+def test_format_json_reads_only_json_fields() -> None:
+    data = b'{"level":"error"}\nERROR plain text\nlevel=warn\n'
+    assert classify_all(data, Options(format="json")) == ["error +", "none +", "none +"]
+    assert classify_all(data, Options(format="logfmt")) == ["none +", "none +", "warning +"]
+    assert classify_all(data, Options(format="text")) == ["none +", "error +", "none +"]
+
+
+def test_a_configured_level_regex_decides_the_levels() -> None:
+    options = Options(level=r"^\S+ (?P<level>[a-z]+) ")
+    data = b"12:00 err disk full\n12:01 warn hot\n12:02 chatty ERROR word\n"
+    assert classify_all(data, options) == ["error +", "warning +", "none +"]
+
+
+def test_a_configured_entry_start_decides_where_entries_begin() -> None:
+    options = Options(entry_start=r"^=== ")
+    data = b"=== ERROR run 1\nstep one\nstep two\n=== INFO run 2\nstep one\n"
+    assert classify_all(data, options) == ["error +", "error .", "error .", "info +", "info ."]
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (Options(level="(?P<level>[a-z]+"), "level: not a valid RE2"),
+        (Options(level=r"(\w)\1"), "level: not a valid RE2"),
+        (Options(level=r"\w+"), "level: needs a named group (?P<level>"),
+        (Options(entry_start="(?=x)"), "entry_start: not a valid RE2"),
+        (Options(format="yaml"), "format: 'yaml' is not one of auto, json, logfmt, text"),  # type: ignore[arg-type]
+    ],
+)
+def test_an_invalid_option_is_refused_with_a_clear_error(options: Options, words: str) -> None:
+    problems = check(options)
+    assert len(problems) == 1 and problems[0].startswith(words), problems
+    with pytest.raises(ClassifyError, match=words.split(":")[0]):
+        Classifier(options)
+
+
+def test_valid_options_have_no_problems() -> None:
+    assert check(Options(level=r"\[(?P<level>\w+)\]", entry_start=r"^\d{4}-", format="text")) == []
+
+
+def test_level_names_are_ordered_by_severity() -> None:
+    assert LEVEL_NAMES == ("none", "trace", "debug", "info", "warning", "error", "fatal")
+    assert json.dumps(LEVEL_NAMES)  # the page and the API can take them as they are
