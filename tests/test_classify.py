@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from perview.classify import (
     DEFAULTS,
@@ -194,3 +196,27 @@ def test_valid_options_have_no_problems() -> None:
 def test_level_names_are_ordered_by_severity() -> None:
     assert LEVEL_NAMES == ("none", "trace", "debug", "info", "warning", "error", "fatal")
     assert json.dumps(LEVEL_NAMES)  # the page and the API can take them as they are
+
+
+def test_a_blank_line_continues_an_entry_with_a_level_and_stands_alone_otherwise() -> None:
+    data = b"ERROR boom\n\n  detail\n12\n\n13\n"
+    assert classify_all(data) == ["error +", "error .", "error .", "none +", "none +", "none +"]
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"", b"7", b"42", b"ERROR", b"INFO", b"x.y()", b"-", b"#"]),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from([b"", b"0"]),
+)
+def test_the_quick_path_for_plain_blocks_agrees_with_the_full_scan(
+    lines: list[bytes], carry: bytes
+) -> None:
+    plain = b"".join(line + b"\n" for line in lines)
+    classifier = Classifier()
+    quick = classifier.classify(plain, carry)
+    full, _ = classifier.classify(plain + b"a line with spaces\n", carry)  # no quick path
+    assert quick[0] == full[:-1]
+    assert quick[0] == bytes([HEAD]) * len(lines)

@@ -1,0 +1,149 @@
+"""Classification: lines per second given a level and an entry, against the relay's own cost.
+
+Three payloads, each cut into the blocks the hub holds (64 KiB reads through the LineFramer):
+text (the corpus's text formats repeated to a few MB), JSON lines (its JSON formats), and `seq`
+numbers. For each, the classifier's time over all blocks is set beside two baselines measured in
+the same run on the same blocks: the framer's own work (what every relayed byte costs already)
+and a `bytes.count(b"\\n")` pass (the floor of any per-block scan). The ratio `classify/framer`
+says how much classifying on the event loop would add to the relay's Python work.
+
+Last, whether the work can leave the event loop: the share of its solo speed a busy main thread
+keeps while another thread classifies (Python's `re` holds the GIL) or runs one long RE2 search
+(google-re2 releases it inside a match, not between matches).
+
+    python bench/classify.py [--quick] [--mb 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import re2
+
+from perview.classify import Classifier
+from perview.framing import LineFramer
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "levels"
+JSON_FORMATS = ("journald_json", "pino", "bunyan")
+READ = 65536  # the process source's read size, so blocks are the hub's
+
+
+def payload(names: list[str], size: int) -> bytes:
+    one = b"".join((CORPUS / f"{name}.log").read_bytes() for name in names)
+    return one * (size // len(one) + 1)
+
+
+def blocks_of(data: bytes) -> list[bytes]:
+    framer = LineFramer()
+    blocks = [framer.feed(data[i : i + READ])[0] for i in range(0, len(data), READ)]
+    return [b for b in blocks if b] + [framer.flush()[0]]
+
+
+def best(fn: Callable[[], object], trials: int) -> float:
+    times = []
+    for _ in range(trials):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(name: str, data: bytes, trials: int) -> None:
+    blocks = [b for b in blocks_of(data) if b]
+    lines = sum(b.count(b"\n") for b in blocks)
+    classifier = Classifier()
+
+    def frame() -> None:
+        framer = LineFramer()
+        for i in range(0, len(data), READ):
+            framer.feed(data[i : i + READ])
+
+    def count() -> None:
+        for b in blocks:
+            b.count(b"\n")
+
+    counts = [b.count(b"\n") for b in blocks]  # the framer's, which the hub passes on
+
+    def classify() -> None:
+        carry = b""
+        for b, n in zip(blocks, counts, strict=True):
+            _, carry = classifier.classify(b, carry, n)
+
+    framed, counted, classified = (best(f, trials) for f in (frame, count, classify))
+    mb = len(data) / 1e6
+    print(
+        f"  {name:5s} {mb:5.1f} MB {lines:9,d} lines  classify {lines / classified / 1e6:6.2f} M "
+        f"lines/s {mb / classified:7.1f} MB/s   framer {mb / framed:6.0f} MB/s   "
+        f"count {mb / counted:6.0f} MB/s   classify/framer {classified / framed:6.2f}"
+    )
+
+
+def main_thread_share(work: Callable[[], object]) -> float:
+    """The main thread's loop speed while `work` runs in another thread, over its solo speed."""
+
+    def spin(done: threading.Event) -> float:
+        n, start = 0, time.perf_counter()
+        while not done.is_set():
+            n += 1
+        return n / (time.perf_counter() - start)
+
+    solo_done = threading.Event()
+    timer = threading.Timer(0.2, solo_done.set)
+    timer.start()
+    solo = spin(solo_done)
+    done = threading.Event()
+
+    def run() -> None:
+        work()
+        done.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    shared = spin(done)
+    worker.join()
+    return shared / solo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=4.0, help="payload size (default 4)")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="1 MB, 2 trials")
+    args = parser.parse_args()
+    size = int((1 if args.quick else args.mb) * 1e6)
+    trials = 2 if args.quick else args.trials
+    text_names = sorted(p.stem for p in CORPUS.glob("*.log") if p.stem not in JSON_FORMATS)
+    seq_lines = size // 7
+    numbers = subprocess.run(["seq", "1", str(seq_lines)], capture_output=True, check=True).stdout
+
+    print(f"blocks of {READ // 1024} KiB through the LineFramer; best of {trials}")
+    measure("text", payload(text_names, size), trials)
+    measure("json", payload(list(JSON_FORMATS), size), trials)
+    measure("seq", numbers, trials)
+
+    text_blocks = blocks_of(payload(text_names, size))
+    classifier = Classifier()
+    haystack = b"abcdefghij0123456789 " * (size // 21 * 4)
+    search = re2.compile(rb"zz[A-Z]{3}q")
+    shares = {
+        "classify (re) in a thread": [
+            main_thread_share(lambda: [classifier.classify(b) for b in text_blocks])
+            for _ in range(3)
+        ],
+        "one RE2 search in a thread": [
+            main_thread_share(lambda: search.search(haystack)) for _ in range(3)
+        ],
+    }
+    print("main thread's speed while another thread works (median of 3; 100% = not slowed):")
+    for what, values in shares.items():
+        print(f"  {what:28s} {100 * statistics.median(values):4.0f}%")
+
+
+if __name__ == "__main__":
+    main()
