@@ -627,3 +627,23 @@ async def test_a_returning_viewer_of_a_file_gets_what_was_written_meanwhile(
             assert notice.startswith(b"[perview] resumed where it was left at ")
             got = [await second.content.readline() for _ in range(70)]
     assert got == [f"line {n}\n".encode() for n in range(11, 81)]
+
+
+async def test_an_event_stream_of_metrics_alone_streams_samples(
+    serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        '[server]\nsystem_metrics = false\n[metrics.q]\ncommand = "echo 5"\nevery = "1s"\n'
+    )
+    server = serve("serve", "-c", str(path))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + "/api/events?metrics=1", headers=AUTH) as response,
+    ):
+        async with asyncio.timeout(WITHIN):
+            async for event in sse_events(response):
+                if event.get("event") == "metric":
+                    break
+    samples = json.loads(event["data"])["samples"]
+    assert [name for name, _, value in samples if value == 5.0] == ["local/q"]

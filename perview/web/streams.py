@@ -287,8 +287,10 @@ async def relay_events(
         if parts:
             await wire.write(b"".join(parts))
             continue
-        if all(v.hub.closed for v in viewers):
-            return
+        if (viewers or metrics is None) and all(v.hub.closed for v in viewers):
+            return  # every source has ended for good (a stream of metrics alone goes on)
         await wire.beat()  # if that is what woke us (Streams.tend does)
-        # The viewers share one wake event, so waiting on any of them waits on all.
-        await viewers[0].wait()
+        # The viewers and the metrics share the stream's one wake event.
+        assert wire.wake is not None
+        await wire.wake.wait()
+        wire.wake.clear()
