@@ -6,7 +6,6 @@ Everything talks to 127.0.0.1 only, and every wait is bounded.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import math
 import os
@@ -14,7 +13,6 @@ import queue
 import re
 import resource
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,7 +50,11 @@ class Server:
         self.logs = tempfile.TemporaryDirectory(prefix="perview-bench-")
         self.out = Path(self.logs.name, "stdout")
         self.err = Path(self.logs.name, "stderr")
-        argv = [sys.executable, "-m", "perview", "run", "--no-auth", "--port", "0", *extra]
+        # --rerun: each trial is a viewer of a fresh run (a command that ended by itself is
+        # otherwise not run again for the next viewer).
+        argv = [
+            sys.executable, "-m", "perview", "run", "--rerun", "--no-auth", "--port", "0", *extra
+        ]  # fmt: skip
         env = {
             k: v for k, v in os.environ.items() if k not in ("PERVIEW_PORT", "PERVIEW_PROC_PORT")
         }
@@ -369,137 +371,18 @@ def stop_process(proc: Any, timeout: float = STOP_TIMEOUT) -> None:
             proc.wait(timeout)
 
 
-# -- a throwaway sshd on loopback, for ssh_fanin.py and metrics_overhead.py ------------------
+# -- a throwaway sshd on loopback (ssh_fanin.py, metrics_overhead.py) and Debian's Chromium
+# (browser_burst.py, browser_latency.py): the tests' own, from testbed/ --------------------------
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+sys.path.insert(0, str(BENCH.parent))  # the repository's root, where testbed/ is
+from testbed.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from testbed.sshd import SSHD, LoopbackSshd, free_port, kill_all  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def kill_all(procs: Sequence[Any]) -> None:
-    """SIGTERM these processes (ones this script started, or their descendants), then SIGKILL
-    what is still there after STOP_TIMEOUT."""
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
-
-
-class LoopbackSshd:
-    """sshd on 127.0.0.1 with throwaway host and client keys in `home` (as tests/sshd.py does);
-    `config` is an ssh_config defining the aliases pv-h1 .. pv-hN of it. `sshd_options` are
-    more sshd_config lines; `client_config(name, extra)` writes another ssh_config for the same
-    aliases with more options (ControlMaster, say)."""
-
-    def __init__(
-        self,
-        home: Path,
-        aliases: int,
-        sshd_options: str = "MaxStartups 200\nMaxSessions 200\nLogLevel ERROR\n",
-    ) -> None:
-        if not os.path.exists(SSHD):
-            raise SystemExit("sshd is missing: apt-get install openssh-server")
-        self.home = home
-        self.aliases = [f"pv-h{n}" for n in range(1, aliases + 1)]
-        self.log = home / "sshd.log"
-        for key in ("host_key", "client_key"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / key)], check=True
-            )
-        (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
-        self.port = free_port()
-        (home / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress {HOST}\nHostKey {home}/host_key\n"
-            f"PidFile {home}/sshd.pid\nAuthorizedKeysFile {home}/authorized_keys\n"
-            "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n" + sshd_options
-        )
-        kind, key = (home / "host_key.pub").read_text().split()[:2]
-        (home / "known_hosts").write_text(f"[{HOST}]:{self.port} {kind} {key}\n")
-        self.config = self.client_config("ssh_config", "")
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        self.ps = psutil.Process(self.proc.pid)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def client_config(self, name: str, extra: str) -> Path:
-        path = self.home / name
-        path.write_text(
-            "".join(f"Host {alias}\n" for alias in self.aliases)
-            + f"Host pv-h*\n  HostName {HOST}\n  Port {self.port}\n  User {getpass.getuser()}\n"
-            f"  IdentityFile {self.home}/client_key\n  IdentitiesOnly yes\n"
-            f"  UserKnownHostsFile {self.home}/known_hosts\n  StrictHostKeyChecking yes\n"
-            "  LogLevel ERROR\n" + extra
-        )
-        return path
-
-    def _wait_ready(self) -> None:
-        argv = ["ssh", "-F", str(self.config), "-o", "BatchMode=yes", self.aliases[0], "true"]
-        message = ""
-        for _ in range(100):
-            probe = subprocess.run(argv, capture_output=True, timeout=10)
-            if probe.returncode == 0:
-                return
-            message = probe.stderr.decode(errors="replace")
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"cannot ssh to the benchmark sshd: {message}{self.log_text()}")
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def sessions(self) -> list[Any]:
-        with contextlib.suppress(psutil.Error):
-            return list(self.ps.children(recursive=True))
-        return []
-
-    def wait_no_sessions(self, limit: float) -> bool:
-        """Wait (bounded) for every session below this sshd to end; kill what is left."""
-        deadline = time.monotonic() + limit
-        while self.sessions() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        left = self.sessions()
-        kill_all(left)
-        return not left
-
-    def stop(self) -> None:
-        """The listener, then any session it started (they outlive it otherwise)."""
-        sessions = self.sessions()
-        stop_process(self.proc)
-        kill_all(sessions)
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SSHD", "LoopbackSshd", "free_port", "kill_all"]
 
 
 # -- shared by browser_burst.py and browser_latency.py (Playwright, imported only there) -------
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own download is not needed
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-)
 # The page's instrumentation reads this clock: ms, comparable with performance.timeOrigin-based
 # times of any page in the browser.
 PAGE_NOW = "performance.timeOrigin + performance.now()"

@@ -29,15 +29,10 @@ from urllib.parse import urlencode
 
 from playwright.async_api import Page, async_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for testbed/
+from testbed.chromium import CHROMIUM, CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 URL_LINE = re.compile(r"open\s+(http://127\.0\.0\.1:\d+/#token=\S+)")
 START_TIMEOUT = 15.0
 ROWS_WANTED = 25  # rows each pane shows before the picture is taken
@@ -175,7 +170,7 @@ async def shoot(url: str, out: Path, chromium: str) -> None:
     )
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium, headless=True, args=list(CHROMIUM_ARGS)
         )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 720})
@@ -199,7 +194,7 @@ async def shoot(url: str, out: Path, chromium: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="perview-shot-") as name:
         directory = Path(name)

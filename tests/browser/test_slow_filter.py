@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from tests.browser.conftest import ARGS, CHROMIUM
+from testbed.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import TOKEN, Server
 
 Serve = Callable[..., Server]
@@ -36,7 +36,7 @@ async def test_a_permalink_with_a_backtracking_pattern_leaves_the_page_responsiv
     server = serve("serve", "-c", str(config))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=ARGS
+            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
         )
         try:
             page = await browser.new_page()
