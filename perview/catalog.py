@@ -81,6 +81,7 @@ class Catalog:
                 linger=spec.linger,
                 rerun=spec.rerun,
                 meta=describe(spec),
+                classify=spec.classify,
             )
         for name in added:
             hub = self.hubs[name] = self._build(new[name])
@@ -107,6 +108,7 @@ class Catalog:
             restartable=not spec.stdin,
             rerun=spec.rerun,
             meta=describe(spec),
+            classify=spec.classify,
         )
 
 

@@ -11,10 +11,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from perview.accounts import ROLES, Role, parse_hash
+from perview.classify import FORMATS, Format, Options
+from perview.classify import check as check_classify
 from perview.errors import ExitCode, PerviewError
 from perview.hub import HOLD
 from perview.metrics.selector import parse as parse_selector
@@ -102,10 +104,20 @@ class SourceConfig:
     cwd: str | None = None
     title: str | None = None
     group: str | None = None
+    format: Format | Literal["raw"] = "auto"  # where levels are looked for; raw: nowhere
+    level: str | None = None  # RE2 with a named group `level`: a source's own level rule
+    entry_start: str | None = None  # RE2: the lines that start an entry
 
     @property
     def kind(self) -> str:
         return "stdin" if self.stdin else ("file" if self.file is not None else "command")
+
+    @property
+    def classify(self) -> Options | None:
+        """How its lines are classified (None: not at all, format "raw")."""
+        if self.format == "raw":
+            return None
+        return Options(self.format, self.level, self.entry_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +461,7 @@ class _Checker:
         for key, value in env.items():
             if not isinstance(value, str):
                 self.problem((*path, "env", key), f"must be a string, not {_kind(value)}")
+        format, level, entry_start = self.classify(table, path)
         return SourceConfig(
             name=name,
             command=command,
@@ -462,7 +475,35 @@ class _Checker:
             cwd=self.get(table, path, "cwd", str, None),
             title=self.get(table, path, "title", str, None),
             group=self.get(table, path, "group", str, None),
+            format=format,
+            level=level,
+            entry_start=entry_start,
         )
+
+    def classify(
+        self, table: dict[str, Any], path: tuple[str, ...]
+    ) -> tuple[Format | Literal["raw"], str | None, str | None]:
+        """A source's `format`, `level` and `entry_start`, checked as the classifier will use
+        them (a `level` or `entry_start` that RE2 refuses is a problem here, not at start)."""
+        format = self.get(table, path, "format", str, "auto")
+        level = self.get(table, path, "level", str, None)
+        entry_start = self.get(table, path, "entry_start", str, None)
+        if format == "raw":
+            for key in ("level", "entry_start"):
+                if key in table:
+                    self.problem((*path, key), 'does nothing with format = "raw" (no levels)')
+            return "raw", None, None
+        if format not in FORMATS:
+            choices = ", ".join(FORMATS) + ", raw"
+            self.problem((*path, "format"), f"must be one of {choices}, not {format!r}")
+            format = "auto"
+        problems = check_classify(Options(format, level, entry_start))
+        for problem in problems:
+            key, _, message = problem.partition(": ")
+            self.problem((*path, key), message)
+        if problems:
+            return format, None, None
+        return format, level, entry_start
 
     def command(self, value: Any, path: tuple[str, ...], shell: bool) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -577,6 +618,9 @@ _SOURCE_KEYS = frozenset(
         "cwd",
         "title",
         "group",
+        "format",
+        "level",
+        "entry_start",
     }
 )
 

@@ -74,6 +74,10 @@ class Chunk:
     cache: dict[str, bytes] | None = None  # encodings shared by all viewers, made on demand
     at: float = 0.0  # when the lines arrived (the server's clock, epoch seconds)
     note: str | None = None
+    # One byte per line, `level | HEAD` (perview.classify), given once as the lines enter the
+    # ring and shared by every viewer; None where nothing was classified (format "raw", and
+    # states and notices, which have no lines).
+    marks: bytes | None = None
 
 
 class Ring:
@@ -109,6 +113,7 @@ class Ring:
         state: State | None = None,
         label: str | None = None,
         note: str | None = None,
+        marks: bytes | None = None,
     ) -> Chunk:
         chunk = Chunk(
             self.next_seq,
@@ -120,6 +125,7 @@ class Ring:
             label,
             at=time.time(),
             note=note,
+            marks=marks,
         )
         self._chunks.append(chunk)
         self.next_seq += 1

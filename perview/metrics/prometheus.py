@@ -9,8 +9,11 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from perview.classify import LEVEL_NAMES
+from perview.config import LOCAL
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
+from perview.tally import REPORTED
 
 UNIT_SUFFIX = {"%": "percent", "B": "bytes", "B/s": "bytes_per_second", "s": "seconds"}
 
@@ -51,6 +54,16 @@ class _Collector:
             gaps.add_metric([hub.name], hub.gaps)
             runs.add_metric([hub.name], hub.runs)
         yield from (viewers, lines, size, gaps, runs)
+        levels = CounterMetricFamily(
+            "perview_log_lines",
+            "Lines per level since Perview started (a continuation line has its entry's level)",
+            labels=["source", "host", "level"],
+        )
+        for hub in self.hubs.values():
+            for host, counts in _levels_by_host(hub).items():
+                for level in REPORTED:
+                    levels.add_metric([hub.name, host, LEVEL_NAMES[level]], counts[level])
+        yield levels
         failing = GaugeMetricFamily(
             "perview_series_failing",
             "1 when a series' collector is failing",
@@ -81,6 +94,24 @@ class _Collector:
             families.append(family)
         yield from families
         yield failing
+
+
+def _levels_by_host(hub: Hub) -> dict[str, list[int]]:
+    """A classified source's counts per level by host: each of its hosts from the start (at 0),
+    so a rate has a first point; parts that are not hosts (a glob's files) add up under the
+    source's host."""
+    if not hub.classified:
+        return {}
+    named = hub.meta.get("hosts")
+    hosts = [str(h) for h in named] if isinstance(named, list) else []
+    single = hosts[0] if len(hosts) == 1 else LOCAL
+    found = {host: [0] * len(LEVEL_NAMES) for host in (hosts if len(hosts) > 1 else [single])}
+    for label, counts in hub.levels.totals.items():
+        host = label if label is not None and label in hosts else single
+        total = found.setdefault(host, [0] * len(LEVEL_NAMES))
+        for level, n in enumerate(counts):
+            total[level] += n
+    return found
 
 
 def exposition(hubs: Mapping[str, Hub], metrics: MetricsHub) -> bytes:

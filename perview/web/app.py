@@ -37,9 +37,11 @@ from perview.web.limits import StreamLimits, Streams
 from perview.web.login import add_login_routes
 from perview.web.proxy import proxy_middleware
 from perview.web.streams import (
+    LEVEL_CHOICES,
     STREAM_HEADERS,
     Grep,
     GrepError,
+    level_of_query,
     parse_cursor,
     relay_events,
     relay_text,
@@ -220,6 +222,19 @@ def _count(request: web.Request, key: str, default: int | None) -> int | None:
     return number
 
 
+def _least_level(request: web.Request) -> int | None:
+    """`?level=`: the least level of the entries a stream keeps (None: every line)."""
+    raw = request.query.get("level")
+    if raw is None:
+        return None
+    level = level_of_query(raw)
+    if level is None:
+        raise web.HTTPBadRequest(
+            text=f"perview: level must be one of {LEVEL_CHOICES}, not {raw[:100]!r}\n"
+        )
+    return level
+
+
 async def list_sources(request: web.Request) -> web.StreamResponse:
     return web.json_response([hub.describe() for hub in request.app[HUBS].values()])
 
@@ -261,6 +276,7 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
     # Live output by default; all that is held for a source that has ended for good (stdin).
     backlog = _count(request, "backlog", None if hub.finished else 0)
     pattern = request.query.get("grep")
+    least = _least_level(request)
     # ?follow=0: what is held, then the end (a download); it does not start the source.
     follow = request.query.get("follow", "1") not in ("0", "false", "no")
     response = web.StreamResponse(headers=STREAM_HEADERS)
@@ -275,7 +291,7 @@ async def _text(request: web.Request, hub: Hub) -> web.StreamResponse:
         with hub.watch(backlog=backlog, start=follow) as viewer:
             wire.wake = viewer.wake
             await response.prepare(request)
-            await relay_text(wire, viewer, grep, follow)
+            await relay_text(wire, viewer, grep, follow, least)
             await response.write_eof()
     return response
 
@@ -303,6 +319,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         except ValueError as exc:
             raise web.HTTPBadRequest(text=f"perview: {exc}\n") from None
     backlog = _count(request, "backlog", None)  # default: all that is held
+    least = _least_level(request)
     response = web.StreamResponse(headers=STREAM_HEADERS)
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
@@ -325,7 +342,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         await wire.write(b"".join(hello))
         forward = asyncio.create_task(_forward_metrics(metrics, wake)) if metrics else None
         try:
-            await relay_events(wire, viewers, epoch, metrics)
+            await relay_events(wire, viewers, epoch, metrics, least)
         finally:
             if forward is not None:
                 forward.cancel()

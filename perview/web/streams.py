@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -12,6 +13,7 @@ from typing import Any
 import re2
 from re2 import _re2  # the automaton without re2.compile's cache (see Grep)
 
+from perview.classify import ERROR, FATAL, HEAD, INFO, LEVEL_MASK, LEVEL_NAMES, WARNING
 from perview.hub import Gap, Hub, Viewer
 from perview.labels import MAX_PATH, display_name
 from perview.metrics.hub import MetricsHub
@@ -107,6 +109,65 @@ def _options(max_mem: int) -> Any:
     return options
 
 
+# `?level=`: the level names, and the other words people write for them.
+LEVELS: dict[str, int] = {name: level for level, name in enumerate(LEVEL_NAMES) if level} | {
+    "notice": INFO,
+    "warn": WARNING,
+    "err": ERROR,
+    "crit": FATAL,
+    "critical": FATAL,
+}
+LEVEL_CHOICES = ", ".join(LEVEL_NAMES[1:]) + " (or warn, err, crit, critical, notice)"
+
+# A mark to its letter in a `lines` event's `levels`: upper case for a line that starts an
+# entry, lower case for one that continues it.
+_LETTERS = bytearray(b"n" * 256)
+for _level, (_head, _continued) in enumerate(zip(b"NTDIWEF", b"ntdiwef", strict=True)):
+    _LETTERS[_level | HEAD], _LETTERS[_level] = _head, _continued
+# A mark to 1 if its level is at least the index's, else 0.
+_AT_LEAST = [bytes(int((m & LEVEL_MASK) >= least) for m in range(256)) for least in range(7)]
+_KEPT_RUN = re.compile(rb"\x01+")
+
+
+def level_of_query(text: str) -> int | None:
+    """The level a `?level=` names (any case), or None if it names none."""
+    return LEVELS.get(text.lower())
+
+
+def at_least(chunk: Chunk, least: int) -> list[Chunk]:
+    """The runs of consecutive lines of `chunk` whose level is `least` or above, each as a chunk
+    of its own (with its own first id): `chunk` itself when every line is kept. A continuation
+    line carries its entry's level, so entries are kept or dropped whole."""
+    if chunk.marks is None:  # not classified: every line's level is none
+        return []
+    keep = chunk.marks.translate(_AT_LEAST[least])
+    if keep.find(1) < 0:
+        return []
+    if keep.find(0) < 0:
+        return [chunk]
+    lines = chunk.data.split(b"\n")
+    runs: list[Chunk] = []
+    line = pos = 0  # the line `pos` (a byte offset in chunk.data) starts
+    for found in _KEPT_RUN.finditer(keep):
+        start, end = found.span()
+        pos += sum(map(len, lines[line:start])) + start - line
+        size = sum(map(len, lines[start:end])) + end - start
+        runs.append(
+            Chunk(
+                chunk.seq,
+                chunk.first + start,
+                end - start,
+                chunk.data[pos : pos + size],
+                chunk.offset + pos,
+                label=chunk.label,
+                at=chunk.at,
+                marks=chunk.marks[start:end],
+            )
+        )
+        line, pos = end, pos + size
+    return runs
+
+
 def labelled(data: bytes, label: str) -> bytes:
     """Every line of `data` prefixed with `label: `, block-wise (no per-line Python work)."""
     if not data:
@@ -121,9 +182,16 @@ def marker(text: str) -> bytes:
     return f"[perview] {display_name(text, MAX_PATH)}\n".encode()
 
 
-async def relay_text(wire: Wire, viewer: Viewer, grep: Grep | None, follow: bool = True) -> None:
+async def relay_text(
+    wire: Wire,
+    viewer: Viewer,
+    grep: Grep | None,
+    follow: bool = True,
+    least: int | None = None,
+) -> None:
     """Write the viewer's lines as plain text until the source's current run ends (or, without
-    `follow`, until what the ring holds has been written).
+    `follow`, until what the ring holds has been written). With `least`, only the entries of that
+    level or above are written; `grep` then keeps the lines of those that match.
 
     Gaps and a failure to start appear as `[perview] ...` lines; the stream ends after the last
     byte of the run this viewer came for (not an earlier one still stopping), or when the hub
@@ -138,11 +206,13 @@ async def relay_text(wire: Wire, viewer: Viewer, grep: Grep | None, follow: bool
             await viewer.wait()
             continue
         kept = None
-        if grep is not None:
+        if grep is not None or least is not None:
             blocks = [
-                i.data for i in items if isinstance(i, Chunk) and i.note is None and i.state is None
+                i.data if least is None else b"".join(run.data for run in at_least(i, least))
+                for i in items
+                if isinstance(i, Chunk) and i.note is None and i.state is None
             ]
-            kept = iter(await grep.keep(blocks))
+            kept = iter(await grep.keep(blocks) if grep is not None else blocks)
         parts: list[bytes] = []
         ended = False
         for item in items:
@@ -171,7 +241,9 @@ async def relay_text(wire: Wire, viewer: Viewer, grep: Grep | None, follow: bool
 def sse_lines(hub: Hub, chunk: Chunk) -> bytes:
     """A `lines` event without its id: a JSON header line, then one `data:` line per log line.
 
-    Cached on the chunk, so a thousand viewers of one source encode each chunk once.
+    The header's `levels` has one letter per line (`n t d i w e f`: none to fatal), upper case
+    where the line starts an entry. Cached on the chunk, so a thousand viewers of one source
+    encode each chunk once.
     """
     if chunk.cache is not None and "sse" in chunk.cache:
         return chunk.cache["sse"]
@@ -185,6 +257,9 @@ def sse_lines(hub: Hub, chunk: Chunk) -> bytes:
     fields: dict[str, object] = {"source": hub.name, "id": chunk.first, "time": round(chunk.at, 3)}
     if chunk.label is not None:
         fields["host"] = chunk.label
+    marks = chunk.marks
+    # Not classified (format "raw"): every line an entry of its own, without a level.
+    fields["levels"] = "N" * chunk.count if marks is None else marks.translate(_LETTERS).decode()
     header = json.dumps(fields).encode()
     encoded = (
         b"event: lines\ndata: " + header + b"\ndata: " + data.replace(b"\n", b"\ndata: ") + b"\n"
@@ -245,11 +320,14 @@ async def relay_events(
     viewers: list[Viewer],
     epoch: str,
     metrics: MetricsHub | None = None,
+    least: int | None = None,
 ) -> None:
     """Multiplex the viewers' sources as SSE until the server closes them.
 
     Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
-    so a reconnecting browser (Last-Event-ID) resumes exactly where it left off.
+    so a reconnecting browser (Last-Event-ID) resumes exactly where it left off. With `least`,
+    only entries of that level or above are sent: a `lines` event per run of kept lines (its
+    ids consecutive), encoded for this viewer alone.
     """
     next_ids = {v.hub.name: v.next_id for v in viewers}
     metric_cursor = metrics.next_batch if metrics else 0
@@ -277,13 +355,15 @@ async def relay_events(
                     }
                     parts.append(sse_event("state", payload))
                 else:
+                    for run in [item] if least is None else at_least(item, least):
+                        next_ids[hub.name] = run.first + run.count
+                        parts += (
+                            sse_lines(hub, run),
+                            b"id: ",
+                            format_cursor(epoch, next_ids).encode(),
+                            b"\n\n",
+                        )
                     next_ids[hub.name] = item.first + item.count
-                    parts += (
-                        sse_lines(hub, item),
-                        b"id: ",
-                        format_cursor(epoch, next_ids).encode(),
-                        b"\n\n",
-                    )
         if parts:
             await wire.write(b"".join(parts))
             continue
