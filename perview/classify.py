@@ -278,12 +278,25 @@ def check(options: Options) -> list[str]:
             continue
         try:
             compiled = _user_regex(pattern)
-        except re2.error as error:
-            problems.append(f"{name}: not a valid RE2 regular expression ({error})")
+        except re2.error:
+            problems.append(f"{name}: not a valid RE2 regular expression ({_reason(pattern)})")
             continue
         if name == "level" and b"level" not in compiled.groupindex:
             problems.append("level: needs a named group (?P<level>...) around the level word")
     return problems
+
+
+def _reason(pattern: str) -> str:
+    """Why RE2 refuses `pattern`, in its words about the pattern as written (not as wrapped by
+    `_user_regex`)."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        re2.compile(pattern.encode(), options)
+    except re2.error as error:
+        reason = error.args[0] if error.args else b""
+        return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    return "not usable within a line"
 
 
 def level_of(mark: int) -> str:

@@ -152,8 +152,22 @@ def test_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
         "perview: the config has 3 problems:",
         f"{config}:1: sources.a: needs exactly one of command or file",
         f"{config}:2: sources.a.comand: unknown key (expected one of: backlog, command, cwd, "
-        "env, file, group, host, hosts, keep, linger, rerun, shell, title)",
+        "entry_start, env, file, format, group, host, hosts, keep, level, linger, rerun, shell, "
+        "title)",
         f"{config}:4: server.port: must be an integer, not a string",
+    ]
+
+
+def test_check_refuses_a_level_rule_re2_cannot_use(tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text(
+        "[sources.a]\ncommand = 'true'\nformat = 'text'\nlevel = '(?P<level>\\w+)\\1'\n"
+    )
+    result = perview("check", "-c", str(config))
+    assert result.returncode == 3
+    assert result.stderr.splitlines()[1:] == [
+        f"{config}:4: sources.a.level: not a valid RE2 regular expression "
+        "(invalid escape sequence: \\1)"
     ]
 
 

@@ -264,3 +264,34 @@ def test_a_scrape_url_must_be_http() -> None:
         "p.toml:2: metrics.m.scrape: must be an http:// or https:// URL, "
         "not 'localhost:9100/metrics'"
     )
+
+
+def test_a_source_takes_its_format_and_level_rules() -> None:
+    config = parse(
+        "[sources.a]\ncommand = 'x'\nformat = 'text'\n"
+        "level = '^\\S+ (?P<level>[a-z]+)'\nentry_start = '^\\d{4}-'\n"
+        "[sources.b]\ncommand = 'y'\nformat = 'raw'\n"
+        "[sources.c]\ncommand = 'z'\n"
+    )
+    a, b, c = config.sources
+    assert a.classify is not None and a.classify.format == "text"
+    assert a.classify.level == r"^\S+ (?P<level>[a-z]+)" and a.classify.entry_start == r"^\d{4}-"
+    assert b.classify is None  # raw: not classified at all
+    assert c.classify is not None and c.classify.format == "auto"
+
+
+def test_a_bad_level_rule_or_format_names_file_line_and_key() -> None:
+    assert errors(
+        "[sources.a]\ncommand = 'x'\nlevel = '(?P<level>[a-z]+'\n"
+        "[sources.b]\ncommand = 'y'\nlevel = '\\w+'\nentry_start = '(\\w)\\1'\n"
+        "[sources.c]\ncommand = 'z'\nformat = 'yaml'\n"
+        "[sources.d]\ncommand = 'z'\nformat = 'raw'\nlevel = '(?P<level>x)'\n"
+    ) == [
+        "p.toml:3: sources.a.level: not a valid RE2 regular expression (missing ): "
+        "(?P<level>[a-z]+)",
+        "p.toml:6: sources.b.level: needs a named group (?P<level>...) around the level word",
+        "p.toml:7: sources.b.entry_start: not a valid RE2 regular expression "
+        "(invalid escape sequence: \\1)",
+        "p.toml:10: sources.c.format: must be one of auto, json, logfmt, text, raw, not 'yaml'",
+        'p.toml:14: sources.d.level: does nothing with format = "raw" (no levels)',
+    ]

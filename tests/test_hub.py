@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from perview.classify import Classifier, Options, level_of
 from perview.hub import Ended, Gap, Hub, Output, Viewer
 from perview.ring import Chunk, State
 from tests.conftest import eventually
@@ -411,4 +412,98 @@ async def test_by_default_a_run_that_ended_by_itself_runs_again_for_a_new_viewer
     with hub.watch():
         await settle()
         assert source.runs == 2
+    await hub.close()
+
+
+# -- levels ----------------------------------------------------------------------------------
+
+MIXED = (
+    b"INFO starting\n"
+    b"ERROR query failed\n"
+    b"Traceback (most recent call last):\n"
+    b'  File "db.py", line 42, in run\n'
+    b"KeyError: 'users'\n"
+    b"WARNING slow\n"
+)
+
+
+def levels_of(marks: bytes | None) -> list[str]:
+    assert marks is not None
+    return [level_of(m) + ("+" if m & 0x80 else ".") for m in marks]
+
+
+def line_chunks(items: list[Chunk | Gap]) -> list[Chunk]:
+    return [i for i in items if isinstance(i, Chunk) and i.state is None and i.note is None]
+
+
+async def test_a_block_is_classified_once_and_its_marks_shared_by_every_viewer() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source)
+    with hub.watch() as a, hub.watch() as b:
+        source.queue.put_nowait(MIXED)
+        await lines_written(hub, 6)
+        [chunk] = line_chunks(a.read())
+        assert line_chunks(b.read()) == [chunk]  # the same object, not a copy
+        assert chunk.marks == Classifier().classify(MIXED)[0]
+        assert levels_of(chunk.marks) == [
+            "info+", "error+", "error.", "error.", "error.", "warning+"
+        ]  # fmt: skip
+    await hub.close()
+
+
+async def test_an_entry_cut_between_writes_goes_on_in_its_own_part_only() -> None:
+    hub = Hub("t", ScriptedSource())
+    with hub.watch(start=False) as viewer:
+        await hub.write(b"ERROR boom\nTraceback (most recent call last):\n", "web1")
+        await hub.write(b"  indented on web2\nINFO ok\n", "web2")
+        await hub.write(b'  File "x.py", line 1\nKeyError: 1\nINFO next\n', "web1")
+        chunks = line_chunks(viewer.read())
+    assert [c.label for c in chunks] == ["web1", "web2", "web1"]
+    assert levels_of(chunks[0].marks) == ["error+", "error."]
+    # web1's open traceback would have made web2's indented line an error line
+    assert levels_of(chunks[1].marks) == ["none.", "info+"]
+    assert levels_of(chunks[2].marks) == ["error.", "error.", "info+"]
+    await hub.close()
+
+
+async def test_a_viewer_starting_inside_a_block_gets_the_marks_of_its_lines_only() -> None:
+    hub = Hub("t", ScriptedSource())
+    await hub.write(MIXED)
+    with hub.watch(since=3, start=False) as viewer:
+        [chunk] = line_chunks(viewer.read())
+    assert chunk.first == 3 and chunk.count == 4
+    assert levels_of(chunk.marks) == ["error.", "error.", "error.", "warning+"]
+    await hub.close()
+
+
+async def test_lines_are_counted_per_level_and_per_part() -> None:
+    hub = Hub("t", ScriptedSource())
+    await hub.write(MIXED, "web1")
+    await hub.write(b"ERROR disk full\nFATAL gone\n", "web2")
+    assert hub.levels.totals["web1"][1:] == [0, 0, 1, 1, 4, 0]  # trace ... fatal
+    assert hub.levels.totals["web2"][1:] == [0, 0, 0, 0, 1, 1]
+    counts = hub.describe()["levels"]
+    assert isinstance(counts, dict)
+    assert list(counts) == ["fatal", "error", "warning", "info", "debug", "trace"]
+    assert counts["error"] == {"minute": 5, "hour": 5, "total": 5}
+    assert counts["trace"] == {"minute": 0, "hour": 0, "total": 0}
+    await hub.close()
+
+
+async def test_a_source_of_format_raw_is_not_classified() -> None:
+    hub = Hub("t", ScriptedSource(), classify=None)
+    await hub.write(MIXED)
+    with hub.watch(backlog=None, start=False) as viewer:
+        [chunk] = line_chunks(viewer.read())
+    assert chunk.marks is None and not hub.classified
+    assert hub.levels.totals == {}
+    await hub.close()
+
+
+async def test_a_source_s_own_level_rule_decides_its_levels() -> None:
+    hub = Hub("t", ScriptedSource(), classify=Options(level=r"^<(?P<level>[a-z]+)>"))
+    await hub.write(b"<warn> ERROR in the message\n<err> x\n")
+    with hub.watch(backlog=None, start=False) as viewer:
+        [chunk] = line_chunks(viewer.read())
+    assert levels_of(chunk.marks) == ["warning+", "error+"]
     await hub.close()

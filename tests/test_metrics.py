@@ -23,12 +23,14 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from perview.config import MetricConfig
+from perview.hub import Hub
 from perview.metrics import procfs, selector
 from perview.metrics.collect import parse_output, read_local, real_mounts
 from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
 from tests.conftest import TOKEN, Server, start_server, stop_server
 from tests.sshd import Sshd
+from tests.test_hub import ScriptedSource
 
 Serve = Callable[..., Server]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -275,6 +277,46 @@ def test_promtool_finds_nothing_to_fix_in_the_exposition(tmp_path: Path) -> None
         capture_output=True,
         timeout=30,
         check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+async def levels_exposition() -> bytes:
+    """/metrics of four sources: on two hosts, local, not classified (raw), and not yet run."""
+    web = Hub("web", ScriptedSource(), meta={"hosts": ["web1", "web2"]})
+    await web.write(b"ERROR boom\nTraceback (most recent call last):\n  x\nE: y\n", "web1")
+    await web.write(b"WARNING slow\n", "web2")
+    app = Hub("app", ScriptedSource(), meta={"hosts": []})
+    await app.write(b"FATAL out of memory\nINFO bye\n")
+    raw = Hub("raw", ScriptedSource(), classify=None)
+    await raw.write(b"ERROR not classified\n")
+    quiet = Hub("quiet", ScriptedSource(), meta={"hosts": ["db"]})
+    text = exposition({h.name: h for h in (web, app, raw, quiet)}, sampled_hub())
+    for hub in (web, app, raw, quiet):
+        await hub.close()
+    return text
+
+
+def test_lines_per_level_are_exported_by_source_host_and_level() -> None:
+    text = asyncio.run(levels_exposition())
+    samples = {
+        (s.labels["source"], s.labels["host"], s.labels["level"]): s.value
+        for family in text_string_to_metric_families(text.decode())
+        if family.name == "perview_log_lines"
+        for s in family.samples
+    }
+    assert samples[("web", "web1", "error")] == 4
+    assert samples[("web", "web2", "warning")] == 1 and samples[("web", "web2", "error")] == 0
+    assert samples[("app", "local", "fatal")] == 1 and samples[("app", "local", "info")] == 1
+    assert samples[("quiet", "db", "error")] == 0  # there from the start, for rate()
+    assert not [key for key in samples if key[0] == "raw"]
+    assert {level for _, _, level in samples} == {
+        "fatal", "error", "warning", "info", "debug", "trace"
+    }  # fmt: skip
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is missing: run scripts/install-test-deps (package prometheus)")
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
