@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from perview.classify import DEFAULTS, Classifier, Options
+from perview.classify import DEFAULTS, Options
 from perview.framing import LineFramer
+from perview.levels import Leveller
 from perview.ring import Chunk, Ring, State, StateName, skip_lines
-from perview.tally import LevelTally
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,7 @@ class Hub:
         # Lines get their levels as they enter the ring (None: format "raw", not classified),
         # with one carry per part, as each part has its own framer: a traceback on one host
         # goes on in that host's next block, whatever the others wrote in between.
-        self._classifier = None if classify is None else Classifier(classify)
-        self._carries: dict[str | None, bytes] = {}
-        self.levels = LevelTally()  # lines per level, since Perview started
+        self.leveller = Leveller(classify)
         self._task: asyncio.Task[None] | None = None
         self._space = asyncio.Event()
         self._stop = asyncio.Event()
@@ -255,7 +253,7 @@ class Hub:
     @property
     def classified(self) -> bool:
         """Its lines are given levels (every format but "raw")."""
-        return self._classifier is not None
+        return self.leveller.classifier is not None
 
     @property
     def finished(self) -> bool:
@@ -280,7 +278,8 @@ class Hub:
             "lines": self.ring.next_id - 1,
             "runs": self.runs,
             "keep": self.keep,
-            "levels": self.levels.describe(),
+            "levels": self.leveller.tally.describe(),
+            "unclassified": self.leveller.unclassified,
         }
         info |= self.meta
         if state is not None:
@@ -359,7 +358,7 @@ class Hub:
         if self.running or self.closed:
             return
         self._framers = {}
-        self._carries = {}
+        self.leveller.reset()
         self._stop = asyncio.Event()
         self._stopped_because = (None, None)
         self._operator_stop = False
@@ -420,7 +419,7 @@ class Hub:
         self.source = source
         self.ring.max_lines, self.ring.max_bytes = max_lines, max_bytes
         self.keep, self.linger, self.rerun, self.meta = keep, linger, rerun, dict(meta)
-        self._classifier = None if classify is None else Classifier(classify)
+        self.leveller = Leveller(classify)
         self._stop_run(reason=RECONFIGURED)
         await self.wait_stopped()
         self._trim()
@@ -505,14 +504,10 @@ class Hub:
     def _append_lines(self, data: bytes, count: int, label: str | None = None) -> None:
         if not count:
             return
-        marks = None
-        if self._classifier is not None:
-            # On the loop, once per block: measured at 3% of the `seq` relay (bench/README.md);
-            # a thread would not help, as `re` holds the GIL while it matches.
-            carry = self._carries.get(label, b"")
-            marks, self._carries[label] = self._classifier.classify(data, carry, count)
-            self.levels.add(marks, label)
+        marks, notice = self.leveller.mark(data, count, label)
         self.ring.append(data, count, label=label, marks=marks)
+        if notice is not None:
+            self.ring.append(b"", 0, label=label, note=notice)
         self._trim()
         self._unflushed += len(data)
         loop = asyncio.get_running_loop()

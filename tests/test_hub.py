@@ -480,8 +480,8 @@ async def test_lines_are_counted_per_level_and_per_part() -> None:
     hub = Hub("t", ScriptedSource())
     await hub.write(MIXED, "web1")
     await hub.write(b"ERROR disk full\nFATAL gone\n", "web2")
-    assert hub.levels.totals["web1"][1:] == [0, 0, 1, 1, 4, 0]  # trace ... fatal
-    assert hub.levels.totals["web2"][1:] == [0, 0, 0, 0, 1, 1]
+    assert hub.leveller.tally.totals["web1"][1:] == [0, 0, 1, 1, 4, 0]  # trace ... fatal
+    assert hub.leveller.tally.totals["web2"][1:] == [0, 0, 0, 0, 1, 1]
     counts = hub.describe()["levels"]
     assert isinstance(counts, dict)
     assert list(counts) == ["fatal", "error", "warning", "info", "debug", "trace"]
@@ -496,7 +496,7 @@ async def test_a_source_of_format_raw_is_not_classified() -> None:
     with hub.watch(backlog=None, start=False) as viewer:
         [chunk] = line_chunks(viewer.read())
     assert chunk.marks is None and not hub.classified
-    assert hub.levels.totals == {}
+    assert hub.leveller.tally.totals == {}
     await hub.close()
 
 
