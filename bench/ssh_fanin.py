@@ -80,7 +80,8 @@ from _common import (
     stop_process,
 )
 
-from perview.sources.ssh import follow_file_command, ssh_argv
+from perview.sources.remote_file import follow_file_command
+from perview.sources.ssh import ssh_argv
 
 SOURCE = "fanin"
 BACKLOG = 10  # what Perview asks the far-side tail for (config.DEFAULT_FILE_LINES)

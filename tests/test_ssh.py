@@ -164,10 +164,11 @@ async def test_local_file_local_command_and_remote_file_in_one_config(
 
 
 def test_remote_home_is_expanded_on_the_far_side() -> None:
-    from perview.sources.ssh import follow_file_command
+    from perview.sources.remote_file import far_path, follow_file_command
 
-    assert follow_file_command("~/logs/a b.log", 5) == "tail -n 5 -F -- \"$HOME\"/'logs/a b.log'"
-    assert follow_file_command("/var/log/x", 5) == "tail -n 5 -F -- /var/log/x"
+    assert far_path("~/logs/a b.log") == "\"$HOME\"/'logs/a b.log'"
+    assert far_path("/var/log/x") == "/var/log/x"
+    assert follow_file_command("~/logs/a b.log", 5).startswith("f=\"$HOME\"/'logs/a b.log' ")
 
 
 async def test_a_dropped_ssh_link_is_shown_and_the_stream_resumes(

@@ -11,7 +11,8 @@ from perview.hub import Source
 from perview.sources.files import FileSource
 from perview.sources.merge import MergedSource
 from perview.sources.process import GuardPool, ProcessSource
-from perview.sources.ssh import SshSource, follow_file_command
+from perview.sources.remote_file import RemoteFileSource
+from perview.sources.ssh import SshSource
 from perview.sources.stdin import StdinSource
 
 LOCAL = "local"
@@ -39,15 +40,18 @@ def _part(spec: SourceConfig, host: HostConfig | None, guards: GuardPool) -> Sou
         cwd = os.path.expanduser(spec.cwd) if spec.cwd else None
         return ProcessSource(spec.command, env=env, cwd=cwd, guards=guards)
     if spec.file is not None:
-        line = follow_file_command(spec.file, DEFAULT_FILE_LINES)
-    else:
-        line = shlex.join(spec.command)
-        if spec.env:
-            line = (
-                "env " + " ".join(shlex.quote(f"{k}={v}") for k, v in spec.env.items()) + " " + line
-            )
-        if spec.cwd:
-            line = f"cd {shlex.quote(spec.cwd)} && {line}"
+        return RemoteFileSource(
+            host.ssh,
+            spec.file,
+            backlog=DEFAULT_FILE_LINES,
+            ssh_args=host.ssh_args,
+            guards=guards,
+        )
+    line = shlex.join(spec.command)
+    if spec.env:
+        line = "env " + " ".join(shlex.quote(f"{k}={v}") for k, v in spec.env.items()) + " " + line
+    if spec.cwd:
+        line = f"cd {shlex.quote(spec.cwd)} && {line}"
     return SshSource(host.ssh, line, ssh_args=host.ssh_args, guards=guards)
 
 

@@ -17,18 +17,23 @@ this project's test machine, give none, so the walk is what works everywhere.
 Perview starts a guard before it knows the command (a warm spare, so that starting a command
 costs a spawn, not an interpreter start-up), then sends it one JSON line:
 `{"argv": [...], "env": {...} or null, "cwd": "..." or null, "grace": seconds,
-"stdin_pipe": bool, "group_only": bool}`. With `stdin_pipe` the command's stdin is a pipe the
-guard holds open and closes first when stopping: an `ssh` passes that EOF on, and the far side
-stops its command. With `group_only` (optional, false by default) only the group is stopped:
-for an `ssh`, whose only child outside it is a `ControlPersist` master that the user's ssh
-config means to outlive the connection.
+"stdin_pipe": bool, "group_only": bool, "stderr_pipe": bool}`. With `stdin_pipe` the command's
+stdin is a pipe the guard holds open and closes first when stopping: an `ssh` passes that EOF on,
+and the far side stops its command. With `group_only` (optional, false by default) only the
+group is stopped: for an `ssh`, whose only child outside it is a `ControlPersist` master that
+the user's ssh config means to outlive the connection.
+With `stderr_pipe` (optional, false by default) the command's stderr is a pipe of its own: the
+guard is then started as `_guard.py FD`, FD being an inherited descriptor (the write end of that
+pipe), which becomes the command's stderr; Perview reads the other end apart from the output (an
+`ssh` tells its own failures there). A guard started with FD closes it once the command runs, or
+at once when the spec does not ask for it, so Perview's end reads EOF either way.
 The guard answers one line: `P<pid>` once the command runs, or `E<errno> <where>: <text>` if
 it could not start (`where` is `cwd` or `exec`). EOF before the spec: the guard exits quietly.
 
-The command's stdout and stderr are the guard's, inherited; the guard itself lets go of them so
-Perview sees EOF exactly when the command's group has closed its output. The guard exits the
-way the command did (same status, or killed by the same signal), so to Perview it looks like
-the command itself.
+The command's stdout and stderr (unless `stderr_pipe`) are the guard's, inherited; the guard
+itself lets go of them so Perview sees EOF exactly when the command's group has closed its
+output. The guard exits the way the command did (same status, or killed by the same signal), so
+to Perview it looks like the command itself.
 """
 
 from __future__ import annotations
@@ -240,6 +245,7 @@ class Spec(NamedTuple):
     grace: float
     stdin_pipe: bool
     group_only: bool
+    stderr_pipe: bool
 
 
 def read_spec() -> Spec | None:
@@ -253,12 +259,19 @@ def read_spec() -> Spec | None:
     raw = json.loads(data)
     argv = [str(a) for a in raw["argv"]]
     group_only = bool(raw.get("group_only", False))
+    stderr_pipe = bool(raw.get("stderr_pipe", False))
     return Spec(
-        argv, raw["env"], raw["cwd"], float(raw["grace"]), bool(raw["stdin_pipe"]), group_only
+        argv,
+        raw["env"],
+        raw["cwd"],
+        float(raw["grace"]),
+        bool(raw["stdin_pipe"]),
+        group_only,
+        stderr_pipe,
     )
 
 
-def spawn(spec: Spec, stdin: int) -> int:
+def spawn(spec: Spec, stdin: int, errors: int | None) -> int:
     if spec.env is not None:
         # posix_spawnp searches the PATH of our own environment, so that is the one to replace.
         os.environ.clear()
@@ -268,12 +281,15 @@ def spawn(spec: Spec, stdin: int) -> int:
             os.chdir(spec.cwd)
         except OSError as exc:
             raise SpawnError(exc, "cwd") from exc
+    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0)]
+    if errors is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, errors, 2))
     try:
         return os.posix_spawnp(
             spec.argv[0],
             spec.argv,
             os.environ,
-            file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0)],
+            file_actions=actions,
             setpgroup=0,
             setsigdef=RESET_SIGNALS,
             setsigmask=(),
@@ -298,13 +314,23 @@ def main() -> int:
     if spec is None:
         return 0  # a spare nobody needed
     become_subreaper()
+    errors = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    if errors is not None:
+        if spec.stderr_pipe:
+            os.set_inheritable(errors, False)  # the command gets it as fd 2 only
+        else:
+            os.close(errors)
+            errors = None
     null = os.open(os.devnull, os.O_RDWR)
     stdin, hold = os.pipe() if spec.stdin_pipe else (null, None)
     try:
-        pid = spawn(spec, stdin)
+        pid = spawn(spec, stdin, errors)
     except SpawnError as exc:
         os.write(LIFELINE, str(exc).encode())
         return 126 if exc.permission else 127
+    finally:
+        if errors is not None:
+            os.close(errors)
     os.write(LIFELINE, b"P%d\n" % pid)
     if hold is not None:
         os.close(stdin)

@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from perview.hub import Ended, Output
@@ -30,20 +30,25 @@ READ_SIZE = 256 * 1024
 PIPE_SIZE = 1024 * 1024  # Linux's default limit for an unprivileged process (pipe-max-size)
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>; not in Python's fcntl module before 3.12
 REPLACE_AFTER = 0.25  # seconds between taking the spare guard and starting the next one
+STDERR_PATIENCE = 0.5  # seconds a separate stderr may stay open after the command has ended
 
 
 class Guard:
     """A started guard: its process, our end of its lifeline (also its reply channel), and the
-    read end of the pipe its command will write to."""
+    read ends of the pipes its command will write to (output, and stderr when asked apart)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, lifeline: socket.socket, output: int):
+    def __init__(
+        self, proc: asyncio.subprocess.Process, lifeline: socket.socket, output: int, errors: int
+    ):
         self.proc = proc
         self.lifeline = lifeline
         self.output = output
+        self.errors = errors
 
     def close(self) -> None:
         self.lifeline.close()
         os.close(self.output)
+        os.close(self.errors)
 
     async def discard(self) -> None:
         """Let go of an unused guard; it exits as soon as it reads EOF."""
@@ -54,31 +59,37 @@ class Guard:
 async def start_guard() -> Guard:
     ours, theirs = socket.socketpair()
     output, output_w = os.pipe()
+    errors, errors_w = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
             "-S",
             str(GUARD),
+            str(errors_w),
             stdin=theirs.fileno(),
             stdout=output_w,
             stderr=output_w,
+            pass_fds=(errors_w,),
             start_new_session=True,
         )
     except BaseException:
         ours.close()
         os.close(output)
+        os.close(errors)
         raise
     finally:
         theirs.close()
         os.close(output_w)
+        os.close(errors_w)
     ours.setblocking(False)
     os.set_blocking(output, False)
+    os.set_blocking(errors, False)
     # A bigger pipe lets a fast command run ahead while we relay; if the user's pipe budget
     # (pipe-user-pages-soft) is spent, the default size still works.
     with contextlib.suppress(OSError):
         fcntl.fcntl(output, F_SETPIPE_SZ, PIPE_SIZE)
-    return Guard(proc, ours, output)
+    return Guard(proc, ours, output, errors)
 
 
 class GuardPool:
@@ -126,7 +137,8 @@ class GuardPool:
 
 
 class ProcessSource:
-    """Runs `argv` in its own process group behind a guard; stdout and stderr are the output.
+    """Runs `argv` in its own process group behind a guard; stdout and stderr are the output, or
+    stderr goes to `stderr` (called with each block, in order) when one is given.
 
     The command's stdin is /dev/null. Setting `stop` lets go of the guard's lifeline, and the
     guard takes the whole group down, and every other process the command started; if Perview
@@ -146,6 +158,7 @@ class ProcessSource:
         guards: GuardPool | None = None,
         stdin_pipe: bool = False,
         group_only: bool = False,
+        stderr: Callable[[bytes], None] | None = None,
     ) -> None:
         if not argv:
             raise ValueError("a command needs at least a program name")
@@ -156,6 +169,7 @@ class ProcessSource:
         self.guards = guards
         self.stdin_pipe = stdin_pipe  # stdin is a pipe closed on stop (for ssh), not /dev/null
         self.group_only = group_only  # spare descendants that left the group (see _guard.py)
+        self.stderr = stderr
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         try:
@@ -165,6 +179,7 @@ class ProcessSource:
         proc, lifeline = guard.proc, guard.lifeline
         pgid: int | None = None
         stopper = asyncio.create_task(_let_go_when_set(stop, lifeline))
+        errors: asyncio.Task[None] | None = None
         try:
             spec = {
                 "argv": self.argv,
@@ -173,6 +188,7 @@ class ProcessSource:
                 "grace": self.grace,
                 "stdin_pipe": self.stdin_pipe,
                 "group_only": self.group_only,
+                "stderr_pipe": self.stderr is not None,
             }
             loop = asyncio.get_running_loop()
             await loop.sock_sendall(lifeline, json.dumps(spec).encode() + b"\n")
@@ -180,9 +196,16 @@ class ProcessSource:
             if hello.startswith("P"):
                 pgid = int(hello[1:])
                 out.started(pgid)
+            if self.stderr is not None:
+                errors = asyncio.create_task(_relay(guard.errors, self.stderr))
             while data := await _read(guard.output):
                 await out.write(data)
             status = await proc.wait()
+            if errors is not None:
+                # Its last words (why ssh failed) must be in before the end is reported; a
+                # process that kept stderr and left the group must not hold the end back.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(errors), STDERR_PATIENCE)
             if hello.startswith("E"):
                 return Ended(reason=self._start_error(hello[1:]))
             if not hello:
@@ -190,6 +213,9 @@ class ProcessSource:
             return Ended(status)
         finally:
             stopper.cancel()
+            if errors is not None:
+                errors.cancel()
+                await asyncio.gather(errors, return_exceptions=True)
             guard.close()
             if proc.returncode is None:
                 await self._reap(proc, pgid)
@@ -215,6 +241,11 @@ class ProcessSource:
         if code == str(errno.ENOENT):
             return f"{self.argv[0]}: command not found"
         return f"{self.argv[0]}: {text}"
+
+
+async def _relay(fd: int, to: Callable[[bytes], None]) -> None:
+    while data := await _read(fd):
+        to(data)
 
 
 async def _let_go_when_set(stop: asyncio.Event, lifeline: socket.socket) -> None:

@@ -10,16 +10,29 @@ to a pipe the local guard holds. When the viewer leaves (or Perview dies), that 
 EOF travels over the connection, and the wrapper signals its own process group, which sshd made
 for the session, and the command's descendants that left it: the command, its children and the
 wrapper all go.
+
+ssh's own words (a changed host key, `Connection refused`, `kex_exchange_identification`) are not
+the source's: the far command's stderr joins its stdout on the far side (`2>&1` in the wrapper),
+so what reaches the local ssh's stderr is ssh's (and the far login shell's) alone. The guard gives
+it a pipe of its own; it goes to Perview's log, and when ssh fails, its last line is the reason
+the source shows while it waits to retry.
+
+A remote file is followed by a far-side script that reports what it reads and from where, so
+that a reconnect resumes exactly: see remote_file.py for it and its protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shlex
 from collections.abc import Sequence
 
-from perview.hub import Ended, Forward, Output
+from perview.hub import Ended, Output
+from perview.labels import display_name
 from perview.sources.process import GuardPool, ProcessSource
+
+log = logging.getLogger(__name__)
 
 # Options that make an unattended ssh behave: never prompt (there is no one to answer), notice a
 # dead link in about 30 s, give up connecting after 10 s. Command-line options win over the
@@ -41,6 +54,7 @@ SSH_FAILED = 255
 RETRY_FIRST = 1.0  # seconds before the first retry; doubled up to RETRY_MAX
 RETRY_MAX = 30.0
 STABLE = 30.0  # a connection that lasted this long resets the back-off
+SAID_LINE = 500  # characters of one line of ssh's stderr kept for the log and the reason
 
 # Background lists get /dev/null as stdin in a non-interactive sh, so the watcher reads the real
 # stdin through fd 3. It ignores the SIGTERM it sends, gives everything a second, then SIGKILLs
@@ -51,7 +65,7 @@ STABLE = 30.0  # a connection that lasted this long resets the back-off
 # orphaned before the viewer left (its parent ended) is beyond reach there: sh cannot make the
 # wrapper a subreaper as the local guard is.
 WRAPPER = """exec 3<&0 </dev/null
-( {command} ) &
+( {command} ) 2>&1 &
 p=$!
 d() {{ {{ ps -A -o pid= -o ppid= || ps -o pid= -o ppid=; }} | awk -v r=$p '{{ up[$1] = $2 }}
 END {{ for (i in up) {{ q = i; n = 0; while (q != r && (q in up) && n++ < 64) q = up[q]
@@ -70,38 +84,46 @@ def remote_command(command: str) -> str:
     return "exec sh -c " + shlex.quote(WRAPPER.format(command=command))
 
 
-def follow_file_command(path: str, lines: int) -> str:
-    """`tail -F` for `path` on the far side; a leading `~/` is that host's home directory."""
-    quoted = '"$HOME"/' + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
-    return f"tail -n {int(lines)} -F -- {quoted}"
-
-
 def ssh_argv(destination: str, ssh_args: Sequence[str], command: str) -> tuple[str, ...]:
     """ssh's argv; after `--` the destination is only ever a destination, even one that starts
     with `-`."""
     return ("ssh", *SSH_OPTIONS, *ssh_args, "--", destination, remote_command(command))
 
 
-class _LastLine(Forward):
-    """Passes output on, remembering the last line (ssh's reason when it fails)."""
+class _Words:
+    """ssh's stderr for one connection: each line logged (unless the last connection said it
+    too, so a host that stays down is not logged every retry), the last one kept as the reason."""
 
-    def __init__(self, out: Output) -> None:
-        super().__init__(out)
-        self.tail = b""
+    def __init__(self, destination: str, said_before: frozenset[str]) -> None:
+        self.destination = destination
+        self.said_before = said_before
+        self.said: list[str] = []
+        self._partial = b""
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
-        self.tail = (self.tail + data)[-4096:]
-        await self.out.write(data, label)
+    def feed(self, data: bytes) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if len(self._partial) > SAID_LINE * 4:  # a line without end: cut it, never hoard
+            lines.append(self._partial)
+            self._partial = b""
+        for raw in lines:
+            line = display_name(raw.rstrip(b"\r"), SAID_LINE).strip()
+            if not line:
+                continue
+            if line not in self.said_before:
+                log.warning("ssh %s: %s", self.destination, line)
+            self.said.append(line)
 
     @property
     def last_line(self) -> str:
-        lines = self.tail.decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "ssh failed without a message"
+        if self._partial.strip():
+            self.feed(b"\n")
+        return self.said[-1] if self.said else "ssh failed without a message"
 
 
 class SshSource:
     """A command line run on `destination` through ssh; retried with back-off while ssh itself
-    fails (exit 255), each failure shown as a `waiting` state with ssh's own message."""
+    fails (exit 255), each failure shown as a `waiting` state with ssh's own message. ssh's
+    stderr goes to the log, never into the output."""
 
     kind = "ssh"
 
@@ -115,26 +137,43 @@ class SshSource:
     ) -> None:
         self.destination = destination
         self.command = command
+        self.ssh_args = tuple(ssh_args)
+        self.guards = guards
         self.argv = ssh_argv(destination, ssh_args, command)
-        # The local ssh's only child outside its group is a ControlPersist master, which the
-        # user's config means to outlive the connection; the far side is the wrapper's to stop.
-        self._process = ProcessSource(self.argv, guards=guards, stdin_pipe=True, group_only=True)
+        self._said: frozenset[str] = frozenset()  # what ssh said at the last connection
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         delay = RETRY_FIRST
         loop = asyncio.get_running_loop()
         while True:
-            watched = _LastLine(out)
+            words = _Words(self.destination, self._said)
             began = loop.time()
-            ended = await self._process.run(watched, stop)
+            try:
+                ended = await self.connect(out, stop, words)
+            finally:
+                self._said = frozenset(words.said)
             if stop.is_set() or ended.status != SSH_FAILED:
                 return ended
             if loop.time() - began > STABLE:
                 delay = RETRY_FIRST
-            out.waiting(f"{watched.last_line} (retrying in {delay:.0f} s)")
+            out.waiting(f"{words.last_line} (retrying in {delay:.0f} s)")
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            return Ended(SSH_FAILED, watched.last_line)
+            return Ended(SSH_FAILED, words.last_line)
+
+    async def connect(self, out: Output, stop: asyncio.Event, words: _Words) -> Ended:
+        """One connection, until it ends; a subclass may change the command or read the output
+        its own way (a remote file resumes where the last connection left it)."""
+        # The local ssh's only child outside its group is a ControlPersist master, which the
+        # user's config means to outlive the connection; the far side is the wrapper's to stop.
+        process = ProcessSource(
+            self.argv,
+            guards=self.guards,
+            stdin_pipe=True,
+            group_only=True,
+            stderr=words.feed,
+        )
+        return await process.run(out, stop)

@@ -1,0 +1,288 @@
+"""Remote files resume exactly: across a dropped link, a rotation, a truncation, a deletion, and
+for the next viewer; and ssh's own words stay out of the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from perview.sources.remote_file import RemoteFileSource, follow_file_command
+from perview.sources.ssh import SshSource
+from tests.sshd import Sshd
+
+WITHIN = 20.0  # seconds for anything to arrive over the loopback link
+
+
+class Record:
+    """An Output keeping the bytes, notices and states in the order they came; `on_waiting`
+    runs when a connection has just ended (the link is down: the outage happens there)."""
+
+    def __init__(self, on_waiting: Callable[[], None] | None = None) -> None:
+        self.data = bytearray()
+        self.notices: list[str] = []
+        self.events: list[tuple[str, str]] = []  # ("data" | "notice" | "waiting" | "started", text)
+        self.on_waiting = on_waiting
+        self.changed = asyncio.Event()
+
+    async def write(self, data: bytes, label: str | None = None) -> None:
+        self.data += data
+        self.events.append(("data", data.decode()))
+        self.changed.set()
+
+    def started(self, pid: int | None) -> None:
+        self.events.append(("started", ""))
+
+    def waiting(self, reason: str) -> None:
+        self.events.append(("waiting", reason))
+        if self.on_waiting is not None:
+            on_waiting, self.on_waiting = self.on_waiting, None
+            on_waiting()
+        self.changed.set()
+
+    def notice(self, text: str, label: str | None = None) -> None:
+        self.notices.append(text)
+        self.events.append(("notice", text))
+        self.changed.set()
+
+    def waited(self) -> list[str]:
+        return [text for kind, text in self.events if kind == "waiting"]
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(WITHIN):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def lines(first: int, last: int) -> str:
+    return "".join(f"line {n}\n" for n in range(first, last + 1))
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as file:
+        file.write(text)
+
+
+def far_file(sshd: Sshd, path: Path) -> RemoteFileSource:
+    return RemoteFileSource(sshd.alias(), str(path), ssh_args=["-F", str(sshd.config)])
+
+
+async def follow_across_an_outage(
+    sshd: Sshd, log: Path, outage: Callable[[], None], last: str
+) -> Record:
+    """Follow `log`, drop the link once its first lines are in, run `outage` while the link is
+    down, and return what arrived once `last` has."""
+    out = Record(on_waiting=outage)
+    stop = asyncio.Event()
+    task = asyncio.create_task(far_file(sshd, log).run(out, stop))
+    try:
+        await out.until(lambda: out.data.endswith(b"line 3\n"))
+        assert sshd.drop_sessions() > 0
+        await out.until(lambda: out.data.endswith(last.encode()))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WITHIN)
+    return out
+
+
+async def test_lines_written_while_the_link_was_down_arrive_once_and_in_order(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 3))
+    out = await follow_across_an_outage(sshd, log, lambda: append(log, lines(4, 500)), "line 500\n")
+    assert out.data.decode() == lines(1, 500)
+    assert any("retrying in" in reason for reason in out.waited())
+    assert [n for n in out.notices if n.startswith("resumed where it was left at ")] == out.notices
+    assert len(out.notices) == 1
+
+
+async def test_a_file_rotated_while_the_link_was_down_is_read_to_its_end_then_the_new_one(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 3))
+
+    def rotate() -> None:  # logrotate's `create`: the old file renamed, a new one made
+        append(log, lines(4, 10))
+        log.rename(tmp_path / "far.log.1")
+        log.write_text(lines(11, 20))
+
+    out = await follow_across_an_outage(sshd, log, rotate, "line 20\n")
+    assert out.data.decode() == lines(1, 20)
+    assert len(out.notices) == 1
+    assert out.notices[0].startswith("rotated after ")
+    assert out.notices[0].endswith(": reading the rest of it as far.log.1 first")
+
+
+async def test_a_file_copied_and_truncated_while_the_link_was_down_says_what_is_not_shown(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    """After the truncation the file grows past the old position: only the bytes before it tell
+    that it is not the same content."""
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 3))
+
+    def copytruncate() -> None:
+        append(log, lines(4, 10))
+        shutil.copyfile(log, tmp_path / "far.log.1")
+        with log.open("r+") as file:
+            file.truncate(0)
+        append(log, lines(11, 40))
+
+    out = await follow_across_an_outage(sshd, log, copytruncate, "line 40\n")
+    assert out.data.decode() == lines(1, 3) + lines(11, 40)
+    assert len(out.notices) == 1
+    assert out.notices[0].startswith("was truncated or rewritten after ")
+
+
+async def test_a_file_deleted_while_the_link_was_down_is_a_notice_and_a_wait(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 3))
+    out = Record(on_waiting=log.unlink)
+    stop = asyncio.Event()
+    task = asyncio.create_task(far_file(sshd, log).run(out, stop))
+    try:
+        await out.until(lambda: out.data.endswith(b"line 3\n"))
+        assert sshd.drop_sessions() > 0
+        await out.until(lambda: any("to appear" in reason for reason in out.waited()))
+        assert len(out.notices) == 1
+        assert out.notices[0].startswith("was deleted after ")
+        log.write_text("again\n")  # a new file at the name is read from its start
+        await out.until(lambda: out.data.endswith(b"again\n"))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WITHIN)
+    assert out.data.decode() == lines(1, 3) + "again\n"
+
+
+async def test_a_returning_viewer_gets_what_was_written_meanwhile(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 30))
+    source = far_file(sshd, log)
+    first = Record()
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(first, stop))
+    await first.until(lambda: first.data.endswith(b"line 30\n"))
+    stop.set()
+    await asyncio.wait_for(task, WITHIN)
+    assert first.data.decode() == lines(21, 30)  # a file starts with its last 10 lines
+
+    append(log, lines(31, 45))  # while nobody watched
+    second = Record()
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(second, stop))
+    try:
+        await second.until(lambda: second.data.endswith(b"line 45\n"))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WITHIN)
+    assert second.data.decode() == lines(31, 45)
+    assert len(second.notices) == 1
+    assert second.notices[0].startswith("resumed where it was left at ")
+
+
+async def test_the_far_side_script_needs_only_busybox(tmp_path: Path) -> None:
+    """A BusyBox host has its `sh`, `stat`, `dd`, `tail` and `od`, and nothing else."""
+    from perview.sources.process import ProcessSource
+    from perview.sources.remote_file import _Reader
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox is missing: run scripts/install-test-deps")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    for applet in applets.stdout.split():
+        (tools / applet).symlink_to(busybox)
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 30))
+    source = RemoteFileSource("unused", str(log))
+    out = Record()
+    stop = asyncio.Event()
+    far = ProcessSource(
+        [busybox, "sh", "-c", follow_file_command(str(log), 10)],
+        env={"PATH": str(tools)},
+    )
+    task = asyncio.create_task(far.run(_Reader(out, source), stop))
+    try:
+        await out.until(lambda: out.data.endswith(b"line 30\n"))
+        append(log, "partial")
+        await out.until(lambda: out.data.endswith(b"partial"))
+        append(log, " line\n")
+        log.rename(tmp_path / "far.log.1")
+        log.write_text("new file\n")
+        await out.until(lambda: out.data.endswith(b"new file\n"))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WITHIN)
+    assert out.data.decode() == lines(21, 30) + "partial line\nnew file\n"
+
+
+# -- ssh's own words -----------------------------------------------------------------------------
+
+
+async def ssh_failure(source: SshSource) -> tuple[Record, str]:
+    """Run `source` until ssh has failed once: what it wrote, and the reason it waits."""
+    stop = asyncio.Event()
+    out = Record(on_waiting=stop.set)
+    ended = await asyncio.wait_for(source.run(out, stop), WITHIN)
+    assert ended.status == 255
+    return out, out.waited()[0]
+
+
+async def test_a_changed_host_key_is_the_hosts_state_never_a_line(
+    sshd: Sshd, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    known = tmp_path / "known_hosts"
+    other = key.with_suffix(".pub").read_text().split()
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    config = tmp_path / "ssh_config"
+    text = sshd.config.read_text()
+    config.write_text(text.replace(str(sshd.config.parent / "known_hosts"), str(known)))
+    source = SshSource(sshd.alias(), "echo hi", ssh_args=["-F", str(config)])
+    out, reason = await ssh_failure(source)
+    assert out.data == b""
+    assert "Host key verification failed" in reason and "retrying in" in reason
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in caplog.text
+
+
+async def test_a_refused_connection_is_the_hosts_state_never_a_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = SshSource("127.0.0.1", "echo hi", ssh_args=["-p", "1", "-F", "none"])
+    out, reason = await ssh_failure(source)
+    assert out.data == b""
+    assert "Connection refused" in reason
+    assert "Connection refused" in caplog.text
+
+
+async def test_the_far_commands_own_stderr_stays_in_the_stream(sshd: Sshd) -> None:
+    source = SshSource(
+        sshd.alias(), "echo out; echo err >&2; exit 3", ssh_args=["-F", str(sshd.config)]
+    )
+    out = Record()
+    ended = await asyncio.wait_for(source.run(out, asyncio.Event()), WITHIN)
+    assert ended.status == 3
+    assert sorted(out.data.splitlines()) == [b"err", b"out"]
+
+
+async def test_a_command_can_have_its_stderr_apart() -> None:
+    from perview.sources.process import ProcessSource
+
+    said = bytearray()
+    out = Record()
+    source = ProcessSource(["sh", "-c", "echo out; echo err >&2"], stderr=said.extend)
+    ended = await asyncio.wait_for(source.run(out, asyncio.Event()), WITHIN)
+    assert (ended.status, bytes(out.data), bytes(said)) == (0, b"out\n", b"err\n")
