@@ -191,11 +191,9 @@ async def test_a_returning_viewer_gets_what_was_written_meanwhile(
     assert second.notices[0].startswith("resumed where it was left at ")
 
 
-async def test_the_far_side_script_needs_only_busybox(tmp_path: Path) -> None:
-    """A BusyBox host has its `sh`, `stat`, `dd`, `tail` and `od`, and nothing else."""
-    from perview.sources.process import ProcessSource
-    from perview.sources.remote_file import _Reader
-
+@pytest.fixture
+def busybox_tools(tmp_path: Path) -> Path:
+    """A directory of BusyBox's applets, to be the whole PATH."""
     busybox = shutil.which("busybox")
     if busybox is None:
         pytest.fail("busybox is missing: run scripts/install-test-deps")
@@ -204,13 +202,22 @@ async def test_the_far_side_script_needs_only_busybox(tmp_path: Path) -> None:
     applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
     for applet in applets.stdout.split():
         (tools / applet).symlink_to(busybox)
+    return tools
+
+
+async def test_the_far_side_script_needs_only_busybox(busybox_tools: Path, tmp_path: Path) -> None:
+    """A BusyBox host has its `sh`, `stat`, `dd`, `tail` and `od`, and nothing else."""
+    from perview.sources.process import ProcessSource
+    from perview.sources.remote_file import _Reader
+
+    tools = busybox_tools
     log = tmp_path / "far.log"
     log.write_text(lines(1, 30))
     source = RemoteFileSource("unused", str(log))
     out = Record()
     stop = asyncio.Event()
     far = ProcessSource(
-        [busybox, "sh", "-c", follow_file_command(str(log), 10)],
+        [str(tools / "sh"), "-c", follow_file_command(str(log), 10)],
         env={"PATH": str(tools)},
     )
     task = asyncio.create_task(far.run(_Reader(out, source), stop))
@@ -240,11 +247,17 @@ async def ssh_failure(source: SshSource) -> tuple[Record, str]:
     return out, out.waited()[0]
 
 
-async def test_a_changed_host_key_is_the_hosts_state_never_a_line(
-    sshd: Sshd, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def other_key(tmp_path: Path) -> Path:
     key = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+async def test_a_changed_host_key_is_the_hosts_state_never_a_line(
+    sshd: Sshd, tmp_path: Path, other_key: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = other_key
     known = tmp_path / "known_hosts"
     other = key.with_suffix(".pub").read_text().split()
     known.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
