@@ -411,21 +411,21 @@ def _start(file: _File, fd: int, size: int, ident: tuple[int, int]) -> tuple[int
         if unchanged == left.tail:
             written = size - left.pos
             if written <= RESUME_LIMIT:
-                said = f"resumed where it was left at {_when(left.at)}"
+                said = f"resumed where it was left at {moment(left.at)}"
                 return left.pos, said if written else None
             start = _backlog_start(fd, size, file.backlog or 0)
             return start, (
-                f"{_size(start - left.pos)} written between {_when(left.at)} and now were not "
-                f"followed (more than {_size(RESUME_LIMIT)} to catch up): its last lines follow"
+                f"{amount(start - left.pos)} written between {moment(left.at)} and now were not "
+                f"followed (more than {amount(RESUME_LIMIT)} to catch up): its last lines follow"
             )
         note = (
-            f"was truncated or rewritten after {_when(left.at)}: what it held before that "
+            f"was truncated or rewritten after {moment(left.at)}: what it held before that "
             "is not shown"
         )
         return _bounded_start(fd, size, file.backlog), note
     if left is not None:  # replaced, and the old file is nowhere to be found
         note = (
-            f"was replaced after {_when(left.at)}: what was written to the old file since "
+            f"was replaced after {moment(left.at)}: what was written to the old file since "
             "is not shown"
         )
         return _bounded_start(fd, size, file.backlog), note
@@ -454,7 +454,7 @@ def _resume_rotated(file: _File) -> str | None:
     file.partial, file.moved, file.problem, file.backlog = False, True, None, None
     file.grew_at = time.monotonic()
     name = os.path.basename(old)
-    return f"rotated after {_when(left.at)}: reading the rest of it as {name} first"
+    return f"rotated after {moment(left.at)}: reading the rest of it as {name} first"
 
 
 def _find_by_identity(directory: str, ident: tuple[int, int]) -> str | None:
@@ -480,11 +480,13 @@ def _bounded_start(fd: int, size: int, lines: int | None) -> int:
     return 0 if size <= RESUME_LIMIT else _backlog_start(fd, size, lines or 0)
 
 
-def _when(at: float) -> str:
+def moment(at: float) -> str:
+    """A moment as the notices of files, local and remote, write it."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
-def _size(n: int) -> str:
+def amount(n: int) -> str:
+    """A number of bytes as the notices of files write it."""
     if n < 1024:
         return f"{n} bytes"
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"

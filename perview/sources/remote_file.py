@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from perview.hub import Ended, Forward, Output
 from perview.labels import MAX_PATH, display_name
-from perview.sources.files import FINGERPRINT, RESUME_LIMIT, _size, _when
+from perview.sources.files import FINGERPRINT, RESUME_LIMIT, amount, moment
 from perview.sources.process import GuardPool
 from perview.sources.ssh import SshSource, _Words, ssh_argv
 
@@ -279,7 +279,7 @@ class _Reader(Forward):
         elif kind == b"gone" and self.left is not None:
             self.consumed = True
             self.notice(
-                f"was deleted after {_when(self.left.at)}: what was written to it since is not "
+                f"was deleted after {moment(self.left.at)}: what was written to it since is not "
                 "shown"
             )
         else:
@@ -305,14 +305,14 @@ class _Reader(Forward):
             self.out.started(self.pid)
         if left is None:
             return
-        when = _when(left.at)
+        when = moment(left.at)
         if how == "resumed":
             if size > pos:
                 self.notice(f"resumed where it was left at {when}")
         elif how == "skipped":
             self.notice(
-                f"{_size(pos - left.pos)} written between {when} and now were not followed (more "
-                f"than {_size(RESUME_LIMIT)} to catch up): its last lines follow"
+                f"{amount(pos - left.pos)} written between {when} and now were not followed (more "
+                f"than {amount(RESUME_LIMIT)} to catch up): its last lines follow"
             )
         elif how == "truncated":
             self.notice(
