@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from perview.config import Config, HostConfig, SourceConfig
+from perview.config import Config, HostConfig, SourceConfig, data_dir
 from perview.hub import Hub
 from perview.sources import build_source, describe
 from perview.sources.process import GuardPool
@@ -74,7 +74,7 @@ class Catalog:
         for name in changed:
             spec = new[name]
             await self.hubs[name].reconfigure(
-                build_source(spec, config.hosts, self.guards),
+                build_source(spec, config.hosts, self.guards, data_dir(config.server)),
                 max_lines=spec.backlog,
                 max_bytes=spec.max_bytes,
                 keep=_kept(spec),
@@ -99,7 +99,7 @@ class Catalog:
     def _build(self, spec: SourceConfig) -> Hub:
         return Hub(
             spec.name,
-            build_source(spec, self.config.hosts, self.guards),
+            build_source(spec, self.config.hosts, self.guards, data_dir(self.config.server)),
             max_lines=spec.backlog,
             max_bytes=spec.max_bytes,
             keep=_kept(spec),

@@ -88,6 +88,26 @@ class MetricConfig:
     crit: float | None = None
 
 
+# journalctl's priority names, most severe first (their index is the number); a few common
+# spellings journalctl does not take are accepted as the name it does.
+PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+PRIORITY_ALIASES = {"emergency": "emerg", "critical": "crit", "error": "err", "warn": "warning"}
+BOOT_ID = re.compile(r"[0-9a-f]{32}([+-]\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """What of the systemd journal a `journal` source reads (journalctl's own filters)."""
+
+    units: tuple[str, ...] = ()  # empty: the whole journal
+    priority: str | None = None  # a name or a range ("err", "err..warning"), as journalctl takes
+    identifiers: tuple[str, ...] = ()
+    boot: str | None = None  # "0": the current boot, "-1": the one before, or a boot ID
+    kernel: bool = False
+    directory: str | None = None  # a journal kept elsewhere (journalctl --directory)
+    file: str | None = None  # one journal file (journalctl --file)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     name: str
@@ -107,9 +127,12 @@ class SourceConfig:
     format: Format | Literal["raw"] = "auto"  # where levels are looked for; raw: nowhere
     level: str | None = None  # RE2 with a named group `level`: a source's own level rule
     entry_start: str | None = None  # RE2: the lines that start an entry
+    journal: JournalConfig | None = None  # a journal source: records read with journalctl
 
     @property
     def kind(self) -> str:
+        if self.journal is not None:
+            return "journal"
         return "stdin" if self.stdin else ("file" if self.file is not None else "command")
 
     @property
@@ -439,8 +462,9 @@ class _Checker:
             self.problem(path, f"{name!r} is not a usable source name (letters, digits, _ . -)")
         table = self.table(raw, path, _SOURCE_KEYS)
         has_command, has_file = "command" in table, "file" in table
-        if has_command == has_file:
-            self.problem(path, "needs exactly one of command or file")
+        if has_command + has_file + ("journal" in table) != 1:
+            self.problem(path, "needs exactly one of command, file or journal")
+        journal = self.journal(table, path)
         shell = self.get(table, path, "shell", bool, False)
         command: tuple[str, ...] = ()
         if has_command:
@@ -478,6 +502,7 @@ class _Checker:
             format=format,
             level=level,
             entry_start=entry_start,
+            journal=journal,
         )
 
     def classify(
@@ -504,6 +529,76 @@ class _Checker:
         if problems:
             return format, None, None
         return format, level, entry_start
+
+    def journal(self, table: dict[str, Any], path: tuple[str, ...]) -> JournalConfig | None:
+        """The `journal` key and the keys that refine it; None when the source is not one."""
+        if "journal" not in table:
+            for key in sorted(_JOURNAL_KEYS & table.keys()):
+                self.problem((*path, key), "only applies to a journal source (journal = ...)")
+            return None
+        value = table["journal"]
+        units: tuple[str, ...] = ()
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            units = tuple(value)
+        elif value is not True:
+            shown = "false" if value is False else "[]" if value == [] else _kind(value)
+            self.problem(
+                (*path, "journal"),
+                'must be true (the whole journal) or a list of unit names like ["nginx.service"], '
+                f"not {shown}",
+            )
+        identifiers: tuple[str, ...] = ()
+        if isinstance(table.get("identifier"), str):
+            identifiers = (table["identifier"],)
+        elif "identifier" in table:
+            identifiers = self.strings(table, path, "identifier")
+        directory = self.get(table, path, "journal_directory", str, None)
+        file = self.get(table, path, "journal_file", str, None)
+        if directory is not None and file is not None:
+            self.problem((*path, "journal_file"), "has both journal_directory and journal_file")
+        return JournalConfig(
+            units=units,
+            priority=self.priority(table, path),
+            identifiers=identifiers,
+            boot=self.boot(table, path),
+            kernel=self.get(table, path, "kernel", bool, False),
+            directory=directory,
+            file=file,
+        )
+
+    def priority(self, table: dict[str, Any], path: tuple[str, ...]) -> str | None:
+        if "priority" not in table:
+            return None
+        value = table["priority"]
+        words = value.split("..") if isinstance(value, str) else [value]
+        found = [_priority(word) for word in words]
+        if len(found) > 2 or None in found:
+            self.problem(
+                (*path, "priority"),
+                f"must be one of {', '.join(PRIORITIES)} (or 0-7), or a range like "
+                f'"err..warning", not {value!r}',
+            )
+            return None
+        return "..".join(f for f in found if f is not None)
+
+    def boot(self, table: dict[str, Any], path: tuple[str, ...]) -> str | None:
+        if "boot" not in table:
+            return None
+        value = table["boot"]
+        if value is True:
+            return "0"
+        if value is False:
+            return None
+        if isinstance(value, int) and value <= 0:
+            return str(value)
+        if isinstance(value, str) and BOOT_ID.fullmatch(value):
+            return value
+        self.problem(
+            (*path, "boot"),
+            "must be true (this boot), 0 or a negative number (-1: the boot before), "
+            f"or a boot ID (32 hex digits), not {value!r}",
+        )
+        return None
 
     def command(self, value: Any, path: tuple[str, ...], shell: bool) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -621,8 +716,32 @@ _SOURCE_KEYS = frozenset(
         "format",
         "level",
         "entry_start",
+        "journal",
+        "priority",
+        "identifier",
+        "boot",
+        "kernel",
+        "journal_directory",
+        "journal_file",
     }
 )
+# The keys that refine a journal source, meaningless without `journal`.
+_JOURNAL_KEYS = frozenset(
+    {"priority", "identifier", "boot", "kernel", "journal_directory", "journal_file"}
+)
+
+
+def _priority(value: object) -> str | None:
+    """journalctl's name for a priority given as a name, an alias or a number 0-7."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(PRIORITIES):
+        return PRIORITIES[value]
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word.isdigit():
+            return _priority(int(word))
+        word = PRIORITY_ALIASES.get(word, word)
+        return word if word in PRIORITIES else None
+    return None
 
 
 def _is_http_url(url: str) -> bool:

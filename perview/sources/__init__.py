@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 
 from perview.config import DEFAULT_FILE_LINES, HostConfig, SourceConfig
 from perview.hub import Source
 from perview.sources.files import FileSource
+from perview.sources.journal import JournalSource
 from perview.sources.merge import MergedSource
 from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.remote_file import RemoteFileSource
@@ -18,10 +20,18 @@ from perview.sources.stdin import StdinSource
 LOCAL = "local"
 
 
-def build_source(spec: SourceConfig, hosts: Mapping[str, HostConfig], guards: GuardPool) -> Source:
-    """The source for `spec`: one part per host, merged (lines tagged by host) if several."""
+def build_source(
+    spec: SourceConfig,
+    hosts: Mapping[str, HostConfig],
+    guards: GuardPool,
+    state_dir: Path | None = None,
+) -> Source:
+    """The source for `spec`: one part per host, merged (lines tagged by host) if several.
+    `state_dir` (the data directory) is where a `keep` journal source keeps its cursor."""
     if spec.stdin:
         return StdinSource()
+    if spec.journal is not None:
+        return _journal(spec, hosts, guards, state_dir)
     if not spec.hosts:
         return _part(spec, None, guards)
     parts: dict[str, Source] = {
@@ -55,6 +65,26 @@ def _part(spec: SourceConfig, host: HostConfig | None, guards: GuardPool) -> Sou
     return SshSource(host.ssh, line, ssh_args=host.ssh_args, guards=guards)
 
 
+def _journal(
+    spec: SourceConfig, hosts: Mapping[str, HostConfig], guards: GuardPool, state_dir: Path | None
+) -> Source:
+    assert spec.journal is not None
+    # Only a kept source resumes across restarts of Perview: another would replay everything
+    # since it last ran (perhaps days ago) to its first viewer.
+    kept = state_dir / "journal" if state_dir is not None and spec.keep else None
+    parts: dict[str, Source] = {}
+    for name in spec.hosts or (LOCAL,):
+        host = None if name == LOCAL else hosts[name]
+        parts[name] = JournalSource(
+            spec.journal,
+            destination=host.ssh if host else None,
+            ssh_args=host.ssh_args if host else (),
+            guards=guards,
+            state=kept / f"{spec.name}@{name}.json" if kept else None,
+        )
+    return next(iter(parts.values())) if len(parts) == 1 else MergedSource(parts)
+
+
 def describe(spec: SourceConfig) -> dict[str, object]:
     """What the API shows of a source's configuration (its kind is the running source's own:
     `ssh` and `merged` too, not only what the config says)."""
@@ -63,6 +93,8 @@ def describe(spec: SourceConfig) -> dict[str, object]:
         info["command"] = list(spec.command)
     if spec.file is not None:
         info["file"] = spec.file
+    if spec.journal is not None:
+        info["journal"] = list(spec.journal.units) or True
     for key in ("title", "group"):
         if getattr(spec, key) is not None:
             info[key] = getattr(spec, key)
