@@ -105,7 +105,10 @@ class JournalSource:
     def argv(self) -> list[str]:
         """journalctl's arguments for the next run: after the last record seen, if any."""
         self._resuming = self.cursor
-        start = [f"--cursor={self.cursor}"] if self.cursor else [f"--lines={self.lines}"]
+        # `--follow` alone shows only ten records from the cursor on: `--lines=all` all of them.
+        start = (
+            [f"--cursor={self.cursor}", "--lines=all"] if self.cursor else [f"--lines={self.lines}"]
+        )
         return [
             "journalctl",
             "--no-pager",
