@@ -36,15 +36,6 @@ def numbered(first: int, last: int) -> list[str]:
     return [f"message {n}" for n in range(first, last + 1)]
 
 
-async def info(server: Server, name: str) -> dict[str, object]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(server.base + "/api/sources", headers=AUTH) as response,
-    ):
-        found: dict[str, object] = {s["name"]: s for s in await response.json()}[name]
-        return found
-
-
 class Reader:
     """A viewer of a source's text stream, collecting what it has read so far."""
 
@@ -100,9 +91,10 @@ async def test_a_kept_journal_resumes_after_a_restart_of_perview(tmp_path: Path)
     path = config(journal, tmp_path, source="keep = true\n")
     server = start_server(["serve", "-c", str(path)])
     try:
-        async with asyncio.timeout(WITHIN):
-            while (await info(server, "app"))["lines"] != 3:
-                await asyncio.sleep(0.02)
+        async with aiohttp.ClientSession() as session:
+            reader = await watch(session, server, "app")
+            assert await reader.until(lambda seen: seen == numbered(1, 3))
+            reader.response.close()
     finally:
         stop_server(server)
     journal.messages("app.service", 4, 6)
