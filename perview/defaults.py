@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from perview.config import SourceConfig
+from perview.config import NAME, JournalConfig, SourceConfig
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")  # journald is running
+
+# Units failed at start each get a source of their own (their last records say why they
+# failed); a machine in a bad way may have dozens, and a sidebar of dozens helps no one.
+MAX_FAILED = 10
+FAILED_GROUP = "Failed units"
 
 # The first of each group that exists and is readable is served.
 SYSTEM_LOGS = ("/var/log/syslog", "/var/log/messages")
@@ -24,10 +30,11 @@ def default_sources() -> tuple[tuple[SourceConfig, ...], list[str]]:
     notes: list[str] = []
     journal = JOURNAL_SOCKET.exists() and shutil.which("journalctl") is not None
     if journal:
-        journalctl = ("journalctl", "--no-pager", "-n", "10", "-f")
-        sources.append(SourceConfig("journal", command=journalctl, title="System journal"))
-        sources.append(SourceConfig("kernel", command=(*journalctl, "-k"), title="Kernel log"))
-        notes.append("system and kernel log: the journal (journalctl -f)")
+        sources.append(SourceConfig("journal", journal=JournalConfig(), title="System journal"))
+        kernel = JournalConfig(kernel=True)
+        sources.append(SourceConfig("kernel", journal=kernel, title="Kernel log"))
+        notes.append("system and kernel log: the journal, with priorities")
+        _failed(sources, notes, _failed_units())
     else:
         _first_file(sources, notes, "syslog", "System log", SYSTEM_LOGS)
         if _dmesg_readable():
@@ -59,3 +66,54 @@ def _dmesg_readable() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
+
+
+def _failed_units() -> list[str] | str:
+    """The units failed now, or why they could not be listed."""
+    try:
+        probe = subprocess.run(
+            ["systemctl", "--failed", "--plain", "--no-legend", "--no-pager"],
+            capture_output=True,
+            timeout=5,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if probe.returncode != 0:
+        words = probe.stderr.strip().splitlines()
+        return words[0] if words else f"systemctl exited with status {probe.returncode}"
+    return failed_units(probe.stdout)
+
+
+def failed_units(listing: str) -> list[str]:
+    """The unit names of `systemctl --failed --plain --no-legend` (one unit a line, first)."""
+    return [line.split()[0] for line in listing.splitlines() if line.strip()]
+
+
+def _failed(sources: list[SourceConfig], notes: list[str], units: list[str] | str) -> None:
+    if isinstance(units, str):
+        notes.append(f"failed units: cannot list them ({units})")
+        return
+    if not units:
+        notes.append("failed units: none")
+        return
+    taken = {source.name for source in sources}
+    for unit in units[:MAX_FAILED]:
+        name = _source_name(unit, taken)
+        taken.add(name)
+        query = JournalConfig(units=(unit,))
+        sources.append(SourceConfig(name, journal=query, title=unit, group=FAILED_GROUP))
+    shown = ", ".join(units[:MAX_FAILED])
+    more = f" (and {len(units) - MAX_FAILED} more)" if len(units) > MAX_FAILED else ""
+    notes.append(f"failed units, each with its journal: {shown}{more}")
+
+
+def _source_name(unit: str, taken: set[str]) -> str:
+    # Unit names may hold `@`, `:` and `\x2d` escapes; source names appear in URLs and ids.
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", unit)[:60].lstrip(".-") or "unit"
+    name, n = base, 1
+    while name in taken or not NAME.fullmatch(name):
+        n += 1
+        name = f"{base[:56]}-{n}"
+    return name
