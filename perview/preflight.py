@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from perview.config import LOCAL, Config, HostConfig, MetricConfig, SourceConfig
+from perview.config import LOCAL, Config, HostConfig, JournalConfig, MetricConfig, SourceConfig
 
 Level = Literal["error", "warning", "unchecked"]
 Key = tuple[str, ...]
@@ -55,7 +55,7 @@ def _source(source: SourceConfig) -> list[Finding]:
     findings: list[Finding] = []
     remote = [host for host in source.hosts if host != LOCAL]
     if remote:
-        what = "file" if source.file is not None else "command"
+        what = source.kind if source.kind in ("file", "journal") else "command"
         findings.append(
             Finding(
                 "unchecked",
@@ -67,8 +67,18 @@ def _source(source: SourceConfig) -> list[Finding]:
         return findings
     if source.file is not None:
         return _file((*key, "file"), source.file) + findings
+    if source.journal is not None:
+        return _journal(key, source.journal) + findings
     environ = {**os.environ, **source.env}
     return _command(key, source.command, environ, source.cwd) + findings
+
+
+def _journal(key: Key, query: JournalConfig) -> list[Finding]:
+    findings = _command(key, ("journalctl",), os.environ, None)
+    for name, path in (("journal_directory", query.directory), ("journal_file", query.file)):
+        if path is not None and not os.access(os.path.expanduser(path), os.R_OK):
+            findings.append(Finding("error", (*key, name), f"{path} is not there or not readable"))
+    return findings
 
 
 def _metric(metric: MetricConfig) -> list[Finding]:

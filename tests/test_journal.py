@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from perview import preflight
 from perview.classify import Classifier, level_of
 from perview.config import ConfigError, JournalConfig, parse
 from perview.sources.journal import JournalSource
@@ -331,3 +332,18 @@ def test_a_journal_source_s_file_paths_are_this_host_s_or_the_far_host_s() -> No
     far = JournalSource(JournalConfig(file="~/j/system.journal"), destination="web1")
     assert f"--directory={os.path.expanduser('~/journal')}" in here.argv()
     assert "--file=j/system.journal" in far.argv()  # relative: in that host's home
+
+
+def test_check_names_a_journal_directory_that_is_not_there(tmp_path: Path) -> None:
+    config = parse(
+        f'[sources.j]\njournal = true\njournal_directory = "{tmp_path / "nope"}"\n'
+        f'[sources.k]\njournal = true\njournal_directory = "{tmp_path}"\n'
+    )
+    found = [(f.level, f.key, f.message) for f in preflight.check(config)]
+    assert found == [
+        (
+            "error",
+            ("sources", "j", "journal_directory"),
+            f"{tmp_path / 'nope'} is not there or not readable",
+        )
+    ]
