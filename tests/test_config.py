@@ -103,8 +103,8 @@ def test_a_boolean_is_not_a_number() -> None:
 def test_source_needs_exactly_one_of_command_or_file() -> None:
     both = errors('[sources.a]\ncommand = "x"\nfile = "/y"\n')
     neither = errors('[sources.b]\ntitle = "B"\n')
-    assert both == ["p.toml:1: sources.a: needs exactly one of command or file"]
-    assert neither == ["p.toml:1: sources.b: needs exactly one of command or file"]
+    assert both == ["p.toml:1: sources.a: needs exactly one of command, file or journal"]
+    assert neither == ["p.toml:1: sources.b: needs exactly one of command, file or journal"]
 
 
 def test_undefined_host_is_named() -> None:
