@@ -12,13 +12,13 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import TOKEN, Server, eventually, start_server, stop_server
-from tests.journald import Journal
+from tests.journald import Journal, record
 from tests.sshd import Sshd
 
 Serve = Callable[..., Server]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WITHIN = 15.0
-RECORD = re.compile(r"<\d>\S+ \S+: (message \d+)  unit=")
+RECORD = re.compile(r"<\d>\S+ \S+: (message \d+)\b")
 
 
 def shown(text: str) -> list[str]:
@@ -134,3 +134,22 @@ async def test_a_remote_journal_resumes_exactly_across_a_dropped_link(
 def far_journalctl(directory: Path) -> list[str]:
     found = subprocess.run(["pgrep", "-af", f"journalctl.*{directory}"], capture_output=True)
     return [line for line in found.stdout.decode().splitlines() if "pgrep" not in line]
+
+
+async def test_a_record_s_priority_is_its_level_in_the_streams(
+    serve: Serve, tmp_path: Path
+) -> None:
+    journal = Journal(tmp_path / "journal")
+    journal.write(
+        *(record("app.service", f"message {p}", priority=p) for p in range(8)),
+        record("app.service", "message 8 says ERROR and level=error", priority=6),
+        record("app.service", "message 9", priority=3),
+    )
+    server = serve("serve", "-c", str(config(journal, tmp_path)))
+    async with aiohttp.ClientSession() as session:
+        url = f"{server.base}/api/sources/app/text?backlog=100&level=warning"
+        reader = Reader(await session.get(url, headers=AUTH))
+        seen = await reader.until(lambda seen: seen[-1:] == ["message 9"])
+        reader.response.close()
+    # emerg to warning, not notice, info, debug, nor the info record that says ERROR
+    assert seen == [*numbered(0, 4), "message 9"]
