@@ -15,8 +15,6 @@ const CONTROLS = new RegExp(`[${CONTROL_CLASS}]`, "g");
 const CR_PICTURE = 0x240d;
 const PLAIN = Object.freeze({ fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, inverse: false });
 
-const BASIC = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
-
 /** How a control character is shown: caret notation for C0 and DEL (`^[`, `^M`, `^?`, as
  *  `cat -v` does), `<U+202E>` for the others. Plain ASCII, so every monospace font has it. */
 export function controlMark(char) {
@@ -134,5 +132,3 @@ export function styleElement(el, style) {
     el.title = style.control;
   }
 }
-
-export const COLOR_NAMES = BASIC;

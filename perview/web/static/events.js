@@ -1,18 +1,18 @@
 // The page's event stream client: fetch() and a small parser rather than EventSource. During a
 // burst it takes half the main thread's time (EventSource measured 839-1197 ms of main thread
-// per 100,000 lines, this 326-598 ms), and the page reconnects by itself anyway (App.connect).
+// per 100,000 lines, this 326-598 ms), and the page reconnects by itself anyway (connection.js).
 
 // Bytes a read of the event stream takes at most: with one buffer, reused, a burst of megabytes
 // leaves no garbage behind (measured: the renderer's peak 15-20 MB lower than in 2 MB reads).
 const READ_BYTES = 65536;
 const SLICE_MS = 10; // ms of events handled at a stretch before the page gets a turn
 
-/** An event as EventSource gives it, with its data lines as they were sent (`data` joins them). */
+/** An event as EventSource gives it, with its data lines as they were sent (`data` joins them).
+ *  No `lastEventId`: the page resumes with a cursor of its own (connection.js), not the ids. */
 class SseEvent extends Event {
-  constructor(type, lines, lastEventId) {
+  constructor(type, lines) {
     super(type);
     this.lines = lines;
-    this.lastEventId = lastEventId;
   }
 
   get data() {
@@ -28,7 +28,6 @@ export class SseParser {
     this.afterCR = false; // the last piece ended with CR: a LF starting the next one ends no line
     this.type = "";
     this.lines = [];
-    this.lastEventId = "";
   }
 
   /** The events that `text` completes, as SseEvents. */
@@ -55,7 +54,7 @@ export class SseParser {
 
   line(line, events) {
     if (line === "") {
-      if (this.lines.length) events.push(new SseEvent(this.type || "message", this.lines, this.lastEventId));
+      if (this.lines.length) events.push(new SseEvent(this.type || "message", this.lines));
       this.type = "";
       this.lines = [];
       return;
@@ -67,8 +66,7 @@ export class SseParser {
     if (value.startsWith(" ")) value = value.slice(1);
     if (field === "data") this.lines.push(value);
     else if (field === "event") this.type = value;
-    else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
-    // `retry` is ignored: the page schedules its own reconnections.
+    // `id` and `retry` are ignored: the page resumes from its own cursor, on its own schedule.
   }
 }
 

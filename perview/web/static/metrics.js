@@ -4,8 +4,9 @@
 
 import { Chart, clock } from "./chart.js";
 import { formatValue, levelOf } from "./format.js";
-import { EventStream } from "./events.js";
 import { api, pageCredential } from "./credential.js";
+import { $, el } from "./dom.js";
+import { setConnection } from "./status.js";
 
 const RANGES = { "5m": 300, "1h": 3600, "24h": 86400, "7d": 7 * 86400 };
 const RANGE_LABELS = { "5m": "5 minutes", "1h": "1 hour", "24h": "24 hours", "7d": "7 days" };
@@ -19,15 +20,6 @@ const SPARK_STEP = 2;
 const RESYNC_AFTER_MS = 10000; // a stream silent this long missed samples: fetch history again
 // Series charted as a host's key figures (or deliberately left out); every other is custom.
 const SYSTEM = /^(cpu|cpu\.core:.*|load\.(1m|5m|15m)|mem\.used(_bytes)?|swap\.used|disk\.(used|read|write):.*|net\.(rx|tx):.*)$/;
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, { dataset, ...props } = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  if (dataset) Object.assign(node.dataset, dataset);
-  node.append(...children);
-  return node;
-}
 
 const stepOf = (range) => Math.max(1, RANGES[range] / POINTS);
 
@@ -188,8 +180,10 @@ class HostItem {
 }
 
 export class Metrics {
-  constructor(app) {
-    this.app = app;
+  /** `page`: streaming() (whether live samples come over the event stream), logsShown() (whether
+   *  log panes are open), saveUrl() (the view changed). */
+  constructor(page) {
+    this.page = page;
     this.series = new Map(); // id -> what api/metrics says of it, value and at kept current
     this.cards = new Map(); // chart key ("local cpu") -> Card
     this.sections = new Map(); // host -> its section of the view
@@ -215,7 +209,7 @@ export class Metrics {
     $("view-logs").addEventListener("click", () => this.hide());
     await this.refresh();
     this.rangeChosen = range in RANGES;
-    if (range !== null || !this.app.panes.length) this.show(range);
+    if (range !== null || !this.page.logsShown()) this.show(range);
     setInterval(() => this.poll(), SAMPLE_POLL_MS);
   }
 
@@ -241,10 +235,10 @@ export class Metrics {
       if (!response.ok) throw new Error(response.statusText);
       list = await response.json();
     } catch {
-      if (!this.streaming()) this.app.setConnection("reconnecting"); // else the stream says
+      if (!this.streaming()) setConnection("reconnecting"); // else the stream says
       return;
     }
-    if (!this.streaming()) this.app.setConnection("live");
+    if (!this.streaming()) setConnection("live");
     const polling = !this.streaming();
     const fresh = [];
     const known = this.series.size;
@@ -260,7 +254,7 @@ export class Metrics {
       const fitting = this.fittingRange();
       if (RANGES[fitting] > RANGES[this.range]) {
         this.useRange(fitting);
-        if (this.visible) this.app.saveUrl();
+        if (this.visible) this.page.saveUrl();
       }
     }
     if (this.series.size !== known) this.sync();
@@ -274,8 +268,7 @@ export class Metrics {
 
   /** Whether live samples come over the event stream (else they are polled). */
   streaming() {
-    const stream = this.app.stream;
-    return Boolean(stream) && stream.readyState !== EventStream.CLOSED;
+    return this.page.streaming();
   }
 
   poll() {
@@ -383,7 +376,7 @@ export class Metrics {
     $("view-logs").ariaPressed = "false";
     this.sync();
     if (host) this.sections.get(host)?.scrollIntoView({ block: "start" });
-    this.app.saveUrl();
+    this.page.saveUrl();
   }
 
   hide() {
@@ -393,14 +386,14 @@ export class Metrics {
     $("panes").hidden = false;
     $("view-metrics").ariaPressed = "false";
     $("view-logs").ariaPressed = "true";
-    this.app.saveUrl();
+    this.page.saveUrl();
   }
 
   setRange(range) {
     if (!(range in RANGES)) return;
     this.rangeChosen = true;
     this.useRange(range);
-    this.app.saveUrl();
+    this.page.saveUrl();
   }
 
   useRange(range) {

@@ -3,19 +3,13 @@
 // until the reader scrolls up, and then counts what is waiting below.
 
 import { segments, styleElement } from "./ansi.js";
+import { el } from "./dom.js";
+import { shownText } from "./downloads.js";
 import { LineFilter } from "./filter.js";
 import { LINE, MARK, View } from "./store.js";
 
 const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
 const FRAME_MS = 16; // a draw less than a frame ago means lines are streaming: wait for a frame
-const TAG_COLORS = 8; // tag-0 .. tag-7 in the stylesheet
-
-function el(tag, { dataset, ...props } = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  if (dataset) Object.assign(node.dataset, dataset);
-  node.append(...children);
-  return node;
-}
 
 function toggle(label, title, testid) {
   return el("button", { type: "button", className: "toggle", textContent: label, title, dataset: { testid }, ariaPressed: "false" });
@@ -373,15 +367,6 @@ export class Pane {
   }
 
   downloadShown() {
-    // Perview's own notes are kept, marked as in the text stream.
-    const lines = [];
-    for (let i = 0; i < this.view.length; i++) {
-      const seq = this.view.at(i);
-      const note = this.store.kind[this.store.slot(seq)] === MARK ? "[perview] " : "";
-      lines.push(note + this.store.plainText(seq));
-    }
-    this.app.saveFile(`${[...this.sources].join("+")}.log`, lines.join("\n") + "\n");
+    this.app.saveFile(`${[...this.sources].join("+")}.log`, shownText(this.store, this.view));
   }
 }
-
-export { TAG_COLORS };

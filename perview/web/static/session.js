@@ -4,8 +4,8 @@
 // (the login page, or the token), instead of retrying for ever.
 
 import { pageCredential } from "./credential.js";
-
-const $ = (id) => document.getElementById(id);
+import { $ } from "./dom.js";
+import { setConnection } from "./status.js";
 const credential = pageCredential();
 const auth = document.body.dataset.auth; // how this server lets people in: "users", "token", "none"
 
@@ -36,7 +36,7 @@ function show(session) {
 function askToSignIn(why) {
   document.body.dataset.signedIn = "no";
   $("session").hidden = true;
-  Object.assign($("connection"), { textContent: "signed out" }).dataset.state = "signed out";
+  setConnection("signed out");
   $("signin").hidden = false;
   const message = $("signin-message");
   if (auth === "users") {
