@@ -347,3 +347,99 @@ def test_an_operator_reloads_the_config_from_the_page(
     (tmp_path / "perview.toml").write_text("[sources.x]\nbogus = 1\n")
     page.get_by_test_id("reload").click()
     expect(page.locator("#flash")).to_contain_text("sources.x.bogus: unknown key")
+
+
+def test_clicking_a_name_shows_that_source_alone_and_ticks_only_it(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    quiet = {n: f"sh -c 'echo {n}; sleep 300'" for n in ["a", "b", "c"]}
+    server = serve("serve", "-c", config(tmp_path, quiet))
+    open_page(page, server, "source=a")
+    box = '[data-source="{}"] [data-testid="source-select"]'
+    page.locator('[data-source="b"] .name').click()
+    expect(page.get_by_test_id("pane")).to_have_attribute("data-sources", "b")
+    expect(page.locator(box.format("b"))).to_be_checked()
+    expect(page.locator(box.format("a"))).not_to_be_checked()
+    page.locator(box.format("c")).check()
+    page.get_by_test_id("view-merged").click()  # merges what was ticked, not what was glanced at
+    expect(page.get_by_test_id("pane")).to_have_attribute("data-sources", "b,c")
+
+
+def test_a_waiting_source_and_an_unreachable_host_say_why_in_the_sidebar(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    host = "webserver-number-01"
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp_path}"\n'
+        f'[hosts.{host}]\nssh = "perview-no-such-host.invalid"\nmetrics = true\n'
+        f'[sources.gone]\nfile = "{tmp_path}/missing.log"\n'
+    )
+    server = serve("serve", "-c", str(path))
+    open_page(page, server)
+    reason = page.locator('[data-source="gone"] [data-testid="source-reason"]')
+    expect(reason).to_contain_text("missing.log")
+    item = page.locator(f'[data-testid="host-item"][data-host="{host}"]')
+    expect(item.get_by_test_id("host-reason")).to_contain_text("perview-no-such-host.invalid")
+    name = item.locator(".name")
+    expect(name).to_have_text(host)
+    assert name.evaluate("e => e.scrollWidth <= e.clientWidth"), "the host's name is cut"
+
+
+def colour_of(page: Page, name: str) -> str:
+    classes = page.locator(f'[data-source="{name}"] .name').get_attribute("class") or ""
+    return next(c for c in classes.split() if c.startswith("tag-text-"))
+
+
+def test_a_source_keeps_its_colour_when_other_sources_come_and_go(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    quiet = "sh -c 'sleep 300'"
+    server = serve("serve", "-c", config(tmp_path, {"b": quiet}))
+    open_page(page, server)
+    alone = colour_of(page, "b")
+    # Seven sources before it, as a config that grew: in order of appearance it would be tag 7.
+    server = serve(
+        "serve", "-c", config(tmp_path, {**{f"s{i}": quiet for i in range(7)}, "b": quiet})
+    )
+    open_page(page, server)
+    assert colour_of(page, "b") == alone
+
+
+def test_save_and_save_all_write_the_same_plain_text(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    script = "printf '\\033[31mred\\033[0m plain\\n'"
+    server = serve("serve", "-c", config(tmp_path, {"c": f'sh -c "{script}; sleep 300"'}))
+    open_page(page, server)
+    expect(page.locator(f"{LINE} .text")).to_have_text("red plain")
+    saved = []
+    for testid in ["download-shown", "download-full"]:
+        button = page.get_by_test_id(testid)
+        assert "plain text" in (button.get_attribute("title") or "")
+        with page.expect_download() as download:
+            button.click()
+        saved.append(Path(download.value.path()).read_text())
+    for text in saved:
+        assert "red plain\n" in text and "\x1b" not in text, text
+
+
+def test_a_highlight_can_be_a_regular_expression_and_a_bad_one_is_refused(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    server = serve("serve", "-c", config(tmp_path, {"w": "sh -c 'echo disk is fuuull; sleep 300'"}))
+    open_page(page, server)
+    page.get_by_test_id("highlight-add").click()
+    page.get_by_test_id("highlight-pattern").first.fill("(")
+    page.get_by_test_id("highlight-regex").first.click()
+    page.get_by_test_id("highlight-save").click()
+    expect(page.get_by_test_id("highlight-error").first).to_contain_text(
+        "Invalid regular expression"
+    )
+    page.get_by_test_id("highlight-pattern").first.fill("fu+l+")
+    page.get_by_test_id("highlight-color").first.select_option("green")
+    page.get_by_test_id("highlight-save").click()
+    expect(page.locator("mark.hl-green")).to_have_text("fuuull")
+    assert "green.*" in page.url  # the address carries it, marked as a pattern
+    page.reload()
+    expect(page.locator("mark.hl-green").first).to_have_text("fuuull")

@@ -19,7 +19,7 @@ import { Highlighter } from "./highlights.js";
 import { editHighlights } from "./highlight-dialog.js";
 import { Connection, alreadyShown } from "./connection.js";
 import { Sources } from "./sources.js";
-import { Sidebar } from "./sidebar.js";
+import { NARROW, Sidebar, foldable } from "./sidebar.js";
 import { Panes } from "./panes.js";
 import { fullHistory, saveFile } from "./downloads.js";
 import { copyText } from "./clipboard.js";
@@ -54,13 +54,20 @@ class App {
   constructor(state) {
     this.state = state; // what the address said when the page loaded
     this.store = new LineStore(state.capacity);
-    this.options = state.options;
+    // On a phone a long line wraps (scrolling sideways a line at a time is no way to read it);
+    // elsewhere it scrolls, unless the link or the pane's "wrap" says otherwise.
+    this.options = { ...state.options, wrap: state.options.wrap || matchMedia(NARROW).matches };
     this.sources = new Sources(fetchSources);
     this.overlap = new Map(); // name -> the lines held before Perview restarted (see onSource)
     this.highlighter = new Highlighter({ changed: () => this.paneList.redraw(), note: (text) => this.highlightNote(text) });
     this.highlighter.set(state.highlights ?? storedHighlights());
     this.paneList = new Panes($("panes"), this);
-    this.sidebar = new Sidebar($("sources"), this.sources, (name) => this.show([name], "merged"));
+    const fold = foldable($("sidebar-toggle"));
+    this.sidebar = new Sidebar($("sources"), this.sources, (name) => {
+      fold();
+      this.show([name], "merged");
+    });
+    this.fold = fold;
     this.connection = new Connection({
       open: (url) => new EventStream(url, api),
       refused: () => pageCredential().refused,
@@ -99,8 +106,12 @@ class App {
       closeHelp: () => ($("help").hidden = true),
     });
     $("highlight-add").addEventListener("click", () => editHighlights(this.highlighter.rules, (rules) => this.setHighlights(rules)));
-    $("view-split").addEventListener("click", () => this.show(this.sidebar.checked(), "split"));
-    $("view-merged").addEventListener("click", () => this.show(this.sidebar.checked(), "merged"));
+    for (const mode of ["split", "merged"]) {
+      $(`view-${mode}`).addEventListener("click", () => {
+        this.fold();
+        this.show(this.sidebar.checked(), mode);
+      });
+    }
     $("help-button").addEventListener("click", () => ($("help").hidden = !$("help").hidden));
     $("reload").addEventListener("click", () => this.reloadConfig());
   }

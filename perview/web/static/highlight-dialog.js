@@ -1,5 +1,5 @@
-// The highlights dialog: a row per rule (its text or pattern, its colour). A pattern that does not
-// compile is said on its row, and nothing is saved.
+// The highlights dialog: a row per rule (its text or pattern, whether it is a regular expression,
+// its colour). A pattern that does not compile is said on its row, and nothing is saved.
 
 import { $, el } from "./dom.js";
 import { HIGHLIGHT_COLORS, ruleError } from "./highlights.js";
@@ -10,11 +10,13 @@ export function editHighlights(rules, save) {
   const list = $("highlight-list");
   const row = (rule = { pattern: "", regex: false, color: HIGHLIGHT_COLORS[list.children.length % HIGHLIGHT_COLORS.length] }) => {
     const pattern = el("input", { value: rule.pattern, placeholder: "text to highlight", spellcheck: false, dataset: { testid: "highlight-pattern" } });
+    const regex = el("button", { type: "button", className: "toggle", textContent: ".*", title: "a regular expression (ignoring case, as text is)", ariaPressed: String(Boolean(rule.regex)), dataset: { testid: "highlight-regex" } });
+    regex.addEventListener("click", () => (regex.ariaPressed = String(regex.ariaPressed !== "true")));
     const color = el("select", { dataset: { testid: "highlight-color" } });
     for (const name of HIGHLIGHT_COLORS) color.append(new Option(name, name, false, name === rule.color));
     const error = el("span", { className: "filter-note", hidden: true, role: "status", dataset: { testid: "highlight-error" } });
-    const li = el("li", {}, pattern, color, error);
-    li.read = () => ({ pattern: pattern.value, regex: Boolean(rule.regex), color: color.value });
+    const li = el("li", {}, pattern, regex, color, error);
+    li.read = () => ({ pattern: pattern.value, regex: regex.ariaPressed === "true", color: color.value });
     li.say = (text) => Object.assign(error, { textContent: text, hidden: !text });
     list.append(li);
   };

@@ -144,7 +144,8 @@ class Card {
   }
 }
 
-/** A host in the sidebar: its name, latest CPU and memory, and a CPU sparkline. */
+/** A host in the sidebar: its name, latest CPU and memory, a CPU sparkline, and why its series
+ *  fail when they do (an unreachable host, a command that errs). */
 class HostItem {
   constructor(view, host) {
     this.view = view;
@@ -152,7 +153,8 @@ class HostItem {
     this.figures = el("span", { className: "figures", dataset: { testid: "host-figures" } });
     const name = el("button", { type: "button", className: "name", textContent: host, title: "show this host's metrics" });
     name.addEventListener("click", () => view.show(null, host));
-    this.root = el("li", { className: "host", dataset: { testid: "host-item", host } }, name, this.figures);
+    this.reason = el("span", { className: "reason", hidden: true, dataset: { testid: "host-reason" } });
+    this.root = el("li", { className: "host", dataset: { testid: "host-item", host } }, name, this.figures, this.reason);
     this.spark = null;
   }
 
@@ -171,6 +173,10 @@ class HostItem {
     if (value("cpu") !== undefined) parts.push(`cpu ${formatValue(value("cpu"), "%")}`);
     if (value("mem.used") !== undefined) parts.push(`mem ${formatValue(value("mem.used"), "%")}`);
     this.figures.textContent = parts.join(" · ");
+    const reasons = new Set();
+    for (const info of this.view.series.values()) if (info.host === this.host && info.state === "failing" && info.reason) reasons.add(info.reason);
+    this.reason.textContent = [...reasons].join("; ");
+    this.reason.hidden = !reasons.size;
   }
 
   async load() {

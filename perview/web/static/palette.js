@@ -1,11 +1,14 @@
-// Which of the stylesheet's tag colours a name gets.
+// Which of the stylesheet's tag colours a name gets: derived from the name alone, so a source or
+// host keeps its colour across reloads, sessions and browsers, whatever order it was seen in.
 
 export const TAG_COLORS = 8; // tag-0 .. tag-7 in the stylesheet
 
-const colors = new Map();
-
-/** The tag colour (0 .. TAG_COLORS - 1) of `name`: the next one, in the order names are seen. */
+/** The tag colour (0 .. TAG_COLORS - 1) of `name`: its FNV-1a hash, folded into the palette. */
 export function colorOf(name) {
-  if (!colors.has(name)) colors.set(name, colors.size % TAG_COLORS);
-  return colors.get(name);
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    hash ^= name.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % TAG_COLORS;
 }

@@ -53,8 +53,8 @@ export class Pane {
       this.action("stop", "stop the source", "stop", () => this.app.act(names, "stop")),
       this.action("restart", "restart the source", "restart", () => this.app.act(names, "restart")),
       this.action("clear", "clear this view (the lines stay on the server)", "clear", () => this.clear()),
-      this.action("save", "download what is shown", "download-shown", () => this.downloadShown()),
-      this.action("save all", "download the full retained history", "download-full", () => this.app.downloadFull(names)),
+      this.action("save", "download the lines shown, as plain text (colour codes removed)", "download-shown", () => this.downloadShown()),
+      this.action("save all", "download all the server holds of this view's sources, as plain text (colour codes removed)", "download-full", () => this.app.downloadFull(names)),
       this.action("link", "copy a link that reopens this view", "copy-link", () => this.app.copyLink()),
     );
     if (this.app.panes.length > 0) menu.append(this.action("×", "close this pane", "close-pane", () => this.app.closePane(this)));

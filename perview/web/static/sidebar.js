@@ -1,9 +1,24 @@
 // The sidebar's list of sources: a name to show one, a box to tick several (for side by side or
-// merged) and its state.
+// merged), its state and, when it is not working, why. The boxes tick what is on screen: showing
+// a source alone ticks it alone.
 
 import { el } from "./dom.js";
 import { colorOf } from "./palette.js";
-import { describeState, groupSources } from "./sources.js";
+import { describeState, groupSources, troubleOf } from "./sources.js";
+
+// Below this width the sidebar is folded away behind the header's "sources" button, and the log
+// gets the screen (the stylesheet's media query says the same).
+export const NARROW = "(max-width: 700px)";
+
+/** The header's button that opens and closes the sidebar on a narrow screen. */
+export function foldable(button, body = document.body) {
+  const set = (open) => {
+    body.classList.toggle("sidebar-open", open);
+    button.ariaExpanded = String(open);
+  };
+  button.addEventListener("click", () => set(!body.classList.contains("sidebar-open")));
+  return () => set(false);
+}
 
 export class Sidebar {
   /** `list`: the sidebar's element; `pick(name)`: show that source alone. */
@@ -19,9 +34,9 @@ export class Sidebar {
     return this.sources.names().filter((name) => this.ticked.has(name));
   }
 
-  /** Tick these sources too (what is on screen). */
+  /** Tick these sources, and only these (what is on screen). */
   tick(names) {
-    for (const name of names) this.ticked.add(name);
+    this.ticked = new Set(names);
     this.render();
   }
 
@@ -44,6 +59,8 @@ export class Sidebar {
     const hosts = info.hosts?.length ? info.hosts.join(", ") + " · " : "";
     const rate = info.rate ? ` · ${Math.round(info.rate)}/s` : "";
     const item = el("li", { dataset: { testid: "source-item", source: info.name } }, box, name, state, el("span", { className: "detail", textContent: `${hosts}${info.viewers ?? 0} watching${rate}` }));
+    const trouble = troubleOf(info);
+    if (trouble) item.append(el("span", { className: "reason", textContent: trouble, dataset: { testid: "source-reason" } }));
     return item;
   }
 }

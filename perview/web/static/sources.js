@@ -8,6 +8,13 @@ export function describeState(info) {
   return info.state;
 }
 
+/** Why a source is not doing its work, in the server's words ("" when it is): the reason of a
+ *  source waiting for its file or host, or that failed to start. */
+export function troubleOf(info) {
+  if (info.state !== "waiting" && info.state !== "failed") return "";
+  return info.reason || info.summary || "";
+}
+
 /** Sources in the sidebar's order: [[group, [info, ...]], ...], the ungrouped ones ("") first. */
 export function groupSources(infos) {
   const groups = new Map([["", []]]);
