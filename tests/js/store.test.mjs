@@ -35,3 +35,27 @@ test("a view grows, trims what the store forgot, and reuses its space", () => {
   view.clear();
   assert.equal(view.length, 0);
 });
+
+test("each line keeps its level mark; a line pushed without one is an unclassified head", async () => {
+  const { ERROR, HEAD, UNCLASSIFIED } = await import("../../perview/web/static/levels.js");
+  const store = new LineStore(4);
+  const a = store.push("Traceback", "a", "", 1, 0, LINE, ERROR);
+  const b = store.push("plain", "a", "", 2, 0, LINE);
+  assert.equal(store.level[store.slot(a)], ERROR);
+  assert.equal(store.level[store.slot(b)], UNCLASSIFIED);
+  assert.equal(UNCLASSIFIED & HEAD, HEAD);
+});
+
+test("a view takes seqs into their places and gives them up again", () => {
+  const view = new View();
+  for (const seq of [1, 2, 5, 9]) view.push(seq);
+  view.insert([3, 4, 7]);
+  assert.deepEqual(Array.from({ length: view.length }, (_, i) => view.at(i)), [1, 2, 3, 4, 5, 7, 9]);
+  view.insert([10, 11]); // after the last: appended
+  assert.equal(view.indexOf(7), 5);
+  assert.equal(view.indexOf(8), 6); // where it would go
+  assert.equal(view.remove(new Set([2, 3, 4, 11])), 4);
+  assert.deepEqual(Array.from({ length: view.length }, (_, i) => view.at(i)), [1, 5, 7, 9, 10]);
+  view.push(12);
+  assert.equal(view.at(view.length - 1), 12);
+});

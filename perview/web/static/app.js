@@ -25,6 +25,7 @@ import { fullHistory, saveFile } from "./downloads.js";
 import { copyText } from "./clipboard.js";
 import { bindKeys } from "./keyboard.js";
 import { flash, setConnection } from "./status.js";
+import { markAt } from "./levels.js";
 
 const POLL_MS = 2000; // sidebar figures (viewers, lines per second)
 const OVERLAP_LINES = 200; // lines compared after a server restart to avoid showing them twice
@@ -241,15 +242,17 @@ class App {
   onLines(header, lines) {
     let id = header.id;
     const held = this.overlap.get(header.source);
+    let levels = header.levels; // one letter a line (levels.js); absent: not classified
     if (held) {
       this.overlap.delete(header.source);
       const skip = alreadyShown(held, lines);
       lines = lines.slice(skip);
+      levels = levels?.slice(skip);
       id += skip;
     }
     const arrived = header.time * 1000; // the server's clock: the same after a reload
     const first = this.store.next;
-    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, id + i, arrived, LINE);
+    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, id + i, arrived, LINE, markAt(levels, i));
     this.paneList.distribute(this.store, first);
   }
 

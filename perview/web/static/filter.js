@@ -5,6 +5,9 @@
 // the filter then stops, and every line is shown.
 
 import { LINE } from "./store.js";
+import { Entries } from "./entries.js";
+import { NONE, levelOf, minimumOf } from "./levels.js";
+import { parseQuery, termsTest } from "./fields.js";
 
 // How long one batch may take before the pattern is called too slow and its worker is ended. A
 // batch of ordinary lines takes a few ms (5,000 lines of 100 bytes: 1 to 10 ms from post to
@@ -18,23 +21,31 @@ export const BATCH_CHARS = 1 << 20;
 // before the filter gives up on it and says so.
 const LOAD_MS = 10000;
 
-/** What the pane's filter settings ask for: null when nothing filters, {test} for a substring
- *  test, or {regex: {source, flags}, invert} for a pattern to run in a FilterWorker.
+/** What the pane's filter settings ask for: null when nothing filters, {test(line, mark)} for a
+ *  test the page runs itself (a substring, field terms: fields.js), or {regex: {source, flags},
+ *  invert} for a pattern to run in a FilterWorker, with `fields` (and `invertAll`) when field
+ *  terms go with it: those run here, on the worker's answer.
  *  Throws SyntaxError for a bad pattern (constructing a RegExp parses it; it does not run it). */
 export function makeFilter({ text, regex, matchCase, invert }) {
   if (!text) return null;
-  if (regex) {
-    const re = new RegExp(text, matchCase ? "" : "i");
-    return { regex: { source: re.source, flags: re.flags }, invert };
+  const query = parseQuery(text);
+  const fields = query.terms.length ? termsTest(query.terms, matchCase) : null;
+  const rest = query.text;
+  if (regex && rest) {
+    const re = new RegExp(rest, matchCase ? "" : "i");
+    const pattern = { source: re.source, flags: re.flags };
+    return fields ? { regex: pattern, invert: false, fields, invertAll: invert } : { regex: pattern, invert };
   }
-  let test;
-  if (matchCase) {
-    test = (line) => line.includes(text);
-  } else {
-    const needle = text.toLowerCase();
-    test = (line) => line.toLowerCase().includes(needle);
+  let words = null;
+  if (rest && matchCase) {
+    words = (line) => line.includes(rest);
+  } else if (rest) {
+    const needle = rest.toLowerCase();
+    words = (line) => line.toLowerCase().includes(needle);
   }
-  return { test: invert ? (line) => !test(line) : test };
+  let test = words;
+  if (fields) test = words ? (line, mark) => words(line) && fields(line, mark) : fields;
+  return { test: invert ? (line, mark) => !test(line, mark) : test };
 }
 
 export const TOO_SLOW = "this pattern is too slow on these lines: stopped, every line shown";
@@ -135,9 +146,11 @@ export class FilterWorker {
 
 /** The filter of one pane. Lines are offered in order and shown to the pane, in the same order,
  *  when they pass: at once for a substring filter, once the worker answers for a pattern (lines
- *  and marks wait in one queue meanwhile, so a mark keeps its place). The pane provides:
- *  `show(seq, isLine)`, `firstHeld()` (the oldest seq it may still show), `settled()` (after
- *  the worker's lines were shown) and `note(text)` (why the filter is not filtering; "": it is).
+ *  and marks wait in one queue meanwhile, so a mark keeps its place). A line below the pane's
+ *  minimum level never passes; one that passes shows its whole entry (entries.js). The pane
+ *  provides what Entries needs, and `firstHeld()` (the oldest seq it may still show),
+ *  `settled()` (after the worker's lines were shown) and `note(text)` (why the filter is not
+ *  filtering; "": it is).
  */
 export class LineFilter {
   constructor(store, pane, worker = new FilterWorker()) {
@@ -150,11 +163,13 @@ export class LineFilter {
     this.generation = 0; // bumped whenever the filter changes: older answers are dropped
     this.pumping = -1; // the generation whose batches are being sent
     this.stopped = false; // the pattern ran past its budget: every line is shown until it changes
+    this.minimum = NONE; // the lowest level shown
+    this.entries = new Entries(store, pane);
   }
 
   /** Whether lines are being filtered (not: no filter, a bad pattern, or stopped). */
   get filtering() {
-    return Boolean(this.filter) && !this.stopped;
+    return (Boolean(this.filter) && !this.stopped) || this.minimum > NONE;
   }
 
   /** Filter with `settings` from now on; the pane offers its lines again. */
@@ -164,6 +179,8 @@ export class LineFilter {
     this.pending = [];
     this.pendingHead = 0;
     this.stopped = false;
+    this.minimum = minimumOf(settings.level ?? "");
+    this.entries.reset();
     try {
       this.filter = makeFilter(settings);
       this.pane.note("");
@@ -179,13 +196,15 @@ export class LineFilter {
   /** A line or mark of the pane's sources, in order. */
   offer(seq) {
     const store = this.store;
+    const slot = store.slot(seq);
+    const isLine = store.kind[slot] === LINE;
+    if (isLine && levelOf(store.level[slot]) < this.minimum) return;
     if (this.filter?.regex && !this.stopped) {
       this.pending.push(seq);
       return;
     }
-    const isLine = store.kind[store.slot(seq)] === LINE;
-    if (isLine && this.filter?.test && !this.filter.test(store.plainText(seq))) return;
-    this.pane.show(seq, isLine);
+    const test = isLine && this.filter?.test;
+    this.entries.offer(seq, !test || test(store.plainText(seq), store.level[slot]));
   }
 
   /** Send what waits to the worker, a batch at a time, and show what it keeps. */
@@ -243,11 +262,15 @@ export class LineFilter {
 
   accept(batch, keep) {
     const first = this.pane.firstHeld(); // the store may have moved on while the worker ran
+    const { fields, invertAll } = this.filter;
     let j = 0;
     for (let i = 0; i < batch.seqs.length; i++) {
+      const seq = batch.seqs[i];
       const isLine = batch.isLine[i];
-      const passes = !isLine || keep[j++] === 1;
-      if (passes && batch.seqs[i] >= first) this.pane.show(batch.seqs[i], isLine);
+      let passes = !isLine || keep[j] === 1;
+      if (isLine && fields) passes = (passes && fields(batch.texts[j], this.store.level[this.store.slot(seq)])) !== invertAll;
+      if (isLine) j++;
+      if (seq >= first) this.entries.offer(seq, passes);
     }
     this.pane.settled();
   }

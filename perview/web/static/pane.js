@@ -7,6 +7,9 @@ import { el } from "./dom.js";
 import { shownText } from "./downloads.js";
 import { LineFilter } from "./filter.js";
 import { LINE, MARK, View } from "./store.js";
+import { ERROR, WARNING, isHead, levelOf } from "./levels.js";
+import { termFor } from "./fields.js";
+import { drawJson, fieldsList, levelControls, levelMark } from "./levelui.js";
 
 const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
 const FRAME_MS = 16; // a draw less than a frame ago means lines are streaming: wait for a frame
@@ -21,8 +24,8 @@ export class Pane {
     this.store = app.store;
     this.sources = new Set(sources);
     this.view = new View();
-    this.settings = { text: "", regex: false, matchCase: false, invert: false, ...settings };
-    this.options = { time: false, numbers: false, wrap: false, ...app.options };
+    this.settings = { text: "", regex: false, matchCase: false, invert: false, level: "", ...settings };
+    this.options = { time: false, numbers: false, wrap: false, raw: false, ...app.options };
     this.filter = new LineFilter(this.store, this);
     this.liveFrom = 0; // lines from here on are new to the reader; earlier ones are re-filtered
     this.following = true;
@@ -32,6 +35,8 @@ export class Pane {
     this.scrolledTo = null; // where scrollToEnd() last scrolled, until its scroll event comes
     this.prefix = null; // rows before each line, in wrap mode
     this.drawn = new Map(); // seq -> its row element, reused while it stays on screen
+    this.foldedLines = new Map(); // head seq of a folded entry -> how many lines it hides
+    this.current = null; // the line a jump or a click went to: keys act on its entry
     this.build();
     this.applyFilter();
   }
@@ -50,6 +55,8 @@ export class Pane {
       this.optionButton("time", "time", "show arrival times", "opt-time"),
       this.optionButton("numbers", "#", "show line numbers", "opt-numbers"),
       this.optionButton("wrap", "wrap", "wrap long lines", "opt-wrap"),
+      this.optionButton("raw", "raw", "show JSON lines as they came, not as fields", "opt-raw"),
+      this.action("fields", "list the most common fields and values, to filter by one", "fields-button", () => this.toggleFields()),
       this.action("stop", "stop the source", "stop", () => this.app.act(names, "stop")),
       this.action("restart", "restart the source", "restart", () => this.app.act(names, "restart")),
       this.action("clear", "clear this view (the lines stay on the server)", "clear", () => this.clear()),
@@ -78,7 +85,7 @@ export class Pane {
         this.filterInput.blur();
       }
     });
-    const toolbar = el("div", { className: "toolbar" }, tags, this.filterInput, this.regexButton, this.caseButton, this.invertButton, this.filterNote, this.count, menu);
+    const toolbar = el("div", { className: "toolbar" }, tags, this.filterInput, this.regexButton, this.caseButton, this.invertButton, levelControls(this), this.filterNote, this.count, menu);
     this.spacer = el("div", { className: "spacer" });
     this.rows = el("div", { className: "rows" });
     this.viewport = el("div", { className: "viewport", tabIndex: 0, dataset: { testid: "log" } }, this.spacer, this.rows);
@@ -86,7 +93,9 @@ export class Pane {
     this.newLines = el("button", { type: "button", className: "new-lines", hidden: true, dataset: { testid: "new-lines" } });
     this.newLines.addEventListener("click", () => this.jumpToEnd());
     this.viewport.addEventListener("scroll", () => this.onScroll(), { passive: true });
-    this.root = el("section", { className: "pane", dataset: { testid: "pane", sources: names.join(",") } }, toolbar, el("div", { className: "body" }, this.viewport, this.newLines));
+    this.rows.addEventListener("click", (e) => this.onRowClick(e));
+    this.fieldsBox = el("div", { className: "fields-box", hidden: true });
+    this.root = el("section", { className: "pane", dataset: { testid: "pane", sources: names.join(",") } }, toolbar, this.fieldsBox, el("div", { className: "body" }, this.viewport, this.newLines));
     this.resizeObserver = new ResizeObserver(() => {
       this.prefix = null;
       this.schedule();
@@ -123,6 +132,7 @@ export class Pane {
 
   applyFilter() {
     this.filter.set(this.settings);
+    this.foldedLines.clear(); // counted again as the lines are offered
     this.view.clear();
     this.matches = 0;
     const store = this.store;
@@ -159,6 +169,124 @@ export class Pane {
 
   firstHeld() {
     return Math.max(this.store.first, this.clearedAt ?? 0);
+  }
+
+  /** Lines of an entry held back until a later line of it passed the filter: into their places. */
+  showEarlier(seqs) {
+    const first = this.firstHeld();
+    const held = seqs.filter((seq) => seq >= first);
+    this.view.insert(held);
+    this.matches += held.length;
+    this.prefix = null;
+    if (!this.following) this.unseen += held.filter((seq) => seq >= this.liveFrom).length;
+  }
+
+  /** `count` more lines of the folded entry `head` came (or were found): its mark says so. */
+  fold(head, count) {
+    this.foldedLines.set(head, (this.foldedLines.get(head) ?? 0) + count);
+    this.drawn.delete(head);
+  }
+
+  /** Fold the entry headed by `head`, or unfold it: its continuation lines leave the view or
+   *  come back in their places. */
+  toggleFold(head) {
+    const entries = this.filter.entries;
+    const lines = entries.continuations(head).filter((seq) => seq >= this.firstHeld());
+    if (entries.folded.has(head)) {
+      entries.folded.delete(head);
+      this.foldedLines.delete(head);
+      const missing = lines.filter((seq) => this.view.at(this.view.indexOf(seq)) !== seq);
+      this.view.insert(missing);
+      this.matches += missing.length;
+    } else {
+      if (!lines.length) return;
+      entries.folded.add(head);
+      this.matches -= this.view.remove(new Set(lines));
+      this.foldedLines.set(head, lines.length);
+    }
+    this.prefix = null;
+    this.drawn.delete(head);
+    this.schedule();
+  }
+
+  /** Fold or unfold the entry of the current line (or of the first line on screen). */
+  toggleCurrentFold() {
+    const seq = this.current ?? this.view.at(this.lineAtRow(Math.floor(this.viewport.scrollTop / (this.rowHeight || 18))));
+    if (seq === undefined || !this.store.has(seq)) return;
+    const head = this.filter.entries.headOf(seq);
+    if (head >= 0) this.toggleFold(head);
+  }
+
+  onRowClick(e) {
+    const mark = e.target.closest?.(".lv");
+    const row = e.target.closest?.(".line");
+    if (!mark || !row || !row.dataset.seq) return;
+    const seq = Number(row.dataset.seq);
+    if (!this.store.has(seq)) return;
+    this.setCurrent(seq);
+    const head = this.filter.entries.headOf(seq);
+    if (head >= 0) this.toggleFold(head);
+  }
+
+  setCurrent(seq) {
+    if (this.current !== null) this.drawn.delete(this.current);
+    this.current = seq;
+    this.drawn.delete(seq);
+  }
+
+  /** Go to the next (direction 1) or previous (-1) entry at `level` ("warning": warnings and
+   *  worse; "error") from the current line, or from the rows on screen; false if there is none. */
+  jump(direction, level) {
+    const minimum = level === "error" ? ERROR : WARNING;
+    const view = this.view;
+    const store = this.store;
+    if (!view.length) return false;
+    let i;
+    if (this.current !== null && view.at(view.indexOf(this.current)) === this.current) {
+      i = view.indexOf(this.current);
+    } else {
+      this.metrics();
+      const top = this.lineAtRow(Math.floor(this.viewport.scrollTop / this.rowHeight));
+      const bottom = this.lineAtRow(Math.floor((this.viewport.scrollTop + this.viewport.clientHeight) / this.rowHeight));
+      i = direction > 0 ? top - 1 : Math.min(bottom + 1, view.length);
+    }
+    for (i += direction; i >= 0 && i < view.length; i += direction) {
+      const seq = view.at(i);
+      const mark = store.level[store.slot(seq)];
+      if (store.kind[store.slot(seq)] === LINE && isHead(mark) && levelOf(mark) >= minimum) break;
+    }
+    if (i < 0 || i >= view.length) {
+      this.app.flash?.(`no ${direction > 0 ? "later" : "earlier"} ${level === "error" ? "error" : "warning or error"}`);
+      return false;
+    }
+    this.setCurrent(view.at(i));
+    this.following = false;
+    this.metrics();
+    if (this.options.wrap && !this.prefix) this.buildPrefix();
+    const row = this.options.wrap ? this.prefix[i] : i;
+    this.viewport.scrollTop = Math.max(0, row * this.rowHeight - this.viewport.clientHeight / 3);
+    this.schedule();
+    return true;
+  }
+
+  toggleFields() {
+    if (!this.fieldsBox.hidden) {
+      this.fieldsBox.hidden = true;
+      return;
+    }
+    const texts = [];
+    for (let i = Math.max(0, this.view.length - 2000); i < this.view.length; i++) {
+      const seq = this.view.at(i);
+      if (this.store.kind[this.store.slot(seq)] === LINE) texts.push(this.store.plainText(seq));
+    }
+    this.fieldsBox.replaceChildren(fieldsList(texts, (key, value) => {
+      const term = termFor(key, value);
+      this.settings.text = this.settings.text ? `${this.settings.text} ${term}` : term;
+      this.filterInput.value = this.settings.text;
+      this.fieldsBox.hidden = true;
+      this.applyFilter();
+    }));
+    this.fieldsBox.hidden = false;
   }
 
   /** The filter's worker has answered: what it passed is in the view. */
@@ -221,7 +349,7 @@ export class Pane {
   }
 
   rowsOf(seq) {
-    const extra = (this.options.time ? 13 : 0) + (this.options.numbers ? 9 : 0) + (this.sources.size > 1 ? 12 : 0);
+    const extra = 2 + (this.options.time ? 13 : 0) + (this.options.numbers ? 9 : 0) + (this.sources.size > 1 ? 12 : 0);
     return Math.max(1, Math.ceil((this.store.plainText(seq).length + extra) / this.columns));
   }
 
@@ -328,14 +456,21 @@ export class Pane {
     }
     if (store.kind[slot] === MARK) {
       line.classList.add("mark");
+      line.append(el("span", { className: "lv", textContent: " " }));
       // A notice may quote what a command or a far host said: its controls are marks too.
       const note = el("span");
       this.app.highlighter.render(note, segments(store.text[slot]), styleElement);
       line.append(note);
       return line;
     }
+    const mark = store.level[slot];
+    line.append(levelMark(mark, this.foldedLines.get(seq)));
+    if (seq === this.current) line.classList.add("current");
+    if (!isHead(mark)) line.classList.add("cont");
     const body = el("span", { className: "text" });
-    this.app.highlighter.render(body, segments(store.text[slot]), styleElement);
+    if (this.options.raw || !drawJson(body, store.text[slot], mark, this.app.highlighter)) {
+      this.app.highlighter.render(body, segments(store.text[slot]), styleElement);
+    }
     line.append(body);
     return line;
   }

@@ -2,6 +2,7 @@
 // merged), its state and, when it is not working, why. The boxes tick what is on screen: showing
 // a source alone ticks it alone.
 
+import { problemBadge } from "./levelui.js";
 import { el } from "./dom.js";
 import { colorOf } from "./palette.js";
 import { describeState, groupSources, troubleOf } from "./sources.js";
@@ -61,6 +62,8 @@ export class Sidebar {
     const item = el("li", { dataset: { testid: "source-item", source: info.name } }, box, name, state, el("span", { className: "detail", textContent: `${hosts}${info.viewers ?? 0} watching${rate}` }));
     const trouble = troubleOf(info);
     if (trouble) item.append(el("span", { className: "reason", textContent: trouble, dataset: { testid: "source-reason" } }));
+    const badge = problemBadge(info); // errors and warnings of the last minute, hour, since start
+    if (badge) item.append(badge);
     return item;
   }
 }

@@ -2,6 +2,7 @@
 // which of them a pane shows. Memory is bounded by the ring's capacity, whatever the panes do.
 
 import { plain } from "./ansi.js";
+import { UNCLASSIFIED } from "./levels.js";
 
 export const LINE = 0;
 export const MARK = 1; // something Perview says: a gap, an exit status, a restart
@@ -15,6 +16,7 @@ export class LineStore {
     this.id = new Float64Array(capacity); // the server's line id (0 for marks)
     this.time = new Float64Array(capacity); // arrival, ms since the epoch
     this.kind = new Uint8Array(capacity);
+    this.level = new Uint8Array(capacity); // level | HEAD (levels.js), as the server classified it
     this.first = 0; // the oldest seq still held
     this.next = 0; // the seq the next line gets
     this.sources = [];
@@ -27,7 +29,7 @@ export class LineStore {
     return i;
   }
 
-  push(text, source, host, id, time, kind) {
+  push(text, source, host, id, time, kind, level = UNCLASSIFIED) {
     const slot = this.next % this.capacity;
     this.text[slot] = text;
     this.source[slot] = this.intern(this.sources, source);
@@ -35,6 +37,7 @@ export class LineStore {
     this.id[slot] = id;
     this.time[slot] = time;
     this.kind[slot] = kind;
+    this.level[slot] = level;
     const seq = this.next++;
     if (this.next - this.first > this.capacity) this.first = this.next - this.capacity;
     return seq;
@@ -93,5 +96,49 @@ export class View {
   clear() {
     this.head = 0;
     this.length = 0;
+  }
+
+  /** The index of `seq`, or of the first seq after it (`length` if none): a binary search. */
+  indexOf(seq) {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.seqs[this.head + mid] < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Put `seqs` (increasing, none already here) in their places; linear in the view's length. */
+  insert(seqs) {
+    if (!seqs.length) return;
+    if (!this.length || seqs[0] > this.at(this.length - 1)) {
+      for (const seq of seqs) this.push(seq);
+      return;
+    }
+    const merged = new Float64Array(Math.max(1024, 2 * (this.length + seqs.length)));
+    let i = 0;
+    let j = 0;
+    let n = 0;
+    while (i < this.length || j < seqs.length) {
+      if (j >= seqs.length || (i < this.length && this.at(i) < seqs[j])) merged[n++] = this.at(i++);
+      else merged[n++] = seqs[j++];
+    }
+    this.seqs = merged;
+    this.head = 0;
+    this.length = n;
+  }
+
+  /** Take out the seqs in `drop` (a Set); returns how many were taken out. */
+  remove(drop) {
+    let n = 0;
+    for (let i = 0; i < this.length; i++) {
+      const seq = this.at(i);
+      if (!drop.has(seq)) this.seqs[this.head + n++] = seq;
+    }
+    const removed = this.length - n;
+    this.length = n;
+    return removed;
   }
 }

@@ -17,7 +17,7 @@ export function readState(search) {
   return {
     sources: params.getAll("source"),
     split: params.get("view") === "split",
-    filter: { text: params.get("filter") || "", regex: flag("regex"), matchCase: flag("case"), invert: flag("invert") },
+    filter: { text: params.get("filter") || "", regex: flag("regex"), matchCase: flag("case"), invert: flag("invert"), level: params.get("level") || "" },
     metrics: params.get("metrics"), // a range, "" for the default one, null: the logs
     highlights: hl === null ? null : parseRules(hl), // null: none in the address
     options: { time: flag("time"), numbers: flag("numbers"), wrap: flag("wrap") },
@@ -37,6 +37,7 @@ export function writeState({ sources = [], split = false, filter = null, metrics
     if (filter.matchCase) query.set("case", "1");
     if (filter.invert) query.set("invert", "1");
   }
+  if (filter?.level) query.set("level", filter.level);
   if (metrics !== null) query.set("metrics", metrics);
   if (highlights.length) query.set("hl", formatRules(highlights));
   return query.toString();
