@@ -49,9 +49,12 @@ export function drawJson(body, text, mark, highlighter) {
   if (!record) return false;
   body.classList.add("json");
   body.dataset.testid = "json";
+  // Spaces between the parts, not margins: a copied line reads the same as the screen.
+  const gap = () => body.firstChild && body.append(" ");
   const part = (className, value) => {
     const span = el("span", { className });
     textInto(span, value, highlighter);
+    gap();
     body.append(span);
   };
   if (record.time) part("jt", record.time);
@@ -60,6 +63,7 @@ export function drawJson(body, text, mark, highlighter) {
   for (const [key, value] of record.fields) {
     const field = el("span", { className: "jf" }, el("span", { className: "jk", textContent: `${key}=` }));
     textInto(field, value, highlighter);
+    gap();
     body.append(field);
   }
   return true;
