@@ -51,10 +51,17 @@ page / baseline is what the browser adds on top of Perview serving the burst. Fo
 the request to the last line. Its lines are checked the same way.
 
 `--filter RE` opens the page trials with that regular expression as the pane's filter (it runs
-in the page's filter worker); it must keep the burst's lines, e.g. `--filter '^\\d{9} x+$'`.
+in the page's filter worker); it must keep the burst's lines, e.g. `--filter '^\\d{9} \\w+ *x+$'`.
+
+Levels (issue 13): each burst line carries a level word where a log has one (`%09d INFO x...`:
+90 in 100 INFO, 8 WARN, 2 ERROR), so the server classifies a realistic mix and the page gets a
+level per line. Each trial shows the burst twice, from a classified source and from one with
+`format = "raw"` (no levels: the page's work without them), interleaved; the report gives both
+and their ratio (target: classified within 1.3 times raw), each with its raw SSE baseline (so
+the server's share of the difference shows apart from the page's). `--no-raw` skips them.
 
     python bench/browser_burst.py [--lines 100000] [--scrollback 1000000] [--seq 100000]
-                                  [--trials 3] [--filter RE] [--quick]
+                                  [--trials 3] [--filter RE] [--no-raw] [--quick]
 """
 
 from __future__ import annotations
@@ -96,7 +103,7 @@ from _common import (
 )
 from playwright.async_api import Browser, Page, Playwright, ViewportSize, async_playwright
 
-SIZE = 100  # bytes a line, newline included: "%09d " + 89 x + "\n"
+SIZE = 100  # bytes a line, newline included: "%09d " + a 6-byte level word + 83 x + "\n"
 CHUNK = 1024 * 1024 + 7  # bytes a write(2); not a multiple of SIZE, so writes cut lines
 PROBE_EVERY = 0.005  # s between two page.evaluate("1")
 RSS_EVERY = 0.05
@@ -108,7 +115,8 @@ TARGET_SCREEN = 1.0
 TARGET_ANSWER = 0.100
 TARGET_RSS = 150e6
 TARGET_RSS_MILLION = 300e6
-BURST_LINE = re.compile(rb"\d{9} x{%d}" % (SIZE - 11))
+BURST_LINE = re.compile(rb"\d{9} (?:INFO  |WARN  |ERROR )x{%d}" % (SIZE - 17))
+TARGET_LEVELS = 1.3  # on screen with levels, at most this many times as long as without
 SEQ_LINE = re.compile(rb"\d+")
 
 # Builds a burst on `prep PATH FIRST COUNT` (answers `ready`), appends it on `go` (answers
@@ -116,12 +124,15 @@ SEQ_LINE = re.compile(rb"\d+")
 WRITER = """
 import os, sys, time
 size, chunk = int(sys.argv[1]), int(sys.argv[2])
-pad = b"x" * (size - 11) + b"\\n"
+pad = b"x" * (size - 17) + b"\\n"
+# A level in every line, as most logs have: 90 in 100 INFO, 8 WARN, 2 ERROR.
+words = [b"INFO  "] * 90 + [b"WARN  "] * 8 + [b"ERROR "] * 2
 for command in sys.stdin:
     word, *rest = command.split()
     if word == "prep":
         path, first, count = rest[0], int(rest[1]), int(rest[2])
-        payload = memoryview(b"".join(b"%09d " % n + pad for n in range(first, first + count)))
+        lines = (b"%09d " % n + words[n % 100] + pad for n in range(first, first + count))
+        payload = memoryview(b"".join(lines))
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         print("ready", flush=True)
     elif word == "go":
@@ -565,7 +576,7 @@ async def page_burst(
             to_screen = (seen["seenAt"] - offset) / 1000 - end_ns / 1e9
         await asyncio.sleep(SETTLE)
         after = await memory(page)
-        pattern = rf"^\d{{9}} x{{{SIZE - 11}}}$"
+        pattern = rf"^\d{{9}} (?:INFO  |WARN  |ERROR )x{{{SIZE - 17}}}$"
         check = {"source": burst.source, "pattern": pattern, "lo": first, "hi": last}
         store = await page.evaluate(STORE_CHECK, check)
         wrote = (end_ns - start_ns) / 1e9
@@ -629,12 +640,17 @@ async def page_seq(
 # -- the run ----------------------------------------------------------------------------------
 
 
-def write_config(directory: Path, trials: int, seq: int) -> None:
+def write_config(directory: Path, trials: int, seq: int, raw: bool) -> None:
     lines = []
     names = [f"page{i}" for i in range(trials)] + [f"base{i}" for i in range(trials)]
     for name in [*names, "million", "idle"]:
         (directory / f"{name}.log").touch()
         lines += [f"[sources.{name}]", f"file = {json.dumps(str(directory / f'{name}.log'))}", ""]
+    raws = [name for i in range(trials if raw else 0) for name in (f"raw{i}", f"rawbase{i}")]
+    for name in raws:  # the same burst with no levels: the page and the baseline without them
+        (directory / f"{name}.log").touch()
+        path = json.dumps(str(directory / f"{name}.log"))
+        lines += [f"[sources.{name}]", f"file = {path}", 'format = "raw"', ""]
     for i in range(trials if seq else 0):
         for name in (f"seq{i}", f"seqbase{i}"):
             lines += [f"[sources.{name}]", f'command = ["seq", "1", "{seq}"]', ""]
@@ -756,8 +772,23 @@ def report_page(runs: Sequence[PageRun], base: Sequence[BaseRun], rss_target: fl
     return ok_screen and ok_answer and ok_rss and intact
 
 
+def report_levels(pages: Sequence[PageRun], raws: Sequence[PageRun]) -> bool:
+    """Print the burst's time on screen with levels against without; True if within target."""
+    with_levels = median_or_none([r.to_screen for r in pages])
+    without = median_or_none([r.to_screen for r in raws])
+    if with_levels is None or not without:
+        print("  levels: a trial never showed its last line")
+        return False
+    ok = with_levels <= TARGET_LEVELS * without
+    print(
+        f"  levels: on screen after {ms(with_levels)} with levels, {ms(without)} without:"
+        f" {with_levels / without:.2f} times; <= {TARGET_LEVELS} {verdict(ok)}"
+    )
+    return ok
+
+
 async def run(args: argparse.Namespace, directory: Path) -> None:
-    write_config(directory, args.trials, args.seq)
+    write_config(directory, args.trials, args.seq, args.raw)
     limit = args.limit
     query = "&" + urlencode({"filter": args.filter, "regex": "1"}) if args.filter else ""
     print(f"{load()}; Chromium {CHROMIUM}, headless, viewport 1280x720")
@@ -768,6 +799,8 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         try:
             async with async_playwright() as pw:
                 pages: list[PageRun] = []
+                raws: list[PageRun] = []
+                raw_base: list[BaseRun] = []
                 base: list[BaseRun] = []
                 for i in range(args.trials):  # interleaved, so both see the same machine
                     path = directory / f"base{i}.log"
@@ -778,13 +811,35 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                     )
                     burst = Burst(f"page{i}", directory / f"page{i}.log", args.lines, query=query)
                     pages.append(await page_burst(pw, server, writer, burst, limit))
+                    if args.raw:
+                        path = directory / f"rawbase{i}.log"
+                        raw_base.append(
+                            await asyncio.to_thread(
+                                sse_burst,
+                                server.port,
+                                writer,
+                                path,
+                                f"rawbase{i}",
+                                1,
+                                args.lines,
+                                limit,
+                            )
+                        )
+                        burst = Burst(f"raw{i}", directory / f"raw{i}.log", args.lines, query=query)
+                        raws.append(await page_burst(pw, server, writer, burst, limit))
                 print(
                     f"\nburst: {args.lines:,} lines of {SIZE} bytes appended to a followed file"
                     f" in {CHUNK:,}-byte writes; the page at its default capacity;"
                     f" {args.trials} trials, medians"
                 )
+                print("  with levels (a classified source):")
                 report_page(pages, base, TARGET_RSS)
                 report_lines(args.lines, pages)
+                if raws:
+                    print('  without levels (the same burst from a source with format = "raw"):')
+                    report_page(raws, raw_base, TARGET_RSS)
+                    report_lines(args.lines, raws)
+                    report_levels(pages, raws)
 
                 if args.scrollback:
                     path = directory / "million.log"
@@ -837,6 +892,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument(
         "--filter", metavar="RE", help="the page filters with this regex (it must keep the burst)"
+    )
+    parser.add_argument(
+        "--no-raw",
+        dest="raw",
+        action="store_false",
+        help='skip the trials from a source without levels (format = "raw")',
     )
     parser.add_argument("--limit", type=float, default=60.0, help="s to wait for anything")
     parser.add_argument("--quick", action="store_true", help="1 trial, 200,000 lines of scrollback")
