@@ -30,7 +30,8 @@ def serve_corpus(serve: Serve, tmp_path: Path, *, raw: bool = False) -> Server:
     text = ""
     for name, file in (("python", "python.log"), ("pino", "pino.log")):
         command = ["sh", "-c", f'cat "{CORPUS / file}"; exec sleep 300']
-        text += f"[sources.{name}]\ncommand = {json.dumps(command)}\n"
+        # keep: one run whatever the viewers do (a reload must not print the file again)
+        text += f"[sources.{name}]\ncommand = {json.dumps(command)}\nkeep = true\n"
         if raw:
             text += 'format = "raw"\n'
     path = tmp_path / "perview.toml"

@@ -7,7 +7,7 @@ test("an empty address asks for the first source, merged, unfiltered, with this 
   const state = readState("");
   assert.deepEqual(state.sources, []);
   assert.equal(state.split, false);
-  assert.deepEqual(state.filter, { text: "", regex: false, matchCase: false, invert: false });
+  assert.deepEqual(state.filter, { text: "", regex: false, matchCase: false, invert: false, level: "" });
   assert.equal(state.metrics, null);
   assert.equal(state.highlights, null);
   assert.deepEqual(state.options, { time: false, numbers: false, wrap: false });
@@ -18,7 +18,7 @@ test("a written view reads back the same", () => {
   const view = {
     sources: ["app", "sys log"],
     split: true,
-    filter: { text: "a&b=c", regex: true, matchCase: true, invert: true },
+    filter: { text: "a&b=c", regex: true, matchCase: true, invert: true, level: "warning" },
     metrics: "1h",
     highlights: [
       { color: "red", pattern: "disk: full", regex: false },
