@@ -1,0 +1,150 @@
+"""The index of recorded blocks (SQLite): which source, part and kind each block is, its time
+range and line numbers, and where it lies (segment, offset, length). Search narrows by it, then
+reads only the blocks it must."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from perview.history.block import Block
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    t0 REAL,
+    t1 REAL
+);
+CREATE TABLE IF NOT EXISTS blocks (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    part TEXT,
+    kind TEXT NOT NULL,
+    t0 REAL NOT NULL,
+    t1 REAL NOT NULL,
+    first INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    segment INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blocks_by_time ON blocks (source, t1);
+CREATE INDEX IF NOT EXISTS blocks_by_place ON blocks (segment, offset);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """Where one block lies and what the index knows of it."""
+
+    id: int
+    source: str
+    part: str | None
+    kind: str
+    t0: float
+    t1: float
+    first: int
+    count: int
+    segment: int
+    offset: int
+    length: int
+
+
+@dataclass(slots=True)
+class Segment:
+    id: int
+    source: str
+    bytes: int
+    t0: float | None
+    t1: float | None
+
+
+_ROW = "id, source, part, kind, t0, t1, first, count, segment, offset, length"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the index at `path`, made if missing. WAL: readers (searches, on their
+    own threads) never wait for the writer, nor it for them."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+def segments(db: sqlite3.Connection) -> list[Segment]:
+    return [Segment(*r) for r in db.execute("SELECT id, source, bytes, t0, t1 FROM segments")]
+
+
+def add_segment(db: sqlite3.Connection, source: str) -> Segment:
+    cursor = db.execute("INSERT INTO segments (source) VALUES (?)", (source,))
+    assert cursor.lastrowid is not None
+    return Segment(cursor.lastrowid, source, 0, None, None)
+
+
+def forget_segment(db: sqlite3.Connection, segment: int) -> None:
+    db.execute("DELETE FROM blocks WHERE segment = ?", (segment,))
+    db.execute("DELETE FROM segments WHERE id = ?", (segment,))
+
+
+def add_blocks(
+    db: sqlite3.Connection, segment: Segment, placed: Sequence[tuple[Block, int, int]]
+) -> None:
+    """Index `placed` (block, offset, length) in `segment` and keep its totals; in the caller's
+    transaction."""
+    db.executemany(
+        "INSERT INTO blocks (source, part, kind, t0, t1, first, count, segment, offset, length)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (b.source, b.part, b.kind, b.t0, b.t1, b.first, b.count, segment.id, offset, length)
+            for b, offset, length in placed
+        ],
+    )
+    db.execute(
+        "UPDATE segments SET bytes = ?, t0 = ?, t1 = ? WHERE id = ?",
+        (segment.bytes, segment.t0, segment.t1, segment.id),
+    )
+
+
+def end_of(db: sqlite3.Connection, segment: int) -> int:
+    """Where the last indexed block of `segment` ends (0 if none)."""
+    (end,) = db.execute(
+        "SELECT COALESCE(MAX(offset + length), 0) FROM blocks WHERE segment = ?", (segment,)
+    ).fetchone()
+    return int(end)
+
+
+def next_line(db: sqlite3.Connection, source: str) -> int:
+    """The number the next recorded line of `source` gets: one past the last ever indexed."""
+    (end,) = db.execute(
+        "SELECT COALESCE(MAX(first + count), 1) FROM blocks WHERE source = ?", (source,)
+    ).fetchone()
+    return int(end)
+
+
+def rows(
+    db: sqlite3.Connection,
+    sources: Iterable[tuple[str, float]],
+    until: float,
+    newest_first: bool,
+) -> list[Row]:
+    """The blocks of each (source, since) that overlap [since, until], in time order."""
+    found: list[Row] = []
+    for source, since in sources:
+        found += [
+            Row(*r)
+            for r in db.execute(
+                f"SELECT {_ROW} FROM blocks WHERE source = ? AND t1 >= ? AND t0 <= ?",
+                (source, since, until),
+            )
+        ]
+    found.sort(key=lambda r: (r.t0, r.id), reverse=newest_first)
+    return found
+
+
+def recorded(db: sqlite3.Connection) -> list[str]:
+    return [s for (s,) in db.execute("SELECT DISTINCT source FROM segments ORDER BY source")]

@@ -1,0 +1,268 @@
+"""Recorders: one per recorded source, a cursor of its own into the hub's ring (like a viewer,
+but one the hub never waits for), and one writer thread that compresses and writes every
+recorder's blocks in batches.
+
+Nothing here awaits the disk. A recorder hands sealed blocks to the writer; when the writer is
+MAX_PENDING behind, the recorder stops reading the ring, so it is its own cursor that falls
+behind (and, once the ring rolls past it, records a gap), never the hub or a viewer. A disk that
+refuses a write (full) costs those lines, recorded as a gap once the disk takes writes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from perview.history.block import Block
+from perview.history.store import Store
+from perview.hub import Hub
+from perview.ring import Chunk
+
+log = logging.getLogger(__name__)
+
+# A block is sealed at BLOCK_BYTES of text (zstd's ratio on log lines gains little past 256 KiB,
+# and a search reads a block as one) or FLUSH_AGE seconds after its first line: what a `kill -9`
+# can cost, and how soon a line is searchable.
+BLOCK_BYTES = 256 * 1024
+FLUSH_AGE = 2.0
+# Text handed to the writer and not yet written, over all recorders: 64 MB is more than a second
+# at the 50 MB/s a recorder must sustain, and bounds memory when the disk is slow.
+MAX_PENDING = 64 * 1024 * 1024
+GAP_COST = 256  # what a gap is counted as against MAX_PENDING
+
+
+@dataclass(slots=True)
+class _Open:
+    """A block being filled: one part of one source."""
+
+    started: float
+    parts: list[bytes] = field(default_factory=list)
+    times: list[tuple[int, float]] = field(default_factory=list)
+    events: list[tuple[int, float, str]] = field(default_factory=list)
+    count: int = 0
+    size: int = 0
+    t0: float = 0.0
+    t1: float = 0.0
+
+
+@dataclass(slots=True)
+class _Sealed:
+    """A block handed to the writer; its text is joined on the writer's thread, not the loop's."""
+
+    source: str
+    part: str | None
+    first: int
+    block: _Open | None  # None: a gap
+    count: int
+    t0: float
+    t1: float
+
+    def build(self) -> Block:
+        if self.block is None:
+            return Block(self.source, self.part, "gap", self.first, self.count, self.t0, self.t1)
+        b = self.block
+        return Block(
+            self.source,
+            self.part,
+            "lines",
+            self.first,
+            b.count,
+            b.t0,
+            b.t1,
+            data=b"".join(b.parts),
+            times=tuple(b.times),
+            events=tuple(b.events),
+        )
+
+    @property
+    def cost(self) -> int:
+        return GAP_COST if self.block is None else self.block.size
+
+
+class Writer:
+    """The one thread that writes to the store: takes what recorders seal, writes it in batches,
+    enforces retention after each, and turns what a full disk refused into gaps."""
+
+    def __init__(self, store: Store, max_pending: int = MAX_PENDING) -> None:
+        self.store = store
+        self.max_pending = max_pending
+        self.pending = 0  # bytes sealed and not yet written
+        self.written = 0  # lines written, in all
+        self.failing = False  # the last write failed (a full disk); said once per spell
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Sealed | None] = queue.SimpleQueue()
+        self._refused: dict[tuple[str, str | None], _Sealed] = {}  # gaps not yet written
+        self._thread = threading.Thread(target=self._run, name="perview-history", daemon=True)
+        self._thread.start()
+
+    @property
+    def room(self) -> bool:
+        return self.pending < self.max_pending
+
+    def submit(self, sealed: _Sealed) -> None:
+        with self._lock:
+            self.pending += sealed.cost
+        self._queue.put(sealed)
+
+    async def close(self) -> None:
+        """Write what is queued, then stop the thread and close the store."""
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self.store.close()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while True:  # whatever came meanwhile goes in the same write
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [s for s in batch if s is not None]
+            if items:
+                self._write(items)
+            if None in batch:
+                return
+
+    def _write(self, items: list[_Sealed]) -> None:
+        refused = list(self._refused.values())
+        try:
+            self.store.write([s.build() for s in refused + items])
+        except OSError as exc:
+            if not self.failing:
+                log.warning("history: cannot record (%s); what does not fit is a gap", exc)
+            self.failing = True
+            for sealed in items:
+                self._refuse(sealed)
+        else:
+            if self.failing:
+                log.warning("history: recording again")
+            self.failing = False
+            self._refused.clear()
+            self.written += sum(s.count for s in items)
+        finally:
+            with self._lock:
+                self.pending -= sum(s.cost for s in items)
+        try:
+            for gone in self.store.enforce():
+                log.info("history: retention removed %s", gone)
+        except OSError as exc:
+            log.warning("history: retention: %s", exc)
+
+    def _refuse(self, sealed: _Sealed) -> None:
+        key = (sealed.source, sealed.part)
+        gap = self._refused.get(key)
+        if gap is None:
+            self._refused[key] = _Sealed(
+                sealed.source, sealed.part, sealed.first, None, sealed.count, sealed.t0, sealed.t1
+            )
+        else:
+            gap.count += sealed.count
+            gap.t0, gap.t1 = min(gap.t0, sealed.t0), max(gap.t1, sealed.t1)
+
+
+class Recorder:
+    """Records one hub's output from the oldest line its ring holds now. Owns its task; `close`
+    seals and hands over what it holds."""
+
+    def __init__(self, hub: Hub, writer: Writer, next_line: int) -> None:
+        self.hub = hub
+        self.writer = writer
+        self.next_line = next_line  # the store's number for the next line
+        ring = hub.ring
+        self.seq = ring.oldest_seq
+        self.next_id = ring.oldest_id  # the hub's id of the line expected next
+        self.gaps = 0  # lines the ring dropped before this recorder read them
+        self.last_at = time.time()
+        self._open: dict[str | None, _Open] = {}
+        self.wake = asyncio.Event()
+        hub.followers.add(self.wake)
+        self._task = asyncio.create_task(self._run(), name=f"recorder {hub.name}")
+
+    async def close(self) -> None:
+        self.hub.followers.discard(self.wake)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.take()
+        for part in list(self._open):
+            self._seal(part)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(FLUSH_AGE / 4):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            self.take()
+            now = time.time()
+            for part, block in list(self._open.items()):
+                if now - block.started >= FLUSH_AGE:
+                    self._seal(part)
+
+    def take(self) -> None:
+        """Read what is new in the ring while the writer has room; a gap for what the ring
+        dropped before it was read."""
+        ring = self.hub.ring
+        if self.seq < ring.oldest_seq:
+            self.seq = ring.oldest_seq
+            first = ring.oldest_id
+            if first > self.next_id:
+                self._gap(first - self.next_id)
+                self.next_id = first
+        writer = self.writer
+        while writer.room and (chunk := ring.get(self.seq)) is not None:
+            self.seq += 1
+            self._add(chunk)
+            self.next_id = chunk.first + chunk.count
+
+    def _add(self, chunk: Chunk) -> None:
+        at = chunk.at or time.time()
+        self.last_at = at
+        block = self._open.get(chunk.label)
+        if block is None:
+            block = self._open[chunk.label] = _Open(time.time(), t0=at)
+        if chunk.state is not None or chunk.note is not None:
+            text = chunk.state.summary if chunk.state is not None else str(chunk.note)
+            block.events.append((block.count, at, text))
+            return
+        block.parts.append(chunk.data)
+        block.count += chunk.count
+        block.size += len(chunk.data)
+        if block.times and block.times[-1][1] == at:
+            block.times[-1] = (block.times[-1][0] + chunk.count, at)
+        else:
+            block.times.append((chunk.count, at))
+        block.t1 = at
+        if block.size >= BLOCK_BYTES:
+            self._seal(chunk.label)
+
+    def _seal(self, part: str | None) -> None:
+        block = self._open.pop(part)
+        if not block.count and not block.events:
+            return
+        first = self.next_line
+        self.next_line += block.count
+        t1 = max(block.t1, block.t0)
+        self.writer.submit(_Sealed(self.hub.name, part, first, block, block.count, block.t0, t1))
+
+    def _gap(self, count: int) -> None:
+        now = time.time()
+        log.warning(
+            "history: %s: %d lines went by before they could be recorded", self.hub.name, count
+        )
+        self.gaps += count
+        # Blocks already open hold lines from before the gap: they go first, in order.
+        for part in list(self._open):
+            self._seal(part)
+        first = self.next_line
+        self.next_line += count
+        self.writer.submit(_Sealed(self.hub.name, None, first, None, count, self.last_at, now))
