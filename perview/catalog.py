@@ -113,7 +113,8 @@ class Catalog:
 
 
 def _kept(spec: SourceConfig) -> bool:
-    return spec.keep or spec.stdin  # standard input is read whether or not anyone watches
+    # Standard input is read whether or not anyone watches; a recorded source runs to be recorded.
+    return spec.keep or spec.stdin or spec.recorded
 
 
 def _footprint(spec: SourceConfig, hosts: Mapping[str, HostConfig]) -> object:

@@ -26,6 +26,7 @@ DEFAULT_PORT = 9999
 DEFAULT_BACKLOG = 10_000  # lines a source keeps for new viewers
 DEFAULT_RING_BYTES = 16 * 1024 * 1024  # ... and at most this many bytes of them
 DEFAULT_FILE_LINES = 10  # lines of an existing file shown first, like tail
+DEFAULT_RECORD_LIMIT = 4 * 1000**3  # bytes of recorded history, in all (about 30 GB of text)
 
 # Source and host names appear in URLs and in SSE ids (`name:id,name:id`), so they stay plain.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -58,6 +59,9 @@ class ServerConfig:
     # anyone else they are ignored, so a client cannot choose its own address.
     trusted_proxies: tuple[Network, ...] = ()
     hold: float = HOLD  # seconds one viewer may hold a source back before it gets a gap
+    record: float | None = None  # history every source keeps by default (seconds); None: none
+    record_size: int | None = None  # ... and by size (bytes)
+    record_limit: int = DEFAULT_RECORD_LIMIT  # bytes of history in all sources together
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,12 @@ class SourceConfig:
     level: str | None = None  # RE2 with a named group `level`: a source's own level rule
     entry_start: str | None = None  # RE2: the lines that start an entry
     journal: JournalConfig | None = None  # a journal source: records read with journalctl
+    record: float | None = None  # seconds of history kept on disk; None: by size alone, or none
+    record_size: int | None = None  # bytes of it
+
+    @property
+    def recorded(self) -> bool:
+        return self.record is not None or self.record_size is not None
 
     @property
     def kind(self) -> str:
@@ -300,7 +310,9 @@ class _Checker:
             for name, value in self.table(top.get("hosts", {}), ("hosts",), None).items()
         }
         raw_sources = self.table(top.get("sources", {}), ("sources",), None)
-        sources = tuple(self.source(name, value, hosts) for name, value in raw_sources.items())
+        sources = tuple(
+            self.source(name, value, hosts, server) for name, value in raw_sources.items()
+        )
         metrics = tuple(
             self.metric(name, value, hosts)
             for name, value in self.table(top.get("metrics", {}), ("metrics",), None).items()
@@ -353,6 +365,9 @@ class _Checker:
             write_timeout=self.duration(table, path, "write_timeout", 60.0),
             trusted_proxies=self.networks(table, path, "trusted_proxies"),
             hold=self.duration(table, path, "hold", HOLD),
+            record=self.record(table, path, None),
+            record_size=self.size(table, path, "record_size", None),
+            record_limit=self.size(table, path, "record_limit", DEFAULT_RECORD_LIMIT) or 1,
         )
 
     def networks(
@@ -372,6 +387,30 @@ class _Checker:
             self.problem((*path, key), "must be at least 1")
             return default
         return value
+
+    def record(
+        self, table: dict[str, Any], path: tuple[str, ...], default: float | None
+    ) -> float | None:
+        """`record = "7d"` (how long history is kept), or `false` (none, whatever the default)."""
+        if table.get("record") is False:
+            return None
+        if "record" not in table:
+            return default
+        return self.duration(table, path, "record", 7 * 86400.0)
+
+    def size(
+        self, table: dict[str, Any], path: tuple[str, ...], key: str, default: int | None
+    ) -> int | None:
+        if key not in table:
+            return default
+        value = table[key]
+        found = parse_size(value)
+        if found is None or found < 1:
+            self.problem(
+                (*path, key), f'must be a size like "500MB", "2GB" (or bytes), not {value!r}'
+            )
+            return default
+        return found
 
     def duration(
         self, table: dict[str, Any], path: tuple[str, ...], key: str, default: float
@@ -456,7 +495,9 @@ class _Checker:
         metrics = self.get(table, path, "metrics", bool, False)
         return HostConfig(name, ssh, self.strings(table, path, "ssh_args"), metrics)
 
-    def source(self, name: str, raw: Any, hosts: Mapping[str, HostConfig]) -> SourceConfig:
+    def source(
+        self, name: str, raw: Any, hosts: Mapping[str, HostConfig], server: ServerConfig
+    ) -> SourceConfig:
         path = ("sources", name)
         if not NAME.fullmatch(name):
             self.problem(path, f"{name!r} is not a usable source name (letters, digits, _ . -)")
@@ -503,6 +544,7 @@ class _Checker:
             level=level,
             entry_start=entry_start,
             journal=journal,
+            **self.recording(table, path, server),
         )
 
     def classify(
@@ -599,6 +641,22 @@ class _Checker:
             f"or a boot ID (32 hex digits), not {value!r}",
         )
         return None
+    def recording(
+        self, table: dict[str, Any], path: tuple[str, ...], server: ServerConfig
+    ) -> dict[str, Any]:
+        """A source's record and record_size: its own, else the server's defaults; `record =
+        false` turns both off."""
+        if table.get("record") is False:
+            if "record_size" in table:
+                self.problem((*path, "record_size"), "cannot be set with record = false")
+            return {"record": None, "record_size": None}
+        own = "record" in table or "record_size" in table
+        return {
+            "record": self.record(table, path, None if own else server.record),
+            "record_size": self.size(
+                table, path, "record_size", None if own else server.record_size
+            ),
+        }
 
     def command(self, value: Any, path: tuple[str, ...], shell: bool) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -666,6 +724,9 @@ _SERVER_KEYS = frozenset(
         "write_timeout",
         "trusted_proxies",
         "hold",
+        "record",
+        "record_size",
+        "record_limit",
     }
 )
 _METRIC_KEYS = frozenset(
@@ -685,6 +746,24 @@ def network(text: str) -> Network:
     except ValueError:
         raise ValueError(f"{text!r} is not an IP address or network like 10.0.0.0/8") from None
     raise ValueError(f"{text!r} has host bits set: the network is {str(loose)!r}")
+
+
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: Any) -> int | None:
+    """Bytes from `"500MB"`, `"2GB"`, `"1.5GiB"` or a plain integer (KB, MB, GB, TB are powers
+    of 1000, KiB ... TiB of 1024, as disks and `df -H` count); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str) or not (found := SIZE.match(value)):
+        return None
+    unit = (found[2] or "B").upper()
+    base = 1024 if "I" in unit else 1000
+    power = "BKMGT".index(unit[0])
+    return int(float(found[1]) * base**power)
 
 
 def parse_duration(value: Any) -> float | None:
@@ -723,6 +802,8 @@ _SOURCE_KEYS = frozenset(
         "kernel",
         "journal_directory",
         "journal_file",
+        "record",
+        "record_size",
     }
 )
 # The keys that refine a journal source, meaningless without `journal`.

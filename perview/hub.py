@@ -222,6 +222,8 @@ class Hub:
         self.linger = linger
         self.hold = hold
         self.viewers: set[Viewer] = set()
+        # Woken with the viewers, but never waited for nor counted: recorders of the ring.
+        self.followers: set[asyncio.Event] = set()
         self.state: State | None = None  # the latest state; None before the first start
         self.closed = False
         self.runs = 0
@@ -540,6 +542,8 @@ class Hub:
         self._unflushed = 0
         for viewer in self.viewers:
             viewer.wake.set()
+        for wake in self.followers:
+            wake.set()
 
     def _start_if_watched(self) -> None:
         if self.viewers:

@@ -10,11 +10,13 @@ import os
 import resource
 import signal
 import socket
+import sqlite3
 import ssl
 import sys
 import webbrowser
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
@@ -24,6 +26,7 @@ from perview.accounts import SessionKeys
 from perview.catalog import Catalog, Changes
 from perview.config import Config, data_dir, load
 from perview.errors import ExitCode, PerviewError
+from perview.history.service import History
 from perview.hub import Hub
 from perview.metrics.service import MetricsService
 from perview.private import private_dir
@@ -87,10 +90,11 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     catalog = Catalog(config, guards)
     hubs = catalog.hubs
     metrics = MetricsService(config, guards)
+    history = await _open_history(directory, config)
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
-    reloader = Reloader(catalog)
+    reloader = Reloader(catalog, history)
 
     # Signals first: a SIGTERM that arrives while starting must stop us cleanly too.
     loop = asyncio.get_running_loop()
@@ -136,7 +140,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(
-        create_app(hubs, settings, metrics, reload=reloader.reload),
+        create_app(hubs, settings, metrics, reload=reloader.reload, history=history),
         handler_cancellation=True,
         # aiohttp closes a connection that has not sent a whole request within this time,
         # which also ends one that sends its headers a byte at a time.
@@ -162,6 +166,8 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         guards.warm()
         await metrics.start()
         catalog.start_kept()
+        if history is not None:
+            history.sync(hubs, config.sources, config)
         port = _bound_port(runner) or server.port
         url = _announce(announce, config, server.host, port, token, "https" if tls else "http")
         if open_browser:
@@ -172,6 +178,8 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
             loop.remove_signal_handler(signum)
         await reloader.close()
         await _stop_all(hubs.values())
+        if history is not None:
+            await history.close()  # after the sources: their last lines and states are recorded
         await metrics.close()
         await guards.close()
         await runner.cleanup()
@@ -182,8 +190,9 @@ class Reloader:
     """Reads the config file again and applies it (SIGHUP, or an operator from the page); an
     invalid config is refused with its errors, and the running one kept. One at a time."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, history: History | None = None) -> None:
         self.catalog = catalog
+        self.history = history
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -205,6 +214,8 @@ class Reloader:
         async with self._lock:
             config = await asyncio.to_thread(load, path)
             changes = await self.catalog.apply(config)
+            if self.history is not None:
+                self.history.sync(self.catalog.hubs, config.sources, config)
         log.info("reloaded %s: %s", path, changes)
         return changes
 
@@ -219,6 +230,16 @@ class Reloader:
         except PerviewError as exc:
             log.error("not reloaded, still serving the config as it was:\n%s", exc)
             return None
+
+
+async def _open_history(directory: Path, config: Config) -> History | None:
+    """The history store, recovered from any crash; None (and a warning) if it cannot be opened:
+    live views do not depend on it."""
+    try:
+        return await History.open(directory, config)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("history: cannot open the store in %s: %s", directory, exc)
+        return None
 
 
 def _exit_when_first_viewer_leaves(hubs: Iterable[Hub], done: asyncio.Event) -> None:

@@ -186,11 +186,19 @@ class Recorder:
         self._task = asyncio.create_task(self._run(), name=f"recorder {hub.name}")
 
     async def close(self) -> None:
+        """Stop, after handing over everything the ring holds that was not recorded yet."""
         self.hub.followers.discard(self.wake)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        self.take()
+        self.take(always=True)
+        for part in list(self._open):
+            self._seal(part)
+
+    def detach(self) -> None:
+        """Stop at once (the source was removed or no longer recorded), sealing what it holds."""
+        self.hub.followers.discard(self.wake)
+        self._task.cancel()
         for part in list(self._open):
             self._seal(part)
 
@@ -208,9 +216,9 @@ class Recorder:
                 if now - block.started >= FLUSH_AGE:
                     self._seal(part)
 
-    def take(self) -> None:
-        """Read what is new in the ring while the writer has room; a gap for what the ring
-        dropped before it was read."""
+    def take(self, always: bool = False) -> None:
+        """Read what is new in the ring while the writer has room (`always`: all of it, at
+        shutdown); a gap for what the ring dropped before it was read."""
         ring = self.hub.ring
         if self.seq < ring.oldest_seq:
             self.seq = ring.oldest_seq
@@ -219,7 +227,7 @@ class Recorder:
                 self._gap(first - self.next_id)
                 self.next_id = first
         writer = self.writer
-        while writer.room and (chunk := ring.get(self.seq)) is not None:
+        while (always or writer.room) and (chunk := ring.get(self.seq)) is not None:
             self.seq += 1
             self._add(chunk)
             self.next_id = chunk.first + chunk.count

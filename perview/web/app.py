@@ -21,6 +21,7 @@ from perview import __version__
 from perview.catalog import Changes
 from perview.config import Config, Network, ServerConfig
 from perview.errors import PerviewError
+from perview.history.service import History
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
@@ -33,6 +34,7 @@ from perview.web.auth import (
     require_operator,
     security_middleware,
 )
+from perview.web.history import add_history_routes
 from perview.web.limits import StreamLimits, Streams
 from perview.web.login import add_login_routes
 from perview.web.proxy import proxy_middleware
@@ -77,6 +79,7 @@ def create_app(
     settings: WebSettings,
     metrics: MetricsService | None = None,
     reload: Reload | None = None,
+    history: History | None = None,
 ) -> web.Application:
     """The application for these hubs (and metrics); it owns neither: the server starts and
     closes them. `hubs` is read live, not copied: a reload adds and removes sources in it.
@@ -107,6 +110,8 @@ def create_app(
     app.router.add_get(root + "/api/metrics", list_metrics)
     app.router.add_get(root + "/api/metrics/{series:.+}", metric_history)
     app.router.add_get(root + "/metrics", prometheus_metrics)
+    if history is not None:
+        add_history_routes(app, root, history, app[STREAMS])
     add_login_routes(app, settings.access, _fill_assets("login.html", app[STATIC]))
     return app
 

@@ -1,0 +1,286 @@
+"""History over HTTP: `GET /api/search` (recorded lines that match, streamed as found) and
+`GET /api/sources/{name}/history` (a recorded source's lines in a time range), as text or JSON
+lines. Scans run a block at a time on a thread of their own and stop when the client leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from perview.history.search import (
+    MAX_CONTEXT,
+    Event,
+    Item,
+    Line,
+    Matcher,
+    Missing,
+    Progress,
+    Query,
+    Total,
+    level_number,
+    run,
+)
+from perview.history.service import History
+from perview.history.times import parse_time
+from perview.web.limits import Streams
+from perview.web.streams import STREAM_HEADERS, GrepError, whole_number
+
+HISTORY = web.AppKey("history", History)
+MAX_LIMIT = 100_000  # matches one search may return
+DEFAULT_LIMIT = 1000
+MAX_QUERY = 4096  # characters of `q`
+MAX_SOURCES = 200
+# One thread for every search, as for `?grep=`: it leaves the other core to the loop, and
+# searches take turns a step (a block) at a time.
+_searchers = ThreadPoolExecutor(1, thread_name_prefix="perview-search")
+STEP_ITEMS = 500  # items one step hands back at most
+STEP_SECONDS = 0.05  # ... or after this long, so progress and first results flow
+
+
+def add_history_routes(app: web.Application, root: str, history: History, streams: Streams) -> None:
+    app[HISTORY] = history
+    app[_STREAMS] = streams
+    app.router.add_get(root + "/api/search", search)
+    app.router.add_get(root + "/api/sources/{name}/history", source_history)
+
+
+_STREAMS = web.AppKey("history_streams", Streams)
+
+
+async def search(request: web.Request) -> web.StreamResponse:
+    history = request.app[HISTORY]
+    params = request.query
+    q = params.get("q", "")
+    if len(q) > MAX_QUERY:
+        raise _bad(f"q is longer than {MAX_QUERY} characters")
+    level = None
+    if "level" in params:
+        try:
+            level = level_number(params["level"])
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+    if not q and level is None:
+        raise _bad("q is required: a substring, or re: and an RE2 pattern (or level=)")
+    order = params.get("order", "newest")
+    if order not in ("newest", "oldest"):
+        raise _bad(f"order must be newest or oldest, not {order[:20]!r}")
+    context = _number(params, "context", 0, MAX_CONTEXT)
+    limit = _number(params, "limit", DEFAULT_LIMIT, MAX_LIMIT, least=1)
+    since, until = _range(params)
+    sources = await asyncio.to_thread(_recorded, history)
+    asked = params.getall("source", [])
+    if len(asked) > MAX_SOURCES:
+        raise _bad(f"at most {MAX_SOURCES} sources")
+    unknown = [s for s in asked if s not in sources]
+    if unknown:
+        raise _bad(f"source {unknown[0][:64]!r} has no recorded history")
+    try:
+        matcher = Matcher(q) if q else None
+    except GrepError as exc:
+        raise _bad(f"q {exc}") from None
+    query = Query(
+        tuple(asked or sources),
+        since,
+        until,
+        matcher if matcher is not None else Matcher(""),
+        newest_first=order == "newest",
+        context=context,
+        level=level,
+        limit=limit,
+    )
+    return await _stream(request, history, query)
+
+
+async def source_history(request: web.Request) -> web.StreamResponse:
+    history = request.app[HISTORY]
+    name = request.match_info["name"]
+    if name not in await asyncio.to_thread(_recorded, history):
+        raise web.HTTPNotFound(text=f"perview: source {name[:64]!r} has no recorded history\n")
+    since, until = _range(request.query)
+    query = Query((name,), since, until, None, newest_first=False, limit=sys.maxsize)
+    return await _stream(request, history, query, _download if not _wants_json(request) else None)
+
+
+def _recorded(history: History) -> list[str]:
+    """Sources with history: in the store, or recorded by the config (perhaps nothing yet)."""
+    with history.store.reader() as reader:
+        held = reader.sources()
+    return held + sorted(set(history.store.retention.ages) - set(held))
+
+
+def _range(params: Mapping[str, str]) -> tuple[float, float]:
+    now = time.time()
+    try:
+        since = parse_time(params.get("since", "0"), now)
+        until = parse_time(params.get("until", "now"), now)
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    if since > until:
+        raise _bad("since is after until")
+    return since, until
+
+
+def _number(params: Mapping[str, str], key: str, default: int, most: int, least: int = 0) -> int:
+    text = params.get(key)
+    if text is None:
+        return default
+    value = whole_number(text)
+    if value is None or not least <= value <= most:
+        raise _bad(f"{key} must be a whole number from {least} to {most}")
+    return value
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=f"perview: {message}\n")
+
+
+def _wants_json(request: web.Request) -> bool:
+    if request.query.get("format") == "json":
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept or "application/x-ndjson" in accept
+
+
+async def _stream(
+    request: web.Request,
+    history: History,
+    query: Query,
+    render: Callable[[Item], bytes] | None = None,
+) -> web.StreamResponse:
+    as_json = _wants_json(request)
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    response.content_type = "application/x-ndjson" if as_json else "text/plain"
+    response.charset = "utf-8"
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.enable_compression(web.ContentCoding.gzip)
+    results = run(history.store, query)
+    step: Future[list[Item]] | None = None
+    loop = asyncio.get_running_loop()
+    render = render or (_json if as_json else _text)
+    with (
+        suppress(ConnectionResetError),
+        request.app[_STREAMS].admit(request, response, [], heartbeat=False),
+    ):
+        try:
+            await response.prepare(request)
+            while True:
+                step = _searchers.submit(_step, results)
+                items = await asyncio.wrap_future(step, loop=loop)
+                if not items:
+                    break
+                data = b"".join(render(item) for item in items)
+                if data:
+                    await response.write(data)
+            await response.write_eof()
+        finally:
+            # The client left (or the write failed): the scan stops at its next step. A step
+            # still running on the thread closes the scan when it ends.
+            if step is not None and not step.done():
+                step.add_done_callback(lambda _: results.close())
+            else:
+                results.close()
+    return response
+
+
+def _step(results: Generator[Item, None, None]) -> list[Item]:
+    items: list[Item] = []
+    deadline = time.monotonic() + STEP_SECONDS
+    for item in results:
+        items.append(item)
+        if len(items) >= STEP_ITEMS or time.monotonic() >= deadline or isinstance(item, Total):
+            break
+    return items
+
+
+def _when(moment: float) -> str:
+    return (
+        datetime.fromtimestamp(moment, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _who(source: str, part: str | None) -> str:
+    return f"{source}/{part}" if part else source
+
+
+def _text(item: Item) -> bytes:
+    match item:
+        case Line():
+            mark = ":" if item.match else "-"
+            return f"{_when(item.at)} {_who(item.source, item.part)}{mark} {item.text}\n".encode()
+        case Event():
+            return (
+                f"[perview] {_when(item.at)} {_who(item.source, item.part)}: {item.text}\n".encode()
+            )
+        case Missing():
+            span = f"(from {_when(item.t0)} to {_when(item.t1)})"
+            if item.damaged is None:
+                what = f"{item.count} lines not recorded {span}"
+            else:
+                what = f"{item.count} lines unreadable {span}: {item.damaged}"
+            return f"[perview] {_who(item.source, item.part)}: {what}\n".encode()
+        case Total():
+            stop = "" if item.complete else " (stopped at the limit)"
+            return (
+                f"[perview] {item.matches} matches{stop}; {item.blocks} blocks, "
+                f"{item.bytes:,} bytes scanned in {item.seconds:.2f} s\n"
+            ).encode()
+    return b""  # progress is for JSON clients; a text stream holds lines only
+
+
+def _download(item: Item) -> bytes:
+    """A range as text: the lines as the source wrote them (`part: ` first where it has parts),
+    and what happened between them as `[perview]` lines."""
+    match item:
+        case Line():
+            return (f"{item.part}: {item.text}\n" if item.part else item.text + "\n").encode()
+        case Total() | Progress():
+            return b""
+    return _text(item)
+
+
+def _json(item: Item) -> bytes:
+    record: dict[str, object]
+    match item:
+        case Line():
+            record = {
+                "type": "line",
+                "source": item.source,
+                "part": item.part,
+                "at": item.at,
+                "time": _when(item.at),
+                "line": item.number,
+                "text": item.text,
+                "match": item.match,
+            }
+        case Event():
+            record = {"type": "event", "source": item.source, "part": item.part}
+            record |= {"at": item.at, "time": _when(item.at), "text": item.text}
+        case Missing():
+            record = {
+                "type": "gap" if item.damaged is None else "damaged",
+                "source": item.source,
+                "part": item.part,
+                "count": item.count,
+                "from": _when(item.t0),
+                "to": _when(item.t1),
+            }
+            if item.damaged is not None:
+                record["reason"] = item.damaged
+        case Progress():
+            record = {"type": "progress", "blocks": item.blocks, "of": item.of}
+            record |= {"bytes": item.bytes, "matches": item.matches}
+        case Total():
+            record = {"type": "total", "matches": item.matches, "blocks": item.blocks}
+            record |= {"bytes": item.bytes, "seconds": round(item.seconds, 3)}
+            record["complete"] = item.complete
+    return json.dumps(record, ensure_ascii=False).encode() + b"\n"
