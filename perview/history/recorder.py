@@ -92,7 +92,7 @@ class Writer:
         self.store = store
         self.max_pending = max_pending
         self.pending = 0  # bytes sealed and not yet written
-        self.written = 0  # lines written, in all
+        self.written = 0  # lines written, in all (not counting gaps)
         self.failing = False  # the last write failed (a full disk); said once per spell
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Sealed | None] = queue.SimpleQueue()
@@ -145,7 +145,7 @@ class Writer:
                 log.warning("history: recording again")
             self.failing = False
             self._refused.clear()
-            self.written += sum(s.count for s in items)
+            self.written += sum(s.count for s in items if s.block is not None)
         finally:
             with self._lock:
                 self.pending -= sum(s.cost for s in items)

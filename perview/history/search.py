@@ -188,6 +188,12 @@ def _damaged(row: Row, reason: str) -> Missing:
 
 def _scan(block: Block, query: Query) -> Iterator[Line | Event]:
     data = block.data
+    starts: list[int] = []
+    if query.matcher is not None:
+        # Most blocks hold no match: they cost one C-level scan, no per-line work.
+        starts = list(query.matcher.starts(data))
+        if not starts:
+            return
     ends = list(_newlines(data, len(data)))  # offset of each line's newline
     runs = list(accumulate(n for n, _ in block.times))
 
@@ -206,7 +212,6 @@ def _scan(block: Block, query: Query) -> Iterator[Line | Event]:
             indices = [i for i in indices if query.since <= at(i) <= query.until]
         yield from _with_events(block, (line(i, True) for i in indices), query)
         return
-    starts = list(query.matcher.starts(data))
     hits = [bisect.bisect_left(ends, s) for s in starts]
     if block.t0 < query.since or block.t1 > query.until:
         hits = [i for i in hits if query.since <= at(i) <= query.until]

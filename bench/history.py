@@ -1,0 +1,199 @@
+"""History: ingest, disk and search, each against a baseline measured in the same run.
+
+    python bench/history.py [--mb 200]
+
+- ingest: a source writing corpus-like log lines as fast as it can into a hub with one reading
+  viewer, without and then with a recorder; the viewer's rate with it over the rate without
+  (target >= 0.9), the recorder's rate, and its loss (target: none at >= 50 MB/s).
+- disk: stored bytes over raw text, for the corpus (tests/data/levels) as it is, and for a
+  stream of its lines with varying numbers (target <= 0.25).
+- search: over --mb of recorded text, the first result for a rare term, and a whole scan (a
+  term that is nowhere) against `zstdcat FILE | grep -c` over the same text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from perview.history.block import Block
+from perview.history.recorder import Recorder, Writer
+from perview.history.search import Matcher, Query, Total, run
+from perview.history.store import Retention, Store
+from perview.hub import Ended, Hub, Output
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "levels"
+READ = 64 * 1024
+
+
+def corpus() -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(CORPUS.glob("*.log")))
+
+
+def varied(size: int, seed: int = 1) -> bytes:
+    """The corpus's lines with a varying number in each, as real logs vary: `size` bytes."""
+    rng = random.Random(seed)
+    lines = [line for line in corpus().split(b"\n") if line]
+    out: list[bytes] = []
+    total = 0
+    while total < size:
+        line = b"%s req=%d ms=%d\n" % (rng.choice(lines), rng.getrandbits(24), rng.randrange(999))
+        out.append(line)
+        total += len(line)
+    return b"".join(out)
+
+
+class Flood:
+    """A source that writes `data` in 64 KiB reads as fast as the hub takes them."""
+
+    kind = "command"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        out.started(None)
+        view = memoryview(self.data)
+        for pos in range(0, len(view), READ):
+            await out.write(bytes(view[pos : pos + READ]))
+        return Ended(status=0)
+
+
+async def relay(
+    data: bytes, directory: Path | None
+) -> tuple[float, Writer | None, Recorder | None]:
+    hub = Hub("app", Flood(data), max_lines=10_000)
+    writer = recorder = None
+    if directory is not None:
+        writer = Writer(Store(directory, Retention()))
+        recorder = Recorder(hub, writer, 1)
+    received = 0
+    started = time.perf_counter()
+    with hub.watch() as viewer:
+        while True:
+            for item in viewer.read():
+                received += len(getattr(item, "data", b""))
+            if hub.finished or (hub.state is not None and hub.state.state == "exited"):
+                if not viewer.read():
+                    break
+            await viewer.wait(0.5)
+    elapsed = time.perf_counter() - started
+    assert received == len(data), (received, len(data))
+    if recorder is not None and writer is not None:
+        await recorder.close()
+        await writer.close()
+    return len(data) / elapsed / 1e6, writer, recorder
+
+
+def ingest(mb: int, work: Path) -> None:
+    data = varied(mb * 1_000_000)
+    lines = data.count(b"\n")
+    bare, _, _ = asyncio.run(relay(data, None))
+    started = time.perf_counter()
+    recorded, writer, recorder = asyncio.run(relay(data, work / "ingest"))
+    recorder_rate = len(data) / (time.perf_counter() - started) / 1e6
+    assert writer is not None and recorder is not None
+    print(f"ingest ({mb} MB, {lines:,} lines, one viewer):")
+    print(f"  live relay, unrecorded   {bare:8.0f} MB/s")
+    print(f"  live relay, recorded     {recorded:8.0f} MB/s  ratio {recorded / bare:.2f} (>= 0.9)")
+    print(
+        f"  recorder, to the disk    {recorder_rate:8.0f} MB/s  "
+        f"recorded {writer.written:,} of {lines:,} lines, gaps {recorder.gaps:,} (target: none)"
+    )
+
+
+def disk(work: Path) -> None:
+    print("disk (stored bytes / raw text, <= 0.25):")
+    for name, data in (("corpus as it is", corpus()), ("corpus-like, 64 MB", varied(64_000_000))):
+        store = Store(work / name.replace(" ", "-"), Retention())
+        first = 1
+        for pos in range(0, len(data), 256 * 1024):
+            end = data.rfind(b"\n", pos, pos + 256 * 1024) + 1 or len(data)
+            chunk = data[pos:end]
+            count = chunk.count(b"\n")
+            store.write(
+                [Block("app", None, "lines", first, count, 1.0, 1.0, chunk, ((count, 1.0),))]
+            )
+            first += count
+        stored = sum(store.held().values())
+        store.close()
+        print(
+            f"  {name:22} {len(data):>12,} bytes -> {stored:>11,}  ratio {stored / len(data):.3f}"
+        )
+
+
+def search(mb: int, work: Path) -> None:
+    data = varied(mb * 1_000_000, seed=2)
+    rare = b"ERROR the-rare-term-42\n"
+    cut = data.rfind(b"\n", 0, len(data) // 3) + 1  # a third from the start: not the newest
+    data = data[:cut] + rare + data[cut:]
+    store = Store(work / "search", Retention())
+    first, pos, block = 1, 0, 256 * 1024
+    week = 7 * 86400
+    base = time.time() - week
+    while pos < len(data):
+        end = data.rfind(b"\n", pos, pos + block) + 1 or len(data)
+        chunk = data[pos:end]
+        count = chunk.count(b"\n")
+        at = base + week * pos / len(data)
+        store.write([Block("app", None, "lines", first, count, at, at, chunk, ((count, at),))])
+        first, pos = first + count, end
+    raw = work / "search.log.zst"
+    subprocess.run(["zstd", "-1", "-q", "-o", str(raw)], input=data, check=True)
+
+    def timed(q: str) -> tuple[float, float, int]:
+        started = time.perf_counter()
+        first_at = None
+        total = 0
+        for item in run(store, Query(("app",), 0, 2e9, Matcher(q), limit=10**9)):
+            if first_at is None and not isinstance(item, Total):
+                first_at = time.perf_counter() - started
+            if isinstance(item, Total):
+                total = item.matches
+        return (first_at or 0.0), time.perf_counter() - started, total
+
+    first_hit, _, found = timed("the-rare-term-42")
+    _, scan, none = timed("nowhere-to-be-found")
+    _, scan_re, _ = timed("re:nowhere-[0-9]+-found")
+    started = time.perf_counter()
+    subprocess.run(f"zstdcat {raw} | grep -c nowhere-to-be-found", shell=True, capture_output=True)
+    baseline = time.perf_counter() - started
+    size = len(data) / 1e6
+    lines = data.count(b"\n")
+    print(f"search ({size:.0f} MB of text, {lines:,} lines over 7 days):")
+    print(f"  first result, rare term      {first_hit * 1000:8.1f} ms (found {found})")
+    print(f"  whole scan, substring        {size / scan:8.0f} MB/s  ({none} matches)")
+    print(f"  whole scan, re:              {size / scan_re:8.0f} MB/s")
+    print(
+        f"  zstdcat | grep (baseline)    {size / baseline:8.0f} MB/s  "
+        f"ratio {baseline / scan:.2f} (>= 0.5)"
+    )
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=200, help="MB of text to search (default 200)")
+    parser.add_argument("--ingest-mb", type=int, default=200)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="perview-bench-history-"))
+    try:
+        if args.ingest_mb:
+            ingest(args.ingest_mb, work)
+        disk(work)
+        search(args.mb, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
