@@ -80,11 +80,12 @@ async def relay(
     started = time.perf_counter()
     with hub.watch() as viewer:
         while True:
-            for item in viewer.read():
-                received += len(getattr(item, "data", b""))
-            if hub.finished or (hub.state is not None and hub.state.state == "exited"):
-                if not viewer.read():
-                    break
+            items = viewer.read()
+            received += sum(len(getattr(item, "data", b"")) for item in items)
+            if items:
+                continue
+            if hub.state is not None and hub.state.state == "exited":
+                break
             await viewer.wait(0.5)
     elapsed = time.perf_counter() - started
     assert received == len(data), (received, len(data))
