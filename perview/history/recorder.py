@@ -42,6 +42,7 @@ class _Open:
 
     started: float
     parts: list[bytes] = field(default_factory=list)
+    marks: list[bytes] | None = field(default_factory=list)  # None: some chunk had none
     times: list[tuple[int, float]] = field(default_factory=list)
     events: list[tuple[int, float, str]] = field(default_factory=list)
     count: int = 0
@@ -75,6 +76,7 @@ class _Sealed:
             b.t0,
             b.t1,
             data=b"".join(b.parts),
+            marks=None if b.marks is None else b"".join(b.marks),
             times=tuple(b.times),
             events=tuple(b.events),
         )
@@ -243,6 +245,11 @@ class Recorder:
             block.events.append((block.count, at, text))
             return
         block.parts.append(chunk.data)
+        if block.marks is not None:
+            if chunk.marks is None:
+                block.marks = None
+            else:
+                block.marks.append(chunk.marks)
         block.count += chunk.count
         block.size += len(chunk.data)
         if block.times and block.times[-1][1] == at:
