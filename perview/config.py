@@ -641,6 +641,7 @@ class _Checker:
             f"or a boot ID (32 hex digits), not {value!r}",
         )
         return None
+
     def recording(
         self, table: dict[str, Any], path: tuple[str, ...], server: ServerConfig
     ) -> dict[str, Any]:
