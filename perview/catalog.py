@@ -77,7 +77,7 @@ class Catalog:
                 build_source(spec, config.hosts, self.guards, data_dir(config.server)),
                 max_lines=spec.backlog,
                 max_bytes=spec.max_bytes,
-                keep=_kept(spec),
+                keep=_kept(spec, config),
                 linger=spec.linger,
                 rerun=spec.rerun,
                 meta=describe(spec),
@@ -102,7 +102,7 @@ class Catalog:
             build_source(spec, self.config.hosts, self.guards, data_dir(self.config.server)),
             max_lines=spec.backlog,
             max_bytes=spec.max_bytes,
-            keep=_kept(spec),
+            keep=_kept(spec, self.config),
             linger=spec.linger,
             hold=self.hold,
             restartable=not spec.stdin,
@@ -112,9 +112,10 @@ class Catalog:
         )
 
 
-def _kept(spec: SourceConfig) -> bool:
-    # Standard input is read whether or not anyone watches; a recorded source runs to be recorded.
-    return spec.keep or spec.stdin or spec.recorded
+def _kept(spec: SourceConfig, config: Config) -> bool:
+    # Standard input is read whether or not anyone watches; a recorded source runs to be
+    # recorded, and what an alert watches runs to be watched.
+    return spec.keep or spec.stdin or spec.recorded or spec.name in config.alerted
 
 
 def _footprint(spec: SourceConfig, hosts: Mapping[str, HostConfig]) -> object:

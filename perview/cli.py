@@ -287,12 +287,15 @@ def _check(args: argparse.Namespace) -> int:
     metrics = f", {len(config.metrics)} metrics" if config.metrics else ""
     hosts = f", {len(config.hosts)} hosts" if config.hosts else ""
     users = f", {len(config.users)} users" if config.users else ""
+    users += f", {len(config.alerts)} alerts" if config.alerts else ""
     verdict = "OK" if not errors else _count(errors, "error")
     if warnings:
         verdict += f" with {_count(warnings, 'warning')}"
     print(f"{config.origin}: {verdict}, {sources}{metrics}{hosts}{users}")
     for note in notes:
         print(f"  {note}")
+    if config.alerted:
+        print(f"  always on (alerts watch them): {', '.join(sorted(config.alerted))}")
     for finding in findings:
         if finding.level == "unchecked":
             print(f"  not checked: {'.'.join(finding.key)}: {finding.message}")

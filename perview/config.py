@@ -15,7 +15,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from perview.accounts import ROLES, Role, parse_hash
-from perview.classify import FORMATS, Format, Options
+from perview.alerts.scan import compile_match
+from perview.alerts.template import FIELDS, unknown_fields
+from perview.classify import FORMATS, LEVEL_NAMES, Format, Options
 from perview.classify import check as check_classify
 from perview.errors import ExitCode, PerviewError
 from perview.hub import HOLD
@@ -154,6 +156,46 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertConfig:
+    """An `[alerts.NAME]` table: a rule on lines, on a metric, or on a source's silence."""
+
+    name: str
+    kind: str  # "lines", "metric" or "silence"
+    sources: tuple[str, ...] = ()  # lines and silence: the sources it watches
+    hosts: tuple[str, ...] = ()  # lines: only those of these hosts (empty: all)
+    match: str | None = None  # lines: an RE2 pattern ...
+    level: str | None = None  # ... and/or this level or worse
+    count: int = 1  # lines: this many matching lines ...
+    window: float = 0.0  # ... within this many seconds (0: any one line)
+    metric: str | None = None  # metric: a series name, e.g. "disk.used:/", of ...
+    host: str = LOCAL  # ... this host
+    above: float | None = None
+    below: float | None = None
+    duration: float = 0.0  # `for`: how long a metric stays over its limit, or a silence lasts
+    cooldown: float = 600.0  # at most one notification per cooldown; the next counts the rest
+    notify: tuple[str, ...] = ()  # channels: [notify.NAME]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """A `[notify.NAME]` table: a command (argv) or a webhook, and how hard to try."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    template: str | None = None  # a webhook's body, `{field}`s filled in JSON-escaped
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)  # `${VAR}` from the environment
+    timeout: float = 10.0  # per try; a command is killed after it
+    retries: int = 2  # a webhook's further tries after a failure (5xx, 429, no answer)
+    backoff: float = 1.0  # seconds before the first retry, doubling after each
+
+    @property
+    def kind(self) -> str:
+        return "webhook" if self.webhook is not None else "command"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     sources: tuple[SourceConfig, ...]
@@ -164,6 +206,13 @@ class Config:
     default_stream: str | None = None  # the source `GET /` streams to curl
     origin: str = "command line"  # where this config came from, for messages
     path: str | None = None  # the config file, if it came from one (what a reload reads again)
+    alerts: tuple[AlertConfig, ...] = ()
+    notify: Mapping[str, NotifyConfig] = field(default_factory=dict)
+
+    @property
+    def alerted(self) -> frozenset[str]:
+        """The sources alerts watch: they run whether anyone watches them or not, as with keep."""
+        return frozenset(name for alert in self.alerts for name in alert.sources)
 
 
 def data_dir(server: ServerConfig) -> Path:
@@ -303,7 +352,7 @@ class _Checker:
     # -- sections ------------------------------------------------------------------------------
 
     def config(self, data: dict[str, Any], origin: str) -> Config:
-        top = self.table(data, (), frozenset({"server", "hosts", "sources", "metrics", "users"}))
+        top = self.table(data, (), _TOP_KEYS)
         server = self.server(top.get("server", {}))
         hosts = {
             name: self.host(name, value)
@@ -333,7 +382,18 @@ class _Checker:
         }
         if users and not server.auth:
             self.problem(("server", "auth"), "cannot be false when [users] are defined")
-        return Config(server, sources, hosts, metrics, users, origin=origin)
+        notify = {
+            name: self.notify(name, value)
+            for name, value in self.table(top.get("notify", {}), ("notify",), None).items()
+        }
+        names = {source.name for source in sources}
+        alerts = tuple(
+            self.alert(name, value, names, hosts, notify)
+            for name, value in self.table(top.get("alerts", {}), ("alerts",), None).items()
+        )
+        return Config(
+            server, sources, hosts, metrics, users, origin=origin, alerts=alerts, notify=notify
+        )
 
     def server(self, raw: Any) -> ServerConfig:
         path = ("server",)
@@ -460,6 +520,155 @@ class _Checker:
             unit=self.get(table, path, "unit", str, ""),
             warn=self.get(table, path, "warn", float, None),
             crit=self.get(table, path, "crit", float, None),
+        )
+
+    def alert(
+        self,
+        name: str,
+        raw: Any,
+        sources: set[str],
+        hosts: Mapping[str, HostConfig],
+        notify: Mapping[str, NotifyConfig],
+    ) -> AlertConfig:
+        path = ("alerts", name)
+        if not NAME.fullmatch(name):
+            self.problem(path, f"{name!r} is not a usable alert name (letters, digits, _ . -)")
+        table = self.table(raw, path, _ALERT_KEYS)
+        if "metric" in table:
+            kind = "metric"
+        elif "match" in table or "level" in table:
+            kind = "lines"
+        elif "for" in table:
+            kind = "silence"
+        else:
+            self.problem(
+                path,
+                "needs match or level (on lines), metric (on a metric), "
+                "or source and for (on silence)",
+            )
+            kind = "lines"
+        watched = self.alert_sources(table, path, sources, kind)
+        match = self.get(table, path, "match", str, None)
+        if match is not None:
+            try:
+                compile_match(match)
+            except ValueError as exc:
+                self.problem((*path, "match"), str(exc))
+        level = self.get(table, path, "level", str, None)
+        if level is not None and level not in LEVEL_NAMES[1:]:
+            self.problem((*path, "level"), f"must be one of {', '.join(LEVEL_NAMES[1:])}")
+            level = None
+        count = self.limit(table, path, "count", 1)
+        window = self.duration(table, path, "window", 0.0) if "window" in table else 0.0
+        if kind == "lines" and count > 1 and not window:
+            self.problem((*path, "count"), 'needs a window, e.g. window = "1m"')
+        host = self.get(table, path, "host", str, LOCAL)
+        if host != LOCAL and host not in hosts:
+            self.problem((*path, "host"), f"host {host!r} is not defined in [hosts]")
+        alert_hosts = self.strings(table, path, "hosts")
+        for item in alert_hosts:
+            if item != LOCAL and item not in hosts:
+                self.problem((*path, "hosts"), f"host {item!r} is not defined in [hosts]")
+        above = self.get(table, path, "above", float, None)
+        below = self.get(table, path, "below", float, None)
+        if kind == "metric" and above is None and below is None:
+            self.problem(path, "needs above or below (a value) for a metric")
+        duration = self.duration(table, path, "for", 0.0) if "for" in table else 0.0
+        channels = table.get("notify", [])
+        channels = [channels] if isinstance(channels, str) else channels
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            self.problem((*path, "notify"), "must be a channel name or a list of them")
+            channels = []
+        for channel in channels:
+            if channel not in notify:
+                defined = ", ".join(sorted(notify)) or "none"
+                self.problem(
+                    (*path, "notify"), f"{channel!r} is not a [notify] table (defined: {defined})"
+                )
+        self.alert_kind_keys(table, path, kind)
+        return AlertConfig(
+            name=name,
+            kind=kind,
+            sources=watched,
+            hosts=alert_hosts,
+            match=match,
+            level=level,
+            count=count,
+            window=window,
+            metric=self.get(table, path, "metric", str, None),
+            host=host,
+            above=above,
+            below=below,
+            duration=duration,
+            cooldown=self.duration(table, path, "cooldown", 600.0),
+            notify=tuple(channels),
+        )
+
+    def alert_sources(
+        self, table: dict[str, Any], path: tuple[str, ...], sources: set[str], kind: str
+    ) -> tuple[str, ...]:
+        if "source" in table and "sources" in table:
+            self.problem(path, "has both source and sources; use one")
+        if "source" in table:
+            names: tuple[str, ...] = (self.get(table, path, "source", str, ""),)
+            key = "source"
+        else:
+            names, key = self.strings(table, path, "sources"), "sources"
+        if kind != "metric" and not names:
+            self.problem(path, "needs source = a [sources] name (or sources = [...])")
+        for name in names:
+            if name and name not in sources:
+                self.problem((*path, key), f"{name!r} is not a [sources] table")
+        return tuple(n for n in names if n in sources)
+
+    def alert_kind_keys(self, table: dict[str, Any], path: tuple[str, ...], kind: str) -> None:
+        """Keys that belong to another kind of alert are a mistake, not silently ignored."""
+        for key in sorted(_ALERT_KINDS.keys() & table.keys()):
+            if kind not in _ALERT_KINDS[key]:
+                self.problem((*path, key), f"does not apply to an alert on {kind}")
+
+    def notify(self, name: str, raw: Any) -> NotifyConfig:
+        path = ("notify", name)
+        if not NAME.fullmatch(name):
+            self.problem(path, f"{name!r} is not a usable channel name (letters, digits, _ . -)")
+        table = self.table(raw, path, _NOTIFY_KEYS)
+        if ("command" in table) == ("webhook" in table):
+            self.problem(path, "needs exactly one of command or webhook")
+        command: tuple[str, ...] = ()
+        if "command" in table:
+            command = self.command(table["command"], (*path, "command"), False)
+        webhook = self.get(table, path, "webhook", str, None)
+        if webhook is not None and not _is_http_url(webhook):
+            self.problem((*path, "webhook"), f"must be an http:// or https:// URL, not {webhook!r}")
+        template = self.get(table, path, "template", str, None)
+        if template is not None:
+            unknown = unknown_fields(template)
+            if unknown:
+                self.problem(
+                    (*path, "template"),
+                    f"{{{unknown[0]}}} is not a field (fields: {', '.join(FIELDS)})",
+                )
+        headers = self.get(table, path, "headers", dict, {})
+        for key, value in headers.items():
+            if not isinstance(value, str):
+                self.problem((*path, "headers", key), f"must be a string, not {_kind(value)}")
+        if webhook is None:
+            for key in ("template", "content_type", "headers", "retries", "backoff"):
+                if key in table:
+                    self.problem((*path, key), "only applies to a webhook")
+        retries = self.get(table, path, "retries", int, 2)
+        if not 0 <= retries <= MAX_RETRIES:
+            self.problem((*path, "retries"), f"must be between 0 and {MAX_RETRIES}")
+        return NotifyConfig(
+            name=name,
+            command=command,
+            webhook=webhook,
+            template=template,
+            content_type=self.get(table, path, "content_type", str, "application/json"),
+            headers={k: v for k, v in headers.items() if isinstance(v, str)},
+            timeout=self.duration(table, path, "timeout", 10.0),
+            retries=min(max(retries, 0), MAX_RETRIES),
+            backoff=self.duration(table, path, "backoff", 1.0),
         )
 
     def user(self, name: str, raw: Any) -> UserConfig:
@@ -730,6 +939,35 @@ _SERVER_KEYS = frozenset(
         "record_limit",
     }
 )
+_TOP_KEYS = frozenset({"server", "hosts", "sources", "metrics", "users", "alerts", "notify"})
+_ALERT_KINDS = {
+    "source": {"lines", "silence"},
+    "sources": {"lines", "silence"},
+    "match": {"lines"},
+    "level": {"lines"},
+    "count": {"lines"},
+    "window": {"lines"},
+    "hosts": {"lines"},
+    "metric": {"metric"},
+    "host": {"metric"},
+    "above": {"metric"},
+    "below": {"metric"},
+    "for": {"metric", "silence"},
+}
+_ALERT_KEYS = frozenset({*_ALERT_KINDS, "cooldown", "notify"})
+_NOTIFY_KEYS = frozenset(
+    {
+        "command",
+        "webhook",
+        "template",
+        "content_type",
+        "headers",
+        "timeout",
+        "retries",
+        "backoff",
+    }
+)
+MAX_RETRIES = 10  # a webhook that fails ten times in a row will not answer the eleventh
 _METRIC_KEYS = frozenset(
     {"command", "shell", "scrape", "selector", "host", "every", "unit", "warn", "crit"}
 )

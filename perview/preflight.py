@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from perview.config import LOCAL, Config, HostConfig, JournalConfig, MetricConfig, SourceConfig
+from perview.alerts.template import ENV
+from perview.config import (
+    LOCAL,
+    Config,
+    HostConfig,
+    JournalConfig,
+    MetricConfig,
+    NotifyConfig,
+    SourceConfig,
+)
 
 Level = Literal["error", "warning", "unchecked"]
 Key = tuple[str, ...]
@@ -45,7 +54,24 @@ def check(config: Config) -> list[Finding]:
     for metric in config.metrics:
         findings += _metric(metric)
     findings += _hosts(config.hosts)
+    for channel in config.notify.values():
+        findings += _notify(channel)
     return findings
+
+
+def _notify(channel: NotifyConfig) -> list[Finding]:
+    """A command channel's program, and the environment variables a webhook's headers name."""
+    key: Key = ("notify", channel.name)
+    if channel.webhook is None:
+        return _command(key, channel.command, os.environ, None)
+    missing = {
+        name
+        for value in channel.headers.values()
+        for name in ENV.findall(value)
+        if name not in os.environ
+    }
+    message = "the environment variable {} is not set here (each send fails until it is)"
+    return [Finding("warning", (*key, "headers"), message.format(n)) for n in sorted(missing)]
 
 
 def _source(source: SourceConfig) -> list[Finding]:

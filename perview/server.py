@@ -23,6 +23,7 @@ from aiohttp import web
 
 from perview import __version__
 from perview.accounts import SessionKeys
+from perview.alerts.engine import AlertEngine
 from perview.catalog import Catalog, Changes
 from perview.config import Config, data_dir, load
 from perview.errors import ExitCode, PerviewError
@@ -91,6 +92,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     hubs = catalog.hubs
     metrics = MetricsService(config, guards)
     history = await _open_history(directory, config)
+    alerts = AlertEngine(config, hubs, metrics.hub, guards, directory)
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
@@ -140,7 +142,9 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(
-        create_app(hubs, settings, metrics, reload=reloader.reload, history=history),
+        create_app(
+            hubs, settings, metrics, reload=reloader.reload, history=history, alerts=alerts
+        ),
         handler_cancellation=True,
         # aiohttp closes a connection that has not sent a whole request within this time,
         # which also ends one that sends its headers a byte at a time.
@@ -165,6 +169,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
             ) from exc
         guards.warm()
         await metrics.start()
+        await alerts.start()  # before the kept sources start: it reads them from their first line
         catalog.start_kept()
         if history is not None:
             history.sync(hubs, config.sources, config)
@@ -177,6 +182,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await reloader.close()
+        await alerts.close()
         await _stop_all(hubs.values())
         if history is not None:
             await history.close()  # after the sources: their last lines and states are recorded

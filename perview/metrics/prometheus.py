@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,6 +15,9 @@ from perview.config import LOCAL
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
 from perview.tally import REPORTED
+
+if TYPE_CHECKING:  # the engine imports the metrics hub; a name is all this needs
+    from perview.alerts.engine import AlertEngine
 
 UNIT_SUFFIX = {"%": "percent", "B": "bytes", "B/s": "bytes_per_second", "s": "seconds"}
 
@@ -29,8 +33,10 @@ def metric_name(series_name: str, unit: str) -> str:
 
 
 class _Collector:
-    def __init__(self, hubs: Mapping[str, Hub], metrics: MetricsHub) -> None:
-        self.hubs, self.metrics = hubs, metrics
+    def __init__(
+        self, hubs: Mapping[str, Hub], metrics: MetricsHub, alerts: AlertEngine | None = None
+    ) -> None:
+        self.hubs, self.metrics, self.alerts = hubs, metrics, alerts
 
     def describe(self) -> list[Metric]:
         return []  # computed at each scrape
@@ -94,6 +100,26 @@ class _Collector:
             families.append(family)
         yield from families
         yield failing
+        if self.alerts is not None and self.alerts.enabled:
+            yield from _alert_families(self.alerts)
+
+
+def _alert_families(alerts: AlertEngine) -> Iterable[Metric]:
+    firing = GaugeMetricFamily(
+        "perview_alert_firing", "1 while an alert's condition holds", labels=["alert"]
+    )
+    sent = CounterMetricFamily(
+        "perview_alert_notifications",
+        "Notifications by alert, channel and outcome (sent, failed, dropped)",
+        labels=["alert", "channel", "outcome"],
+    )
+    for rule in alerts.rules.values():
+        firing.add_metric([rule.name], rule.firing)
+        for name in rule.config.notify:
+            counts = alerts.channels[name].counts if name in alerts.channels else {}
+            for outcome in ("sent", "failed", "dropped"):
+                sent.add_metric([rule.name, name, outcome], counts.get((rule.name, outcome), 0))
+    yield from (firing, sent)
 
 
 def _levels_by_host(hub: Hub) -> dict[str, list[int]]:
@@ -114,7 +140,9 @@ def _levels_by_host(hub: Hub) -> dict[str, list[int]]:
     return found
 
 
-def exposition(hubs: Mapping[str, Hub], metrics: MetricsHub) -> bytes:
+def exposition(
+    hubs: Mapping[str, Hub], metrics: MetricsHub, alerts: AlertEngine | None = None
+) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(hubs, metrics))
+    registry.register(_Collector(hubs, metrics, alerts))
     return generate_latest(registry)

@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from perview import __version__
+from perview.alerts.engine import AlertEngine
 from perview.catalog import Changes
 from perview.config import Config, Network, ServerConfig
 from perview.errors import PerviewError
@@ -27,6 +28,7 @@ from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
 from perview.metrics.service import MetricsService
 from perview.sources.process import GuardPool
+from perview.web.alerts import ALERTS, add_alert_routes
 from perview.web.auth import (
     Access,
     add_security_headers,
@@ -80,6 +82,7 @@ def create_app(
     metrics: MetricsService | None = None,
     reload: Reload | None = None,
     history: History | None = None,
+    alerts: AlertEngine | None = None,
 ) -> web.Application:
     """The application for these hubs (and metrics); it owns neither: the server starts and
     closes them. `hubs` is read live, not copied: a reload adds and removes sources in it.
@@ -113,6 +116,8 @@ def create_app(
     if history is not None:
         add_history_routes(app, root, history, app[STREAMS])
     add_login_routes(app, settings.access, _fill_assets("login.html", app[STATIC]))
+    if alerts is not None:
+        add_alert_routes(app, alerts, root)
     return app
 
 
@@ -346,11 +351,15 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         hello += [sse_event("source", v.hub.describe() | {"epoch": epoch}) for v in viewers]
         await wire.write(b"".join(hello))
         forward = asyncio.create_task(_forward_metrics(metrics, wake)) if metrics else None
+        alerts = request.app.get(ALERTS)
+        alerts = alerts if alerts is not None and alerts.enabled else None
+        told = asyncio.create_task(_forward_alerts(alerts, wake)) if alerts else None
         try:
-            await relay_events(wire, viewers, epoch, metrics, least)
+            await relay_events(wire, viewers, epoch, metrics, least, alerts)
         finally:
-            if forward is not None:
-                forward.cancel()
+            for task in (forward, told):
+                if task is not None:
+                    task.cancel()
         await response.write_eof()
     return response
 
@@ -359,6 +368,13 @@ async def _forward_metrics(metrics: MetricsHub, wake: asyncio.Event) -> None:
     """Wake an event stream when samples are published (they share its one wake event)."""
     while True:
         await metrics.changed.wait()
+        wake.set()
+
+
+async def _forward_alerts(alerts: AlertEngine, wake: asyncio.Event) -> None:
+    """Wake an event stream when an alert changes (as _forward_metrics)."""
+    while True:
+        await alerts.updated.wait()
         wake.set()
 
 
@@ -402,5 +418,5 @@ async def metric_history(request: web.Request) -> web.StreamResponse:
 
 async def prometheus_metrics(request: web.Request) -> web.StreamResponse:
     hubs = request.app[HUBS]
-    body = exposition(hubs, request.app[METRICS].hub)
+    body = exposition(hubs, request.app[METRICS].hub, request.app.get(ALERTS))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

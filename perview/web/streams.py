@@ -13,6 +13,7 @@ from typing import Any
 import re2
 from re2 import _re2  # the automaton without re2.compile's cache (see Grep)
 
+from perview.alerts.engine import AlertEngine
 from perview.classify import ERROR, FATAL, HEAD, INFO, LEVEL_MASK, LEVEL_NAMES, WARNING
 from perview.hub import Gap, Hub, Viewer
 from perview.labels import MAX_PATH, display_name
@@ -321,8 +322,10 @@ async def relay_events(
     epoch: str,
     metrics: MetricsHub | None = None,
     least: int | None = None,
+    alerts: AlertEngine | None = None,
 ) -> None:
-    """Multiplex the viewers' sources as SSE until the server closes them.
+    """Multiplex the viewers' sources (and metric samples, alert changes) as SSE until the
+    server closes them.
 
     Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
     so a reconnecting browser (Last-Event-ID) resumes exactly where it left off. With `least`,
@@ -331,12 +334,16 @@ async def relay_events(
     """
     next_ids = {v.hub.name: v.next_id for v in viewers}
     metric_cursor = metrics.next_batch if metrics else 0
+    alert_cursor = alerts.next_event if alerts else 0
     while True:
         parts: list[bytes] = []
         if metrics is not None:
             samples, metric_cursor = metrics.since(metric_cursor)
             if samples:
                 parts.append(sse_event("metric", {"samples": samples}))
+        if alerts is not None:
+            changes, alert_cursor = alerts.since(alert_cursor)
+            parts += [sse_event("alert", change) for change in changes]
         for viewer in viewers:
             hub = viewer.hub
             for item in viewer.read():

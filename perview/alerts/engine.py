@@ -1,0 +1,339 @@
+"""The alerts engine: a consumer of each watched hub's ring and of the metric samples, a clock
+for what happens by time, the channels, and the rules' state kept in the data directory.
+
+Rules are evaluated on the server as blocks enter the ring, never per viewer: one cursor per
+watched source (a viewer of the hub, so the source runs whether anyone else watches it), one
+RE2 scan per block per rule, on a thread of its own (RE2 lets go of the GIL while it matches),
+and levels found once per block for every rule of the source. If the cursor falls behind the
+ring, the lines it missed are counted on each rule of that source and logged: never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aiohttp
+
+from perview.alerts.channels import Channel
+from perview.alerts.rules import Firing, LinesRule, MetricRule, Rule, SilenceRule, build
+from perview.alerts.scan import Hits
+from perview.classify import Classifier
+from perview.config import Config
+from perview.hub import Gap, Hub
+from perview.metrics.hub import MetricsHub
+from perview.private import FILE_MODE, private_dir
+from perview.ring import Chunk
+from perview.sources.process import GuardPool
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "alerts.json"
+EVENTS = 256  # alert events kept for event-stream viewers that fall behind
+LONGEST_SLEEP = 60.0  # the clock wakes at least this often, whatever the deadlines say
+# Matching runs here, never on the loop. One thread: the other core stays with the loop, and
+# sources take turns, a read (a few blocks) each.
+_scanner = ThreadPoolExecutor(1, thread_name_prefix="perview-alerts")
+
+
+class AlertEngine:
+    """Runs the rules of `config` over `hubs` (read live: the catalog's mapping) and `metrics`.
+    `start` attaches to the hubs (starting their sources) and the samples; `close` lets go of
+    everything and stops any notification still under way."""
+
+    def __init__(
+        self,
+        config: Config,
+        hubs: Mapping[str, Hub],
+        metrics: MetricsHub | None,
+        guards: GuardPool,
+        directory: Path | None,
+    ) -> None:
+        self.config = config
+        self.hubs = hubs
+        self.metrics = metrics
+        self.guards = guards
+        self.path = directory / STATE_FILE if directory is not None else None
+        self.rules: dict[str, Rule] = {a.name: build(a, self) for a in config.alerts}
+        self.channels: dict[str, Channel] = {}
+        self.events: deque[tuple[int, dict[str, object]]] = deque(maxlen=EVENTS)
+        self.next_event = 0
+        self.updated = asyncio.Event()  # set and replaced at each event, as MetricsHub.changed
+        self.metric_gaps = 0  # sample batches the engine fell too far behind to read
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poke = asyncio.Event()
+        self._loading = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rules)
+
+    async def start(self) -> None:
+        if not self.rules:
+            return
+        self._load()
+        self._session = aiohttp.ClientSession()
+        for name, config in self.config.notify.items():
+            channel = self.channels[name] = Channel(config, self.guards, self._session)
+            channel.start()
+        watched: dict[str, list[LinesRule | SilenceRule]] = {}
+        for rule in self.rules.values():
+            if isinstance(rule, LinesRule | SilenceRule):
+                for source in rule.config.sources:
+                    watched.setdefault(source, []).append(rule)
+        for source, rules in watched.items():
+            hub = self.hubs.get(source)
+            if hub is not None:
+                self._spawn(self._follow(hub, rules), f"alerts on {source}")
+        if self.metrics is not None and any(isinstance(r, MetricRule) for r in self.rules.values()):
+            self._spawn(self._sample(self.metrics), "alerts on metrics")
+        self._spawn(self._clock(), "alerts clock")
+
+    def _spawn(self, job: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(job, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(self._ended)
+        self._tasks.add(task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped: %r", task.get_name(), task.exception())
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(channel.close() for channel in self.channels.values()))
+        if self._session is not None:
+            await self._session.close()
+        self._save()
+
+    # -- the rules' outlet -------------------------------------------------------------------------
+
+    def emit(self, rule: Rule, firing: Firing) -> None:
+        """Record `firing` and hand it to the rule's channels, unless the rule is silenced."""
+        firing.sent = rule.state(firing.at) != "silenced"
+        rule.recent.append(firing)
+        if firing.sent:
+            document, fields = firing.document(), firing.fields()
+            for name in rule.config.notify:
+                self.channels[name].submit(rule.name, document, fields)
+        log.info("alert %s: %s%s", rule.name, firing.summary, "" if firing.sent else " (silenced)")
+        self.changed(rule, firing)
+
+    def changed(self, rule: Rule, firing: Firing | None = None) -> None:
+        payload = self.describe_rule(rule, recent=False)
+        payload["firing"] = firing.document() if firing is not None else None
+        self.events.append((self.next_event, payload))
+        self.next_event += 1
+        self.updated.set()
+        self.updated = asyncio.Event()
+        self._poke.set()
+        self._save()
+
+    def silence(self, name: str, seconds: float, by: str | None) -> dict[str, object]:
+        rule = self.rules[name]
+        rule.silence(seconds, by, time.time())
+        return self.describe_rule(rule)
+
+    # -- what the API, the event stream and /metrics read ------------------------------------------
+
+    def describe(self) -> list[dict[str, object]]:
+        return [self.describe_rule(rule) for rule in self.rules.values()]
+
+    def describe_rule(self, rule: Rule, recent: bool = True) -> dict[str, object]:
+        config = rule.config
+        info: dict[str, object] = {
+            "name": rule.name,
+            "kind": config.kind,
+            "state": rule.state(),
+            "since": rule.since,
+            "firing": rule.firing,
+            "silenced_until": rule.silenced_until or None,
+            "silenced_by": rule.silenced_by,
+            "cooldown": config.cooldown,
+            "quiet_until": rule.quiet_until or None,
+            "suppressed": rule.suppressed,
+            "gaps": rule.gaps,
+            "sources": list(config.sources),
+            "channels": [self.channels[n].describe(rule.name) for n in config.notify],
+        }
+        if isinstance(rule, MetricRule):
+            info |= {"series": rule.series, "value": rule.value}
+        if recent:
+            info["recent"] = [firing.document() for firing in reversed(rule.recent)]
+        return info
+
+    def since(self, cursor: int) -> tuple[list[dict[str, object]], int]:
+        """Events from number `cursor` on (as many as are still held), and the next cursor."""
+        return [payload for n, payload in self.events if n >= cursor], self.next_event
+
+    # -- lines ----------------------------------------------------------------------------------
+
+    async def _follow(self, hub: Hub, rules: list[LinesRule | SilenceRule]) -> None:
+        """Read `hub`'s ring from where it stands until the hub closes, as a viewer that is never
+        shown: it keeps the source running (alerted sources are kept, see Catalog)."""
+        lines = [rule for rule in rules if isinstance(rule, LinesRule)]
+        silences = [rule for rule in rules if isinstance(rule, SilenceRule)]
+        levels = Levels() if any(r.config.level is not None for r in lines) else None
+        loop = asyncio.get_running_loop()
+        with hub.watch(backlog=None) as viewer:
+            while True:
+                items = viewer.read()
+                if not items:
+                    if hub.closed:
+                        return
+                    await viewer.wait()
+                    continue
+                chunks: list[Chunk] = []
+                for item in items:
+                    if isinstance(item, Gap):
+                        log.warning(
+                            "alerts fell behind %s: %d lines not looked at", hub.name, item.count
+                        )
+                        for rule in rules:
+                            rule.missed(item.count)
+                    elif item.state is None and item.note is None and item.count:
+                        chunks.append(item)
+                if not chunks:
+                    continue
+                found = await loop.run_in_executor(_scanner, _scan, lines, chunks, levels)
+                now = time.time()
+                for chunk, hits in zip(chunks, found, strict=True):
+                    for rule, hit in zip(lines, hits, strict=True):
+                        if hit is not None and (
+                            not rule.config.hosts or chunk.label in rule.config.hosts
+                        ):
+                            rule.lines(hub.name, chunk.first, chunk.label, chunk.at, hit, now)
+                for silence in silences:
+                    silence.output(chunks[-1].at, now)
+
+    # -- metrics --------------------------------------------------------------------------------
+
+    async def _sample(self, metrics: MetricsHub) -> None:
+        by_series: dict[str, list[MetricRule]] = {}
+        for rule in self.rules.values():
+            if isinstance(rule, MetricRule):
+                by_series.setdefault(rule.series, []).append(rule)
+        cursor = metrics.next_batch
+        while True:
+            changed = metrics.changed
+            oldest = metrics.batches[0][0] if metrics.batches else metrics.next_batch
+            if cursor < oldest:
+                self.metric_gaps += oldest - cursor
+                log.warning(
+                    "alerts fell behind the metrics: %d batches not looked at", oldest - cursor
+                )
+            samples, cursor = metrics.since(cursor)
+            now = time.time()
+            for series, at, value in samples:
+                for rule in by_series.get(series, ()):
+                    rule.sample(at, value, now)
+            await changed.wait()
+
+    # -- time -----------------------------------------------------------------------------------
+
+    async def _clock(self) -> None:
+        while True:
+            self._poke.clear()
+            now = time.time()
+            for rule in self.rules.values():
+                due = rule.deadline()
+                if due is not None and due <= now:
+                    rule.tick(now)
+            deadlines = [d for r in self.rules.values() if (d := r.deadline()) is not None]
+            wait = min([*deadlines, now + LONGEST_SLEEP]) - time.time()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(wait, 0.001)):
+                    await self._poke.wait()
+
+    # -- kept across restarts ---------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Take up each rule where the last run left it: one that was firing is still firing (and
+        not sent again), its cooldown and silence go on."""
+        if self.path is None:
+            return
+        try:
+            kept = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("alert state not read from %s: %s", self.path, exc)
+            return
+        if not isinstance(kept, dict):
+            return
+        for name, saved in kept.get("rules", {}).items():
+            rule = self.rules.get(name)
+            if rule is None or not isinstance(saved, dict):
+                continue
+            rule.firing = saved.get("firing") is True
+            for key in ("since", "quiet_until", "silenced_until"):
+                if isinstance(saved.get(key), int | float):
+                    setattr(rule, key, float(saved[key]))
+            rule.silenced_by = saved.get("silenced_by") if rule.silenced_until else None
+            recent = saved.get("recent")
+            if isinstance(recent, list):
+                rule.recent.extend(Firing.load(doc) for doc in recent if isinstance(doc, dict))
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        rules = {
+            name: {
+                "firing": rule.firing,
+                "since": rule.since,
+                "quiet_until": rule.quiet_until,
+                "silenced_until": rule.silenced_until,
+                "silenced_by": rule.silenced_by,
+                "recent": [firing.document() for firing in rule.recent],
+            }
+            for name, rule in self.rules.items()
+        }
+        text = json.dumps({"rules": rules})
+        temporary = self.path.with_suffix(".tmp")
+        try:
+            private_dir(self.path.parent)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            log.warning("alert state not kept in %s: %s", self.path, exc.strerror)
+
+
+class Levels:
+    """Levels of a source's blocks, one classifier per part (host, file) with its carry.
+
+    Another part of Perview will give chunks their marks as they enter the ring; until then the
+    engine classifies the blocks its level rules need, once per block for all of them."""
+
+    def __init__(self) -> None:
+        self.classifier = Classifier()
+        self.carry: dict[str | None, bytes] = {}
+
+    def marks(self, chunk: Chunk) -> bytes:
+        marks, self.carry[chunk.label] = self.classifier.classify(
+            chunk.data, self.carry.get(chunk.label, b""), chunk.count
+        )
+        return marks
+
+
+def _scan(
+    rules: list[LinesRule], chunks: list[Chunk], levels: Levels | None
+) -> list[list[Hits | None]]:
+    """Each rule's hits in each chunk (on the scanner thread)."""
+    found = []
+    for chunk in chunks:
+        marks = levels.marks(chunk) if levels is not None else None
+        found.append([rule.matcher.scan(chunk.data, marks) for rule in rules])
+    return found
