@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from perview.alerts.scan import Hits, Matcher
+from perview.alerts.scan import SAMPLE_LINES, Hits, Matcher
 from perview.config import AlertConfig
 
 RECENT = 10  # firings each rule keeps for the API and the page
@@ -196,6 +196,9 @@ class LinesRule(Rule):
         self.matcher = Matcher(config.match, config.level)
         self._window: deque[tuple[float, int]] = deque()  # (when, matching lines) in the window
         self._in_window = 0
+        # The first lines of the window, quoted when it fills: "5 errors within a minute" shows
+        # the errors, not only the block of the fifth. Taken only while there is room.
+        self._quoted: deque[tuple[float, dict[str, object]]] = deque()
 
     def lines(
         self, source: str, first: int, label: str | None, at: float, hits: Hits, now: float
@@ -206,16 +209,23 @@ class LinesRule(Rule):
         self._in_window += hits.count
         while self._window and window > 0 and self._window[0][0] < at - window:
             self._in_window -= self._window.popleft()[1]
+        while self._quoted and window > 0 and self._quoted[0][0] < at - window:
+            self._quoted.popleft()
+        if count > 1 and len(self._quoted) < SAMPLE_LINES:
+            for index, text in hits.sample(SAMPLE_LINES - len(self._quoted)):
+                self._quoted.append((at, {"id": first + index, "host": label, "text": text}))
         occurrences, rest = divmod(self._in_window, count)
         if not occurrences:
             return
+        window_quoted = [line for _, line in self._quoted]
         self._window.clear()
+        self._quoted.clear()
         self._in_window = rest
         if rest:
             self._window.append((at, rest))
 
         def make(suppressed: int) -> Firing:
-            quoted: list[dict[str, object]] = [
+            quoted: list[dict[str, object]] = (window_quoted if not suppressed else []) or [
                 {"id": first + index, "host": label, "text": text} for index, text in hits.sample()
             ]
             what = f"{count} lines" if count > 1 else "a line"
