@@ -312,16 +312,18 @@ class AlertEngine:
 
 
 class Levels:
-    """Levels of a source's blocks, one classifier per part (host, file) with its carry.
-
-    Another part of Perview will give chunks their marks as they enter the ring; until then the
-    engine classifies the blocks its level rules need, once per block for all of them."""
+    """Levels of a source's blocks for its level rules: the marks the hub gave each chunk as it
+    entered the ring, or, where it gave none (a source with `format = "raw"`, or blocks past the
+    hub's classifying budget), found here on the scanner thread, one classifier per part (host,
+    file) with its carry."""
 
     def __init__(self) -> None:
         self.classifier = Classifier()
         self.carry: dict[str | None, bytes] = {}
 
     def marks(self, chunk: Chunk) -> bytes:
+        if chunk.marks is not None:
+            return chunk.marks
         marks, self.carry[chunk.label] = self.classifier.classify(
             chunk.data, self.carry.get(chunk.label, b""), chunk.count
         )
