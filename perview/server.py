@@ -142,9 +142,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
     runner = web.AppRunner(
-        create_app(
-            hubs, settings, metrics, reload=reloader.reload, history=history, alerts=alerts
-        ),
+        create_app(hubs, settings, metrics, reload=reloader.reload, history=history, alerts=alerts),
         handler_cancellation=True,
         # aiohttp closes a connection that has not sent a whole request within this time,
         # which also ends one that sends its headers a byte at a time.

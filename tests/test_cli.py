@@ -153,8 +153,8 @@ def test_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
         f"{config}:1: sources.a: needs exactly one of command, file or journal",
         f"{config}:2: sources.a.comand: unknown key (expected one of: backlog, boot, command, "
         "cwd, entry_start, env, file, format, group, host, hosts, identifier, journal, "
-        "journal_directory, journal_file, keep, kernel, level, linger, priority, rerun, shell, "
-        "title)",
+        "journal_directory, journal_file, keep, kernel, level, linger, priority, record, "
+        "record_size, rerun, shell, title)",
         f"{config}:4: server.port: must be an integer, not a string",
     ]
 
