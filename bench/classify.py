@@ -11,12 +11,16 @@ Last, whether the work can leave the event loop: the share of its solo speed a b
 keeps while another thread classifies (Python's `re` holds the GIL) or runs one long RE2 search
 (google-re2 releases it inside a match, not between matches).
 
-    python bench/classify.py [--quick] [--mb 4]
+`--per-format` prints, instead, each corpus format's cost in µs a line, on its own in 64 KiB
+blocks (a real source is one format; the mixed payload above is a worst case for skipping rules).
+
+    python bench/classify.py [--quick] [--mb 4] [--per-format]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import threading
@@ -45,12 +49,14 @@ def blocks_of(data: bytes) -> list[bytes]:
     return [b for b in blocks if b] + [framer.flush()[0]]
 
 
-def best(fn: Callable[[], object], trials: int) -> float:
+def best(
+    fn: Callable[[], object], trials: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
     times = []
     for _ in range(trials):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times)
 
 
@@ -84,6 +90,27 @@ def measure(name: str, data: bytes, trials: int) -> None:
     )
 
 
+def classify_blocks(classifier: Classifier, blocks: list[bytes], counts: list[int]) -> None:
+    carry = b""
+    for b, n in zip(blocks, counts, strict=True):
+        _, carry = classifier.classify(b, carry, n)
+
+
+def per_format(size: int, trials: int) -> None:
+    """Each corpus format alone, repeated to `size` bytes: µs a line, best of `trials`, in this
+    process's CPU time (steadier than wall time on a machine shared with other work)."""
+    classifier = Classifier()
+    print(f"per format, {size / 1e6:g} MB each in {READ // 1024} KiB blocks, CPU time")
+    names = sorted(p.stem for p in CORPUS.glob("*.log"))
+    # "mixed" is every format in turn, as `bench/throughput.py --log` relays them.
+    for name, formats in [*((n, [n]) for n in names), ("mixed", names)]:
+        blocks = [b for b in blocks_of(payload(formats, size)) if b]
+        counts = [b.count(b"\n") for b in blocks]
+        run = functools.partial(classify_blocks, classifier, blocks, counts)
+        cost = best(run, trials, time.process_time) / sum(counts)
+        print(f"  {name:16s} {cost * 1e6:7.2f} µs a line")
+
+
 def main_thread_share(work: Callable[[], object]) -> float:
     """The main thread's loop speed while `work` runs in another thread, over its solo speed."""
 
@@ -115,9 +142,13 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=4.0, help="payload size (default 4)")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1 MB, 2 trials")
+    parser.add_argument("--per-format", action="store_true", help="µs a line of each format")
     args = parser.parse_args()
     size = int((1 if args.quick else args.mb) * 1e6)
     trials = 2 if args.quick else args.trials
+    if args.per_format:
+        per_format(size, trials)
+        return
     text_names = sorted(p.stem for p in CORPUS.glob("*.log") if p.stem not in JSON_FORMATS)
     seq_lines = size // 7
     numbers = subprocess.run(["seq", "1", str(seq_lines)], capture_output=True, check=True).stdout
