@@ -7,12 +7,16 @@ an entry) or `LEVEL .` (it continues the entry before it) per line of the log.
 from __future__ import annotations
 
 import json
+import random
+import re
+from itertools import repeat
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from perview import classify
 from perview.classify import (
     DEFAULTS,
     HEAD,
@@ -220,3 +224,83 @@ def test_the_quick_path_for_plain_blocks_agrees_with_the_full_scan(
     full, _ = classifier.classify(plain + b"a line with spaces\n", carry)  # no quick path
     assert quick[0] == full[:-1]
     assert quick[0] == bytes([HEAD]) * len(lines)
+
+
+# The rules as first written: slow (the text rule tries every level word at each of up to 15
+# field positions, the logfmt one steps through every byte of a line) but plain. The classifier
+# must give the marks they give, whatever shortcuts it takes.
+def alternation(words: list[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+_UPPER = [w for words in classify._WORDS.values() for w in words.split()]
+_LOWER = [f(w) for w in _UPPER for f in (str.lower, str.capitalize)]
+_PG = [w for words in classify._PG_WORDS.values() for w in words.split()]
+_REFERENCE_PARTS = {
+    **classify._PARTS,
+    "logfmt": r"""(?=[^\n]*?\bl(?:evel|vl)=)[^\n]*?\bl(?:evel|vl)="?(\w+)""",
+    "text": rf"(?:[^\s\[:\n\x1b]*{classify._SEP}){{0,{classify.MAX_PREFIX_FIELDS}}}?"
+    rf"(?:({alternation(_UPPER)})(?=[ :\]>)|,\t\x1b])|({alternation(_LOWER)})(?=[:\]>)\x1b])"
+    rf"|({alternation(_PG)})(?=:))",
+}
+
+
+def reference_marks(block: bytes, carry: bytes = b"", form: str = "auto") -> tuple[bytes, bytes]:
+    body = "|".join(_REFERENCE_PARTS[p] for p in classify._BY_FORMAT[form])  # type: ignore[index]
+    lines = re.compile(f"(?m)^(?:{body})?[^\\n]*\\n".encode())
+    tokens = map(b"".join, lines.findall(block))
+    codes = bytes(map(classify._CODES.get, tokens, repeat(ord("0"))))
+    return classify._resolve(carry + codes, len(carry))
+
+
+# Pieces that make or break the rules: level words in every case with and without the bytes
+# that must follow them, separators, ANSI colour (whole and cut), logfmt and JSON keys, heads
+# of the other rules.
+_PIECES = [
+    *(b"ERROR", b"error", b"Error", b"eRRor", b"ERR", b"ERRORS", b"WARN", b"warn", b"Warning"),
+    *(b"INFO", b"info", b"DEBUG", b"DEBUG1", b"debug3", b"CRIT", b"Critical", b"LOG", b"HINT"),
+    *(b"[", b"]", b" ", b"  ", b"\t", b":", b">", b")", b"|", b",", b"=", b'"', b"\r", b"\x0b"),
+    *(b"\x1b[31m", b"\x1b[", b"\x1b", b"\x1b[1;2m", b"x", b"12", b"a.b", b"(", b"()", b"{"),
+    *(b"level=", b"lvl=", b"xlevel=", b"level", b"l", b"evel=", b'{"', b'"level":', b"<13>"),
+    *(b"Traceback (most recent call last):", b"KeyError: ", b"E0115 10:23:47.345678 "),
+    *(b"goroutine ", b"main.main()", b"1234:M 15 Jan 2024 10:23:45.456 # ", b"Caused by: "),
+]
+_CORPUS_LINES = [
+    line for name in FORMATS for line in (CORPUS / f"{name}.log").read_bytes().splitlines()
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.sampled_from(_PIECES), max_size=40).map(b"".join),
+            st.sampled_from(_CORPUS_LINES),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from([b"", b"0", b"E", b"EB", b"IG"]),
+    st.sampled_from(classify.FORMATS),
+)
+def test_any_block_gets_the_marks_the_plain_rules_give(
+    lines: list[bytes], carry: bytes, form: classify.Format
+) -> None:
+    block = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
+    got = Classifier(Options(format=form)).classify(block, carry)
+    assert got == reference_marks(block, carry, form)
+
+
+def test_a_long_random_log_gets_the_marks_the_plain_rules_give() -> None:
+    rng = random.Random(13)
+    lines = [
+        rng.choice(_CORPUS_LINES)
+        if rng.random() < 0.3
+        else b"".join(rng.choices(_PIECES, k=rng.randint(0, 60)))
+        for _ in range(20_000)
+    ]
+    block = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
+    for form in classify.FORMATS:
+        assert Classifier(Options(format=form)).classify(block) == reference_marks(
+            block, b"", form
+        ), form
