@@ -11,6 +11,7 @@ entries: tracebacks, `Caused by:` chains, Go panics, and levels carried from a h
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from itertools import repeat
@@ -127,6 +128,12 @@ def _codes() -> dict[bytes, int]:
     return {k.encode(): ord(v) for k, v in codes.items()}
 
 
+def _internal_options() -> re2.Options:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1  # bytes as they are, UTF-8 or not
+    return options
+
+
 _CODES = _codes()
 _TEXT_WORDS = [w for words in _WORDS.values() for w in words.split()]
 _LOWER_WORDS = [f(w) for w in _TEXT_WORDS for f in (str.lower, str.capitalize)]
@@ -172,6 +179,16 @@ _PARTS: dict[str, str] = {
     rf"(?:({_trie(_TEXT_WORDS)})(?={_AFTER_UPPER})|({_trie(_LOWER_WORDS)})(?={_AFTER_LOWER})"
     rf"|({_trie(_PG_WORDS_ALL)})(?={_AFTER_PG}))",
 }
+# The level words where a field starts (`m` ends an ANSI colour), each with a byte that may
+# follow it: a block without one has no line the text rule can read, nor need try it at.
+_TEXT_WORD = re2.compile(
+    (
+        rf"(?m)(?:^|[ \t\[:m])(?:(?:{_alternation(_TEXT_WORDS)}){_AFTER_UPPER}"
+        rf"|(?:{_alternation(_LOWER_WORDS)}){_AFTER_LOWER}"
+        rf"|(?:{_alternation(_PG_WORDS_ALL)}){_AFTER_PG})"
+    ).encode(),
+    _internal_options(),
+)
 _STRUCTURAL = ("blank", "indent", "structure")
 _BY_FORMAT: dict[Format, tuple[str, ...]] = {
     "auto": (
@@ -219,9 +236,7 @@ class Classifier:
         if problems:
             raise ClassifyError("; ".join(problems))
         self.options = options
-        parts = _BY_FORMAT[options.format]
-        body = "|".join(_PARTS[p] for p in parts)
-        self._lines = re.compile(f"(?m)^(?:{body})?[^\\n]*\\n".encode())
+        self._parts = _BY_FORMAT[options.format]
         self._level = _user_regex(options.level) if options.level else None
         self._entry = _user_regex(options.entry_start) if options.entry_start else None
         self._fast = not (self._level or self._entry)
@@ -236,13 +251,43 @@ class Classifier:
             return b"", carry
         if self._fast and carry in (b"", b"0") and _plain(block):
             return bytes([HEAD]) * (block.count(b"\n") if count is None else count), b"0"
-        tokens = map(b"".join, self._lines.findall(block))
+        lines = block.count(b"\n") if count is None else count
+        tokens = map(b"".join, _lines(_needed(self._parts, block, lines)).findall(block))
         codes = bytes(map(_CODES.get, tokens, repeat(ord("0"))))
         if self._level is not None:
             codes = _user_levels(self._level, block, codes)
         if self._entry is not None:
             codes = _user_entries(self._entry, block, codes)
         return _resolve(carry + codes, len(carry))
+
+
+def _needed(parts: tuple[str, ...], block: bytes, lines: int) -> tuple[str, ...]:
+    """`parts` less those no line of `block` can need, by tests far cheaper than trying a part at
+    every line: a text log has no JSON line and no `level=`, a web server's access log may have
+    no level word in its place, and a block of JSON lines never gets past the JSON part. Each
+    test stops at its first hit; one that finds nothing costs a pass over the block at memchr
+    speed, or RE2's DFA for the level words (85 µs a 64 KiB block here, where trying the text
+    rule at each of its lines took 1.2 ms). Single bytes go first: `memchr` is 50 times faster
+    than a search for several."""
+    json = "json" in parts and b"{" in block and (block.startswith(b'{"') or b'\n{"' in block)
+    if json and block.startswith(b'{"') + block.count(b'\n{"') == lines:
+        return parts[: parts.index("json") + 1]
+    logfmt = b"=" in block and (b"level=" in block or b"lvl=" in block)
+    return tuple(
+        part
+        for part in parts
+        if (part != "json" or json)
+        and (part != "logfmt" or logfmt)
+        and (part != "text" or _TEXT_WORD.search(block) is not None)
+    )
+
+
+@functools.cache
+def _lines(parts: tuple[str, ...]) -> re.Pattern[bytes]:
+    """The regex that finds, at each line's start, the token of the first of `parts` that has
+    one (a tuple of groups, every part's; one of them not empty), and takes the whole line."""
+    body = "|".join(_PARTS[p] for p in parts)
+    return re.compile(f"(?m)^(?:{body})?[^\\n]*\\n".encode())
 
 
 def _plain(block: bytes) -> bool:

@@ -227,8 +227,8 @@ def test_the_quick_path_for_plain_blocks_agrees_with_the_full_scan(
 
 
 # The rules as first written: slow (the text rule tries every level word at each of up to 15
-# field positions, the logfmt one steps through every byte of a line) but plain. The classifier
-# must give the marks they give, whatever shortcuts it takes.
+# field positions, the logfmt and JSON ones step through every byte of a line) but plain. The
+# classifier must give the marks they give, whatever shortcuts it takes.
 def alternation(words: list[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
@@ -238,6 +238,8 @@ _LOWER = [f(w) for w in _UPPER for f in (str.lower, str.capitalize)]
 _PG = [w for words in classify._PG_WORDS.values() for w in words.split()]
 _REFERENCE_PARTS = {
     **classify._PARTS,
+    "json": r"""(?=\{")(?:\{[^\n]*?"(?:level|severity|lvl|log\.level|levelname|loglevel|"""
+    r"""PRIORITY)"\s*:\s*"?(\w+)|(\{))""",
     "logfmt": r"""(?=[^\n]*?\bl(?:evel|vl)=)[^\n]*?\bl(?:evel|vl)="?(\w+)""",
     "text": rf"(?:[^\s\[:\n\x1b]*{classify._SEP}){{0,{classify.MAX_PREFIX_FIELDS}}}?"
     rf"(?:({alternation(_UPPER)})(?=[ :\]>)|,\t\x1b])|({alternation(_LOWER)})(?=[:\]>)\x1b])"
@@ -275,6 +277,7 @@ _CORPUS_LINES = [
     st.lists(
         st.one_of(
             st.lists(st.sampled_from(_PIECES), max_size=40).map(b"".join),
+            st.lists(st.sampled_from(_PIECES), max_size=40).map(lambda p: b'{"' + b"".join(p)),
             st.sampled_from(_CORPUS_LINES),
         ),
         min_size=1,
@@ -304,3 +307,16 @@ def test_a_long_random_log_gets_the_marks_the_plain_rules_give() -> None:
         assert Classifier(Options(format=form)).classify(block) == reference_marks(
             block, b"", form
         ), form
+
+
+def test_a_block_of_json_lines_is_read_by_their_fields_whatever_their_values_hold() -> None:
+    data = b'{"msg":"ERROR: x level=error"}\n{"level":"warn","m":"INFO: y"}\n{"a":1}\n'
+    assert classify_all(data) == ["none +", "warning +", "none +"]
+    assert classify_all(data + b"ERROR: text\n") == ["none +", "warning +", "none +", "error +"]
+
+
+def test_a_block_without_a_level_word_in_its_place_is_all_heads_without_a_level() -> None:
+    data = (CORPUS / "nginx_access.log").read_bytes() * 100
+    marks, carry = Classifier().classify(data)
+    assert marks == bytes([HEAD]) * data.count(b"\n")
+    assert carry == b"0"
