@@ -237,7 +237,17 @@ _UPPER = [w for words in classify._WORDS.values() for w in words.split()]
 _LOWER = [f(w) for w in _UPPER for f in (str.lower, str.capitalize)]
 _PG = [w for words in classify._PG_WORDS.values() for w in words.split()]
 _REFERENCE_PARTS = {
-    **classify._PARTS,
+    "blank": r"(?=(\n))",
+    "indent": r"([ \t])",
+    "structure": "(" + alternation(list(classify._STRUCTURE)) + ")",
+    "klog": r"([IWEF])(?=\d{4} \d\d:\d\d:\d\d\.\d+ )",
+    "pri": r"(<\d{1,3}>)",
+    "redis": r"(?:\d+:[XCSM] \d{1,2} [A-Z][a-z]{2} \d{4}|\[\d+\] \d{1,2} [A-Z][a-z]{2})"
+    r" \d\d:\d\d:\d\d(?:\.\d+)? ([#*.-]) ",
+    "go_frame": r"(?=[\w.*/()\[\]-]+\([^\n]*\)\n)[\w./\[\]-]*(?:\(\*[^)\n]*\)[\w./\[\]-]*)?(\()",
+    "exception": r"(?:[A-Za-z_$][\w$]*\.)*[A-Z][\w$]*?("
+    + "|".join(classify._EXCEPTION_SUFFIXES)
+    + r")(?=(:) )",
     "json": r"""(?=\{")(?:\{[^\n]*?"(?:level|severity|lvl|log\.level|levelname|loglevel|"""
     r"""PRIORITY)"\s*:\s*"?(\w+)|(\{))""",
     "logfmt": r"""(?=[^\n]*?\bl(?:evel|vl)=)[^\n]*?\bl(?:evel|vl)="?(\w+)""",
@@ -247,8 +257,27 @@ _REFERENCE_PARTS = {
 }
 
 
+_STRUCTURAL = ("blank", "indent", "structure")
+_REFERENCE_FORMATS = {
+    "auto": (
+        *_STRUCTURAL,
+        "json",
+        "klog",
+        "pri",
+        "redis",
+        "logfmt",
+        "exception",
+        "go_frame",
+        "text",
+    ),
+    "json": (*_STRUCTURAL, "json"),
+    "logfmt": (*_STRUCTURAL, "logfmt"),
+    "text": (*_STRUCTURAL, "klog", "pri", "redis", "exception", "go_frame", "text"),
+}
+
+
 def reference_marks(block: bytes, carry: bytes = b"", form: str = "auto") -> tuple[bytes, bytes]:
-    body = "|".join(_REFERENCE_PARTS[p] for p in classify._BY_FORMAT[form])  # type: ignore[index]
+    body = "|".join(_REFERENCE_PARTS[p] for p in _REFERENCE_FORMATS[form])
     lines = re.compile(f"(?m)^(?:{body})?[^\\n]*\\n".encode())
     tokens = map(b"".join, lines.findall(block))
     codes = bytes(map(classify._CODES.get, tokens, repeat(ord("0"))))
@@ -320,3 +349,8 @@ def test_a_block_without_a_level_word_in_its_place_is_all_heads_without_a_level(
     marks, carry = Classifier().classify(data)
     assert marks == bytes([HEAD]) * data.count(b"\n")
     assert carry == b"0"
+
+
+def test_format_json_leaves_a_block_without_json_lines_without_levels() -> None:
+    data = b"ERROR plain text\n  indented\nlevel=warn\n"
+    assert classify_all(data, Options(format="json")) == ["none +", "none .", "none +"]
