@@ -4,9 +4,10 @@
 and returns one byte per line, `level | HEAD` (HEAD when the line starts an entry), and the carry
 for the next block of the same part. Per-line Python work is what made readline relays 400 times
 slower, so no Python code runs per line: one `re.findall` over the block yields each line's token
-(the level word, or the shape that makes it a continuation), C-level `map`s turn tokens into one
-code letter per line, and a few regexes over that short code string (one byte per line) resolve
-entries: tracebacks, `Caused by:` chains, Go panics, and levels carried from a head to its lines.
+(the level word, or the shape that makes it a continuation; the regex leaves out the rules the
+block shows it cannot need), C-level `map`s turn tokens into one code letter per line, and a few
+regexes over that short code string (one byte per line) resolve entries: tracebacks, `Caused
+by:` chains, Go panics, and levels carried from a head to its lines.
 """
 
 from __future__ import annotations
