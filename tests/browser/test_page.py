@@ -443,3 +443,28 @@ def test_a_highlight_can_be_a_regular_expression_and_a_bad_one_is_refused(
     assert "green.*" in page.url  # the address carries it, marked as a pattern
     page.reload()
     expect(page.locator("mark.hl-green").first).to_have_text("fuuull")
+
+
+def test_an_open_tab_stays_signed_in_across_a_restart_with_a_generated_token(
+    page: Page, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    data = tmp_path / "state"  # one data directory across the restart, as in real use
+    command = "sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done'"
+    path.write_text(f'[server]\ndata_dir = "{data}"\n[sources.t]\ncommand = "{command}"\n')
+    server = start_server(["serve", "-c", str(path)], token=None)  # Perview makes the token
+    port = server.port
+    try:
+        [url] = [line.split()[1] for line in server.output if line.strip().startswith("open ")]
+        assert "#token=" in url
+        page.goto(url)
+        expect(page.get_by_test_id("connection")).to_have_text("live")
+        stop_server(server)
+        expect(page.get_by_test_id("connection")).to_have_text("reconnecting")
+        server = start_server(["serve", "-c", str(path)], token=None, port=port)
+        expect(page.get_by_test_id("connection")).to_have_text("live", timeout=15_000)
+        seen = page.locator(f"{LINE} .text").count()
+        expect(page.locator(f"{LINE} .text")).not_to_have_count(seen)  # lines flow again
+        expect(page.get_by_test_id("connection")).to_have_text("live")  # not "signed out"
+    finally:
+        stop_server(server)
