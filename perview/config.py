@@ -93,6 +93,11 @@ class MetricConfig:
     warn: float | None = None
     crit: float | None = None
 
+    @property
+    def settings_only(self) -> bool:
+        """Limits for series Perview publishes itself (log.*), with nothing to run."""
+        return not self.command and self.scrape is None
+
 
 # journalctl's priority names, most severe first (their index is the number); a few common
 # spellings journalctl does not take are accepted as the name it does.
@@ -490,7 +495,11 @@ class _Checker:
         if not NAME.fullmatch(name):
             self.problem(path, f"{name!r} is not a usable metric name (letters, digits, _ . -)")
         table = self.table(raw, path, _METRIC_KEYS)
-        if ("command" in table) == ("scrape" in table):
+        if name == "log" or name.startswith("log."):
+            # Perview's own lines per level (log.SOURCE.LEVEL): a table only sets their limits.
+            for key in sorted(set(table) - _LOG_METRIC_KEYS):
+                self.problem((*path, key), "log.* series are Perview's: only warn, crit, host")
+        elif ("command" in table) == ("scrape" in table):
             self.problem(path, "needs exactly one of command or scrape")
         if "scrape" in table and "selector" not in table:
             self.problem(path, 'scrape needs a selector, e.g. selector = "node_load1"')
@@ -971,6 +980,7 @@ MAX_RETRIES = 10  # a webhook that fails ten times in a row will not answer the 
 _METRIC_KEYS = frozenset(
     {"command", "shell", "scrape", "selector", "host", "every", "unit", "warn", "crit"}
 )
+_LOG_METRIC_KEYS = frozenset({"host", "warn", "crit"})
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 

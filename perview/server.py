@@ -90,7 +90,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     guards = GuardPool()
     catalog = Catalog(config, guards)
     hubs = catalog.hubs
-    metrics = MetricsService(config, guards)
+    metrics = MetricsService(config, guards, hubs)
     history = await _open_history(directory, config)
     alerts = AlertEngine(config, hubs, metrics.hub, guards, directory)
     done = asyncio.Event()

@@ -60,6 +60,9 @@ class MetricsHub:
     def __init__(self, metrics: Iterable[MetricConfig] = ()) -> None:
         self.series: dict[str, Series] = {}
         self.settings = {(m.host or LOCAL, m.name): m for m in metrics}
+        # A table with no command or scrape only sets the limits of series Perview publishes
+        # itself (lines per level): without a host, on each host the series appears on.
+        self.anywhere = {m.name: m for m in metrics if m.host is None and m.settings_only}
         self.held: dict[str, float] = {}  # series id: its oldest sample in history
         self.batches: deque[tuple[int, list[tuple[str, float, float]]]] = deque(maxlen=BATCHES)
         self.next_batch = 0
@@ -71,7 +74,7 @@ class MetricsHub:
         """The configured metric a series belongs to: `queue` for `queue` and for `queue.active`
         (a command's `key value` lines), the longest configured name when several match."""
         while True:
-            metric = self.settings.get((host, name))
+            metric = self.settings.get((host, name)) or self.anywhere.get(name)
             if metric is not None:
                 return metric
             name, dot, _ = name.rpartition(".")
@@ -85,7 +88,8 @@ class MetricsHub:
             series = self.series[key] = Series(key, host, name, unit, oldest=self.held.get(key))
             metric = self.metric_of(host, name)
             if metric is not None:
-                series.unit, series.warn, series.crit = metric.unit, metric.warn, metric.crit
+                series.unit = metric.unit or unit
+                series.warn, series.crit = metric.warn, metric.crit
         return series
 
     def publish(

@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from perview.classify import LEVEL_NAMES
-from perview.config import LOCAL
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
+from perview.metrics.logrates import is_log_series, levels_by_host
 from perview.tally import REPORTED
 
 if TYPE_CHECKING:  # the engine imports the metrics hub; a name is all this needs
@@ -66,7 +66,7 @@ class _Collector:
             labels=["source", "host", "level"],
         )
         for hub in self.hubs.values():
-            for host, counts in _levels_by_host(hub).items():
+            for host, counts in levels_by_host(hub).items():
                 for level in REPORTED:
                     levels.add_metric([hub.name, host, LEVEL_NAMES[level]], counts[level])
         yield levels
@@ -82,6 +82,8 @@ class _Collector:
         grouped: dict[str, list[tuple[str, str, float]]] = {}
         about: dict[str, str] = {}
         for series in self.metrics.series.values():
+            if is_log_series(series.name):
+                continue  # lines per minute by level: perview_log_lines_total again, as a gauge
             failing.add_metric([series.host, series.name], series.state == "failing")
             if series.value is None or series.state == "failing":
                 continue
@@ -120,24 +122,6 @@ def _alert_families(alerts: AlertEngine) -> Iterable[Metric]:
             for outcome in ("sent", "failed", "dropped"):
                 sent.add_metric([rule.name, name, outcome], counts.get((rule.name, outcome), 0))
     yield from (firing, sent)
-
-
-def _levels_by_host(hub: Hub) -> dict[str, list[int]]:
-    """A classified source's counts per level by host: each of its hosts from the start (at 0),
-    so a rate has a first point; parts that are not hosts (a glob's files) add up under the
-    source's host."""
-    if not hub.classified:
-        return {}
-    named = hub.meta.get("hosts")
-    hosts = [str(h) for h in named] if isinstance(named, list) else []
-    single = hosts[0] if len(hosts) == 1 else LOCAL
-    found = {host: [0] * len(LEVEL_NAMES) for host in (hosts if len(hosts) > 1 else [single])}
-    for label, counts in hub.leveller.tally.totals.items():
-        host = label if label is not None and label in hosts else single
-        total = found.setdefault(host, [0] * len(LEVEL_NAMES))
-        for level, n in enumerate(counts):
-            total[level] += n
-    return found
 
 
 def exposition(

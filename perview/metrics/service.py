@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from perview.config import LOCAL, Config, MetricConfig, data_dir
+from perview.hub import Hub
 from perview.metrics import collect
 from perview.metrics.history import History
 from perview.metrics.hub import MetricsHub
+from perview.metrics.logrates import LogRates, publish_every
 from perview.metrics.selector import parse as parse_selector
 from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.ssh import SshSource
@@ -23,12 +25,16 @@ EXPIRE_EVERY = 3600.0
 
 
 class MetricsService:
-    """Runs every collector the config asks for, and keeps their samples in history. Owns its
-    tasks: `close` cancels them (their commands are stopped by their guards) and flushes."""
+    """Runs every collector the config asks for, and the lines per level of `hubs` (read live:
+    the catalog's mapping), and keeps their samples in history. Owns its tasks: `close` cancels
+    them (their commands are stopped by their guards) and flushes."""
 
-    def __init__(self, config: Config, guards: GuardPool) -> None:
+    def __init__(
+        self, config: Config, guards: GuardPool, hubs: Mapping[str, Hub] | None = None
+    ) -> None:
         self.config = config
         self.guards = guards
+        self.hubs = hubs
         self.hub = MetricsHub(config.metrics)
         self.history: History | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -49,7 +55,11 @@ class MetricsService:
                 )
                 jobs.append((host.name, job))
         for metric in self.config.metrics:
-            jobs.append((metric.name, self._custom(metric)))
+            if not metric.settings_only:
+                jobs.append((metric.name, self._custom(metric)))
+        if self.hubs is not None:  # even with none yet: a reload may add sources
+            rates = LogRates(self.hubs, self.hub)
+            jobs.append(("lines per level", publish_every(rates, server.metrics_every)))
         if not jobs:
             return
         path = data_dir(server) / "metrics.sqlite"
