@@ -20,6 +20,10 @@ const SPARK_STEP = 2;
 const RESYNC_AFTER_MS = 10000; // a stream silent this long missed samples: fetch history again
 // Series charted as a host's key figures (or deliberately left out); every other is custom.
 const SYSTEM = /^(cpu|cpu\.core:.*|load\.(1m|5m|15m)|mem\.used(_bytes)?|swap\.used|disk\.(used|read|write):.*|net\.(rx|tx):.*)$/;
+// A source's lines per minute by level (the server's log.SOURCE.LEVEL series): a chart per
+// source and level, each with its own limits, errors first.
+const LOG = /^log\.(.+)\.(error|warning)$/;
+const LOG_TITLES = { error: "Errors per minute", warning: "Warnings per minute" };
 
 const stepOf = (range) => Math.max(1, RANGES[range] / POINTS);
 
@@ -52,7 +56,11 @@ function groupsOf(names) {
   for (const mount of suffixes("disk.used:")) add(`disk.used:${mount}`, `Disk use ${mount}`, [[`disk.used:${mount}`]]);
   for (const disk of suffixes("disk.read:", "disk.write:")) add(`disk.io:${disk}`, `Disk I/O ${disk}`, [[`disk.read:${disk}`, "read"], [`disk.write:${disk}`, "write"]]);
   for (const nic of suffixes("net.rx:", "net.tx:")) add(`net:${nic}`, `Network ${nic}`, [[`net.rx:${nic}`, "in"], [`net.tx:${nic}`, "out"]]);
-  for (const name of names.filter((n) => !SYSTEM.test(n)).sort()) add(`custom:${name}`, name, [[name]]);
+  const logs = names.map((n) => n.match(LOG)).filter(Boolean);
+  for (const source of [...new Set(logs.map(([, source]) => source))].sort()) {
+    for (const level of Object.keys(LOG_TITLES)) add(`log:${source}.${level}`, `${LOG_TITLES[level]}: ${source}`, [[`log.${source}.${level}`]]);
+  }
+  for (const name of names.filter((n) => !SYSTEM.test(n) && !LOG.test(n)).sort()) add(`custom:${name}`, name, [[name]]);
   return groups;
 }
 
