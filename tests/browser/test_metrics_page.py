@@ -229,3 +229,32 @@ def test_a_config_of_metrics_alone_opens_on_them_live(
         f"() => Number(document.querySelector('{CPU} canvas').dataset.lastAt) > {first}"
     )
     assert sources_api(server) == {}
+
+
+def test_each_source_has_an_errors_per_minute_chart_with_its_limits(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[server]\nsystem_metrics = false\nmetrics_every = "1s"\ndata_dir = "{tmp_path}"\n\n'
+        "[sources.app]\n"
+        "command = \"sh -c 'echo ERROR one; echo FATAL two; echo WARNING three; sleep 300'\"\n"
+        "keep = true\n\n"
+        '[metrics."log.app.error"]\nwarn = 1\ncrit = 5\n'
+    )
+    server = serve("serve", "-c", str(path))
+    open_page(page, server, "metrics=5m")
+    errors = page.locator('[data-testid="chart"][data-series="local/log.app.error"]')
+    expect(errors.locator(".title")).to_have_text("Errors per minute: app")
+    expect(errors.get_by_test_id("chart-value")).to_have_text("2 lines/min")
+    expect(errors).to_have_attribute("data-level", "warn")
+    expect(errors).to_have_attribute("title", "warn 1 lines/min, crit 5 lines/min")
+    page.wait_for_function(
+        "() => document.querySelector("
+        "'[data-series=\"local/log.app.error\"] canvas')?.dataset.last === '2'"
+    )
+    warnings = page.locator('[data-testid="chart"][data-series="local/log.app.warning"]')
+    expect(warnings.locator(".title")).to_have_text("Warnings per minute: app")
+    expect(warnings.get_by_test_id("chart-value")).to_have_text("1 lines/min")
+    titles = page.locator('[data-testid="metrics-host"][data-host="local"] .title')
+    expect(titles).to_have_text(["Errors per minute: app", "Warnings per minute: app"])
