@@ -99,6 +99,9 @@ class MetricConfig:
         return not self.command and self.scrape is None
 
 
+# The levels whose lines per minute are series `log.SOURCE.LEVEL` (perview/metrics/logrates.py).
+LOG_LEVELS = ("error", "warning")
+
 # journalctl's priority names, most severe first (their index is the number); a few common
 # spellings journalctl does not take are accepted as the name it does.
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -367,8 +370,9 @@ class _Checker:
         sources = tuple(
             self.source(name, value, hosts, server) for name, value in raw_sources.items()
         )
+        classified = {s.name for s in sources if s.format != "raw"}
         metrics = tuple(
-            self.metric(name, value, hosts)
+            self.metric(name, value, hosts, classified)
             for name, value in self.table(top.get("metrics", {}), ("metrics",), None).items()
         )
         # A metrics-only view is something to serve; a file that asks for nothing is a mistake
@@ -490,7 +494,9 @@ class _Checker:
             return default
         return seconds
 
-    def metric(self, name: str, raw: Any, hosts: Mapping[str, HostConfig]) -> MetricConfig:
+    def metric(
+        self, name: str, raw: Any, hosts: Mapping[str, HostConfig], classified: set[str]
+    ) -> MetricConfig:
         path = ("metrics", name)
         if not NAME.fullmatch(name):
             self.problem(path, f"{name!r} is not a usable metric name (letters, digits, _ . -)")
@@ -499,6 +505,15 @@ class _Checker:
             # Perview's own lines per level (log.SOURCE.LEVEL): a table only sets their limits.
             for key in sorted(set(table) - _LOG_METRIC_KEYS):
                 self.problem((*path, key), "log.* series are Perview's: only warn, crit, host")
+            named = name[4:]
+            source, _, level = named.rpartition(".")
+            whole = name == "log" or named in classified
+            if not whole and not (level in LOG_LEVELS and source in classified):
+                self.problem(
+                    path,
+                    f"names no source with levels: log.SOURCE or log.SOURCE.LEVEL "
+                    f"({', '.join(LOG_LEVELS)}), of a source whose format is not raw",
+                )
         elif ("command" in table) == ("scrape" in table):
             self.problem(path, "needs exactly one of command or scrape")
         if "scrape" in table and "selector" not in table:

@@ -157,3 +157,23 @@ async def test_the_series_are_published_every_interval_until_cancelled() -> None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await app.close()
+
+
+@pytest.mark.parametrize("name", ["log.ap.error", "log.app.fatal", "log.raw", "log.raw.warning"])
+def test_a_log_table_must_name_a_source_with_levels_and_a_charted_level(name: str) -> None:
+    text = (
+        '[sources.app]\ncommand = "x"\n\n[sources.raw]\ncommand = "y"\nformat = "raw"\n\n'
+        f'[metrics."{name}"]\nwarn = 5\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert str(caught.value).splitlines() == [
+        f"perview.toml:8: metrics.{name}: names no source with levels: log.SOURCE or "
+        "log.SOURCE.LEVEL (error, warning), of a source whose format is not raw"
+    ]
+
+
+@pytest.mark.parametrize("name", ["log", "log.app", "log.app.error", "log.app.warning"])
+def test_a_log_table_may_cover_every_source_a_source_or_one_level(name: str) -> None:
+    (limit,) = parse(f'[sources.app]\ncommand = "x"\n\n[metrics."{name}"]\ncrit = 5\n').metrics
+    assert (limit.name, limit.crit) == (name, 5)

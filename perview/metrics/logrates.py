@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from perview.classify import LEVEL_NAMES
-from perview.config import LOCAL
+from perview.config import LOCAL, LOG_LEVELS
 from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
 
@@ -25,9 +25,10 @@ UNIT = "lines/min"
 WINDOW = 60.0
 # Fatal lines count as errors: a limit on errors per minute is meant to catch them too, and a
 # fatal series of its own would be an empty chart nearly always (/metrics keeps them apart).
-WATCHED: dict[str, tuple[int, ...]] = {
-    "error": (LEVEL_NAMES.index("error"), LEVEL_NAMES.index("fatal")),
-    "warning": (LEVEL_NAMES.index("warning"),),
+FOLDED = {"error": ("error", "fatal")}
+WATCHED = {
+    name: tuple(LEVEL_NAMES.index(level) for level in FOLDED.get(name, (name,)))
+    for name in LOG_LEVELS
 }
 
 Counts = dict[tuple[str, str], list[int]]  # (host, source): lines at each WATCHED level
