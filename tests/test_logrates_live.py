@@ -1,5 +1,5 @@
-"""Lines per minute by level through a live server: /api/metrics, the history API, /metrics, and
-a limit from the config."""
+"""Lines per minute by level through a live server: /api/metrics, the history API, /metrics, a
+limit from the config, and an alert on one."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ keep = true
 [metrics."log.app.error"]
 warn = 2
 crit = 10
+
+[alerts.errors]
+metric = "log.app.error"
+above = 2
 """
 ERROR = "local/log.app.error"
 WARNING = "local/log.app.warning"
@@ -99,3 +103,13 @@ def test_metrics_exports_the_counts_as_before_and_not_the_series_again(
     assert (counts["fatal"], counts["error"], counts["warning"]) == (1, 2, 1)
     assert [name for name in families if "log" in name] == ["perview_log_lines"]
     assert not families["perview_series_failing"].samples
+
+
+def test_an_alert_on_a_sources_errors_per_minute_fires(serve: Serve, tmp_path: Path) -> None:
+    server, _ = app_server(serve, tmp_path)
+    for _ in range(150):
+        (alert,) = get_json(server, "/api/alerts")  # type: ignore[misc]
+        if alert["firing"]:
+            break
+        time.sleep(0.1)
+    assert (alert["series"], alert["value"], alert["firing"]) == (ERROR, 3.0, True)
