@@ -18,9 +18,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from perview import __version__, preflight
 from perview.accounts import hash_password
 from perview.config import (
-    DEFAULT_BACKLOG,
-    DEFAULT_HOST,
-    DEFAULT_PORT,
     Config,
     ConfigError,
     KeyLines,
@@ -40,15 +37,17 @@ from perview.tokenfile import kept_token, rotate_token
 # Read in this order when --port is absent; PERVIEW_PROC_PORT is the original monitor's name.
 PORT_VARIABLES = ("PERVIEW_PROC_PORT", "PERVIEW_PORT")
 SUBCOMMANDS = ("serve", "run", "tail", "check", "token", "hash-password")
+# The defaults the flags show and fall back on: the config's records own them.
+SERVER, SOURCE = ServerConfig(), SourceConfig("run")
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server (these override the config's [server])")
-    group.add_argument("--host", help=f"address to bind (default: {DEFAULT_HOST})")
+    group.add_argument("--host", help=f"address to bind (default: {SERVER.host})")
     group.add_argument(
         "--port",
         type=int,
-        help=f"port (default: $PERVIEW_PROC_PORT, $PERVIEW_PORT or {DEFAULT_PORT}; "
+        help=f"port (default: $PERVIEW_PROC_PORT, $PERVIEW_PORT or {SERVER.port}; "
         "0 picks a free one)",
     )
     group.add_argument(
@@ -123,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--linger",
         type=float,
-        default=0.0,
+        default=SOURCE.linger,
         metavar="SECONDS",
         help="keep the command running this long after the last viewer leaves, so a reload "
         "does not stop it (default: %(default)s)",
@@ -137,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--backlog",
         type=int,
-        default=DEFAULT_BACKLOG,
+        default=SOURCE.backlog,
         metavar="LINES",
         help="lines kept for new viewers (default: %(default)s)",
     )

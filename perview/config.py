@@ -9,7 +9,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -20,13 +20,9 @@ from perview.alerts.template import FIELDS, unknown_fields
 from perview.classify import FORMATS, LEVEL_NAMES, Format, Options
 from perview.classify import check as check_classify
 from perview.errors import ExitCode, PerviewError
-from perview.hub import HOLD
+from perview.hub import HOLD, RING_BYTES, RING_LINES
 from perview.metrics.selector import parse as parse_selector
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9999
-DEFAULT_BACKLOG = 10_000  # lines a source keeps for new viewers
-DEFAULT_RING_BYTES = 16 * 1024 * 1024  # ... and at most this many bytes of them
 DEFAULT_FILE_LINES = 10  # lines of an existing file shown first, like tail
 DEFAULT_RECORD_LIMIT = 4 * 1000**3  # bytes of recorded history, in all (about 30 GB of text)
 
@@ -36,11 +32,16 @@ LOCAL = "local"  # the host name that means this machine, without ssh
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Each record below is the one owner of its table's keys and their defaults: a field is a key
+# (less `name`, the table's own name, and fields marked NOT_A_KEY), and its default is the default
+# everywhere: in the checker, the stream limits, the sessions and the command line's help.
+NOT_A_KEY = {"key": False}  # a field only the command line sets
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    port: int = 9999
     token: str | None = None  # None: generate one at start
     auth: bool = True
     allowed_hosts: tuple[str, ...] = ()
@@ -127,10 +128,10 @@ class SourceConfig:
     name: str
     command: tuple[str, ...] = ()  # argv; empty for a file source
     file: str | None = None  # a path or a glob
-    stdin: bool = False  # Perview's own standard input
+    stdin: bool = field(default=False, metadata=NOT_A_KEY)  # Perview's own standard input
     hosts: tuple[str, ...] = ()  # empty: this machine
-    backlog: int = DEFAULT_BACKLOG
-    max_bytes: int = DEFAULT_RING_BYTES
+    backlog: int = RING_LINES  # lines kept for new viewers
+    max_bytes: int = field(default=RING_BYTES, metadata=NOT_A_KEY)
     keep: bool = False
     linger: float = 0.0
     rerun: bool = True  # False: a command that ended by itself waits for a restart
@@ -221,6 +222,13 @@ class Config:
     def alerted(self) -> frozenset[str]:
         """The sources alerts watch: they run whether anyone watches them or not, as with keep."""
         return frozenset(name for alert in self.alerts for name in alert.sources)
+
+
+def keys(record: type[Any]) -> frozenset[str]:
+    """The keys a table of `record` (ServerConfig, SourceConfig, ...) takes: its fields."""
+    return frozenset(
+        f.name for f in fields(record) if f.name != "name" and f.metadata.get("key", True)
+    )
 
 
 def data_dir(server: ServerConfig) -> Path:
@@ -407,36 +415,42 @@ class _Checker:
     def server(self, raw: Any) -> ServerConfig:
         path = ("server",)
         table = self.table(raw, path, _SERVER_KEYS)
-        port = self.get(table, path, "port", int, DEFAULT_PORT)
+        port = self.get(table, path, "port", int, _SERVER.port)
         if not 0 <= port <= 65535:
             self.problem((*path, "port"), f"must be between 0 and 65535, not {port}")
-        root = self.get(table, path, "root_path", str, "").strip("/")
-        retention = self.duration(table, path, "retention", 7 * 86400.0)
-        every = self.duration(table, path, "metrics_every", 2.0)
+        root = self.get(table, path, "root_path", str, _SERVER.root_path).strip("/")
+        retention = self.duration(table, path, "retention", _SERVER.retention)
+        every = self.duration(table, path, "metrics_every", _SERVER.metrics_every)
         return ServerConfig(
-            host=self.get(table, path, "host", str, DEFAULT_HOST),
+            host=self.get(table, path, "host", str, _SERVER.host),
             port=port,
-            token=self.get(table, path, "token", str, None) or None,
-            auth=self.get(table, path, "auth", bool, True),
+            token=self.get(table, path, "token", str, _SERVER.token) or None,
+            auth=self.get(table, path, "auth", bool, _SERVER.auth),
             allowed_hosts=self.strings(table, path, "allowed_hosts"),
             root_path="/" + root if root else "",
-            data_dir=self.get(table, path, "data_dir", str, None),
+            data_dir=self.get(table, path, "data_dir", str, _SERVER.data_dir),
             retention=retention,
-            system_metrics=self.get(table, path, "system_metrics", bool, True),
+            system_metrics=self.get(table, path, "system_metrics", bool, _SERVER.system_metrics),
             metrics_every=every,
-            certfile=self.get(table, path, "certfile", str, None),
-            max_streams_per_client=self.limit(table, path, "max_streams_per_client", 200),
-            max_streams=self.limit(table, path, "max_streams", 5000),
-            max_viewers_per_source=self.limit(table, path, "max_viewers_per_source", 2000),
-            keyfile=self.get(table, path, "keyfile", str, None),
-            session_lifetime=self.duration(table, path, "session_lifetime", 12 * 3600.0),
-            idle_timeout=self.duration(table, path, "idle_timeout", 75.0),
-            write_timeout=self.duration(table, path, "write_timeout", 60.0),
+            certfile=self.get(table, path, "certfile", str, _SERVER.certfile),
+            max_streams_per_client=self.limit(
+                table, path, "max_streams_per_client", _SERVER.max_streams_per_client
+            ),
+            max_streams=self.limit(table, path, "max_streams", _SERVER.max_streams),
+            max_viewers_per_source=self.limit(
+                table, path, "max_viewers_per_source", _SERVER.max_viewers_per_source
+            ),
+            keyfile=self.get(table, path, "keyfile", str, _SERVER.keyfile),
+            session_lifetime=self.duration(
+                table, path, "session_lifetime", _SERVER.session_lifetime
+            ),
+            idle_timeout=self.duration(table, path, "idle_timeout", _SERVER.idle_timeout),
+            write_timeout=self.duration(table, path, "write_timeout", _SERVER.write_timeout),
             trusted_proxies=self.networks(table, path, "trusted_proxies"),
-            hold=self.duration(table, path, "hold", HOLD),
-            record=self.record(table, path, None),
-            record_size=self.size(table, path, "record_size", None),
-            record_limit=self.size(table, path, "record_limit", DEFAULT_RECORD_LIMIT) or 1,
+            hold=self.duration(table, path, "hold", _SERVER.hold),
+            record=self.record(table, path, _SERVER.record),
+            record_size=self.size(table, path, "record_size", _SERVER.record_size),
+            record_limit=self.size(table, path, "record_limit", _SERVER.record_limit) or 1,
         )
 
     def networks(
@@ -522,13 +536,13 @@ class _Checker:
         command: tuple[str, ...] = ()
         if "command" in table:
             command = self.command(table["command"], (*path, "command"), shell)
-        host = self.get(table, path, "host", str, None)
+        host = self.get(table, path, "host", str, _METRIC.host)
         if host is not None and host != LOCAL and host not in hosts:
             self.problem((*path, "host"), f"host {host!r} is not defined in [hosts]")
-        scrape = self.get(table, path, "scrape", str, None)
+        scrape = self.get(table, path, "scrape", str, _METRIC.scrape)
         if scrape is not None and not _is_http_url(scrape):
             self.problem((*path, "scrape"), f"must be an http:// or https:// URL, not {scrape!r}")
-        selector = self.get(table, path, "selector", str, None)
+        selector = self.get(table, path, "selector", str, _METRIC.selector)
         if selector is not None:
             try:
                 parse_selector(selector)  # what the collector will do with it
@@ -540,10 +554,10 @@ class _Checker:
             scrape=scrape,
             selector=selector,
             host=None if host == LOCAL else host,
-            every=self.duration(table, path, "every", 10.0),
-            unit=self.get(table, path, "unit", str, ""),
-            warn=self.get(table, path, "warn", float, None),
-            crit=self.get(table, path, "crit", float, None),
+            every=self.duration(table, path, "every", _METRIC.every),
+            unit=self.get(table, path, "unit", str, _METRIC.unit),
+            warn=self.get(table, path, "warn", float, _METRIC.warn),
+            crit=self.get(table, path, "crit", float, _METRIC.crit),
         )
 
     def alert(
@@ -699,16 +713,16 @@ class _Checker:
         path = ("users", name)
         if not NAME.fullmatch(name):
             self.problem(path, f"{name!r} is not a usable user name (letters, digits, _ . -)")
-        table = self.table(raw, path, frozenset({"password", "role"}))
+        table = self.table(raw, path, _USER_KEYS)
         password = self.get(table, path, "password", str, "")
         if "password" not in table:
             self.problem(path, "needs password = the hash printed by `perview hash-password`")
         elif isinstance(problem := parse_hash(password), str):
             self.problem((*path, "password"), problem)
-        role = self.get(table, path, "role", str, "viewer")
+        role = self.get(table, path, "role", str, _USER.role)
         if role not in ROLES:
             self.problem((*path, "role"), f"must be one of {', '.join(ROLES)}, not {role!r}")
-            role = "viewer"
+            role = _USER.role
         return UserConfig(name, password, role)
 
     def host(self, name: str, raw: Any) -> HostConfig:
@@ -719,13 +733,13 @@ class _Checker:
                 f"{name!r} is not a usable host name (letters, digits, _ . -; "
                 f"{LOCAL!r} is reserved for this machine)",
             )
-        table = self.table(raw, path, frozenset({"ssh", "ssh_args", "metrics"}))
+        table = self.table(raw, path, _HOST_KEYS)
         ssh = self.get(table, path, "ssh", str, "")
         if not ssh and "ssh" not in table:
             self.problem(path, 'needs ssh = "user@host" (or an alias from ~/.ssh/config)')
         if ssh.startswith("-"):
             self.problem((*path, "ssh"), "must not start with '-' (ssh would read it as an option)")
-        metrics = self.get(table, path, "metrics", bool, False)
+        metrics = self.get(table, path, "metrics", bool, _HOST.metrics)
         return HostConfig(name, ssh, self.strings(table, path, "ssh_args"), metrics)
 
     def source(
@@ -745,17 +759,17 @@ class _Checker:
             command = self.command(table["command"], (*path, "command"), shell)
         elif shell:
             self.problem((*path, "shell"), "only applies to a command")
-        file = self.get(table, path, "file", str, None)
+        file = self.get(table, path, "file", str, _SOURCE.file)
         names = self.source_hosts(table, path, hosts)
         if file is not None and any(h != LOCAL for h in names) and _is_glob(file):
             self.problem((*path, "file"), "a glob can only be followed on this machine")
-        backlog = self.get(table, path, "backlog", int, DEFAULT_BACKLOG)
+        backlog = self.get(table, path, "backlog", int, _SOURCE.backlog)
         if backlog < 1:
             self.problem((*path, "backlog"), "must be at least 1")
-        linger = self.get(table, path, "linger", float, 0.0)
+        linger = self.get(table, path, "linger", float, _SOURCE.linger)
         if linger < 0:
             self.problem((*path, "linger"), "must not be negative")
-        env = self.get(table, path, "env", dict, {})
+        env = self.get(table, path, "env", dict, _SOURCE.env)
         for key, value in env.items():
             if not isinstance(value, str):
                 self.problem((*path, "env", key), f"must be a string, not {_kind(value)}")
@@ -766,13 +780,13 @@ class _Checker:
             file=file,
             hosts=names,
             backlog=max(backlog, 1),
-            keep=self.get(table, path, "keep", bool, False),
+            keep=self.get(table, path, "keep", bool, _SOURCE.keep),
             linger=max(linger, 0.0),
-            rerun=self.get(table, path, "rerun", bool, True),
+            rerun=self.get(table, path, "rerun", bool, _SOURCE.rerun),
             env={k: v for k, v in env.items() if isinstance(v, str)},
-            cwd=self.get(table, path, "cwd", str, None),
-            title=self.get(table, path, "title", str, None),
-            group=self.get(table, path, "group", str, None),
+            cwd=self.get(table, path, "cwd", str, _SOURCE.cwd),
+            title=self.get(table, path, "title", str, _SOURCE.title),
+            group=self.get(table, path, "group", str, _SOURCE.group),
             format=format,
             level=level,
             entry_start=entry_start,
@@ -785,9 +799,9 @@ class _Checker:
     ) -> tuple[Format | Literal["raw"], str | None, str | None]:
         """A source's `format`, `level` and `entry_start`, checked as the classifier will use
         them (a `level` or `entry_start` that RE2 refuses is a problem here, not at start)."""
-        format = self.get(table, path, "format", str, "auto")
-        level = self.get(table, path, "level", str, None)
-        entry_start = self.get(table, path, "entry_start", str, None)
+        format = self.get(table, path, "format", str, _SOURCE.format)
+        level = self.get(table, path, "level", str, _SOURCE.level)
+        entry_start = self.get(table, path, "entry_start", str, _SOURCE.entry_start)
         if format == "raw":
             for key in ("level", "entry_start"):
                 if key in table:
@@ -827,8 +841,8 @@ class _Checker:
             identifiers = (table["identifier"],)
         elif "identifier" in table:
             identifiers = self.strings(table, path, "identifier")
-        directory = self.get(table, path, "journal_directory", str, None)
-        file = self.get(table, path, "journal_file", str, None)
+        directory = self.get(table, path, "journal_directory", str, _JOURNAL.directory)
+        file = self.get(table, path, "journal_file", str, _JOURNAL.file)
         if directory is not None and file is not None:
             self.problem((*path, "journal_file"), "has both journal_directory and journal_file")
         return JournalConfig(
@@ -836,7 +850,7 @@ class _Checker:
             priority=self.priority(table, path),
             identifiers=identifiers,
             boot=self.boot(table, path),
-            kernel=self.get(table, path, "kernel", bool, False),
+            kernel=self.get(table, path, "kernel", bool, _JOURNAL.kernel),
             directory=directory,
             file=file,
         )
@@ -936,33 +950,6 @@ class _Checker:
         return () if names == (LOCAL,) else names
 
 
-_SERVER_KEYS = frozenset(
-    {
-        "host",
-        "port",
-        "token",
-        "auth",
-        "allowed_hosts",
-        "root_path",
-        "data_dir",
-        "retention",
-        "system_metrics",
-        "metrics_every",
-        "certfile",
-        "keyfile",
-        "max_streams_per_client",
-        "max_streams",
-        "max_viewers_per_source",
-        "session_lifetime",
-        "idle_timeout",
-        "write_timeout",
-        "trusted_proxies",
-        "hold",
-        "record",
-        "record_size",
-        "record_limit",
-    }
-)
 _TOP_KEYS = frozenset({"server", "hosts", "sources", "metrics", "users", "alerts", "notify"})
 _ALERT_KINDS = {
     "source": {"lines", "silence"},
@@ -992,12 +979,26 @@ _NOTIFY_KEYS = frozenset(
     }
 )
 MAX_RETRIES = 10  # a webhook that fails ten times in a row will not answer the eleventh
-_METRIC_KEYS = frozenset(
-    {"command", "shell", "scrape", "selector", "host", "every", "unit", "warn", "crit"}
-)
-_LOG_METRIC_KEYS = frozenset({"host", "warn", "crit"})
+_LOG_METRIC_KEYS = frozenset({"host", "warn", "crit"})  # a log.* table sets limits only
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+# The keys that refine a journal source, meaningless without `journal` (JournalConfig's fields
+# under journalctl's names).
+_JOURNAL_KEYS = frozenset(
+    {"priority", "identifier", "boot", "kernel", "journal_directory", "journal_file"}
+)
+# What each table accepts; besides its record's fields, a source or metric says `shell` (how its
+# command is read), and a source `host` (one of `hosts`) and the journal's keys.
+_SERVER_KEYS = keys(ServerConfig)
+_SOURCE_KEYS = keys(SourceConfig) | {"shell", "host"} | _JOURNAL_KEYS
+_METRIC_KEYS = keys(MetricConfig) | {"shell"}
+_HOST_KEYS = keys(HostConfig)
+_USER_KEYS = keys(UserConfig)
+# ... and what a key that is not written reads as.
+_SERVER, _SOURCE, _METRIC = ServerConfig(), SourceConfig(""), MetricConfig("")
+_HOST, _USER, _JOURNAL = HostConfig("", ""), UserConfig("", ""), JournalConfig()
 
 
 def network(text: str) -> Network:
@@ -1039,41 +1040,6 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, str) and (found := DURATION.match(value)):
         return float(found[1]) * DURATION_UNITS[found[2]]
     return None
-
-
-_SOURCE_KEYS = frozenset(
-    {
-        "command",
-        "file",
-        "shell",
-        "host",
-        "hosts",
-        "backlog",
-        "keep",
-        "linger",
-        "rerun",
-        "env",
-        "cwd",
-        "title",
-        "group",
-        "format",
-        "level",
-        "entry_start",
-        "journal",
-        "priority",
-        "identifier",
-        "boot",
-        "kernel",
-        "journal_directory",
-        "journal_file",
-        "record",
-        "record_size",
-    }
-)
-# The keys that refine a journal source, meaningless without `journal`.
-_JOURNAL_KEYS = frozenset(
-    {"priority", "identifier", "boot", "kernel", "journal_directory", "journal_file"}
-)
 
 
 def _priority(value: object) -> str | None:

@@ -32,6 +32,10 @@ FLUSH_BYTES = 16 * 1024
 # and stay well inside the 60 s after which a viewer that reads nothing is cut off.
 HOLD = 10.0
 
+# What a source's ring keeps for new viewers, by default: lines, and at most this many bytes.
+RING_LINES = 10_000
+RING_BYTES = 16 * 1024 * 1024
+
 # How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
 # its socket buffer (one budget), whatever the ring size.
 READ_BUDGET = 256 * 1024
@@ -202,8 +206,8 @@ class Hub:
         name: str,
         source: Source,
         *,
-        max_lines: int = 10_000,
-        max_bytes: int = 16 * 1024 * 1024,
+        max_lines: int = RING_LINES,
+        max_bytes: int = RING_BYTES,
         keep: bool = False,
         linger: float = 0.0,
         hold: float = HOLD,

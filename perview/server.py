@@ -126,12 +126,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         users=config.users,
         sessions=SessionKeys(directory, server.session_lifetime),
     )
-    limits = StreamLimits(
-        server.max_streams_per_client,
-        server.max_streams,
-        server.max_viewers_per_source,
-        server.write_timeout,
-    )
+    limits = StreamLimits.of(server)
     settings = WebSettings(
         access,
         server.root_path,

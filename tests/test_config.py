@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 
-from perview.config import ConfigError, load, parse
+from perview.accounts import hash_password
+from perview.config import (
+    ConfigError,
+    HostConfig,
+    MetricConfig,
+    ServerConfig,
+    SourceConfig,
+    UserConfig,
+    load,
+    parse,
+)
 from perview.errors import ExitCode, PerviewError
 
 GOOD = """
@@ -71,6 +82,35 @@ def test_a_good_config_becomes_typed_records() -> None:
     assert sources["build"].command == ("make", "-C", "/srv/app", "watch")
     assert sources["build"].env == {"LANG": "C"} and sources["build"].keep
     assert sources["pipeline"].command == ("/bin/sh", "-c", "dmesg -w | grep -i usb")
+
+
+def test_a_key_left_out_reads_as_its_record_s_default() -> None:
+    # The records own the defaults: the checker keeps no copies that could drift from them.
+    hashed = hash_password("pw", n=2**10)
+    config = parse(
+        f"""
+[hosts.h]
+ssh = "h"
+[sources.s]
+command = "true"
+[metrics.m]
+command = "true"
+[users.u]
+password = "{hashed}"
+"""
+    )
+    assert config.server == ServerConfig()
+    assert config.hosts == {"h": HostConfig("h", "h")}
+    assert config.sources == (SourceConfig("s", command=("true",)),)
+    assert config.metrics == (MetricConfig("m", command=("true",)),)
+    assert config.users == {"u": UserConfig("u", hashed)}
+
+
+def test_server_takes_exactly_its_record_s_fields_and_lists_them_for_a_misspelling() -> None:
+    expected = ", ".join(sorted(f.name for f in fields(ServerConfig)))
+    assert errors('[server]\nprot = 1\n[sources.a]\ncommand = "x"\n') == [
+        f"p.toml:2: server.prot: unknown key (expected one of: {expected})"
+    ]
 
 
 def test_the_shipped_example_is_valid() -> None:

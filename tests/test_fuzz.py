@@ -22,9 +22,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from perview.config import (
+    _HOST_KEYS,
     _METRIC_KEYS,
     _SERVER_KEYS,
     _SOURCE_KEYS,
+    _USER_KEYS,
     Config,
     ConfigError,
     ServerConfig,
@@ -100,7 +102,7 @@ toml_values = st.recursive(
 )
 # Every key some table knows (the loader's own lists, so new keys are fuzzed too), and a bogus one.
 keys = st.sampled_from(
-    sorted(_SERVER_KEYS | _SOURCE_KEYS | _METRIC_KEYS | {"ssh", "password", "role", "bogus"})
+    sorted(_SERVER_KEYS | _SOURCE_KEYS | _METRIC_KEYS | _HOST_KEYS | _USER_KEYS | {"bogus"})
 )
 tables = st.sampled_from(
     ["server", "sources.a", "sources.b", "hosts.h", "metrics.m", "users.u", "x"]

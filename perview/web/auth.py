@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from perview.accounts import SEP, TOKEN_USER, Role, Session, SessionKeys
-from perview.config import UserConfig
+from perview.config import ServerConfig, UserConfig
 from perview.hub import OPERATOR
 from perview.web.proxy import client_scheme
 
@@ -35,7 +35,6 @@ HSTS = "max-age=31536000"  # a year: browsers insist on https for this host from
 # Liveness probes carry no credential and learn nothing; the login page is how one gets one, and
 # logging out ends only the session it is sent.
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/logout"})
-DEFAULT_SESSION_LIFETIME = 12 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +47,7 @@ class Access:
     cookie_prefix: str = "perview"
     users: Mapping[str, UserConfig] = field(default_factory=dict)
     sessions: SessionKeys = field(
-        default_factory=lambda: SessionKeys(None, DEFAULT_SESSION_LIFETIME)
+        default_factory=lambda: SessionKeys(None, ServerConfig().session_lifetime)
     )
 
     def secret_of(self, user: str) -> str | None:

@@ -13,19 +13,35 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from perview.config import ServerConfig
 from perview.hub import Hub
 from perview.web.wire import HEARTBEAT_EVERY, Wire
 
 RETRY_AFTER = "5"  # seconds a refused client is asked to wait
 
 
+_SERVER = ServerConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
-    per_client: int = 200  # open streams from one address (a browser tab uses one)
-    total: int = 5000  # open streams in all
-    per_source: int = 2000  # viewers of one source
-    write_timeout: float = 60.0  # seconds a write may wait for a viewer that reads nothing
+    """What streams are held to: [server] settings (ServerConfig owns their defaults), and the
+    heartbeat (the Wire's)."""
+
+    per_client: int = _SERVER.max_streams_per_client  # open streams from one address
+    total: int = _SERVER.max_streams  # open streams in all
+    per_source: int = _SERVER.max_viewers_per_source  # viewers of one source
+    write_timeout: float = _SERVER.write_timeout  # how long a write may wait for a reader
     heartbeat: float = HEARTBEAT_EVERY
+
+    @classmethod
+    def of(cls, server: ServerConfig) -> StreamLimits:
+        return cls(
+            server.max_streams_per_client,
+            server.max_streams,
+            server.max_viewers_per_source,
+            server.write_timeout,
+        )
 
 
 class Streams:
