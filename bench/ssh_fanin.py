@@ -284,7 +284,7 @@ class Tally:
 
     def __init__(self, hosts: list[str], first: int, count: int) -> None:
         self.hosts = {name: HostTally() for name in hosts}
-        self.only = hosts[0] if len(hosts) == 1 else None  # one host: lines are not labelled
+        self.only = hosts[0] if len(hosts) == 1 else None  # one host: lines carry no part
         self.first, self.count = first, count
         self.waiting: list[str] = []  # reasons of `waiting` states (ssh failed; retrying)
         self.unknown = 0
@@ -300,7 +300,7 @@ class Tally:
         lines = event.split(b"\n")
         data = [line[6:] for line in lines if line.startswith(b"data: ")]
         if lines[0] == b"event: lines":
-            name = json.loads(data[0]).get("host", self.only)
+            name = json.loads(data[0]).get("part", self.only)
             host = self.hosts.get(name)
             if host is None:
                 self.unknown += len(data) - 1

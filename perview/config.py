@@ -761,7 +761,7 @@ class _Checker:
             self.problem((*path, "shell"), "only applies to a command")
         file = self.get(table, path, "file", str, _SOURCE.file)
         names = self.source_hosts(table, path, hosts)
-        if file is not None and any(h != LOCAL for h in names) and _is_glob(file):
+        if file is not None and any(h != LOCAL for h in names) and is_glob(file):
             self.problem((*path, "file"), "a glob can only be followed on this machine")
         backlog = self.get(table, path, "backlog", int, _SOURCE.backlog)
         if backlog < 1:
@@ -1063,7 +1063,8 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _is_glob(path: str) -> bool:
+def is_glob(path: str) -> bool:
+    """Whether a `file` names every file it matches rather than one (the wildcards of glob)."""
     return any(c in path for c in "*?[")
 
 

@@ -50,9 +50,9 @@ RECONFIGURED = "the config changed"
 class Output(Protocol):
     """What a running source reports to: the hub that owns it."""
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
-        """Output bytes; `label` names where they come from (a host, a file) when a source has
-        several parts. Lines are framed per label, so parts never split each other's lines."""
+    async def write(self, data: bytes, part: str | None = None) -> None:
+        """Output bytes; `part` names where they come from (a host, a file) when a source has
+        several parts. Lines are framed per part, so parts never split each other's lines."""
         ...
 
     def started(self, pid: int | None) -> None:
@@ -63,7 +63,7 @@ class Output(Protocol):
         """The source is up but cannot produce yet (a file not there, a host unreachable)."""
         ...
 
-    def notice(self, text: str, label: str | None = None) -> None:
+    def notice(self, text: str, part: str | None = None) -> None:
         """Something every viewer should read in place, between the lines it concerns: what
         was not followed and when, how a file was resumed."""
         ...
@@ -76,8 +76,8 @@ class Forward:
     def __init__(self, out: Output) -> None:
         self.out = out
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
-        await self.out.write(data, label)
+    async def write(self, data: bytes, part: str | None = None) -> None:
+        await self.out.write(data, part)
 
     def started(self, pid: int | None) -> None:
         self.out.started(pid)
@@ -85,15 +85,15 @@ class Forward:
     def waiting(self, reason: str) -> None:
         self.out.waiting(reason)
 
-    def notice(self, text: str, label: str | None = None) -> None:
-        self.out.notice(text, label)
+    def notice(self, text: str, part: str | None = None) -> None:
+        self.out.notice(text, part)
 
 
 class Sink:
     """An Output that keeps nothing: readers of a command's output for their own use (metric
     collectors) override `write`, and what they do not care about costs nothing."""
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         pass
 
     def started(self, pid: int | None) -> None:
@@ -102,7 +102,7 @@ class Sink:
     def waiting(self, reason: str) -> None:
         pass
 
-    def notice(self, text: str, label: str | None = None) -> None:
+    def notice(self, text: str, part: str | None = None) -> None:
         pass
 
 
@@ -441,8 +441,8 @@ class Hub:
         # A run that exits just as it is asked to stop counts as stopped: when in doubt, a new
         # viewer runs it again rather than finding it ended.
         self._ended_by_itself = not self._stop.is_set()
-        for label, framer in self._framers.items():
-            self._append_lines(*framer.flush(), label)
+        for part, framer in self._framers.items():
+            self._append_lines(*framer.flush(), part)
         if ended.reason is not None and ended.status is None:
             state = State("failed", reason=ended.reason, run=self.runs)
         elif self._stop.is_set():  # whatever its status, Perview ended it: not a failure
@@ -466,19 +466,19 @@ class Hub:
     def waiting(self, reason: str) -> None:
         self._set_state(State("waiting", reason=reason, run=self.runs))
 
-    def notice(self, text: str, label: str | None = None) -> None:
-        framer = self._framers.get(label)
+    def notice(self, text: str, part: str | None = None) -> None:
+        framer = self._framers.get(part)
         if framer is not None:  # a partial line first, so the notice falls where it belongs
-            self._append_lines(*framer.flush(), label)
-        self.ring.append(b"", 0, label=label, note=text)
+            self._append_lines(*framer.flush(), part)
+        self.ring.append(b"", 0, part=part, note=text)
         self._trim()
         self._wake_all()
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
-        framer = self._framers.get(label)
+    async def write(self, data: bytes, part: str | None = None) -> None:
+        framer = self._framers.get(part)
         if framer is None:
-            framer = self._framers[label] = LineFramer()
-        self._append_lines(*framer.feed(data), label)
+            framer = self._framers[part] = LineFramer()
+        self._append_lines(*framer.feed(data), part)
         if self._too_far_ahead():
             await self._wait_for_space()
         # A source whose pipe is never empty would otherwise never give the loop back: viewers,
@@ -507,13 +507,13 @@ class Hub:
         lines, size = ring.ahead(self._fastest)
         return lines >= ring.max_lines or size >= ring.max_bytes
 
-    def _append_lines(self, data: bytes, count: int, label: str | None = None) -> None:
+    def _append_lines(self, data: bytes, count: int, part: str | None = None) -> None:
         if not count:
             return
-        marks, notice = self.leveller.mark(data, count, label)
-        self.ring.append(data, count, label=label, marks=marks)
+        marks, notice = self.leveller.mark(data, count, part)
+        self.ring.append(data, count, part=part, marks=marks)
         if notice is not None:
-            self.ring.append(b"", 0, label=label, note=notice)
+            self.ring.append(b"", 0, part=part, note=notice)
         self._trim()
         self._unflushed += len(data)
         loop = asyncio.get_running_loop()

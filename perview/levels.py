@@ -42,7 +42,7 @@ class Leveller:
         """A new run: no entry goes on from the last one."""
         self._carries = {}
 
-    def mark(self, data: bytes, count: int, label: str | None) -> tuple[bytes | None, str | None]:
+    def mark(self, data: bytes, count: int, part: str | None) -> tuple[bytes | None, str | None]:
         """The marks of a block (None: not classified) and a notice to put after it, if any."""
         if self.classifier is None:
             return None, None
@@ -50,13 +50,13 @@ class Leveller:
         self._credit = min(SHARE, self._credit + (now - self._refilled) * SHARE)
         self._refilled = now
         if self._credit <= 0:
-            self._carries.pop(label, None)  # what follows is not the entry it was in
+            self._carries.pop(part, None)  # what follows is not the entry it was in
             return None, self._skip(count)
         started = time.perf_counter()
-        carry = self._carries.get(label, b"")
-        marks, self._carries[label] = self.classifier.classify(data, carry, count)
+        carry = self._carries.get(part, b"")
+        marks, self._carries[part] = self.classifier.classify(data, carry, count)
         self._credit -= time.perf_counter() - started
-        self.tally.add(marks, label)
+        self.tally.add(marks, part)
         return marks, self._said() if self._skipped else None
 
     def _skip(self, count: int) -> str | None:

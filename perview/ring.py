@@ -70,7 +70,7 @@ class Chunk:
     data: bytes
     offset: int  # bytes written to the ring before this chunk
     state: State | None = None
-    label: str | None = None  # the part of the source the lines come from (a host, a file)
+    part: str | None = None  # the part of the source the lines come from (a host, a file)
     cache: dict[str, bytes] | None = None  # encodings shared by all viewers, made on demand
     at: float = 0.0  # when the lines arrived (the server's clock, epoch seconds)
     note: str | None = None
@@ -111,7 +111,7 @@ class Ring:
         data: bytes,
         count: int,
         state: State | None = None,
-        label: str | None = None,
+        part: str | None = None,
         note: str | None = None,
         marks: bytes | None = None,
     ) -> Chunk:
@@ -122,7 +122,7 @@ class Ring:
             data,
             self.next_offset,
             state,
-            label,
+            part,
             at=time.time(),
             note=note,
             marks=marks,

@@ -36,7 +36,7 @@ def count_levels(marks: bytes) -> list[int]:
 
 
 class LevelTally:
-    """Counts of a source's lines by level: totals by part (the label: a host, a file) and a
+    """Counts of a source's lines by level: totals by part (a host, a file) and a
     ring of recent buckets for the windows."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -44,11 +44,11 @@ class LevelTally:
         self.totals: dict[str | None, list[int]] = {}
         self._buckets: deque[tuple[int, list[int]]] = deque(maxlen=HOUR_BUCKETS)
 
-    def add(self, marks: bytes, label: str | None = None) -> None:
+    def add(self, marks: bytes, part: str | None = None) -> None:
         counts = count_levels(marks)
-        total = self.totals.get(label)
+        total = self.totals.get(part)
         if total is None:
-            total = self.totals[label] = [0] * len(LEVEL_NAMES)
+            total = self.totals[part] = [0] * len(LEVEL_NAMES)
         step = int(self._clock() // BUCKET)
         if not self._buckets or self._buckets[-1][0] != step:
             self._buckets.append((step, [0] * len(LEVEL_NAMES)))

@@ -101,7 +101,7 @@ def emit(**event):
     print(json.dumps(event), flush=True)
 
 class Out:
-    async def write(self, data, label=None):
+    async def write(self, data, part=None):
         emit(data=data.decode("latin-1"))
     def started(self, pid):
         emit(state="running")

@@ -46,7 +46,7 @@ for n in range(1, count + 1):
 
 
 class Collect:
-    """An Output that keeps each label's bytes and every state it is told."""
+    """An Output that keeps each part's bytes and every state it is told."""
 
     def __init__(self) -> None:
         self.data: defaultdict[str | None, bytearray] = defaultdict(bytearray)
@@ -54,8 +54,8 @@ class Collect:
         self.received_before_start: list[int] = []  # bytes received before each "running"
         self.notices: list[str] = []
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
-        self.data[label] += data
+    async def write(self, data: bytes, part: str | None = None) -> None:
+        self.data[part] += data
 
     def started(self, pid: int | None) -> None:
         self.states.append("running")
@@ -64,19 +64,19 @@ class Collect:
     def waiting(self, reason: str) -> None:
         self.states.append(reason)
 
-    def notice(self, text: str, label: str | None = None) -> None:
+    def notice(self, text: str, part: str | None = None) -> None:
         self.notices.append(text)
-        self.data[label] += b"<notice>\n"  # where it fell among the lines
+        self.data[part] += b"<notice>\n"  # where it fell among the lines
 
     @property
     def state(self) -> str | None:
         return self.states[-1] if self.states else None
 
-    def text(self, label: str | None = None) -> bytes:
-        return bytes(self.data.get(label, b""))
+    def text(self, part: str | None = None) -> bytes:
+        return bytes(self.data.get(part, b""))
 
-    def lines(self, label: str | None = None) -> list[bytes]:
-        return self.text(label).splitlines()
+    def lines(self, part: str | None = None) -> list[bytes]:
+        return self.text(part).splitlines()
 
     def numbers(self) -> list[int]:
         return [int(line) for line in self.lines()]

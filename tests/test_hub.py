@@ -458,7 +458,7 @@ async def test_an_entry_cut_between_writes_goes_on_in_its_own_part_only() -> Non
         await hub.write(b"  indented on web2\nINFO ok\n", "web2")
         await hub.write(b'  File "x.py", line 1\nKeyError: 1\nINFO next\n', "web1")
         chunks = line_chunks(viewer.read())
-    assert [c.label for c in chunks] == ["web1", "web2", "web1"]
+    assert [c.part for c in chunks] == ["web1", "web2", "web1"]
     assert levels_of(chunks[0].marks) == ["error+", "error."]
     # web1's open traceback would have made web2's indented line an error line
     assert levels_of(chunks[1].marks) == ["none.", "info+"]

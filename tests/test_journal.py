@@ -33,7 +33,7 @@ class Collect:
         self.notices: list[str] = []
         self.starts = 0
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         self.data += data
 
     def started(self, pid: int | None) -> None:
@@ -42,7 +42,7 @@ class Collect:
     def waiting(self, reason: str) -> None:
         pass
 
-    def notice(self, text: str, label: str | None = None) -> None:
+    def notice(self, text: str, part: str | None = None) -> None:
         self.notices.append(text)
         self.data += b"<notice>\n"
 

@@ -73,16 +73,18 @@ def test_a_name_that_is_not_utf8_streams_to_one_viewer_after_another(
 
 def test_the_event_stream_names_each_file_printably(serve: Serve, tmp_path: Path) -> None:
     server = serve("tail", hostile_glob(tmp_path))
-    hosts: dict[str, bytes] = {}
+    files: dict[str, bytes] = {}
 
-    def three_hosts(lines: list[bytes]) -> bool:
+    def three_files(lines: list[bytes]) -> bool:
         for head, data in itertools.pairwise(lines):
-            if head.startswith(b"data: {") and b'"host"' in head:
-                hosts[json.loads(head[6:])["host"]] = data
-        return len(hosts) == 3
+            if head.startswith(b"data: {") and b'"part"' in head:
+                files[json.loads(head[6:])["part"]] = data
+        return len(files) == 3
 
-    read_lines(server, "/api/events?source=_.log", three_hosts)
-    assert hosts == {
+    lines = read_lines(server, "/api/events?source=_.log", three_files)
+    [source] = [json.loads(d[6:]) for h, d in itertools.pairwise(lines) if h == b"event: source\n"]
+    assert source["parts"] == "files"
+    assert files == {
         "a\\n[perview] 12345 lines skipped\\nforged.log": b"data: hello\n",
         "bad\\xff\\xfe.log": b"data: bad bytes\n",
         "ok.log": b"data: fine\n",

@@ -27,7 +27,7 @@ class Collect:
         self.pid: int | None = None
         self.got_data = asyncio.Event()
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         self.data += data
         self.got_data.set()
 

@@ -80,7 +80,7 @@ async def test_quiet_remote_file_is_gone_within_two_seconds_of_the_viewer_leavin
     assert took < 2
 
 
-async def test_one_source_on_several_hosts_tags_each_line_with_its_host(
+async def test_one_source_on_several_hosts_tags_each_line_with_its_host_as_its_part(
     serve: Serve, sshd: Sshd, tmp_path: Path
 ) -> None:
     config = sshd.hosts_toml("web1", "web2") + (
@@ -96,10 +96,11 @@ async def test_one_source_on_several_hosts_tags_each_line_with_its_host(
             hosts = set()
             async for raw in events.content:
                 line = raw.decode()
-                if line.startswith("data: {") and '"host"' in line:
-                    hosts.add(json.loads(line[6:])["host"])
+                if line.startswith("data: {") and '"part"' in line:
+                    hosts.add(json.loads(line[6:])["part"])
                 if hosts == {"web1", "web2"}:
                     break
+        assert (await sources(server))["hello"]["parts"] == "hosts"
 
 
 async def test_unreachable_host_shows_ssh_message_and_retries(

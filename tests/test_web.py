@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from perview.catalog import Catalog
+from perview.config import SourceConfig, parse
 from perview.hub import Hub
-from perview.sources.process import ProcessSource
+from perview.sources import describe
+from perview.sources.merge import MergedSource
+from perview.sources.process import GuardPool, ProcessSource
 from perview.web.app import STREAMS, WebSettings, create_app
 from perview.web.auth import Access, host_allowed
 from perview.web.limits import StreamLimits
@@ -329,6 +335,71 @@ async def test_a_source_with_too_many_viewers_refuses_more(aiohttp_client: MakeC
     assert "source slow has too many viewers (limit 1)" in await refused.text()
     first.close()
     await hubs["slow"].close()
+
+
+async def parts_said(client: Client, name: str, count: int) -> tuple[dict[str, Any], set[str]]:
+    """What the event stream of `name` says: its `source` event, and `part: line` for each of
+    `count` lines (and notices, as `part: text`)."""
+    response = await client.get(f"/api/events?source={name}", headers=AUTH)
+    source: dict[str, Any] = {}
+    said: set[str] = set()
+    event, header = "", None
+    async with asyncio.timeout(10):
+        while len(said) < count:
+            line = (await response.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                event, header = line[7:], None
+            elif line.startswith("data: ") and event == "source":
+                source = json.loads(line[6:])
+            elif line.startswith("data: ") and event == "lines":
+                if header is None:
+                    header = json.loads(line[6:])
+                    assert "host" not in header  # one name for it: `part`
+                else:
+                    said.add(f"{header.get('part')}: {line[6:]}")
+    response.close()
+    return source, said
+
+
+async def test_a_glob_s_lines_are_tagged_with_their_file_as_part_in_events_and_text(
+    aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    (tmp_path / "a.log").write_text("from a\n")
+    (tmp_path / "b.log").write_text("from b\n")
+    guards = GuardPool()
+    catalog = Catalog(parse(f'[sources.logs]\nfile = "{tmp_path}/*.log"\n'), guards)
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    client = await aiohttp_client(create_app(catalog.hubs, WebSettings(access)))
+    source, said = await parts_said(client, "logs", 2)
+    assert source["parts"] == "files"
+    assert said == {"a.log: from a", "b.log: from b"}
+    listed = await (await client.get("/api/sources", headers=AUTH)).json()
+    assert listed[0]["parts"] == "files"
+    text = await client.get("/api/sources/logs/text?backlog=10&follow=0", headers=AUTH)
+    assert sorted((await text.text()).splitlines()) == ["a.log: from a", "b.log: from b"]
+    await catalog.close()
+    await guards.close()
+
+
+async def test_a_merged_source_s_lines_are_tagged_with_their_host_as_part(
+    aiohttp_client: MakeClient,
+) -> None:
+    spec = SourceConfig("m", command=("echo", "hi"), hosts=("web1", "web2"))
+    parts = {name: ProcessSource(["echo", f"hi from {name}"]) for name in spec.hosts}
+    hubs = {"m": Hub("m", MergedSource(parts), meta=describe(spec))}
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    client = await aiohttp_client(create_app(hubs, WebSettings(access)))
+    source, said = await parts_said(client, "m", 2)
+    assert source["parts"] == "hosts" and source["kind"] == "merged"
+    assert said == {"web1: hi from web1", "web2: hi from web2"}
+    text = await client.get("/api/sources/m/text?backlog=10&follow=0", headers=AUTH)
+    assert sorted((await text.text()).splitlines()) == ["web1: hi from web1", "web2: hi from web2"]
+    await hubs["m"].close()
+
+
+def test_a_source_of_one_part_says_no_parts() -> None:
+    assert "parts" not in describe(SourceConfig("a", file="/var/log/syslog"))
+    assert "parts" not in describe(SourceConfig("a", command=("true",), hosts=("web1",)))
 
 
 async def test_a_quiet_event_stream_sends_its_heartbeat(aiohttp_client: MakeClient) -> None:

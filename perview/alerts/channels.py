@@ -222,7 +222,7 @@ class _Tail(Sink):
     def __init__(self) -> None:
         self.kept = b""
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         self.kept = (self.kept + data)[-OUTPUT_KEPT:]
 
     def text(self) -> str:

@@ -211,9 +211,9 @@ class AlertEngine:
                 for chunk, hits in zip(chunks, found, strict=True):
                     for rule, hit in zip(lines, hits, strict=True):
                         if hit is not None and (
-                            not rule.config.hosts or chunk.label in rule.config.hosts
+                            not rule.config.hosts or chunk.part in rule.config.hosts
                         ):
-                            rule.lines(hub.name, chunk.first, chunk.label, chunk.at, hit, now)
+                            rule.lines(hub.name, chunk.first, chunk.part, chunk.at, hit, now)
                 for silence in silences:
                     silence.output(chunks[-1].at, now)
 
@@ -324,8 +324,8 @@ class Levels:
     def marks(self, chunk: Chunk) -> bytes:
         if chunk.marks is not None:
             return chunk.marks
-        marks, self.carry[chunk.label] = self.classifier.classify(
-            chunk.data, self.carry.get(chunk.label, b""), chunk.count
+        marks, self.carry[chunk.part] = self.classifier.classify(
+            chunk.data, self.carry.get(chunk.part, b""), chunk.count
         )
         return marks
 

@@ -237,9 +237,9 @@ class Recorder:
     def _add(self, chunk: Chunk) -> None:
         at = chunk.at or time.time()
         self.last_at = at
-        block = self._open.get(chunk.label)
+        block = self._open.get(chunk.part)
         if block is None:
-            block = self._open[chunk.label] = _Open(time.time(), t0=at)
+            block = self._open[chunk.part] = _Open(time.time(), t0=at)
         if chunk.state is not None or chunk.note is not None:
             text = chunk.state.summary if chunk.state is not None else str(chunk.note)
             block.events.append((block.count, at, text))
@@ -258,7 +258,7 @@ class Recorder:
             block.times.append((chunk.count, at))
         block.t1 = at
         if block.size >= BLOCK_BYTES:
-            self._seal(chunk.label)
+            self._seal(chunk.part)
 
     def _seal(self, part: str | None) -> None:
         block = self._open.pop(part)

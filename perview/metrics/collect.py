@@ -124,7 +124,7 @@ class _Sections(Sink):
         self.current: str | None = None
         self.previous: procfs.Snapshot | None = None
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         for raw in lines:
@@ -205,7 +205,7 @@ class _Collect(Sink):
         self.data = bytearray()
         self.limit = limit
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         if len(self.data) < self.limit:
             self.data += data
 

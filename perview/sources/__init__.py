@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from perview.config import DEFAULT_FILE_LINES, HostConfig, SourceConfig
+from perview.config import DEFAULT_FILE_LINES, HostConfig, SourceConfig, is_glob
 from perview.hub import Source
 from perview.sources.files import FileSource
 from perview.sources.journal import JournalSource
@@ -89,6 +89,11 @@ def describe(spec: SourceConfig) -> dict[str, object]:
     """What the API shows of a source's configuration (its kind is the running source's own:
     `ssh` and `merged` too, not only what the config says)."""
     info: dict[str, object] = {"hosts": list(spec.hosts)}
+    # What the part that each line carries is (see build_source), for the page to say so.
+    if len(spec.hosts) > 1:
+        info["parts"] = "hosts"
+    elif spec.file is not None and is_glob(spec.file):
+        info["parts"] = "files"
     if spec.command:
         info["command"] = list(spec.command)
     if spec.file is not None:

@@ -2,7 +2,7 @@
 
 A run keeps one `_File` per followed path (the path itself, or each match of a glob) and reads it
 with `pread` in 64 KiB blocks at its own offset, passing the bytes on untouched: the hub frames
-lines, per label, so a glob's files never split each other's lines.
+lines, per part, so a glob's files never split each other's lines.
 
 When to look comes from inotify events on the containing directories (an append is seen about
 0.25 ms later). A directory watch sees appends, truncations, renames, creations and deletions
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from asyncinotify import Event, Inotify, Mask
 
+from perview.config import is_glob
 from perview.hub import Ended, Output
 from perview.labels import MAX_PATH, display_name
 
@@ -92,7 +93,7 @@ class _File:
     """A followed path, and the file read for it (which may no longer be at the path)."""
 
     path: str
-    label: str | None
+    part: str | None  # its name among a glob's files; None: not a glob
     backlog: int | None  # lines to start with when it is next opened; None: from the start
     fd: int | None = None
     ident: tuple[int, int] = (0, 0)  # st_dev, st_ino of `fd`
@@ -111,9 +112,9 @@ class FileSource:
     Files there at the start begin with their last `backlog` lines; files appearing later are
     read from their start. A later run (the next viewer) resumes each file where the last one
     stopped reading it, in its rotated sibling if it was rotated meanwhile, and says in a
-    notice what it could not follow. A glob labels each file's bytes with its name (relative to
-    the pattern's fixed directory). Runs until `stop` is set and closes every descriptor and
-    watch.
+    notice what it could not follow. A glob tags each file's bytes with its name (relative to
+    the pattern's fixed directory), as the part of the source they come from. Runs until `stop`
+    is set and closes every descriptor and watch.
     """
 
     kind = "file"
@@ -122,9 +123,9 @@ class FileSource:
         self.pattern = os.path.abspath(pattern)
         self.backlog = backlog
         self.poll_interval = poll_interval
-        self.is_glob = _has_magic(self.pattern)
+        self.is_glob = is_glob(self.pattern)
         self.root = os.path.dirname(self.pattern)  # the deepest directory without wildcards
-        while _has_magic(self.root):
+        while is_glob(self.root):
             self.root = os.path.dirname(self.root)
         self.left: dict[str, _Left] = {}  # by path: where the last run stopped reading
 
@@ -241,9 +242,9 @@ class _Follower:
             found = {p for p in glob.glob(source.pattern) if not os.path.isdir(p)}
         for path in found - self.files.keys():
             # A name may hold a newline, invalid UTF-8 or a bidi control: made printable here,
-            # once, so the label forges nothing in the text stream, the SSE header or the page.
-            label = display_name(os.path.relpath(path, source.root)) if source.is_glob else None
-            file = self.files[path] = _File(path, label, source.backlog if first else None)
+            # once, so the name forges nothing in the text stream, the SSE header or the page.
+            part = display_name(os.path.relpath(path, source.root)) if source.is_glob else None
+            file = self.files[path] = _File(path, part, source.backlog if first else None)
             if first:
                 file.left = source.left.pop(path, None)
             self.dirty.add(path)
@@ -309,7 +310,7 @@ class _Follower:
                 return False
             self._report()  # `started` comes before the first bytes
             if note:
-                self.out.notice(note, file.label)
+                self.out.notice(note, file.part)
             return await self._read(file, file.fd)
         except OSError as exc:
             _close(file)
@@ -354,7 +355,7 @@ class _Follower:
             file.partial = not data.endswith(b"\n")
             file.grew_at = time.monotonic()
             budget -= len(data)
-            await self.out.write(data, file.label)
+            await self.out.write(data, file.part)
         await asyncio.sleep(0)  # a turn for the rest of the loop before more of this file
         return True
 
@@ -363,7 +364,7 @@ class _Follower:
         # the first line of what comes next, which the hub would frame as one line.
         if file.partial:
             file.partial = False
-            await self.out.write(b"\n", file.label)
+            await self.out.write(b"\n", file.part)
 
 
 def _open(file: _File) -> str | None:
@@ -529,10 +530,6 @@ def _rewritten(file: _File, fd: int, size: int) -> bool:
 def _shown(path: str) -> str:
     """A path as notices and the log show it: a matched name is anyone's choice of bytes."""
     return display_name(path, MAX_PATH)
-
-
-def _has_magic(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
 
 
 async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -223,14 +223,14 @@ class _Records(Forward):
         self.second = False  # the next record is the first after a resumed one
         self._stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         data = self.pending + data if self.pending else data
         end = data.rfind(b"\n") + 1
         self.pending = data[end:]
         if len(self.pending) > MAX_RECORD:
             end, self.pending = len(data), b""
         if end:
-            await self._lines(data[:end].splitlines(), label)
+            await self._lines(data[:end].splitlines(), part)
 
     def started(self, pid: int | None) -> None:
         # A new journalctl (ssh reconnected): it starts at the cursor as it was just now.
@@ -253,7 +253,7 @@ class _Records(Forward):
             and "cursor" in self.last_words
         )
 
-    async def _lines(self, lines: list[bytes], label: str | None) -> None:
+    async def _lines(self, lines: list[bytes], part: str | None) -> None:
         # Worked on as text, encoded once per block: journalctl's JSON is UTF-8 (a field that is
         # not is sent as an array of bytes).
         parts: list[str] = []
@@ -286,14 +286,14 @@ class _Records(Forward):
                 notice = f"resumed after the last record seen ({_when(self.source.cursor_at)})"
             if notice is not None:
                 if parts:
-                    await self.out.write(_encode(parts), label)
+                    await self.out.write(_encode(parts), part)
                     parts.clear()
-                self.out.notice(notice, label)
+                self.out.notice(notice, part)
             parts.append(self._format(record, at))
             if isinstance(cursor, str):
                 self.source.passed(cursor, at / 1e6)
         if parts:
-            await self.out.write(_encode(parts), label)
+            await self.out.write(_encode(parts), part)
 
     def _format(self, record: dict[str, object], at: int) -> str:
         seconds = at // 1_000_000

@@ -9,25 +9,25 @@ from perview.hub import Ended, Forward, Output, Source
 from perview.labels import display_name
 
 
-class _Labelled(Forward):
-    """An Output that tags everything a part writes with the part's label."""
+class _Part(Forward):
+    """An Output that tags everything a part writes with the part's name (its host)."""
 
-    def __init__(self, out: Output, label: str) -> None:
+    def __init__(self, out: Output, part: str) -> None:
         super().__init__(out)
-        self.label = display_name(label)  # config names are plain already; a label never forges
+        self.part = display_name(part)  # config names are plain already; a part never forges
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
-        await self.out.write(data, self.label)
+    async def write(self, data: bytes, part: str | None = None) -> None:
+        await self.out.write(data, self.part)
 
     def waiting(self, reason: str) -> None:
-        self.out.waiting(f"{self.label}: {reason}")
+        self.out.waiting(f"{self.part}: {reason}")
 
-    def notice(self, text: str, label: str | None = None) -> None:
-        self.out.notice(text, self.label)
+    def notice(self, text: str, part: str | None = None) -> None:
+        self.out.notice(text, self.part)
 
 
 class MergedSource:
-    """Runs every part at once; each part's lines carry its label (the host). Ends when all
+    """Runs every part at once; each part's lines carry its name (the host). Ends when all
     parts have ended: status 0 if all succeeded, else the first failure's status and reasons."""
 
     kind = "merged"
@@ -38,13 +38,13 @@ class MergedSource:
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
         async with asyncio.TaskGroup() as group:
             tasks = {
-                label: group.create_task(part.run(_Labelled(out, label), stop))
-                for label, part in self.parts.items()
+                name: group.create_task(part.run(_Part(out, name), stop))
+                for name, part in self.parts.items()
             }
-        results = {label: task.result() for label, task in tasks.items()}
-        failed = {label: e for label, e in results.items() if e.status != 0}
+        results = {name: task.result() for name, task in tasks.items()}
+        failed = {name: e for name, e in results.items() if e.status != 0}
         if not failed:
             return Ended(0)
         first = next(iter(failed.values()))
-        reasons = [f"{label}: {e.reason or f'status {e.status}'}" for label, e in failed.items()]
+        reasons = [f"{name}: {e.reason or f'status {e.status}'}" for name, e in failed.items()]
         return Ended(first.status, "; ".join(reasons))

@@ -212,7 +212,7 @@ class _Reader(Forward):
         self.pid = pid
         self.out.started(pid)
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         self.buffer += data
         while await self._next():
             pass

@@ -160,7 +160,7 @@ def at_least(chunk: Chunk, least: int) -> list[Chunk]:
                 end - start,
                 chunk.data[pos : pos + size],
                 chunk.offset + pos,
-                label=chunk.label,
+                part=chunk.part,
                 at=chunk.at,
                 marks=chunk.marks[start:end],
             )
@@ -169,11 +169,11 @@ def at_least(chunk: Chunk, least: int) -> list[Chunk]:
     return runs
 
 
-def labelled(data: bytes, label: str) -> bytes:
-    """Every line of `data` prefixed with `label: `, block-wise (no per-line Python work)."""
+def tagged(data: bytes, part: str) -> bytes:
+    """Every line of `data` prefixed with `part: `, block-wise (no per-line Python work)."""
     if not data:
         return data
-    prefix = label.encode() + b": "
+    prefix = part.encode() + b": "
     return prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
 
 
@@ -220,11 +220,11 @@ async def relay_text(
             if isinstance(item, Gap):
                 parts.append(marker(f"{item.count} lines skipped"))
             elif item.note is not None:
-                parts.append(marker(f"{item.label}: {item.note}" if item.label else item.note))
+                parts.append(marker(f"{item.part}: {item.note}" if item.part else item.note))
             elif item.state is None:
                 data = item.data if kept is None else next(kept)
                 if data:
-                    parts.append(labelled(data, item.label) if item.label else data)
+                    parts.append(tagged(data, item.part) if item.part else data)
             elif item.state.run >= viewer.first_run and item.state.state in ENDINGS:
                 if item.state.state == "failed":
                     parts.append(marker(f"failed to start: {item.state.reason}"))
@@ -256,8 +256,8 @@ def sse_lines(hub: Hub, chunk: Chunk) -> bytes:
     # The time is the server's, when the block arrived: the same for every viewer and after a
     # reload (milliseconds are all a person or a merge needs).
     fields: dict[str, object] = {"source": hub.name, "id": chunk.first, "time": round(chunk.at, 3)}
-    if chunk.label is not None:
-        fields["host"] = chunk.label
+    if chunk.part is not None:
+        fields["part"] = chunk.part
     marks = chunk.marks
     # Not classified (format "raw"): every line an entry of its own, without a level.
     fields["levels"] = "N" * chunk.count if marks is None else marks.translate(_LETTERS).decode()
@@ -353,8 +353,8 @@ async def relay_events(
                     parts.append(sse_event("gap", payload, format_cursor(epoch, next_ids)))
                 elif item.note is not None:
                     payload = {"source": hub.name, "text": item.note, "time": round(item.at, 3)}
-                    if item.label is not None:
-                        payload["host"] = item.label
+                    if item.part is not None:
+                        payload["part"] = item.part
                     parts.append(sse_event("notice", payload))
                 elif item.state is not None:
                     payload = state_payload(hub, item.state) | {

@@ -232,6 +232,30 @@ def test_merged_view_tags_each_line_with_its_source(
     assert sorted(rows) == [["left", "from left"], ["right", "from right"]]
 
 
+def test_a_glob_s_lines_are_tagged_with_their_file_not_as_a_host(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("from a\n")
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[sources.files]\nfile = "{logs}/*.log"\n\n'
+        "[sources.other]\ncommand = \"sh -c 'echo from other; sleep 300'\"\n"
+    )
+    server = serve("serve", "-c", str(path))
+    open_page(page, server, "source=files&source=other")
+    expect(page.locator(LINE)).to_have_count(2)
+    rows = page.locator(LINE).evaluate_all(
+        "els => els.map(e => [e.querySelector('.tag').textContent,"
+        " e.querySelector('.text').textContent])"
+    )
+    assert sorted(rows) == [
+        ["files \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} a.log", "from a"],
+        ["other", "from other"],
+    ]
+
+
 def test_three_panes_share_one_event_stream(serve: Serve, page: Page, tmp_path: Path) -> None:
     names = ["a", "b", "c"]
     server = serve(

@@ -52,3 +52,13 @@ test("polling keeps what the stream said and works out lines per second", async 
   assert.equal(troubleOf(sources.infos.get("a")), "no file");
   assert.equal(sources.setState({ source: "nope", state: "running" }), false);
 });
+
+test("a line's part is tagged as what it is: a file of a glob, or a host", async () => {
+  const sources = new Sources(async () => [
+    { name: "logs", title: "App logs", parts: "files" },
+    { name: "app", parts: "hosts" },
+  ]);
+  await sources.refresh();
+  assert.equal(sources.partTagOf("logs", "a.log"), "App logs › a.log");
+  assert.equal(sources.partTagOf("app", "web1"), "app@web1");
+});

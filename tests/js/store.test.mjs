@@ -12,7 +12,7 @@ test("the store forgets the oldest lines past its capacity and keeps their colum
   const slot = store.slot(4);
   assert.equal(store.text[slot], "line 5");
   assert.equal(store.sources[store.source[slot]], "a");
-  assert.equal(store.hosts[store.host[slot]], "web1");
+  assert.equal(store.parts[store.part[slot]], "web1");
   assert.equal(store.time[slot], 5000);
   assert.equal(store.kind[store.slot(3)], MARK);
 });

@@ -80,7 +80,7 @@ class App {
         state: (state) => this.onState(state),
         gap: (gap) => this.mark(gap.source, `${gap.count.toLocaleString()} lines skipped (not held any more)`),
         // What the source says of its lines: resumed, not followed.
-        notice: (n) => this.mark(n.source, n.host ? `${n.host}: ${n.text}` : n.text, n.time * 1000),
+        notice: (n) => this.mark(n.source, n.part ? `${n.part}: ${n.text}` : n.text, n.time * 1000),
         samples: (samples) => this.metrics.onSamples(samples),
       },
     });
@@ -252,7 +252,7 @@ class App {
     }
     const arrived = header.time * 1000; // the server's clock: the same after a reload
     const first = this.store.next;
-    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.host, id + i, arrived, LINE, markAt(levels, i));
+    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.part, id + i, arrived, LINE, markAt(levels, i));
     this.paneList.distribute(this.store, first);
   }
 

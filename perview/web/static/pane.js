@@ -449,10 +449,10 @@ export class Pane {
       line.append(el("span", { className: "ts", textContent: t.toTimeString().slice(0, 8) + "." + String(t.getMilliseconds()).padStart(3, "0") }));
     }
     if (this.options.numbers) line.append(el("span", { className: "num", textContent: store.id[slot] ? String(store.id[slot]) : "" }));
-    const host = store.hosts[store.host[slot]];
-    if (this.sources.size > 1 || host) {
-      const label = this.sources.size > 1 ? this.app.titleOf(source) + (host ? `@${host}` : "") : host;
-      line.append(el("span", { className: `tag tag-${this.app.colorOf(host ? `${source}@${host}` : source)}`, textContent: label }));
+    const part = store.parts[store.part[slot]]; // a host of a merged source, a file of a glob
+    if (this.sources.size > 1 || part) {
+      const label = this.sources.size === 1 ? part : part ? this.app.sources.partTagOf(source, part) : this.app.titleOf(source);
+      line.append(el("span", { className: `tag tag-${this.app.colorOf(part ? `${source}@${part}` : source)}`, textContent: label }));
     }
     if (store.kind[slot] === MARK) {
       line.classList.add("mark");

@@ -46,6 +46,12 @@ export class Sources {
     return this.infos.get(name)?.title || name;
   }
 
+  /** The tag of a line of `name` that comes from `part`: a host of a merged source ("app@web1")
+   *  or a file of a glob ("logs › a.log"), as the source's `parts` says. */
+  partTagOf(name, part) {
+    return this.titleOf(name) + (this.infos.get(name)?.parts === "files" ? " › " : "@") + part;
+  }
+
   /** Poll the API: returns whether anything was had. Lines per second are from the last poll. */
   async refresh() {
     const list = await this.fetchList();

@@ -12,7 +12,7 @@ export class LineStore {
     this.capacity = capacity;
     this.text = new Array(capacity);
     this.source = new Uint16Array(capacity); // index into this.sources
-    this.host = new Uint16Array(capacity); // index into this.hosts (0: none)
+    this.part = new Uint16Array(capacity); // index into this.parts (0: none)
     this.id = new Float64Array(capacity); // the server's line id (0 for marks)
     this.time = new Float64Array(capacity); // arrival, ms since the epoch
     this.kind = new Uint8Array(capacity);
@@ -20,7 +20,7 @@ export class LineStore {
     this.first = 0; // the oldest seq still held
     this.next = 0; // the seq the next line gets
     this.sources = [];
-    this.hosts = [""];
+    this.parts = [""]; // the part of its source a line comes from: a host, a file of a glob
   }
 
   intern(list, name) {
@@ -29,11 +29,11 @@ export class LineStore {
     return i;
   }
 
-  push(text, source, host, id, time, kind, level = UNCLASSIFIED) {
+  push(text, source, part, id, time, kind, level = UNCLASSIFIED) {
     const slot = this.next % this.capacity;
     this.text[slot] = text;
     this.source[slot] = this.intern(this.sources, source);
-    this.host[slot] = host ? this.intern(this.hosts, host) : 0;
+    this.part[slot] = part ? this.intern(this.parts, part) : 0;
     this.id[slot] = id;
     this.time[slot] = time;
     this.kind[slot] = kind;
