@@ -68,6 +68,11 @@ class Output(Protocol):
         was not followed and when, how a file was resumed."""
         ...
 
+    def end_line(self, part: str | None = None) -> None:
+        """The stream of `part` breaks here (a file left for the next one, or truncated): a
+        line it left unfinished ends here rather than running into what comes next."""
+        ...
+
 
 class Forward:
     """An Output that passes everything on to `out`: adapters (a part of a merged source, ssh
@@ -88,6 +93,9 @@ class Forward:
     def notice(self, text: str, part: str | None = None) -> None:
         self.out.notice(text, part)
 
+    def end_line(self, part: str | None = None) -> None:
+        self.out.end_line(part)
+
 
 class Sink:
     """An Output that keeps nothing: readers of a command's output for their own use (metric
@@ -103,6 +111,9 @@ class Sink:
         pass
 
     def notice(self, text: str, part: str | None = None) -> None:
+        pass
+
+    def end_line(self, part: str | None = None) -> None:
         pass
 
 
@@ -467,12 +478,15 @@ class Hub:
         self._set_state(State("waiting", reason=reason, run=self.runs))
 
     def notice(self, text: str, part: str | None = None) -> None:
-        framer = self._framers.get(part)
-        if framer is not None:  # a partial line first, so the notice falls where it belongs
-            self._append_lines(*framer.flush(), part)
+        self.end_line(part)  # a partial line first, so the notice falls where it belongs
         self.ring.append(b"", 0, part=part, note=text)
         self._trim()
         self._wake_all()
+
+    def end_line(self, part: str | None = None) -> None:
+        framer = self._framers.get(part)
+        if framer is not None:
+            self._append_lines(*framer.flush(), part)
 
     async def write(self, data: bytes, part: str | None = None) -> None:
         framer = self._framers.get(part)

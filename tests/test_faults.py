@@ -107,6 +107,8 @@ class Out:
         emit(state="running")
     def waiting(self, reason):
         emit(state=reason)
+    def end_line(self, part=None):
+        emit(end_line=True)
 
 async def main():
     stop = asyncio.Event()
@@ -150,6 +152,8 @@ async def following_as_nobody(path: Path) -> AsyncIterator[Collect]:
             event = json.loads(line)
             if "data" in event:
                 await out.write(event["data"].encode("latin-1"))
+            elif "end_line" in event:
+                out.end_line()
             elif event["state"] == "running":
                 out.started(None)
             else:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from perview.hub import Ended
+from perview.hub import Ended, Hub
+from perview.ring import Chunk
 from perview.sources import files
 from perview.sources.files import FileSource
 from tests.conftest import eventually
@@ -67,6 +68,11 @@ class Collect:
     def notice(self, text: str, part: str | None = None) -> None:
         self.notices.append(text)
         self.data[part] += b"<notice>\n"  # where it fell among the lines
+
+    def end_line(self, part: str | None = None) -> None:
+        # What the hub's framer does: an unfinished line ends here.
+        if self.data[part] and not self.data[part].endswith(b"\n"):
+            self.data[part] += b"\n"
 
     @property
     def state(self) -> str | None:
@@ -268,6 +274,29 @@ async def test_an_unfinished_last_line_does_not_run_into_the_next_file(tmp_path:
         log.rename(tmp_path / "app.log.1")
         write(log, "next\n")
         await eventually(lambda: out.text() == b"one\nunfinished\nnext\n", WITHIN)
+
+
+async def test_through_the_hub_a_file_s_unfinished_line_ends_where_the_file_was_left(
+    tmp_path: Path,
+) -> None:
+    # The source says where a file's bytes stop following on; the hub's framer ends the line.
+    (tmp_path / "a.log").write_text("one\nunfinished")
+    (tmp_path / "b.log").write_text("other\n")
+    hub = Hub("logs", FileSource(str(tmp_path / "*.log"), poll_interval=0.05))
+    seen: list[tuple[str | None, str]] = []
+
+    def read(viewer_items: list[object]) -> None:
+        for item in viewer_items:
+            if isinstance(item, Chunk) and item.state is None and item.note is None:
+                seen.extend((item.part, line) for line in item.data.decode().splitlines())
+
+    with hub.watch(backlog=None) as viewer:
+        await eventually(lambda: read(viewer.read()) or ("b.log", "other") in seen, WITHIN)
+        (tmp_path / "a.log").rename(tmp_path / "a.log.1")
+        (tmp_path / "a.log").write_text("next\n")
+        await eventually(lambda: read(viewer.read()) or ("a.log", "next") in seen, WITHIN)
+    await hub.close()
+    assert [line for part, line in seen if part == "a.log"] == ["one", "unfinished", "next"]
 
 
 async def test_a_deleted_file_is_read_while_its_writer_holds_it(tmp_path: Path) -> None:

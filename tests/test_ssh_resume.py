@@ -29,7 +29,7 @@ class Record:
         self.on_waiting = on_waiting
         self.changed = asyncio.Event()
 
-    async def write(self, data: bytes, label: str | None = None) -> None:
+    async def write(self, data: bytes, part: str | None = None) -> None:
         self.data += data
         self.events.append(("data", data.decode()))
         self.changed.set()
@@ -44,10 +44,17 @@ class Record:
             on_waiting()
         self.changed.set()
 
-    def notice(self, text: str, label: str | None = None) -> None:
+    def notice(self, text: str, part: str | None = None) -> None:
         self.notices.append(text)
         self.events.append(("notice", text))
         self.changed.set()
+
+    def end_line(self, part: str | None = None) -> None:
+        # What the hub's framer does: an unfinished line ends here.
+        if self.data and not self.data.endswith(b"\n"):
+            self.data += b"\n"
+            self.events.append(("data", "\n"))
+            self.changed.set()
 
     def waited(self) -> list[str]:
         return [text for kind, text in self.events if kind == "waiting"]

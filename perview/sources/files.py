@@ -1,8 +1,10 @@
 """Files as a source: followed natively by name, the way a careful `tail -F` would.
 
 A run keeps one `_File` per followed path (the path itself, or each match of a glob) and reads it
-with `pread` in 64 KiB blocks at its own offset, passing the bytes on untouched: the hub frames
-lines, per part, so a glob's files never split each other's lines.
+with `pread` in blocks (reader.READ_SIZE) at its own offset, passing the bytes on untouched: the
+hub frames lines, per part, so a glob's files never split each other's lines. Where a file's
+bytes stop following on (it is left for the next one, or truncated) the source says so
+(`end_line`), and the hub's framer ends a line the file left unfinished.
 
 When to look comes from inotify events on the containing directories (an append is seen about
 0.25 ms later). A directory watch sees appends, truncations, renames, creations and deletions
@@ -44,12 +46,9 @@ from asyncinotify import Event, Inotify, Mask
 from perview.config import is_glob
 from perview.hub import Ended, Output
 from perview.labels import MAX_PATH, display_name
+from perview.sources.reader import READ_SIZE
 
 log = logging.getLogger(__name__)
-
-# One read: what a pipe read is (see process.py), and the step when searching backwards for the
-# backlog's first line.
-READ_SIZE = 64 * 1024
 
 # Read at most this much of one file before giving the other files and the event loop a turn:
 # `out.write` does not always yield, and a 10 GB file appearing must not freeze everything else.
@@ -99,7 +98,6 @@ class _File:
     ident: tuple[int, int] = (0, 0)  # st_dev, st_ino of `fd`
     pos: int = 0  # the next byte to read
     tail: bytes = b""  # the last bytes read, ending at `pos`
-    partial: bool = False  # the last byte delivered was not a newline
     moved: bool = False  # `fd` is no longer the file at `path`
     grew_at: float = 0.0  # when a read last returned data (monotonic)
     problem: str | None = None  # why the path cannot be read, while `fd` is None
@@ -303,7 +301,7 @@ class _Follower:
                     return False
                 while await self._read(file, fd):  # what it got before the writer moved on
                     pass
-                await self._end_line(file)
+                self.out.end_line(file.part)
                 _close(file)
             note = _open(file)
             if file.fd is None:
@@ -341,7 +339,7 @@ class _Follower:
         """Write what `fd` has past the offset; True if it stopped at TURN_BYTES with more left."""
         size = os.fstat(fd).st_size
         if size < file.pos or _rewritten(file, fd, size):
-            await self._end_line(file)
+            self.out.end_line(file.part)
             file.pos, file.tail = 0, b""
         budget = TURN_BYTES
         while budget > 0:
@@ -352,19 +350,11 @@ class _Follower:
                 return False
             file.pos += len(data)
             file.tail = (file.tail + data if len(data) < FINGERPRINT else data)[-FINGERPRINT:]
-            file.partial = not data.endswith(b"\n")
             file.grew_at = time.monotonic()
             budget -= len(data)
             await self.out.write(data, file.part)
         await asyncio.sleep(0)  # a turn for the rest of the loop before more of this file
         return True
-
-    async def _end_line(self, file: _File) -> None:
-        # Leaving a file (or its truncated content): its unfinished last line must not run into
-        # the first line of what comes next, which the hub would frame as one line.
-        if file.partial:
-            file.partial = False
-            await self.out.write(b"\n", file.part)
 
 
 def _open(file: _File) -> str | None:
@@ -399,7 +389,7 @@ def _open(file: _File) -> str | None:
         os.close(fd)
         raise
     file.fd, file.ident = fd, ident
-    file.tail, file.partial, file.moved, file.problem, file.backlog = b"", False, False, None, None
+    file.tail, file.moved, file.problem, file.backlog = b"", False, None, None
     file.grew_at = time.monotonic()
     return note
 
@@ -452,7 +442,7 @@ def _resume_rotated(file: _File) -> str | None:
         return None
     file.left = None
     file.fd, file.ident, file.pos, file.tail = fd, left.ident, left.pos, left.tail
-    file.partial, file.moved, file.problem, file.backlog = False, True, None, None
+    file.moved, file.problem, file.backlog = True, None, None
     file.grew_at = time.monotonic()
     name = os.path.basename(old)
     return f"rotated after {moment(left.at)}: reading the rest of it as {name} first"

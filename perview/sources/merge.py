@@ -25,6 +25,9 @@ class _Part(Forward):
     def notice(self, text: str, part: str | None = None) -> None:
         self.out.notice(text, self.part)
 
+    def end_line(self, part: str | None = None) -> None:
+        self.out.end_line(self.part)
+
 
 class MergedSource:
     """Runs every part at once; each part's lines carry its name (the host). Ends when all

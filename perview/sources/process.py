@@ -11,10 +11,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from perview.hub import Ended, Output
+from perview.sources.reader import relay
 
 GUARD = Path(__file__).with_name("_guard.py")
 
@@ -22,11 +23,7 @@ GUARD = Path(__file__).with_name("_guard.py")
 # and for a well-behaved program to flush; short enough that shutdown stays within 2 s overall.
 GRACE = 1.5
 
-# Reading whole blocks (never readline) is what makes relaying cheap, and bigger blocks mean
-# fewer trips through the framer, the ring and the viewers. Measured with bench/throughput.py
-# (seq 1 3000000 read by curl, 21 interleaved trials): the default 64 KiB pipe read 64 KiB at a
-# time reached 0.58 of `seq | cat`; a 1 MiB pipe read 256 KiB at a time, 0.75 (1 MiB reads: 0.70).
-READ_SIZE = 256 * 1024
+# The pipe measured with reader.READ_SIZE: 1 MiB where the default is 64 KiB.
 PIPE_SIZE = 1024 * 1024  # Linux's default limit for an unprivileged process (pipe-max-size)
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>; not in Python's fcntl module before 3.12
 REPLACE_AFTER = 0.25  # seconds between taking the spare guard and starting the next one
@@ -179,7 +176,7 @@ class ProcessSource:
         proc, lifeline = guard.proc, guard.lifeline
         pgid: int | None = None
         stopper = asyncio.create_task(_let_go_when_set(stop, lifeline))
-        errors: asyncio.Task[None] | None = None
+        errors: asyncio.Task[bool] | None = None
         try:
             spec = {
                 "argv": self.argv,
@@ -197,9 +194,8 @@ class ProcessSource:
                 pgid = int(hello[1:])
                 out.started(pgid)
             if self.stderr is not None:
-                errors = asyncio.create_task(_relay(guard.errors, self.stderr))
-            while data := await _read(guard.output):
-                await out.write(data)
+                errors = asyncio.create_task(relay(guard.errors, _awaited(self.stderr)))
+            await relay(guard.output, out.write)  # to EOF: on stop the guard ends every writer
             status = await proc.wait()
             if errors is not None:
                 # Its last words (why ssh failed) must be in before the end is reported; a
@@ -243,48 +239,17 @@ class ProcessSource:
         return f"{self.argv[0]}: {text}"
 
 
-async def _relay(fd: int, to: Callable[[bytes], None]) -> None:
-    while data := await _read(fd):
+def _awaited(to: Callable[[bytes], None]) -> Callable[[bytes], Awaitable[None]]:
+    async def write(data: bytes) -> None:
         to(data)
+
+    return write
 
 
 async def _let_go_when_set(stop: asyncio.Event, lifeline: socket.socket) -> None:
     await stop.wait()
     with contextlib.suppress(OSError):  # already closed: the run is ending anyway
         lifeline.shutdown(socket.SHUT_WR)  # the guard reads EOF and stops the group
-
-
-async def _read(fd: int) -> bytes:
-    """One block from a non-blocking pipe (b"" at EOF), straight into one bytes object: no
-    intermediate buffer, and no read ahead of what the hub asks for (that is the backpressure)."""
-    try:
-        return os.read(fd, READ_SIZE)
-    except BlockingIOError:
-        pass
-    await wait_readable(fd)
-    return os.read(fd, READ_SIZE)
-
-
-async def wait_readable(fd: int) -> None:
-    """Return once `fd` is readable (or at EOF).
-
-    The reader removes itself when it fires: the loop calls a reader in every iteration while
-    the fd stays readable, and whoever awaits may only run iterations later (through
-    `asyncio.wait`, for one), so a plain `future.set_result` reader would set it twice and log
-    an InvalidStateError traceback each time."""
-    loop = asyncio.get_running_loop()
-    readable: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        loop.remove_reader(fd)
-        if not readable.done():  # cancelled in the same iteration
-            readable.set_result(None)
-
-    loop.add_reader(fd, ready)
-    try:
-        await readable
-    finally:
-        loop.remove_reader(fd)
 
 
 async def _read_line(sock: socket.socket) -> str:

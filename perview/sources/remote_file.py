@@ -203,7 +203,6 @@ class _Reader(Forward):
         self.ident: tuple[int, int] | None = None
         self.pos = 0
         self.tail = b""
-        self.partial = source.partial  # the last byte passed on was not a newline
         self.consumed = False  # the far side said what became of `left`
         self.pid: int | None = None
         self.waiting_for: str | None = None
@@ -238,7 +237,6 @@ class _Reader(Forward):
             if data:
                 self.pos += count
                 self.tail = (self.tail + data)[-FINGERPRINT:]
-                self.partial = not data.endswith(b"\n")
                 await self.out.write(data)
             return True
         end = buffer.find(b"\n")
@@ -293,9 +291,7 @@ class _Reader(Forward):
         how = fields[4].decode(errors="replace")
         left = self.left if not self.consumed else None
         if how != "resumed" or left is None:
-            if self.partial:  # its unfinished last line must not run into the next file's first
-                self.partial = False
-                await self.out.write(b"\n")
+            self.out.end_line()  # an unfinished last line must not run into the next file's first
             self.tail = b""
         elif left is not None:
             self.tail = left.tail
@@ -333,7 +329,6 @@ class _Reader(Forward):
 
     def leave(self) -> _Left | None:
         """Where the next connection should resume."""
-        self.source.partial = self.partial
         if self.ident is not None:
             return _Left(self.ident, self.pos, self.tail, time.time())
         return None if self.consumed else self.left
@@ -365,7 +360,6 @@ class RemoteFileSource(SshSource):
         self.backlog = backlog
         self.left: _Left | None = None  # where the last connection stopped reading
         self.lines: int | None = backlog  # how the next connection starts a file it never read
-        self.partial = False  # the last byte passed on ended no line
         super().__init__(
             destination, follow_file_command(path, backlog), ssh_args=ssh_args, guards=guards
         )

@@ -7,9 +7,7 @@ import os
 import stat
 
 from perview.hub import Ended, Output
-from perview.sources.process import wait_readable
-
-READ_SIZE = 64 * 1024
+from perview.sources.reader import relay
 
 
 def usable_stdin(fd: int = 0) -> bool:
@@ -37,24 +35,7 @@ class StdinSource:
             return Ended(0, "standard input was read to its end")
         os.set_blocking(self.fd, False)  # no effect on a regular file, which never blocks
         out.started(None)
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            while not stop.is_set():
-                try:
-                    data = os.read(self.fd, READ_SIZE)
-                except BlockingIOError:
-                    readable = asyncio.ensure_future(wait_readable(self.fd))
-                    try:
-                        await asyncio.wait(
-                            {readable, stopping}, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    finally:
-                        readable.cancel()
-                    continue
-                if not data:
-                    self._done = True
-                    return Ended(0)
-                await out.write(data)
+        if not await relay(self.fd, out.write, stop):
             return Ended(0, "stopped before the end of standard input")
-        finally:
-            stopping.cancel()
+        self._done = True
+        return Ended(0)
