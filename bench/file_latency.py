@@ -18,9 +18,9 @@ until the reader shows one, so every reader follows the file before the first me
 
 Printed: p50 / p99 / max latency per reader and each one's ratio to tail -F; lines lost; the CPU
 of the reading side (tail, or the Perview server with its descendants) as % of one core.
-Target (DESIGN): SSE p99 < 2 ms. Reading the figures: the hub wakes viewers at once only for
-output that comes at least BATCH_WINDOW (10 ms) after its last wake, so at 100 lines/s and above
-lines wait for the batch timer; `--rate 90` or `--rate 20` shows the latency without that.
+Target (bench/README.md): SSE p99 < 2 ms. Reading the figures: the hub wakes viewers at once only
+for output that comes at least BATCH_WINDOW (10 ms) after its last wake, so at 100 lines/s and
+above lines wait for the batch timer; `--rate 90` or `--rate 20` shows the latency without that.
 
     python bench/file_latency.py [--lines 500] [--rate 100] [--rounds 1] [--quick]
 """

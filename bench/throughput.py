@@ -5,7 +5,7 @@ figure is curl's own `time_total`, from connecting to the last byte, so it inclu
 viewer waits for: the HTTP request, starting the command behind its guard, and relaying every
 byte; it leaves out curl's process start-up (about 10 ms here, four times what the whole
 `seq | cat` set-up costs), which is shown separately. The baseline is the same `seq` piped
-through `cat` in the same run. Target (DESIGN.md): 0.8 of the pipe; issue 2 asks 0.7.
+through `cat` in the same run. Target (bench/README.md): 0.8 of the pipe; issue 2 asks 0.7.
 
 The server serves the same command twice: as every source is by default (each block's lines
 classified as they enter the ring) and with `format = "raw"` (not classified), read in turn, so
