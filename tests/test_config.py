@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from ipaddress import ip_network
 from pathlib import Path
@@ -10,6 +11,11 @@ import pytest
 
 from perview.accounts import hash_password
 from perview.config import (
+    _HOST_KEYS,
+    _METRIC_KEYS,
+    _SERVER_KEYS,
+    _SOURCE_KEYS,
+    _USER_KEYS,
     ConfigError,
     HostConfig,
     MetricConfig,
@@ -111,6 +117,24 @@ def test_server_takes_exactly_its_record_s_fields_and_lists_them_for_a_misspelli
     assert errors('[server]\nprot = 1\n[sources.a]\ncommand = "x"\n') == [
         f"p.toml:2: server.prot: unknown key (expected one of: {expected})"
     ]
+
+
+@pytest.mark.parametrize(
+    ("table", "keys"),
+    [
+        ("[server]", _SERVER_KEYS),
+        ("[users.NAME]", _USER_KEYS),
+        ("[hosts.NAME]", _HOST_KEYS),
+        ("[sources.NAME]", _SOURCE_KEYS),
+        ("[metrics.NAME]", _METRIC_KEYS),
+    ],
+)
+def test_docs_config_md_lists_every_key_a_table_takes(table: str, keys: frozenset[str]) -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    section = docs.split(f"## `{table}`\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (.+?) \|", section, re.MULTILINE)
+    listed = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row)}
+    assert sorted(keys - listed) == []
 
 
 def test_the_shipped_example_is_valid() -> None:
