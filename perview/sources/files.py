@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from asyncinotify import Event, Inotify, Mask
 
-from perview.config import is_glob
+from perview.config import DEFAULT_FILE_LINES, is_glob
 from perview.hub import Ended, Output
 from perview.labels import MAX_PATH, display_name
 from perview.sources.reader import READ_SIZE
@@ -117,7 +117,9 @@ class FileSource:
 
     kind = "file"
 
-    def __init__(self, pattern: str, *, backlog: int = 10, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, pattern: str, *, backlog: int = DEFAULT_FILE_LINES, poll_interval: float = 1.0
+    ) -> None:
         self.pattern = os.path.abspath(pattern)
         self.backlog = backlog
         self.poll_interval = poll_interval
