@@ -52,8 +52,8 @@ def levels_by_host(hub: Hub) -> dict[str, list[int]]:
     hosts = [str(h) for h in named] if isinstance(named, list) else []
     single = hosts[0] if len(hosts) == 1 else LOCAL
     found = {host: [0] * len(LEVEL_NAMES) for host in (hosts if len(hosts) > 1 else [single])}
-    for label, counts in hub.leveller.tally.totals.items():
-        host = label if label is not None and label in hosts else single
+    for part, counts in hub.leveller.tally.totals.items():
+        host = part if part is not None and part in hosts else single
         total = found.setdefault(host, [0] * len(LEVEL_NAMES))
         for level, n in enumerate(counts):
             total[level] += n
