@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from perview.classify import DEFAULTS, HEAD
-from perview.levels import SHARE, Leveller
+from perview.levels import BURST, Leveller
 
 CORPUS = Path(__file__).parent / "data" / "levels"
 
@@ -32,9 +32,9 @@ def test_past_its_share_of_time_a_source_goes_unclassified_and_is_told_how_many(
             skipped += lines
             break
         marked += lines
-    assert skipped, f"{marked} lines classified in {SHARE} s of credit and still going"
+    assert skipped, f"{marked} lines classified in {BURST} s of credit and still going"
     assert leveller.unclassified == lines
-    clock.now += 1.0  # a second later: a fifth of a second to spend again
+    clock.now += 1.0  # a second later: BURST to spend again
     marks, notice = leveller.mark(b"INFO back\n", 1, None)
     assert marks == bytes([3 | HEAD])
     assert notice is not None and notice.startswith(f"levels not found for {lines:,} lines (")
