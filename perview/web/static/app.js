@@ -84,7 +84,7 @@ class App {
         samples: (samples) => this.metrics.onSamples(samples),
       },
     });
-    this.metrics = new Metrics({ streaming: () => this.connection.streaming, logsShown: () => this.panes.length > 0, saveUrl: () => this.saveUrl() });
+    this.metrics = new Metrics({ streaming: () => this.connection.streaming, logsShown: () => this.panes.length > 0, saveUrl: () => this.saveUrl(), logsAround: (t) => this.logsAround(t) });
   }
 
   async start() {
@@ -156,6 +156,14 @@ class App {
     this.connect();
     this.sidebar.tick(this.paneList.wanted());
     this.saveUrl();
+  }
+
+  /** Every recorded source's logs around `t` (a chart's moment), in the first pane (a pane of
+   *  the first source if none is open). */
+  logsAround(t) {
+    if (!this.panes.length) this.show(this.sources.names().slice(0, 1), "merged");
+    this.metrics.hide();
+    this.panes[0]?.history.around(t);
   }
 
   closePane(pane) {

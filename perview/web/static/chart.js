@@ -153,6 +153,10 @@ export class Chart {
         this.hoverX = null;
         this.schedule();
       });
+      // A click picks the moment under the cursor (`onPick(t)`, the server's epoch seconds).
+      this.canvas.addEventListener("click", (e) => {
+        if (this.onPick && this.frame) this.onPick(this.timeAt(e.offsetX));
+      });
     }
     this.resizeObserver = new ResizeObserver(([entry]) => {
       this.width = entry.contentRect.width;
@@ -379,6 +383,7 @@ export class Chart {
     }
     ctx.restore();
     if (!this.spark) this.drawThresholds(ctx, colors, { left, right, top, bottom, y });
+    this.frame = { left, right, t0 }; // for timeAt(), between draws
     if (!this.spark) this.drawHover(ctx, colors, { left, right, top, bottom, t0, x, y });
     const latest = this.latest(0);
     this.canvas.dataset.points = String(this.data[0].length);
@@ -516,6 +521,13 @@ export class Chart {
       ctx.fillText(label, left + 5, py - 1);
       ctx.restore();
     }
+  }
+
+  /** The time at `px` pixels from the canvas's left, as the last draw placed it. */
+  timeAt(px) {
+    const { left, right, t0 } = this.frame;
+    const x = Math.min(Math.max(px, left), right);
+    return t0 + ((x - left) / (right - left)) * this.range;
   }
 
   /** A moment in the read-out: seconds in short ranges, the day in long ones. */

@@ -83,6 +83,7 @@ class Card {
       step: stepOf(view.range),
     });
     this.chart.canvas.dataset.testid = "chart-canvas";
+    this.chart.onPick = (t) => view.page.logsAround?.(t);
     this.chart.canvas.setAttribute("role", "img");
     this.chart.canvas.ariaLabel = `${group.title} of ${host}`;
     this.legend = el("span", { className: "legend" });
@@ -195,7 +196,8 @@ class HostItem {
 
 export class Metrics {
   /** `page`: streaming() (whether live samples come over the event stream), logsShown() (whether
-   *  log panes are open), saveUrl() (the view changed). */
+   *  log panes are open), saveUrl() (the view changed), logsAround(t) (a chart's moment was
+ *  clicked: the recorded logs around it). */
   constructor(page) {
     this.page = page;
     this.series = new Map(); // id -> what api/metrics says of it, value and at kept current

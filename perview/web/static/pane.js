@@ -10,6 +10,7 @@ import { LINE, MARK, View } from "./store.js";
 import { ERROR, WARNING, isHead, levelOf } from "./levels.js";
 import { termFor } from "./fields.js";
 import { drawJson, fieldsList, levelControls, levelMark } from "./levelui.js";
+import { HistoryView } from "./searchview.js";
 
 const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
 const FRAME_MS = 16; // a draw less than a frame ago means lines are streaming: wait for a frame
@@ -95,7 +96,8 @@ export class Pane {
     this.viewport.addEventListener("scroll", () => this.onScroll(), { passive: true });
     this.rows.addEventListener("click", (e) => this.onRowClick(e));
     this.fieldsBox = el("div", { className: "fields-box", hidden: true });
-    this.root = el("section", { className: "pane", dataset: { testid: "pane", sources: names.join(",") } }, toolbar, this.fieldsBox, el("div", { className: "body" }, this.viewport, this.newLines));
+    this.history = new HistoryView(this);
+    this.root = el("section", { className: "pane", dataset: { testid: "pane", sources: names.join(",") } }, toolbar, this.history.bar, this.fieldsBox, el("div", { className: "body" }, this.viewport, this.newLines, this.history.root));
     this.resizeObserver = new ResizeObserver(() => {
       this.prefix = null;
       this.schedule();
@@ -123,6 +125,7 @@ export class Pane {
   }
 
   destroy() {
+    this.history.stop();
     this.filter.destroy();
     this.resizeObserver.disconnect();
     this.root.remove();
