@@ -22,7 +22,7 @@ data_dir = "{data}"
 metrics_every = "1s"
 
 [sources.app]
-command = "echo boot; echo ERROR needle-one; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done"
+command = "echo boot; echo ERROR needle-one; i=0; while sleep .2; do i=$((i+1)); echo tick $i; done"
 shell = true
 record = "1h"
 
@@ -98,7 +98,9 @@ def test_the_range_picker_narrows_the_search(serve: Serve, page: Page, tmp_path:
     page.get_by_test_id("history-range").select_option("custom")
     before = datetime.now() - timedelta(hours=2)
     page.get_by_test_id("history-from").fill(before.strftime("%Y-%m-%dT%H:%M:%S"))
-    page.get_by_test_id("history-to").fill((before + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"))
+    page.get_by_test_id("history-to").fill(
+        (before + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    )
     search(page, "needle-one")
     expect(page.get_by_test_id("history-status")).to_contain_text("0 matches;")
     expect(page.locator(HISTORY_LINE)).to_have_count(0)

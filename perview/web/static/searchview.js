@@ -214,6 +214,7 @@ export class HistoryView {
   async around(t) {
     const signal = this.begin(`the logs around ${stamp(t)}…`);
     this.saved = null;
+    this.q = ""; // nothing to mark in the lines around it
     const names = this.app.sources.names();
     const missing = [];
     const cut = [];
