@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.test_page import open_page
 from tests.conftest import Server, wait_until
-from tests.test_history_live import matches, search_json
+from tests.test_history_live import matches, search_json, write_store
 
 Serve = Callable[..., Server]
 
@@ -90,6 +90,29 @@ def test_a_source_that_is_not_recorded_says_so_and_every_recorded_source_can_be_
     search(page, "needle-one")
     expect(page.get_by_test_id("history-status")).to_contain_text("1 match;")
     expect(page.locator(HISTORY_LINE)).to_have_attribute("data-source", "app")
+
+
+def test_a_damaged_block_is_a_marker_among_the_results(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    write_store(data, "old", 3, lambda i: b"block %d needle-old\n" % i * 100)
+    # Blocks an hour apart fill a segment each: damage the middle one.
+    segment = sorted((data / "history").glob("*.seg"), key=lambda p: int(p.stem))[1]
+    raw = bytearray(segment.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    segment.write_bytes(bytes(raw))
+    server = history_server(serve, tmp_path)
+    open_page(page, server, "source=app")
+    page.get_by_test_id("history-scope").select_option("all")
+    page.get_by_test_id("history-range").select_option("7d")
+    search(page, "needle-old")
+    expect(page.get_by_test_id("history-status")).to_contain_text("200 matches;")
+    marker = page.get_by_test_id("history-marker")
+    expect(marker).to_have_count(1)
+    expect(marker).to_have_attribute("data-type", "damaged")
+    expect(marker).to_contain_text("old: 100 lines unreadable")
+    expect(marker).to_contain_text("checksum mismatch")
 
 
 def test_the_range_picker_narrows_the_search(serve: Serve, page: Page, tmp_path: Path) -> None:
