@@ -72,7 +72,7 @@ class StandInStream extends EventTarget {
 
 function setUp() {
   const streams = [];
-  const seen = { status: [], lines: [], sources: [], gaps: [] };
+  const seen = { status: [], lines: [], sources: [], gaps: [], alerts: [] };
   const timers = { pending: [], setTimeout: (fn, ms) => timers.pending.push([fn, ms]), clearTimeout: () => (timers.pending = []) };
   const connection = new Connection({
     open: (url) => streams[streams.push(new StandInStream(url)) - 1],
@@ -86,6 +86,7 @@ function setUp() {
       gap: (gap) => seen.gaps.push(gap),
       notice() {},
       samples() {},
+      alert: (change) => seen.alerts.push(change),
     },
   });
   return { connection, streams, seen, timers };
@@ -137,4 +138,12 @@ test("no source on screen closes the stream", () => {
   connection.connect([]);
   assert.equal(streams[0].readyState, EventStream.CLOSED);
   assert.equal(connection.streaming, false);
+});
+
+test("an alert's change on the stream reaches the page's handler", () => {
+  const { connection, streams, seen } = setUp();
+  connection.connect(["a"]);
+  streams[0].open();
+  streams[0].send("alert", JSON.stringify({ name: "boom", state: "firing", firing: { alert: "boom", at: 5 } }));
+  assert.deepEqual(seen.alerts, [{ name: "boom", state: "firing", firing: { alert: "boom", at: 5 } }]);
 });

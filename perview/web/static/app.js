@@ -5,10 +5,12 @@
 //   sidebar.js     the list of sources                              panes.js     the panes on screen
 //   urlstate.js    what the address says                            highlights.js, highlight-dialog.js
 //   downloads.js   saving lines                                     clipboard.js, keyboard.js, status.js
+//   metrics.js     the metrics view                                 alertsview.js the alerts view
 // Every line arrives as text and is only ever put into text nodes.
 
 import { LineStore, LINE, MARK } from "./store.js";
 import { Metrics } from "./metrics.js";
+import { AlertsView } from "./alertsview.js";
 import { EventStream } from "./events.js";
 import { api, pageCredential } from "./credential.js";
 import { linked, signedIn } from "./session.js";
@@ -74,7 +76,10 @@ class App {
       refused: () => pageCredential().refused,
       handlers: {
         status: setConnection,
-        open: () => this.metrics.connected(),
+        open: () => {
+          this.metrics.connected();
+          this.alerts.connected();
+        },
         source: (info, restarted) => this.onSource(info, restarted),
         lines: (header, lines) => this.onLines(header, lines),
         state: (state) => this.onState(state),
@@ -82,9 +87,16 @@ class App {
         // What the source says of its lines: resumed, not followed.
         notice: (n) => this.mark(n.source, n.part ? `${n.part}: ${n.text}` : n.text, n.time * 1000),
         samples: (samples) => this.metrics.onSamples(samples),
+        alert: (change) => this.alerts.onEvent(change),
       },
     });
     this.metrics = new Metrics({ streaming: () => this.connection.streaming, logsShown: () => this.panes.length > 0, saveUrl: () => this.saveUrl(), logsAround: (t) => this.logsAround(t) });
+    this.alerts = new AlertsView({
+      streaming: () => this.connection.streaming,
+      metricsShown: () => this.metrics.visible,
+      hideOthers: () => this.metrics.hide(),
+      openSource: (name) => this.show([name], "merged"),
+    });
   }
 
   async start() {
@@ -99,6 +111,7 @@ class App {
     if (names.length && linked()) await this.askToStart(names);
     if (!this.panes.length) this.show(names, this.state.split ? "split" : "merged", this.state.filter);
     this.metrics.start(this.state.metrics);
+    this.alerts.start();
     setInterval(() => this.refresh(), POLL_MS);
     bindKeys({
       activePane: () => this.paneList.active(document.activeElement),
@@ -152,6 +165,7 @@ class App {
     $("start-gate").hidden = true;
     this.started?.();
     this.metrics.hide();
+    this.alerts.hide();
     this.paneList.show(names, mode, filter);
     this.connect();
     this.sidebar.tick(this.paneList.wanted());

@@ -73,7 +73,7 @@ export function alreadyShown(held, lines) {
 
 /** The connection. `handlers`: status(state) ("connecting", "live", "reconnecting", "signed
  *  out"), open(), source(info, restarted), lines(header, lines), state(state), gap(gap),
- *  notice(notice), samples(samples). `refused()` tells whether the credential was refused (then
+ *  notice(notice), samples(samples), alert(change). `refused()` tells whether the credential was refused (then
  *  it waits to be asked to connect again). */
 export class Connection {
   constructor({ handlers, open = (url) => new EventStream(url), refused = () => false, timers = globalThis }) {
@@ -156,5 +156,6 @@ export class Connection {
     on("state", (e) => this.handlers.state(JSON.parse(e.data)));
     on("notice", (e) => this.handlers.notice(JSON.parse(e.data)));
     on("metric", (e) => this.handlers.samples(JSON.parse(e.data).samples));
+    on("alert", (e) => this.handlers.alert(JSON.parse(e.data)));
   }
 }
