@@ -156,7 +156,7 @@ def test_an_operator_silences_an_alert_for_an_hour_and_lifts_it(
     expect(rule.get_by_test_id("alert-state")).to_have_text("firing")
     rule.get_by_test_id("alert-silence").click()
     expect(rule.get_by_test_id("alert-state")).to_have_text("silenced")
-    expect(rule.get_by_test_id("alert-since")).to_have_text("silenced for 59 min more by olga")
+    expect(rule.get_by_test_id("alert-since")).to_have_text("silenced for 1 h more by olga")
     expect(page.get_by_test_id("alerts-badge")).to_be_hidden()  # someone already knows
     rule.get_by_test_id("alert-unsilence").click()
     expect(rule.get_by_test_id("alert-state")).to_have_text("firing")
@@ -183,3 +183,14 @@ def test_a_viewer_is_not_offered_a_silence_and_is_refused_one(
     )
     assert status == 403
     expect(rule.get_by_test_id("alert-state")).to_have_text("firing")
+
+
+def test_a_server_without_alerts_shows_no_alerts_button(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text("[sources.app]\ncommand = \"sh -c 'echo hi; sleep 300'\"\n")
+    server = serve("serve", "-c", str(path))
+    open_page(page, server)
+    expect(page.locator('[data-testid="line"] .text').last).to_have_text("hi")
+    expect(page.get_by_test_id("view-alerts")).to_be_hidden()

@@ -113,6 +113,8 @@ test("states read as words with how long", () => {
   assert.equal(stateText(rule("a", "ok", [], { since: null }), 5), "ok");
   const silenced = rule("a", "silenced", [], { silenced_until: 4600, silenced_by: "olga" });
   assert.equal(stateText(silenced, 1000), "silenced for 1 h more by olga");
+  assert.equal(stateText(silenced, 1000.4), "silenced for 1 h more by olga", "not 59 min a moment later");
+  assert.equal(stateText(silenced, 1061), "silenced for 59 min more by olga");
   assert.equal(span(59.4), "59 s");
   assert.equal(span(3 * 86400), "3 d");
 });

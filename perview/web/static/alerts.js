@@ -112,7 +112,9 @@ export function span(seconds) {
 export function stateText(rule, now) {
   if (rule.state === "silenced") {
     const by = rule.silenced_by ? ` by ${rule.silenced_by}` : "";
-    return `silenced for ${span(rule.silenced_until - now)} more${by}`;
+    // Rounded up to the minute: "1 h more" just after a silence for 1 h, whatever the clocks.
+    const left = Math.ceil((rule.silenced_until - now) / 60) * 60;
+    return `silenced for ${span(left)} more${by}`;
   }
   if (rule.since === null || rule.since === undefined) return rule.state;
   return `${rule.state} for ${span(now - rule.since)}`;

@@ -25,6 +25,7 @@ export class AlertsView {
     this.page = page;
     this.book = new AlertBook();
     this.visible = false;
+    this.absent = false; // the server has no alerts configured
     this.polledAt = 0;
     this.contexts = new Map(); // firing key -> its context box, kept across redraws
     this.root = $("alerts");
@@ -42,36 +43,39 @@ export class AlertsView {
     );
   }
 
-  /** Load the rules; with none configured (the server has no api/alerts) the button stays away. */
+  /** Load the rules; with none configured the button stays away. */
   async start() {
-    if (!(await this.refresh())) return;
-    this.button.hidden = false;
     this.button.addEventListener("click", () => this.show());
     $("view-logs").addEventListener("click", () => this.hide());
     $("view-metrics").addEventListener("click", () => this.hide());
-    setInterval(() => this.poll(), POLL_MS);
+    await this.refresh();
+    if (!this.absent) setInterval(() => this.poll(), POLL_MS);
   }
 
   poll() {
-    if (pageCredential().refused) return; // the page says how to sign in again
-    if (this.visible || !this.page.streaming()) this.refresh();
+    if (this.absent || pageCredential().refused) return; // refused: the page says how to sign in
+    if (!this.book.loaded || this.visible || !this.page.streaming()) this.refresh();
   }
 
-  /** Fetch every rule; false when this server has no alerts. Firings found that the stream did
-   *  not bring (none open, or it was down) are told as news too. */
+  /** Fetch every rule. Firings found that the stream did not bring (none open, or it was down)
+   *  are told as news too. */
   async refresh() {
     let list;
     try {
       const response = await api("api/alerts", { cache: "no-store" });
-      if (!response.ok) return false;
+      if (response.status === 404) {
+        this.absent = true; // this server has no alerts: nothing to poll
+        return;
+      }
+      if (!response.ok) return;
       list = await response.json();
     } catch {
-      return false; // the connection indicator says so
+      return; // the connection indicator says so
     }
     this.polledAt = Date.now();
+    this.button.hidden = list.length === 0; // a config without alerts: nothing to show
     this.tell(this.book.load(list));
     this.render();
-    return true;
   }
 
   /** The stream (re)opened: what it did not carry meanwhile is fetched. */
