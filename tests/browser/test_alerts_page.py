@@ -133,9 +133,16 @@ def test_an_unrecorded_sources_firing_opens_its_pane_for_context(
     serve: Serve, page: Page, tmp_path: Path
 ) -> None:
     server = serve("serve", "-c", config(tmp_path, recorded=False))
+    page.add_init_script(SPY)
     fire(tmp_path)
     open_page(page, server)
     page.get_by_test_id("view-alerts").click()
+    # Notifications not yet allowed: the page asks the browser when the person clicks, not before.
+    notify = page.get_by_test_id("alerts-notify")
+    expect(notify).to_have_text("notify me in this browser")
+    assert page.evaluate("window.permissionAsked") == 0
+    notify.click()
+    page.wait_for_function("() => window.permissionAsked === 1")
     firing = page.get_by_test_id("firing")
     expect(firing.get_by_test_id("firing-line")).to_have_text("ERROR disk on fire")
     firing.get_by_test_id("firing-context").click()
