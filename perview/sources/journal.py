@@ -38,7 +38,7 @@ from pathlib import Path
 
 from perview.config import DEFAULT_FILE_LINES, JournalConfig
 from perview.hub import Ended, Forward, Output
-from perview.private import FILE_MODE, private_dir
+from perview.sources._state import StateFile
 from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.ssh import SshSource, _Words, ssh_argv
 
@@ -60,10 +60,6 @@ FIELDS = (
 # A line of journalctl's output longer than this without a newline is not a record being
 # received but something else (it is passed on as text, as journalctl's own words are).
 MAX_RECORD = 4 * 1024 * 1024
-
-# The cursor is written to the data directory at most this often while records arrive (and at
-# the end of every run): a Perview killed outright repeats at most this much on its restart.
-SAVE_EVERY = 1.0
 
 CONTINUATION = "    "  # a message's second and further lines: indented, so in its entry
 PLAIN = re.compile(r'[^\s"=]+')  # a field value written as it is (else quoted)
@@ -92,15 +88,15 @@ class JournalSource:
         self.destination = destination
         self.ssh_args = tuple(ssh_args)
         self.guards = guards
-        self.state = state
         self.lines = lines
         self.filters = _filters(query, remote=destination is not None)
+        # A source whose filters or host changed reads other records: its old cursor means
+        # nothing to it (it would not even be among them).
+        self.state = StateFile(state, [destination or "", *self.filters]) if state else None
         self.cursor: str | None = None  # the last record passed on
         self.cursor_at = 0.0  # its time (epoch seconds)
         self.loaded = False  # the state file was read (once, at the first run)
         self._resuming: str | None = None  # the cursor the running journalctl started at
-        self._saved: str | None = None  # the cursor last written to `state`
-        self._saved_when = 0.0
 
     def argv(self) -> list[str]:
         """journalctl's arguments for the next run: after the last record seen, if any."""
@@ -154,39 +150,18 @@ class JournalSource:
         self.save()
 
     def save(self, *, force: bool = False) -> None:
-        """Write the cursor to the state file (0600, replaced atomically), at most once every
-        SAVE_EVERY seconds unless `force`."""
-        if self.state is None or self.cursor is None or self.cursor == self._saved:
-            return
-        now = time.monotonic()
-        if not force and now - self._saved_when < SAVE_EVERY:
-            return
-        self._saved, self._saved_when = self.cursor, now
-        record = {"cursor": self.cursor, "at": self.cursor_at, "query": self._identity()}
-        try:
-            private_dir(self.state.parent)
-            _write_atomically(self.state, json.dumps(record).encode())
-        except OSError as exc:
-            log.warning("cannot keep the journal cursor in %s: %s", self.state, exc.strerror)
+        """Write the cursor to the state file, at most once a second unless `force`."""
+        if self.state is not None and self.cursor is not None and (force or self.state.due()):
+            self.state.save({"cursor": self.cursor, "at": self.cursor_at}, force=force)
 
     def _load(self) -> None:
-        if self.state is None:
+        if self.state is None or (state := self.state.load()) is None:
             return
-        try:
-            record = json.loads(self.state.read_bytes())
-            cursor, at, query = record["cursor"], float(record["at"]), record["query"]
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: not a journal cursor (%s); starting from the end", self.state, exc)
-            return
-        # A source whose filters or host changed reads other records: its old cursor means
-        # nothing to it (it would not even be among them).
-        if query == self._identity() and isinstance(cursor, str) and cursor:
-            self.cursor, self.cursor_at, self._saved = cursor, at, cursor
-
-    def _identity(self) -> list[str]:
-        return [self.destination or "", *self.filters]
+        cursor, at = state.get("cursor"), state.get("at")
+        if isinstance(cursor, str) and cursor and isinstance(at, int | float):
+            self.cursor, self.cursor_at = cursor, float(at)
+        else:
+            log.warning("%s: not a journal cursor; starting from the end", self.state.path)
 
 
 class _Ssh(SshSource):
@@ -383,16 +358,3 @@ def _int(value: object) -> int:
 
 def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "an unknown time"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`: written to a temporary file (0600) first, so a reader (the
-    next start) finds the old content or the new, never half of one."""
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)  # a temporary file left over from before, wider
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
