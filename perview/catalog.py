@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from perview.config import Config, HostConfig, SourceConfig, data_dir
 from perview.hub import Hub
@@ -74,7 +75,7 @@ class Catalog:
         for name in changed:
             spec = new[name]
             await self.hubs[name].reconfigure(
-                build_source(spec, config.hosts, self.guards, data_dir(config.server)),
+                build_source(spec, config.hosts, self.guards, _state_dir(spec, config)),
                 max_lines=spec.backlog,
                 max_bytes=spec.max_bytes,
                 keep=_kept(spec, config),
@@ -99,7 +100,7 @@ class Catalog:
     def _build(self, spec: SourceConfig) -> Hub:
         return Hub(
             spec.name,
-            build_source(spec, self.config.hosts, self.guards, data_dir(self.config.server)),
+            build_source(spec, self.config.hosts, self.guards, _state_dir(spec, self.config)),
             max_lines=spec.backlog,
             max_bytes=spec.max_bytes,
             keep=_kept(spec, self.config),
@@ -116,6 +117,12 @@ def _kept(spec: SourceConfig, config: Config) -> bool:
     # Standard input is read whether or not anyone watches; a recorded source runs to be
     # recorded, and what an alert watches runs to be watched.
     return spec.keep or spec.stdin or spec.recorded or spec.name in config.alerted
+
+
+def _state_dir(spec: SourceConfig, config: Config) -> Path | None:
+    """Where a source keeps what it needs to resume after a restart: only one that runs always
+    (what a viewer starts would replay everything since it last ran to its first viewer)."""
+    return data_dir(config.server) if _kept(spec, config) else None
 
 
 def _footprint(spec: SourceConfig, hosts: Mapping[str, HostConfig]) -> object:

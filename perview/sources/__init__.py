@@ -27,25 +27,38 @@ def build_source(
     state_dir: Path | None = None,
 ) -> Source:
     """The source for `spec`: one part per host, merged (lines tagged by host) if several.
-    `state_dir` (the data directory) is where a `keep` journal source keeps its cursor."""
+
+    `state_dir` (the data directory), given only for a source that runs always, is where a
+    journal keeps its cursor and a file where it was left (`journal/` and `files/`, a file
+    `NAME@HOST.json` per part), so that it resumes there after a restart of Perview. Another
+    source does not: it would replay everything since it last ran (perhaps days ago) to its
+    first viewer."""
     if spec.stdin:
         return StdinSource()
     if spec.journal is not None:
         return _journal(spec, hosts, guards, state_dir)
-    if not spec.hosts:
-        return _part(spec, None, guards)
+    state = state_dir / "files" if state_dir is not None and spec.file is not None else None
     parts: dict[str, Source] = {
-        name: _part(spec, None if name == LOCAL else hosts[name], guards) for name in spec.hosts
+        name: _part(
+            spec,
+            None if name == LOCAL else hosts[name],
+            guards,
+            state / f"{spec.name}@{name}.json" if state is not None else None,
+        )
+        for name in spec.hosts or (LOCAL,)
     }
     if len(parts) == 1:
         return next(iter(parts.values()))
     return MergedSource(parts)
 
 
-def _part(spec: SourceConfig, host: HostConfig | None, guards: GuardPool) -> Source:
+def _part(
+    spec: SourceConfig, host: HostConfig | None, guards: GuardPool, state: Path | None
+) -> Source:
     if host is None:
         if spec.file is not None:
-            return FileSource(os.path.expanduser(spec.file), backlog=DEFAULT_FILE_LINES)
+            path = os.path.expanduser(spec.file)
+            return FileSource(path, backlog=DEFAULT_FILE_LINES, state=state)
         env = {**os.environ, **spec.env} if spec.env else None
         cwd = os.path.expanduser(spec.cwd) if spec.cwd else None
         return ProcessSource(spec.command, env=env, cwd=cwd, guards=guards)
@@ -56,6 +69,7 @@ def _part(spec: SourceConfig, host: HostConfig | None, guards: GuardPool) -> Sou
             backlog=DEFAULT_FILE_LINES,
             ssh_args=host.ssh_args,
             guards=guards,
+            state=state,
         )
     line = shlex.join(spec.command)
     if spec.env:
@@ -69,9 +83,7 @@ def _journal(
     spec: SourceConfig, hosts: Mapping[str, HostConfig], guards: GuardPool, state_dir: Path | None
 ) -> Source:
     assert spec.journal is not None
-    # Only a kept source resumes across restarts of Perview: another would replay everything
-    # since it last ran (perhaps days ago) to its first viewer.
-    kept = state_dir / "journal" if state_dir is not None and spec.keep else None
+    kept = state_dir / "journal" if state_dir is not None else None
     parts: dict[str, Source] = {}
     for name in spec.hosts or (LOCAL,):
         host = None if name == LOCAL else hosts[name]

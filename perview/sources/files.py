@@ -40,12 +40,15 @@ import os
 import stat
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeGuard
 
 from asyncinotify import Event, Inotify, Mask
 
 from perview.config import DEFAULT_FILE_LINES, is_glob
 from perview.hub import Ended, Output
 from perview.labels import MAX_PATH, display_name
+from perview.sources._state import StateFile
 from perview.sources.reader import READ_SIZE
 
 log = logging.getLogger(__name__)
@@ -77,14 +80,42 @@ WATCH_MASK = RESCAN_EVENTS | Mask.MODIFY | Mask.CLOSE_WRITE | Mask.ATTRIB | Mask
 
 
 @dataclass(frozen=True, slots=True)
-class _Left:
-    """Where a run stopped reading a file: enough to resume it exactly, or to say what was not
-    followed."""
+class Left:
+    """Where a run stopped reading a file (here or on another host): enough to resume it
+    exactly, or to say what was not followed."""
 
     ident: tuple[int, int]  # st_dev, st_ino of the file that was being read
     pos: int
     tail: bytes  # the bytes before `pos` (to tell a rewritten file from one that grew)
     at: float  # when (epoch seconds)
+
+    def saved(self) -> dict[str, object]:
+        """As a state file keeps it (see _state.py)."""
+        return {
+            "dev": self.ident[0],
+            "ino": self.ident[1],
+            "pos": self.pos,
+            "tail": self.tail.hex(),
+            "at": self.at,
+        }
+
+    @staticmethod
+    def restored(saved: object) -> Left | None:
+        """What `saved` made of a Left, or None if `saved` is not that."""
+        if not isinstance(saved, dict):
+            return None
+        dev, ino, pos, at, tail = (saved.get(key) for key in ("dev", "ino", "pos", "at", "tail"))
+        if not (_count(dev) and _count(ino) and _count(pos) and isinstance(tail, str)):
+            return None
+        if not isinstance(at, int | float):
+            return None
+        try:
+            fingerprint = bytes.fromhex(tail)
+        except ValueError:
+            return None
+        if len(fingerprint) > min(pos, FINGERPRINT):
+            return None
+        return Left((dev, ino), pos, fingerprint, float(at))
 
 
 @dataclass(slots=True)
@@ -101,7 +132,7 @@ class _File:
     moved: bool = False  # `fd` is no longer the file at `path`
     grew_at: float = 0.0  # when a read last returned data (monotonic)
     problem: str | None = None  # why the path cannot be read, while `fd` is None
-    left: _Left | None = None  # where an earlier run stopped reading it: resume from there
+    left: Left | None = None  # where an earlier run stopped reading it: resume from there
 
 
 class FileSource:
@@ -110,15 +141,21 @@ class FileSource:
     Files there at the start begin with their last `backlog` lines; files appearing later are
     read from their start. A later run (the next viewer) resumes each file where the last one
     stopped reading it, in its rotated sibling if it was rotated meanwhile, and says in a
-    notice what it could not follow. A glob tags each file's bytes with its name (relative to
-    the pattern's fixed directory), as the part of the source they come from. Runs until `stop`
-    is set and closes every descriptor and watch.
+    notice what it could not follow; with `state`, a file in the data directory, so does the
+    first run after a restart of Perview. A glob tags each file's bytes with its name (relative
+    to the pattern's fixed directory), as the part of the source they come from. Runs until
+    `stop` is set and closes every descriptor and watch.
     """
 
     kind = "file"
 
     def __init__(
-        self, pattern: str, *, backlog: int = DEFAULT_FILE_LINES, poll_interval: float = 1.0
+        self,
+        pattern: str,
+        *,
+        backlog: int = DEFAULT_FILE_LINES,
+        poll_interval: float = 1.0,
+        state: Path | None = None,
     ) -> None:
         self.pattern = os.path.abspath(pattern)
         self.backlog = backlog
@@ -127,15 +164,34 @@ class FileSource:
         self.root = os.path.dirname(self.pattern)  # the deepest directory without wildcards
         while is_glob(self.root):
             self.root = os.path.dirname(self.root)
-        self.left: dict[str, _Left] = {}  # by path: where the last run stopped reading
+        self.left: dict[str, Left] = {}  # by path: where the last run stopped reading
+        # Positions in another file (another pattern) mean nothing to this one.
+        self.state = StateFile(state, {"file": self.pattern}) if state else None
+        self.loaded = False  # the state file was read (once, at the first run)
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        if not self.loaded:
+            self.loaded = True
+            self._load()
         follower = _Follower(self, out, stop)
         try:
             await follower.follow()
         finally:
             await follower.close()
         return Ended(0)
+
+    def save(self, left: dict[str, Left], *, force: bool = False) -> None:
+        if self.state is not None:
+            files = {path: where.saved() for path, where in left.items()}
+            self.state.save({"files": files}, force=force)
+
+    def _load(self) -> None:
+        if self.state is None or (state := self.state.load()) is None:
+            return
+        files = state.get("files")
+        for path, saved in files.items() if isinstance(files, dict) else ():
+            if (left := Left.restored(saved)) is not None:
+                self.left.setdefault(path, left)
 
 
 class _Follower:
@@ -155,6 +211,7 @@ class _Follower:
         self.tasks: set[asyncio.Task[None]] = set()
         self.reported: str | None = None  # the last reason to wait; None: started
         self.has_reported = False
+        self.moved_on = False  # some position changed since the state file was last written
 
     async def follow(self) -> None:
         self._start_inotify()
@@ -170,6 +227,9 @@ class _Follower:
                 self._scan(False)
             await self._check_dirty()
             self._report()
+            if self.moved_on and self.source.state is not None and self.source.state.due():
+                self.moved_on = False
+                self.source.save(self._where())
             if self.dirty:  # a file has more to read
                 continue
             with contextlib.suppress(TimeoutError):
@@ -178,10 +238,9 @@ class _Follower:
             self.wake.clear()
 
     async def close(self) -> None:
-        now = time.time()
-        for path, file in self.files.items():
-            if file.fd is not None:
-                self.source.left[path] = _Left(file.ident, file.pos, file.tail, now)
+        self.source.left = self._where()
+        self.source.save(self.source.left, force=True)
+        for file in self.files.values():
             _close(file)
         for task in self.tasks:
             task.cancel()
@@ -192,6 +251,18 @@ class _Follower:
                 # The kernel may take its time here (synchronize_srcu: up to 20 ms measured),
                 # which must not stall every other stream on the loop.
                 await asyncio.to_thread(self.inotify.close)
+
+    def _where(self) -> dict[str, Left]:
+        """Where the next run should resume each file: where this one is in it, or, for a file
+        it has not opened yet, where an earlier run left it."""
+        now = time.time()
+        where = dict(self.source.left)  # left by an earlier run, not found by this one
+        for path, file in self.files.items():
+            if file.fd is not None:
+                where[path] = Left(file.ident, file.pos, file.tail, now)
+            elif file.left is not None:
+                where[path] = file.left
+        return where
 
     # -- which files, and when to look ---------------------------------------------------------
 
@@ -305,14 +376,18 @@ class _Follower:
                     pass
                 self.out.end_line(file.part)
                 _close(file)
+                self.moved_on = True
             note = _open(file)
-            if file.fd is None:
-                return False
-            self._report()  # `started` comes before the first bytes
+            if file.fd is not None:
+                self.moved_on = True
+                self._report()  # `started` comes before the first bytes
             if note:
                 self.out.notice(note, file.part)
+            if file.fd is None:
+                return False
             return await self._read(file, file.fd)
         except OSError as exc:
+            self.moved_on = self.moved_on or file.fd is not None
             _close(file)
             file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
             return False
@@ -353,6 +428,7 @@ class _Follower:
             file.pos += len(data)
             file.tail = (file.tail + data if len(data) < FINGERPRINT else data)[-FINGERPRINT:]
             file.grew_at = time.monotonic()
+            self.moved_on = True
             budget -= len(data)
             await self.out.write(data, file.part)
         await asyncio.sleep(0)  # a turn for the rest of the loop before more of this file
@@ -367,7 +443,13 @@ def _open(file: _File) -> str | None:
         fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
     except (FileNotFoundError, NotADirectoryError):
         file.problem, file.backlog = f"waiting for {_shown(file.path)} to appear", None
-        return _resume_rotated(file)  # perhaps renamed away, and nothing new at the path yet
+        rotated = _resume_rotated(file)  # perhaps renamed away, and nothing new at the path yet
+        if rotated is None and (left := file.left) is not None:
+            # Neither at the path nor under another name: what it got after `left` is lost, and
+            # the file that appears next is a new one, read from its start.
+            file.left = None
+            return f"was deleted after {moment(left.at)}: what was written to it since is not shown"
+        return rotated
     except OSError as exc:
         file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
         return None
@@ -522,6 +604,10 @@ def _rewritten(file: _File, fd: int, size: int) -> bool:
 def _shown(path: str) -> str:
     """A path as notices and the log show it: a matched name is anyone's choice of bytes."""
     return display_name(path, MAX_PATH)
+
+
+def _count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -40,11 +40,12 @@ import logging
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
 from perview.hub import Ended, Forward, Output
 from perview.labels import MAX_PATH, display_name
-from perview.sources.files import FINGERPRINT, RESUME_LIMIT, amount, moment
+from perview.sources._state import StateFile
+from perview.sources.files import FINGERPRINT, RESUME_LIMIT, Left, amount, moment
 from perview.sources.process import GuardPool
 from perview.sources.ssh import SshSource, _Words, ssh_argv
 
@@ -150,18 +151,8 @@ def far_path(path: str) -> str:
     return '"$HOME"/' + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
 
 
-@dataclass(frozen=True, slots=True)
-class _Left:
-    """Where the last connection stopped reading the far file (files.py's `_Left`, remotely)."""
-
-    ident: tuple[int, int]
-    pos: int
-    tail: bytes
-    at: float
-
-
 def follow_file_command(
-    path: str, lines: int | None, *, backlog: int = 10, left: _Left | None = None
+    path: str, lines: int | None, *, backlog: int = 10, left: Left | None = None
 ) -> str:
     """The far-side command that follows `path`: resumed from `left`, or starting with its last
     `lines` (None: from its start; `backlog` lines when there would be too much to catch up)."""
@@ -238,6 +229,7 @@ class _Reader(Forward):
                 self.pos += count
                 self.tail = (self.tail + data)[-FINGERPRINT:]
                 await self.out.write(data)
+                self.source.save(self)
             return True
         end = buffer.find(b"\n")
         if end < 0:
@@ -327,10 +319,11 @@ class _Reader(Forward):
             shown = display_name(bytes(text), 200)
             log.warning("ssh %s: before the file: %s", self.source.destination, shown)
 
-    def leave(self) -> _Left | None:
-        """Where the next connection should resume."""
+    def leave(self) -> Left | None:
+        """Where the next connection should resume: where the bytes passed on end, or where the
+        last connection left the file if the far side has not said yet what became of it."""
         if self.ident is not None:
-            return _Left(self.ident, self.pos, self.tail, time.time())
+            return Left(self.ident, self.pos, self.tail, time.time())
         return None if self.consumed else self.left
 
 
@@ -345,7 +338,8 @@ class RemoteFileSource(SshSource):
     """The file at `path` on `destination`, followed over ssh. It starts with its last `backlog`
     lines; a new connection (after the link dropped, or for the next viewer) resumes exactly
     where the last one left it, in its rotated sibling first if it was rotated meanwhile, and
-    says in a notice what it could not follow."""
+    says in a notice what it could not follow. With `state`, a file in the data directory, so
+    does the first connection after a restart of Perview."""
 
     def __init__(
         self,
@@ -355,16 +349,24 @@ class RemoteFileSource(SshSource):
         backlog: int = 10,
         ssh_args: Sequence[str] = (),
         guards: GuardPool | None = None,
+        state: Path | None = None,
     ) -> None:
         self.path = path
         self.backlog = backlog
-        self.left: _Left | None = None  # where the last connection stopped reading
+        self.left: Left | None = None  # where the last connection stopped reading
+        # A position in another file, or on another host, means nothing to this one.
+        self.state = StateFile(state, {"file": path, "ssh": destination}) if state else None
+        self.loaded = False  # the state file was read (once, at the first run)
         self.lines: int | None = backlog  # how the next connection starts a file it never read
         super().__init__(
             destination, follow_file_command(path, backlog), ssh_args=ssh_args, guards=guards
         )
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        if not self.loaded:
+            self.loaded = True
+            if self.state is not None and (state := self.state.load()) is not None:
+                self.left = Left.restored(state.get("left"))
         self.lines = self.backlog
         return await super().run(out, stop)
 
@@ -379,6 +381,13 @@ class RemoteFileSource(SshSource):
             return Ended(reason=f"the far side of {_shown(self.path)} sent {exc}")
         finally:
             self.left = reader.leave()
+            self.save(reader, force=True)
+
+    def save(self, reader: _Reader, *, force: bool = False) -> None:
+        """Keep where `reader` is in the state file, at most once a second unless `force`."""
+        if self.state is not None and (force or self.state.due()):
+            left = reader.leave()
+            self.state.save({"left": left.saved() if left else None}, force=force)
 
 
 def _number(field: bytes) -> int:
