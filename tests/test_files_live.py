@@ -1,0 +1,210 @@
+"""File sources across a restart of Perview: one that runs always (`keep`, or recorded) resumes
+where the last Perview stopped reading, here and on another host; one that does not starts, as
+ever, with the file's last lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import TOKEN, Server, start_server, stop_server
+from tests.sshd import Sshd
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WITHIN = 15.0
+LINE = re.compile(r"(?:\S+: )?(line \d+)$")  # a remote source's lines carry no host: one host
+
+
+def shown(text: str) -> list[str]:
+    """Each line, and `[perview]` for each notice, in the order of the stream."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("[perview]"):
+            found.append("[perview]")
+        elif match := LINE.match(line):
+            found.append(match[1])
+    return found
+
+
+def numbered(first: int, last: int) -> list[str]:
+    return [f"line {n}" for n in range(first, last + 1)]
+
+
+def text(first: int, last: int) -> str:
+    return "".join(f"{line}\n" for line in numbered(first, last))
+
+
+def write(path: Path, content: str) -> None:
+    path.write_text(content)
+
+
+def append(path: Path, content: str) -> None:
+    with path.open("a") as file:
+        file.write(content)
+
+
+@contextmanager
+def perview(path: Path) -> Iterator[Server]:
+    server = start_server(["serve", "-c", str(path)])
+    try:
+        yield server
+    finally:
+        stop_server(server)  # SIGTERM: every source ends its run, and saves where it is
+
+
+async def read(server: Server, until: Callable[[list[str]], bool]) -> tuple[list[str], str]:
+    """What a viewer of `app` (with all of the ring first) has seen once `until` holds."""
+    url = f"{server.base}/api/sources/app/text?backlog=1000"
+    seen = ""
+    async with aiohttp.ClientSession() as session, session.get(url, headers=AUTH) as response:
+        try:
+            async with asyncio.timeout(WITHIN):
+                while not until(shown(seen)):
+                    line = await response.content.readline()
+                    assert line, f"the stream ended: {seen!r}"
+                    seen += line.decode()
+        except TimeoutError:
+            raise AssertionError(f"not seen within {WITHIN} s: {seen!r}") from None
+    return shown(seen), seen
+
+
+def config(tmp_path: Path, log: Path, source: str = "keep = true\n", extra: str = "") -> Path:
+    path = tmp_path / "perview.toml"
+    write(
+        path,
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n\n{extra}'
+        f'[sources.app]\nfile = "{log}"\n{source}',
+    )
+    return path
+
+
+def ends_with(last: int) -> Callable[[list[str]], bool]:
+    return lambda seen: seen[-1:] == [f"line {last}"]
+
+
+async def first_run(path: Path, log: Path) -> None:
+    """A Perview that reads `log` (lines 1 to 20, then 21 to 25 while it runs) and stops."""
+    write(log, text(1, 20))
+    with perview(path) as server:
+        assert (await read(server, ends_with(20)))[0] == numbered(11, 20)
+        append(log, text(21, 25))
+        await read(server, ends_with(25))
+
+
+@pytest.mark.parametrize("kept", ["keep = true\n", 'record = "1d"\n'])
+async def test_lines_written_while_perview_was_down_arrive_once_after_its_restart(
+    tmp_path: Path, kept: str
+) -> None:
+    log = tmp_path / "app.log"
+    path = config(tmp_path, log, kept)
+    await first_run(path, log)
+    append(log, text(26, 60))  # more than the ten lines a fresh start shows
+    with perview(path) as server:
+        seen, said = await read(server, ends_with(60))
+        append(log, text(61, 61))
+        assert (await read(server, ends_with(61)))[0] == ["[perview]", *numbered(26, 61)]
+    assert seen == ["[perview]", *numbered(26, 60)]  # and not 16 to 25 again
+    assert "resumed where it was left at " in said
+
+
+async def test_a_file_rotated_while_perview_was_down_is_finished_first(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    path = config(tmp_path, log)
+    await first_run(path, log)
+    append(log, text(26, 30))
+    log.rename(tmp_path / "app.log.1")  # logrotate's `create`, while Perview is down
+    write(log, text(31, 35))
+    with perview(path) as server:
+        seen, said = await read(server, ends_with(35))
+    assert seen == ["[perview]", *numbered(26, 35)]
+    assert "reading the rest of it as app.log.1 first" in said
+
+
+async def test_a_file_replaced_while_perview_was_down_says_what_is_not_shown(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    path = config(tmp_path, log)
+    await first_run(path, log)
+    append(log, text(26, 30))  # lost with the old file
+    fresh = tmp_path / "app.log.new"
+    write(fresh, text(100, 102))
+    fresh.replace(log)
+    with perview(path) as server:
+        seen, said = await read(server, ends_with(102))
+    assert seen == ["[perview]", *numbered(100, 102)]
+    assert re.search(r"was replaced after [-\d]+ [:\d]+: what was written to the old file", said)
+
+
+async def test_a_file_deleted_while_perview_was_down_says_so_once(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    path = config(tmp_path, log)
+    await first_run(path, log)
+    log.unlink()
+    with perview(path) as server:
+        await state_is(server, "waiting")  # it found neither the file nor a sibling with its inode
+        write(log, text(1, 3))  # a new file: read from its start
+        seen, said = await read(server, ends_with(3))
+    assert seen == ["[perview]", *numbered(1, 3)]
+    assert "was deleted after " in said
+    with perview(path) as server:  # said once: the next restart goes on from line 3, silently
+        await state_is(server, "running")
+        append(log, text(4, 4))
+        assert (await read(server, ends_with(4)))[0] == ["line 4"]
+
+
+async def state_is(server: Server, state: str) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(WITHIN):
+        while True:
+            async with session.get(f"{server.base}/api/sources", headers=AUTH) as response:
+                if (await response.json())[0]["state"] == state:
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_source_that_is_not_kept_starts_with_the_last_lines_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    path = config(tmp_path, log, source="")
+    await first_run(path, log)
+    append(log, text(26, 40))
+    with perview(path) as server:
+        assert (await read(server, ends_with(40)))[0] == numbered(31, 40)
+    assert not (tmp_path / "data" / "files").exists()
+
+
+async def test_where_a_file_was_left_is_kept_for_perview_s_user_only(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    await first_run(config(tmp_path, log), log)
+    state = tmp_path / "data" / "files" / "app@local.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+    kept = json.loads(state.read_text())
+    assert kept["files"][str(log)]["pos"] == log.stat().st_size
+    assert kept["settings"] == {"file": str(log)}
+
+
+async def test_a_kept_remote_file_resumes_after_a_restart_of_perview(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    path = config(tmp_path, log, 'keep = true\nhost = "web1"\n', sshd.hosts_toml("web1"))
+    await first_run(path, log)
+    append(log, text(26, 30))
+    log.rename(tmp_path / "far.log.1")  # and rotated, while Perview is down
+    write(log, text(31, 40))
+    with perview(path) as server:
+        seen, said = await read(server, ends_with(40))
+    assert seen == ["[perview]", *numbered(26, 40)]
+    assert "reading the rest of it as far.log.1 first" in said
+    state = tmp_path / "data" / "files" / "app@web1.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
