@@ -495,6 +495,23 @@ async def test_a_file_replaced_while_nobody_watched_says_what_is_lost(tmp_path: 
     assert "is not shown" in out.notices[0]
 
 
+async def test_a_sibling_with_the_old_inode_but_other_bytes_is_not_the_rotated_file(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    rotated = tmp_path / "app.log.1"
+    log.rename(rotated)
+    with rotated.open("r+") as f:  # the inode now holds other bytes, as a reused one would
+        f.write(numbered(1, 30, "other"))
+    write(log, numbered(100, 102))
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 102"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(100, 102).encode().splitlines()]
+    assert "was replaced after " in out.notices[0]
+
+
 async def test_a_file_truncated_while_nobody_watched_says_so(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     write(log, numbered(1, 20))

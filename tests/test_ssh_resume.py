@@ -198,6 +198,25 @@ async def test_a_returning_viewer_gets_what_was_written_meanwhile(
     assert second.notices[0].startswith("resumed where it was left at ")
 
 
+async def test_a_sibling_with_the_old_inode_but_other_bytes_is_not_the_rotated_file(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 3))
+
+    def rotate_and_overwrite() -> None:
+        rotated = tmp_path / "far.log.1"
+        log.rename(rotated)
+        with rotated.open("r+") as file:  # the inode now holds other bytes, as a reused one would
+            file.write("other\n" * 30)
+        log.write_text(lines(11, 20))
+
+    out = await follow_across_an_outage(sshd, log, rotate_and_overwrite, "line 20\n")
+    assert out.data.decode() == lines(1, 3) + lines(11, 20)
+    assert len(out.notices) == 1
+    assert out.notices[0].startswith("was replaced after ")
+
+
 @pytest.fixture
 def busybox_tools(tmp_path: Path) -> Path:
     """A directory of BusyBox's applets, to be the whole PATH."""

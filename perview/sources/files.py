@@ -521,7 +521,14 @@ def _resume_rotated(file: _File) -> str | None:
     except OSError:
         return None
     info = os.fstat(fd)
-    if (info.st_dev, info.st_ino) != left.ident or info.st_size < left.pos:
+    # The bytes before the position too: an inode is reused once its file is deleted, and the
+    # longer Perview was away (stopped, not only unwatched), the likelier that is.
+    n = len(left.tail)
+    if (
+        (info.st_dev, info.st_ino) != left.ident
+        or info.st_size < left.pos
+        or os.pread(fd, n, left.pos - n) != left.tail
+    ):
         os.close(fd)
         return None
     file.left = None

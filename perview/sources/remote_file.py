@@ -20,7 +20,8 @@ came from the far login shell: it is logged and dropped), then records, each a l
   read again from its start), and when resuming: `resumed` (same file, same bytes before POS),
   `skipped` (same file, more than `lim` new bytes: its last `k` lines), `truncated` (same file,
   but shorter or rewritten), `rotated NAME` (the file left, found under NAME in the same
-  directory: its rest is read first, then the file at the path from its start), `replaced`
+  directory with the same bytes before POS: its rest is read first, then the file at the path
+  from its start), `replaced`
   (another file at the path, the old one not found).
 - `gone`: resuming, neither the file left nor any file is at the path (deleted).
 - `wait WHY`: no file to read (`missing`, `notfile`, `unreadable`); the script waits for one.
@@ -85,7 +86,7 @@ go() {
 same() {
   [ -n "$rt" ] || return 0
   l=$(( ${#rt} / 2 ))
-  h=$(dd if=/proc/self/fd/4 bs=1 skip=$(( $1 - l )) count=$l | od -An -v -tx1 | tr -d ' \n')
+  h=$(dd if=/proc/self/fd/${2:-4} bs=1 skip=$(( $1 - l )) count=$l | od -An -v -tx1 | tr -d ' \n')
   [ "$h" = "$rt" ]
 }
 old() {
@@ -94,7 +95,7 @@ old() {
   [ -n "$m" ] && [ -f "$m" ] || return 1
   command exec 5<"$m" || return 1
   set -- $(stat -L -c '%d %i %s' /proc/self/fd/5)
-  [ "$1 $2" = "$rd $ri" ] && [ "$3" -ge "$rp" ] || { exec 5<&-; return 1; }
+  [ "$1 $2" = "$rd $ri" ] && [ "$3" -ge "$rp" ] && same "$rp" 5 || { exec 5<&-; return 1; }
   exec 4<&5 5<&-
   go "$rp" rotated "${m##*/}"
 }
