@@ -523,3 +523,47 @@ async def test_a_file_truncated_while_nobody_watched_says_so(tmp_path: Path) -> 
         await eventually(lambda: out.lines()[-1:] == [b"new 3"], WITHIN)
     assert out.lines() == [b"<notice>", b"new 1", b"new 2", b"new 3"]
     assert "was truncated or rewritten after " in out.notices[0]
+
+
+# -- after a restart of Perview: a kept source's state file -----------------------------------
+
+
+async def test_each_file_of_a_glob_resumes_where_it_was_left_by_a_source_before_it(
+    tmp_path: Path,
+) -> None:
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    write(a, numbered(1, 3, "a"))
+    write(b, numbered(1, 3, "b"))
+    pattern, state = tmp_path / "*.log", tmp_path / "data" / "files" / "app@local.json"
+    async with following(pattern, source=FileSource(str(pattern), state=state)) as out:
+        await eventually(lambda: out.data["b.log"].endswith(b"b 3\n"), WITHIN)
+        await eventually(lambda: out.data["a.log"].endswith(b"a 3\n"), WITHIN)
+    append(a, numbered(4, 5, "a"))
+    # A new source with the same state file: as after a restart of Perview.
+    async with following(pattern, source=FileSource(str(pattern), state=state)) as out:
+        await eventually(lambda: out.data["a.log"].endswith(b"a 5\n"), WITHIN)
+        append(b, numbered(4, 4, "b"))
+        await eventually(lambda: out.data["b.log"].endswith(b"b 4\n"), WITHIN)
+    assert (out.data["a.log"], out.data["b.log"]) == (b"<notice>\na 4\na 5\n", b"b 4\n")
+    assert len(out.notices) == 1  # a.log resumed; b.log had nothing new then
+    assert out.notices[0].startswith("resumed where it was left at ")
+
+
+async def test_a_kept_position_of_another_file_or_unreadable_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, other, state = tmp_path / "app.log", tmp_path / "other.log", tmp_path / "app.json"
+    write(log, numbered(1, 20))
+    async with following(log, source=FileSource(str(log), state=state)) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 20"], WITHIN)
+    write(other, numbered(1, 20, "other"))
+    # The source's file changed in the config: what was kept for the old one means nothing.
+    async with following(other, source=FileSource(str(other), state=state)) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"other 20"], WITHIN)
+    assert out.lines() == numbered(11, 20, "other").encode().splitlines()
+    write(state, "{not json")
+    with caplog.at_level(logging.WARNING):
+        async with following(log, source=FileSource(str(log), state=state)) as out:
+            await eventually(lambda: out.lines()[-1:] == [b"line 20"], WITHIN)
+    assert out.lines() == numbered(11, 20).encode().splitlines()
+    assert "not a saved state" in caplog.text
