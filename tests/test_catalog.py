@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,39 @@ async def test_an_unchanged_config_changes_nothing(guards: GuardPool) -> None:
     assert str(changes) == "no source changed"
     await catalog.close()
     await asyncio.sleep(0)
+
+
+async def test_only_a_source_that_runs_always_keeps_where_it_was_across_restarts(
+    guards: GuardPool, tmp_path: Path
+) -> None:
+    """Kept, recorded and watched by an alert: each resumes after a restart of Perview; another
+    source starts afresh (resuming would replay everything since it last ran)."""
+    log = tmp_path / "app.log"
+    sources = "".join(
+        f'[sources.{name}]\nfile = "{log}"\n{extra}\n'
+        for name, extra in [
+            ("kept", "keep = true"),
+            ("recorded", 'record = "1d"'),
+            ("alerted", ""),
+            ("viewed", ""),
+        ]
+    )
+    catalog = Catalog(
+        config(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n{sources}'
+            '[notify.hook]\ncommand = ["true"]\n'
+            '[alerts.errors]\nsource = "alerted"\nlevel = "error"\nnotify = "hook"\n'
+        ),
+        guards,
+    )
+    try:
+        kept = {name: hub.source.state for name, hub in catalog.hubs.items()}
+    finally:
+        await catalog.close()
+    files = tmp_path / "data" / "files"
+    assert {name: state and state.path for name, state in kept.items()} == {
+        "kept": files / "kept@local.json",
+        "recorded": files / "recorded@local.json",
+        "alerted": files / "alerted@local.json",
+        "viewed": None,
+    }
