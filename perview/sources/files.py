@@ -378,8 +378,9 @@ class _Follower:
                 _close(file)
                 self.moved_on = True
             note = _open(file)
-            if file.fd is not None:
+            if file.fd is not None or note:  # opened, or what was left of it said to be lost
                 self.moved_on = True
+            if file.fd is not None:
                 self._report()  # `started` comes before the first bytes
             if note:
                 self.out.notice(note, file.part)
@@ -387,7 +388,7 @@ class _Follower:
                 return False
             return await self._read(file, file.fd)
         except OSError as exc:
-            self.moved_on = self.moved_on or file.fd is not None
+            self.moved_on = True
             _close(file)
             file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
             return False

@@ -21,8 +21,7 @@ came from the far login shell: it is logged and dropped), then records, each a l
   `skipped` (same file, more than `lim` new bytes: its last `k` lines), `truncated` (same file,
   but shorter or rewritten), `rotated NAME` (the file left, found under NAME in the same
   directory with the same bytes before POS: its rest is read first, then the file at the path
-  from its start), `replaced`
-  (another file at the path, the old one not found).
+  from its start), `replaced` (another file at the path, the old one not found).
 - `gone`: resuming, neither the file left nor any file is at the path (deleted).
 - `wait WHY`: no file to read (`missing`, `notfile`, `unreadable`); the script waits for one.
 - `data N`, then exactly N bytes, then `at POS`: the file's bytes up to POS (the offset after the
