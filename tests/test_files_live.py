@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import TOKEN, Server, start_server, stop_server
+from tests.conftest import TOKEN, Server, eventually, start_server, stop_server
 from tests.sshd import Sshd
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -168,6 +168,36 @@ async def state_is(server: Server, state: str) -> None:
                 if (await response.json())[0]["state"] == state:
                     return
             await asyncio.sleep(0.02)
+
+
+async def test_a_perview_killed_outright_resumes_from_where_it_last_saved(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    path = config(tmp_path, log)
+    state = tmp_path / "data" / "files" / "app@local.json"
+    write(log, text(1, 20))
+    with perview(path) as server:
+        await read(server, ends_with(20))
+        append(log, text(21, 25))
+        # Saved while it runs (at most once a second), not only when it stops.
+        await eventually(
+            lambda: saved_position(state, log) == log.stat().st_size, WITHIN, step=0.05
+        )
+        server.proc.kill()
+        server.proc.wait()
+        await eventually(lambda: not server.descendants(), WITHIN)  # its spare guard ends too
+    append(log, text(26, 30))
+    with perview(path) as server:
+        seen, _ = await read(server, ends_with(30))
+    assert seen == ["[perview]", *numbered(26, 30)]
+
+
+def saved_position(state: Path, log: Path) -> int | None:
+    try:
+        return int(json.loads(state.read_text())["files"][str(log)]["pos"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 async def test_a_source_that_is_not_kept_starts_with_the_last_lines_after_a_restart(
