@@ -114,7 +114,7 @@ def create_app(
     app.router.add_get(root + "/api/metrics/{series:.+}", metric_history)
     app.router.add_get(root + "/metrics", prometheus_metrics)
     if history is not None:
-        add_history_routes(app, root, history, app[STREAMS])
+        add_history_routes(app, root, history, app[STREAMS], hubs)
     add_login_routes(app, settings.access, _fill_assets("login.html", app[STATIC]))
     if alerts is not None:
         add_alert_routes(app, alerts, root)

@@ -1,6 +1,8 @@
 """History over HTTP: `GET /api/search` (recorded lines that match, streamed as found) and
 `GET /api/sources/{name}/history` (a recorded source's lines in a time range), as text or JSON
-lines. Scans run a block at a time on a thread of their own and stop when the client leaves."""
+lines. Scans run a block at a time on a thread of their own and stop when the client leaves.
+Unrecorded `file` sources are searched in their files (files.py): here on that thread, on a host
+by grep on the far side."""
 
 from __future__ import annotations
 
@@ -8,13 +10,25 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import aclosing, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiohttp import web
 
+from perview.history.files import (
+    FileLine,
+    FileQuery,
+    RemoteRefused,
+    Skipped,
+    Target,
+    far_grep,
+    scan_local,
+    scan_remote,
+    targets,
+)
 from perview.history.search import (
     MAX_CONTEXT,
     Event,
@@ -30,6 +44,8 @@ from perview.history.search import (
 )
 from perview.history.service import History
 from perview.history.times import parse_time
+from perview.hub import Hub
+from perview.labels import MAX_PATH, display_name
 from perview.web.limits import Streams
 from perview.web.streams import STREAM_HEADERS, GrepError, whole_number
 
@@ -45,14 +61,23 @@ STEP_ITEMS = 500  # items one step hands back at most
 STEP_SECONDS = 0.05  # ... or after this long, so progress and first results flow
 
 
-def add_history_routes(app: web.Application, root: str, history: History, streams: Streams) -> None:
+def add_history_routes(
+    app: web.Application,
+    root: str,
+    history: History,
+    streams: Streams,
+    hubs: Mapping[str, Hub] | None = None,
+) -> None:
+    """`hubs` (read live) are where unrecorded `file` sources are found for search."""
     app[HISTORY] = history
     app[_STREAMS] = streams
+    app[_HUBS] = hubs if hubs is not None else {}
     app.router.add_get(root + "/api/search", search)
     app.router.add_get(root + "/api/sources/{name}/history", source_history)
 
 
 _STREAMS = web.AppKey("history_streams", Streams)
+_HUBS = web.AppKey("history_hubs", Mapping[str, Hub])
 
 
 async def search(request: web.Request) -> web.StreamResponse:
@@ -75,19 +100,36 @@ async def search(request: web.Request) -> web.StreamResponse:
     context = _number(params, "context", 0, MAX_CONTEXT)
     limit = _number(params, "limit", DEFAULT_LIMIT, MAX_LIMIT, least=1)
     since, until = _range(params)
-    sources = await asyncio.to_thread(_recorded, history)
+    recorded = await asyncio.to_thread(_recorded, history)
+    files = {
+        name: found
+        for name, hub in list(request.app[_HUBS].items())
+        if name not in recorded and (found := targets(hub))
+    }
     asked = params.getall("source", [])
     if len(asked) > MAX_SOURCES:
         raise _bad(f"at most {MAX_SOURCES} sources")
-    unknown = [s for s in asked if s not in sources]
+    unknown = [s for s in asked if s not in recorded and s not in files]
     if unknown:
-        raise _bad(f"source {unknown[0][:64]!r} has no recorded history")
+        raise _bad(f"source {unknown[0][:64]!r} has no recorded history and is not a file")
     try:
         matcher = Matcher(q) if q else None
     except GrepError as exc:
         raise _bad(f"q {exc}") from None
+    parts: list[Target] = []
+    skipped: list[Skipped] = []
+    for name in asked or files:
+        if name not in files:
+            continue
+        why = _unsearchable(q, level, files[name])
+        if why is not None and asked:
+            raise _bad(f"source {name!r} {why}")
+        if why is not None:
+            skipped += [Skipped(name, None, why)]
+        else:
+            parts += files[name]
     query = Query(
-        tuple(asked or sources),
+        tuple(s for s in asked or recorded if s in recorded),
         since,
         until,
         matcher if matcher is not None else Matcher(""),
@@ -96,7 +138,25 @@ async def search(request: web.Request) -> web.StreamResponse:
         level=level,
         limit=limit,
     )
-    return await _stream(request, history, query)
+    file_query = None
+    if matcher is not None and parts:
+        file_query = FileQuery(matcher, q, since, until, order == "newest", context, limit)
+    batches = _batches(history, query, file_query, parts, skipped)
+    return await _stream(request, batches)
+
+
+def _unsearchable(q: str, level: int | None, parts: list[Target]) -> str | None:
+    """Why a file source cannot be searched for this query, or None."""
+    if level is not None:
+        return "is a file: level= does not apply to it (its lines are not classified)"
+    if not q:
+        return "is a file: it needs a q"
+    if any(part.destination is not None for part in parts):
+        try:
+            far_grep(q)
+        except RemoteRefused as exc:
+            return f"is on a host, where q {exc}"
+    return None
 
 
 async def source_history(request: web.Request) -> web.StreamResponse:
@@ -106,7 +166,8 @@ async def source_history(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=f"perview: source {name[:64]!r} has no recorded history\n")
     since, until = _range(request.query)
     query = Query((name,), since, until, None, newest_first=False, limit=sys.maxsize)
-    return await _stream(request, history, query, _download if not _wants_json(request) else None)
+    batches = _batches(history, query, None, [], [])
+    return await _stream(request, batches, _download if not _wants_json(request) else None)
 
 
 def _recorded(history: History) -> list[str]:
@@ -151,9 +212,8 @@ def _wants_json(request: web.Request) -> bool:
 
 async def _stream(
     request: web.Request,
-    history: History,
-    query: Query,
-    render: Callable[[Item], bytes] | None = None,
+    batches: AsyncGenerator[list[Result], None],
+    render: Callable[[Result], bytes] | None = None,
 ) -> web.StreamResponse:
     as_json = _wants_json(request)
     response = web.StreamResponse(headers=STREAM_HEADERS)
@@ -161,9 +221,6 @@ async def _stream(
     response.charset = "utf-8"
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
-    results = run(history.store, query)
-    step: Future[list[Item]] | None = None
-    loop = asyncio.get_running_loop()
     render = render or (_json if as_json else _text)
     with (
         suppress(ConnectionResetError),
@@ -171,27 +228,92 @@ async def _stream(
     ):
         try:
             await response.prepare(request)
-            while True:
-                step = _searchers.submit(_step, results)
-                items = await asyncio.wrap_future(step, loop=loop)
-                if not items:
-                    break
+            async for items in batches:
                 data = b"".join(render(item) for item in items)
                 if data:
                     await response.write(data)
             await response.write_eof()
         finally:
-            # The client left (or the write failed): the scan stops at its next step. A step
-            # still running on the thread closes the scan when it ends.
-            if step is not None and not step.done():
-                step.add_done_callback(lambda _: results.close())
-            else:
-                results.close()
+            # The client left (or the write failed): every scan stops, the far side's too.
+            await asyncio.shield(batches.aclose())
     return response
 
 
-def _step(results: Generator[Item, None, None]) -> list[Item]:
-    items: list[Item] = []
+Result = Item | FileLine | Skipped
+
+
+async def _batches(
+    history: History,
+    query: Query,
+    file_query: FileQuery | None,
+    parts: list[Target],
+    skipped: list[Skipped],
+) -> AsyncGenerator[list[Result], None]:
+    """Recorded history's results, then each file part's, in batches, with one Total for all
+    (what the limit left for each part is what it may find)."""
+    matches = blocks = scanned = 0
+    seconds = 0.0
+    complete = True
+    gathered: list[Result] = list(skipped)
+
+    def tally(items: list[Result]) -> list[Result]:
+        nonlocal matches, blocks, scanned, seconds, complete
+        kept: list[Result] = list(gathered)
+        gathered.clear()
+        for item in items:
+            if isinstance(item, Total):
+                matches += item.matches
+                blocks += item.blocks
+                scanned += item.bytes
+                seconds += item.seconds
+                complete = complete and item.complete
+            else:
+                kept.append(item)
+        return kept
+
+    if query.sources:
+        async with aclosing(_stepped(run(history.store, query))) as steps:
+            async for items in steps:
+                yield tally(items)
+    for part in parts:
+        if file_query is None or matches >= file_query.limit:
+            complete = complete and file_query is None
+            break
+        room = replace(file_query, limit=file_query.limit - matches)
+        if part.destination is None:
+            async with aclosing(_stepped(scan_local(part, room))) as steps:
+                async for items in steps:
+                    yield tally(items)
+        else:
+            async with aclosing(scan_remote(part, room)) as batches:
+                async for batch in batches:
+                    yield tally(list[Result](batch))
+    yield [*tally([]), Total(matches, blocks, scanned, seconds, complete)]
+
+
+async def _stepped(results: Iterator[Result]) -> AsyncGenerator[list[Result], None]:
+    """A sync scan run a step at a time on the search thread; closed when its reader stops."""
+    loop = asyncio.get_running_loop()
+    step: Future[list[Result]] | None = None
+    try:
+        while True:
+            step = _searchers.submit(_step, results)
+            items = await asyncio.wrap_future(step, loop=loop)
+            if not items:
+                return
+            yield items
+    finally:
+        # A step still running on the thread closes the scan when it ends.
+        close = getattr(results, "close", None)
+        if close is not None:
+            if step is not None and not step.done():
+                step.add_done_callback(lambda _: close())
+            else:
+                close()
+
+
+def _step(results: Iterator[Result]) -> list[Result]:
+    items: list[Result] = []
     deadline = time.monotonic() + STEP_SECONDS
     for item in results:
         items.append(item)
@@ -212,8 +334,16 @@ def _who(source: str, part: str | None) -> str:
     return f"{source}/{part}" if part else source
 
 
-def _text(item: Item) -> bytes:
+def _text(item: Result) -> bytes:
     match item:
+        case FileLine():
+            mark = ":" if item.match else "-"
+            where = f"{_who(item.source, item.part)} {_file(item.file)}:{item.number}"
+            return f"{where}{mark} {item.text}\n".encode()
+        case Skipped():
+            return (
+                f"[perview] {_who(item.source, item.part)}: not searched: {item.reason}\n".encode()
+            )
         case Line():
             mark = ":" if item.match else "-"
             return f"{_when(item.at)} {_who(item.source, item.part)}{mark} {item.text}\n".encode()
@@ -237,7 +367,11 @@ def _text(item: Item) -> bytes:
     return b""  # progress is for JSON clients; a text stream holds lines only
 
 
-def _download(item: Item) -> bytes:
+def _file(name: str) -> str:
+    return display_name(name, MAX_PATH)
+
+
+def _download(item: Result) -> bytes:
     """A range as text: the lines as the source wrote them (`part: ` first where it has parts),
     and what happened between them as `[perview]` lines."""
     match item:
@@ -248,9 +382,16 @@ def _download(item: Item) -> bytes:
     return _text(item)
 
 
-def _json(item: Item) -> bytes:
+def _json(item: Result) -> bytes:
     record: dict[str, object]
     match item:
+        case FileLine():
+            record = {"type": "line", "from": "file", "source": item.source, "part": item.part}
+            record |= {"file": _file(item.file), "line": item.number, "text": item.text}
+            record["match"] = item.match
+        case Skipped():
+            record = {"type": "skipped", "source": item.source, "part": item.part}
+            record["reason"] = item.reason
         case Line():
             record = {
                 "type": "line",

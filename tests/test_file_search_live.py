@@ -1,0 +1,212 @@
+"""Search over `file` sources in place, here and over the loopback sshd: the file and its
+rotated siblings, gzipped ones too, with context; only matches cross the link; a client that
+leaves stops the far side; queries grep cannot run as RE2 would are refused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server, wait_until
+from tests.sshd import Sshd
+from tests.test_history_live import get, open_url, search_json
+
+Serve = Callable[..., Server]
+
+
+def config(tmp_path: Path, sources: str) -> Path:
+    path = tmp_path / "perview.toml"
+    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n\n{sources}')
+    return path
+
+
+def rotated_logs(directory: Path) -> Path:
+    """app.log with app.log.1 and app.log.2.gz beside it, each holding a `needle` line; each
+    older generation last written an hour before the next."""
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "app.log"
+    old = b"".join(b"old %d\n" % i for i in range(1, 11)) + b"needle two\nafter two\n"
+    (directory / "app.log.2.gz").write_bytes(gzip.compress(old))
+    (directory / "app.log.1").write_bytes(b"a\nb\nneedle one\nc\n")
+    log.write_bytes(b"x\nneedle now\ny\nz\nneedle again\n")
+    now = time.time()
+    for age, name in enumerate(("app.log", "app.log.1", "app.log.2.gz")):
+        os.utime(directory / name, (now - 3600 * age, now - 3600 * age))
+    return log
+
+
+def lines(records: list[dict[str, object]]) -> list[tuple[str, int, str, bool]]:
+    return [
+        (Path(str(r["file"])).name, int(str(r["line"])), str(r["text"]), bool(r["match"]))
+        for r in records
+        if r["type"] == "line"
+    ]
+
+
+NEWEST_FIRST = [
+    ("app.log", 4, "z", False),
+    ("app.log", 5, "needle again", True),
+    ("app.log", 1, "x", False),
+    ("app.log", 2, "needle now", True),
+    ("app.log", 3, "y", False),
+    ("app.log.1", 2, "b", False),
+    ("app.log.1", 3, "needle one", True),
+    ("app.log.1", 4, "c", False),
+    ("app.log.2.gz", 10, "old 10", False),
+    ("app.log.2.gz", 11, "needle two", True),
+    ("app.log.2.gz", 12, "after two", False),
+]
+OLDEST_FIRST = [
+    ("app.log.2.gz", 10, "old 10", False),
+    ("app.log.2.gz", 11, "needle two", True),
+    ("app.log.2.gz", 12, "after two", False),
+    ("app.log.1", 2, "b", False),
+    ("app.log.1", 3, "needle one", True),
+    ("app.log.1", 4, "c", False),
+    ("app.log", 1, "x", False),
+    ("app.log", 2, "needle now", True),
+    ("app.log", 3, "y", False),
+    ("app.log", 4, "z", False),
+    ("app.log", 5, "needle again", True),
+]
+
+
+def test_a_local_file_is_searched_with_its_rotated_and_gzipped_siblings(
+    serve: Serve, tmp_path: Path
+) -> None:
+    log = rotated_logs(tmp_path / "logs")
+    server = serve("serve", "-c", str(config(tmp_path, f'[sources.app]\nfile = "{log}"\n')))
+    records = search_json(server, q="needle", source="app", context="1")
+    assert lines(records) == NEWEST_FIRST
+    assert all(r["from"] == "file" for r in records if r["type"] == "line")
+    assert records[-1]["type"] == "total" and records[-1]["matches"] == 4
+    oldest = search_json(server, q="re:needle (one|two|now|again)$", context="1", order="oldest")
+    assert lines(oldest) == OLDEST_FIRST
+    text = get(server, "/api/search", q="needle one").text
+    assert f"app {log}.1:3: needle one\n" in text
+    # Files have no arrival times: since skips only generations last written before it.
+    recent = search_json(server, q="needle", since="-30m")
+    assert {name for name, *_ in lines(recent)} == {"app.log"}
+
+
+def test_a_file_on_a_host_is_searched_on_the_far_side_with_its_siblings(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    log = rotated_logs(tmp_path / "far")
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    records = search_json(server, q="needle", source="app", context="1")
+    assert lines(records) == NEWEST_FIRST, records
+    oldest = search_json(server, q="re:needle (one|two|now|again)$", context="1", order="oldest")
+    assert lines(oldest) == OLDEST_FIRST
+    recent = search_json(server, q="needle", since="-30m")
+    assert {name for name, *_ in lines(recent)} == {"app.log"}
+
+
+def test_only_matching_lines_cross_the_link(serve: Serve, sshd: Sshd, tmp_path: Path) -> None:
+    log = tmp_path / "big" / "app.log"
+    log.parent.mkdir()
+    filler = b"".join(
+        b"%08d an ordinary line of a busy service, nothing to see\n" % i for i in range(1000)
+    )
+    with log.open("wb") as f:
+        for i in range(20 * 1024 * 1024 // len(filler)):
+            f.write(filler)
+            if i in (3, 150, 300):
+                f.write(b"the rare needle %d\n" % i)
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    records = search_json(server, q="rare needle", order="oldest")
+    assert [text for _, _, text, _ in lines(records)] == [
+        "the rare needle 3",
+        "the rare needle 150",
+        "the rare needle 300",
+    ]
+    total = records[-1]
+    assert total["type"] == "total" and total["complete"]
+    # `bytes` of a far search: what came back over ssh, against the 20 MB the far side read.
+    assert log.stat().st_size > 20_000_000
+    assert int(str(total["bytes"])) < 500, total
+
+
+def far_scan(marker: str) -> list[str]:
+    """The far side's gzip and grep (it is this machine, so `pgrep -f` sees what sshd started).
+    ssh.py's wrapper around them is left out: it gives them a second after SIGTERM before its
+    SIGKILL, then goes too."""
+    found = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True)
+    scans = [line.split(None, 1) for line in found.stdout.splitlines()]
+    return [command for _, command in scans if command.startswith(("gzip ", "grep "))]
+
+
+def test_a_client_that_leaves_stops_the_far_scan_within_a_second(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    marker = f"far-{uuid.uuid4().hex}"
+    directory = tmp_path / marker
+    directory.mkdir()
+    log = directory / "app.log"
+    log.write_bytes(b"needle first\n")
+    # 2 GB of text in a few MB of gzip members: gzip -dc | grep takes seconds over it.
+    member = gzip.compress(b"nothing here at all\n" * (64 * 1024 * 1024 // 20), compresslevel=1)
+    with (directory / "app.log.1.gz").open("wb") as f:
+        for _ in range(32):
+            f.write(member)
+    os.utime(log, (time.time() + 60, time.time() + 60))
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    request = open_url(server, "/api/search", q=f"re:needle|{marker}", format="json")
+    with urllib.request.urlopen(request, timeout=20) as response:
+        first = json.loads(response.readline())
+        assert first["text"] == "needle first"
+        wait_until(lambda: len(far_scan(marker)) == 2, 10)  # gzip -dc | grep -e needle
+    left = time.monotonic()
+    wait_until(lambda: not far_scan(marker), 5, step=0.01)
+    assert time.monotonic() - left < 1
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ({"q": r"re:\d+ failed"}, "grep -E on a host does not share"),
+        ({"q": "re:a{2,5}"}, "grep -E on a host does not share"),
+        ({"q": "re:(?i)error"}, "grep -E on a host does not share"),
+        ({"q": "re:[\\w]"}, "grep -E on a host does not share"),
+        ({"q": "one\ntwo"}, "newline"),
+        ({"q": "error", "level": "error"}, "level= does not apply"),
+        ({"q": "re:(a"}, "not a valid RE2"),
+        ({"q": "re:" + "a{1000}" * 20}, "too large"),
+        ({"q": "x", "since": "soon"}, ""),
+    ],
+)
+def test_queries_a_far_grep_cannot_run_as_re2_would_are_a_400(
+    serve: Serve, sshd: Sshd, tmp_path: Path, query: dict[str, str], says: str
+) -> None:
+    log = rotated_logs(tmp_path / "far")
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    response = get(server, "/api/search", source="app", **query)
+    assert response.status_code == 400, response.text
+    assert says in response.text
+
+
+def test_a_file_source_not_asked_for_is_skipped_with_the_reason_when_grep_cannot_run_q(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    log = rotated_logs(tmp_path / "far")
+    here = rotated_logs(tmp_path / "here")
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source += f'[sources.local]\nfile = "{here}"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    records = search_json(server, q=r"re:needle \w+$")
+    (skipped,) = [r for r in records if r["type"] == "skipped"]
+    assert skipped["source"] == "app" and "grep -E" in str(skipped["reason"])
+    assert {r["source"] for r in records if r["type"] == "line"} == {"local"}
