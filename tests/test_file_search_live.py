@@ -110,6 +110,9 @@ def test_a_file_on_a_host_is_searched_on_the_far_side_with_its_siblings(
     assert lines(oldest) == OLDEST_FIRST
     recent = search_json(server, q="needle", since="-30m")
     assert {name for name, *_ in lines(recent)} == {"app.log"}
+    newest = search_json(server, q="needle", limit="3")
+    assert [text for _, _, text, _ in lines(newest)] == ["needle again", "needle now", "needle one"]
+    assert newest[-1]["complete"] is False
 
 
 def test_only_matching_lines_cross_the_link(serve: Serve, sshd: Sshd, tmp_path: Path) -> None:

@@ -172,7 +172,7 @@ def scan_local(target: Target, query: FileQuery) -> Iterator[FileItem]:
         yield from ordered.end()
         matches += ordered.matches
         yield Progress(done + 1, len(names), scanned, matches)
-        if ordered.full or (matches >= query.limit and done + 1 < len(names)):
+        if ordered.dropped or (matches >= query.limit and done + 1 < len(names)):
             yield Total(matches, done + 1, scanned, _since(started), False)
             return
     yield Total(matches, len(names), scanned, _since(started), True)
@@ -193,7 +193,8 @@ class Ordered:
         self.lines: list[FileLine] = []
         self.held = 0  # matches in `lines`
         self.matches = 0  # matches passed on
-        self.full = False  # a match beyond `room` was found
+        self.full = False  # oldest first: a match beyond `room` came (stop reading)
+        self.dropped = False  # newest first: older matches than the last `room` were left out
 
     def add(self, line: FileLine) -> list[FileLine]:
         if not self.newest_first:
@@ -215,7 +216,7 @@ class Ordered:
         by_number = {line.number: line for line in self.lines}
         hits = [line.number for line in self.lines if line.match]
         if len(hits) > self.room:
-            self.full = True
+            self.dropped = True
             hits = hits[len(hits) - self.room :]
         out: list[FileLine] = []
         shown: set[int] = set()
@@ -228,7 +229,7 @@ class Ordered:
         return out
 
     def _trim(self) -> None:
-        self.full = True
+        self.dropped = True
         hits = [line.number for line in self.lines if line.match]
         first = hits[len(hits) - self.room] - self.context
         self.lines = [line for line in self.lines if line.number >= first]
@@ -489,6 +490,6 @@ class _FarParser:
             return []
         out: list[FileItem] = list(self.ordered.end())
         self.matches += self.ordered.matches
-        self.stopped = self.ordered.full or self.matches >= self.query.limit
+        self.stopped = self.ordered.dropped or self.matches >= self.query.limit
         self.ordered = None
         return out
