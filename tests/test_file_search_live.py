@@ -213,3 +213,17 @@ def test_a_file_source_not_asked_for_is_skipped_with_the_reason_when_grep_cannot
     (skipped,) = [r for r in records if r["type"] == "skipped"]
     assert skipped["source"] == "app" and "grep -E" in str(skipped["reason"])
     assert {r["source"] for r in records if r["type"] == "line"} == {"local"}
+
+
+def test_a_host_that_cannot_be_reached_is_named_with_sshs_reason(
+    serve: Serve, tmp_path: Path
+) -> None:
+    source = (
+        '[hosts.gone]\nssh = "127.0.0.1"\nssh_args = ["-p", "1", "-F", "none"]\n\n'
+        '[sources.far]\nfile = "/var/log/app.log"\nhost = "gone"\n'
+    )
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    records = search_json(server, q="needle")
+    (skipped,) = [r for r in records if r["type"] == "skipped"]
+    assert skipped["source"] == "far" and "refused" in str(skipped["reason"]), skipped
+    assert records[-1]["type"] == "total" and records[-1]["complete"] is False

@@ -26,7 +26,7 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 from perview.history.search import Matcher, Progress, Total
-from perview.hub import Hub, Sink
+from perview.hub import Ended, Hub, Sink
 from perview.sources.files import FileSource
 from perview.sources.merge import MergedSource
 from perview.sources.process import GuardPool, ProcessSource
@@ -37,6 +37,7 @@ BLOCK = 4 * 1024 * 1024  # bytes read and scanned at once: big enough that a sca
 MAX_ROTATED = 999  # siblings looked for: logrotate's `rotate` is rarely above a few hundred
 FAR_READ = 64 * 1024  # bytes of the far side's output parsed at once
 FAR_QUEUE = 8  # such reads held before ssh is left unread (and TCP paces the far side)
+SAID = 500  # characters of ssh's last line of stderr kept as the reason a far scan failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ class Skipped:
     reason: str
 
 
-FileItem = FileLine | Progress | Total
+FileItem = FileLine | Skipped | Progress | Total
 
 
 class RemoteRefused(ValueError):
@@ -345,6 +346,7 @@ def far_grep(query: str) -> tuple[str, str]:
 # them from N. All the client's input is in positional parameters, never in the script.
 # LC_ALL=C: bytes, like RE2 on bytes; -a: a stray NUL must not make "Binary file matches".
 FAR_SCAN = r"""p=$1 how=$2 q=$3 c=$4 since=$5 until=$6 order=$7 m=$8
+case $p in "~/"*) p=$HOME/${p#\~/} ;; esac
 mt() { stat -c %Y -- "$1" 2>/dev/null || date -r "$1" +%s 2>/dev/null || echo 0; }
 l= n=0
 while [ "$n" -le "$m" ]; do
@@ -403,13 +405,19 @@ async def scan_remote(target: Target, query: FileQuery) -> AsyncGenerator[list[F
     assert target.destination is not None
     started = time.monotonic()
     argv = ssh_argv(target.destination, target.ssh_args, far_command(target, query))
-    process = ProcessSource(argv, guards=target.guards, stdin_pipe=True, group_only=True)
+    # ssh's own last words (the far side's stderr joins its stdout)
+    said: collections.deque[bytes] = collections.deque(maxlen=16)
+    process = ProcessSource(
+        argv, guards=target.guards, stdin_pipe=True, group_only=True, stderr=said.append
+    )
     pipe = _Pipe()
     stop = asyncio.Event()
+    ended = Ended()
 
     async def run() -> None:
+        nonlocal ended
         try:
-            await process.run(pipe, stop)
+            ended = await process.run(pipe, stop)
         finally:
             await pipe.queue.put(None)
 
@@ -422,10 +430,14 @@ async def scan_remote(target: Target, query: FileQuery) -> AsyncGenerator[list[F
             items = parser.feed(data)
             if items:
                 yield items
-        items = parser.finish()
+        last: list[FileItem] = list(parser.finish())
+        if not parser.done and not parser.stopped:
+            words = b"".join(said).decode(errors="replace").strip().splitlines()
+            why = ended.reason or (words[-1][:SAID] if words else f"exit status {ended.status}")
+            last.append(Skipped(target.source, target.part, f"the far scan failed: {why}"))
         complete = parser.done and not parser.stopped
         total = Total(parser.matches, parser.files, received, _since(started), complete)
-        yield [*items, total]
+        yield [*last, total]
     finally:
         stop.set()
         while not task.done():  # let the process go, even while the queue is full
