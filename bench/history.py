@@ -9,6 +9,10 @@
   stream of its lines with varying numbers (target <= 0.25).
 - search: over --mb of recorded text, the first result for a rare term, and a whole scan (a
   term that is nowhere) against `zstdcat FILE | grep -c` over the same text.
+- files: a file source's file and its gzipped sibling (--files-mb of text each) searched for
+  three rare lines in place: here against `grep -F` and `zcat | grep -F` over the same files, and
+  on a host (a loopback sshd) against pulling the text over ssh and grepping it here: time, and
+  the bytes that cross the link.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perview.history.block import Block
+from perview.history.files import FileQuery, Target, scan_local, scan_remote
 from perview.history.recorder import Recorder, Writer
 from perview.history.search import Matcher, Query, Total, run
 from perview.history.store import Retention, Store
@@ -181,10 +186,72 @@ def search(mb: int, work: Path) -> None:
     store.close()
 
 
+def files(mb: int, work: Path) -> None:
+    from testbed.sshd import LoopbackSshd
+
+    directory = work / "files"
+    directory.mkdir()
+    log = directory / "app.log"
+    data = varied(mb * 1_000_000, seed=3)
+    cuts = [data.rfind(b"\n", 0, len(data) * k // 4) + 1 for k in (1, 2, 3)]
+    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    data = b"".join(p + b"the-rare-file-term %d\n" % i for i, p in enumerate(pieces[:3]))
+    data += pieces[3]
+    log.write_bytes(data)
+    subprocess.run(f"gzip -1 -c {log} > {log}.1.gz", shell=True, check=True)
+    size = (len(data) * 2) / 1e6
+    q = "the-rare-file-term"
+    query = FileQuery(Matcher(q), q, 0, 2e9, newest_first=False, limit=10**9)
+
+    started = time.perf_counter()
+    found = [i for i in scan_local(Target("app", None, str(log)), query) if isinstance(i, Total)]
+    here = time.perf_counter() - started
+    started = time.perf_counter()
+    baseline = f"grep -c -F {q} {log}; zcat {log}.1.gz | grep -c -F {q}"
+    subprocess.run(baseline, shell=True, capture_output=True, check=False)
+    grep = time.perf_counter() - started
+    print(f"files ({size:.0f} MB of text: a file and its gzipped sibling):")
+    print(f"  here, 6 matches              {size / here:8.0f} MB/s  ({found[0].matches} found)")
+    print(f"  grep + zcat | grep (baseline) {size / grep:7.0f} MB/s  ratio {grep / here:.2f}")
+
+    (work / "sshd").mkdir()
+    sshd = LoopbackSshd(work / "sshd", 1)
+    try:
+        alias = sshd.alias(1)
+        target = Target("app", None, str(log), alias, ("-F", str(sshd.config)))
+
+        async def far() -> Total:
+            last = None
+            async for batch in scan_remote(target, query):
+                last = batch[-1]
+            assert isinstance(last, Total)
+            return last
+
+        started = time.perf_counter()
+        total = asyncio.run(far())
+        remote = time.perf_counter() - started
+        started = time.perf_counter()
+        pulled = subprocess.run(
+            ["ssh", "-F", str(sshd.config), alias, f"cat {log}; gzip -dc {log}.1.gz"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["grep", "-c", "-F", q], input=pulled, capture_output=True)
+        pull = time.perf_counter() - started
+        print(
+            f"  on a host: {remote:.2f} s, {total.bytes:,} bytes back ({total.matches} matches); "
+            f"pulled and grepped here: {pull:.2f} s, {len(pulled):,} bytes "
+            f"(time ratio {pull / remote:.1f}, bytes {len(pulled) / max(total.bytes, 1):,.0f}x)"
+        )
+    finally:
+        sshd.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200, help="MB of text to search (default 200)")
     parser.add_argument("--ingest-mb", type=int, default=200)
+    parser.add_argument("--files-mb", type=int, default=100, help="MB of text per file")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="perview-bench-history-"))
     try:
@@ -192,6 +259,8 @@ def main() -> None:
             ingest(args.ingest_mb, work)
         disk(work)
         search(args.mb, work)
+        if args.files_mb:
+            files(args.files_mb, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
