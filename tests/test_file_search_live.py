@@ -227,3 +227,18 @@ def test_a_host_that_cannot_be_reached_is_named_with_sshs_reason(
     (skipped,) = [r for r in records if r["type"] == "skipped"]
     assert skipped["source"] == "far" and "refused" in str(skipped["reason"]), skipped
     assert records[-1]["type"] == "total" and records[-1]["complete"] is False
+
+
+def test_a_query_reaches_the_far_grep_as_text_never_as_shell(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    planted = tmp_path / "planted"
+    hostile = f"$(touch {planted}) `touch {planted}` ';touch {planted};' \"x\" -e y"
+    log = tmp_path / "far" / "app.log"
+    log.parent.mkdir()
+    log.write_text(f"before\n{hostile}\nafter\n")
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    records = search_json(server, q=hostile)
+    assert lines(records) == [("app.log", 2, hostile, True)]
+    assert not planted.exists()
