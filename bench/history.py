@@ -239,9 +239,10 @@ def files(mb: int, work: Path) -> None:
         subprocess.run(["grep", "-c", "-F", q], input=pulled, capture_output=True)
         pull = time.perf_counter() - started
         print(
-            f"  on a host: {remote:.2f} s, {total.bytes:,} bytes back ({total.matches} matches); "
-            f"pulled and grepped here: {pull:.2f} s, {len(pulled):,} bytes "
-            f"(time ratio {pull / remote:.1f}, bytes {len(pulled) / max(total.bytes, 1):,.0f}x)"
+            f"  on a host: {remote:.2f} s, {total.received:,} bytes back "
+            f"({total.matches} matches); pulled and grepped here: {pull:.2f} s, "
+            f"{len(pulled):,} bytes (time ratio {pull / remote:.1f}, "
+            f"bytes {len(pulled) / max(total.received, 1):,.0f}x)"
         )
     finally:
         sshd.stop()

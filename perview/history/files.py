@@ -400,8 +400,9 @@ class _Pipe(Sink):
 
 
 async def scan_remote(target: Target, query: FileQuery) -> AsyncGenerator[list[FileItem], None]:
-    """Matches in the target's files on its host, in batches; ends with a Total whose `bytes`
-    are those that crossed the link. Leaving the iteration (or closing it) stops the far side."""
+    """Matches in the target's files on its host, in batches; ends with a Total whose
+    `received` are the bytes that crossed the link (what the far side read is not known).
+    Leaving the iteration (or closing it) stops the far side."""
     assert target.destination is not None
     started = time.monotonic()
     argv = ssh_argv(target.destination, target.ssh_args, far_command(target, query))
@@ -436,7 +437,7 @@ async def scan_remote(target: Target, query: FileQuery) -> AsyncGenerator[list[F
             why = ended.reason or (words[-1][:SAID] if words else f"exit status {ended.status}")
             last.append(Skipped(target.source, target.part, f"the far scan failed: {why}"))
         complete = parser.done and not parser.stopped
-        total = Total(parser.matches, parser.files, received, _since(started), complete)
+        total = Total(parser.matches, parser.files, 0, _since(started), complete, received)
         yield [*last, total]
     finally:
         stop.set()

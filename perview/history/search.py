@@ -69,6 +69,7 @@ class Total:
     bytes: int
     seconds: float
     complete: bool  # False: stopped at the limit
+    received: int = 0  # bytes that came back over ssh from scans on hosts (files.py)
 
 
 Item = Line | Event | Missing | Progress | Total

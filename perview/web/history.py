@@ -251,13 +251,13 @@ async def _batches(
 ) -> AsyncGenerator[list[Result], None]:
     """Recorded history's results, then each file part's, in batches, with one Total for all
     (what the limit left for each part is what it may find)."""
-    matches = blocks = scanned = 0
+    matches = blocks = scanned = received = 0
     seconds = 0.0
     complete = True
     gathered: list[Result] = list(skipped)
 
     def tally(items: list[Result]) -> list[Result]:
-        nonlocal matches, blocks, scanned, seconds, complete
+        nonlocal matches, blocks, scanned, received, seconds, complete
         kept: list[Result] = list(gathered)
         gathered.clear()
         for item in items:
@@ -265,6 +265,7 @@ async def _batches(
                 matches += item.matches
                 blocks += item.blocks
                 scanned += item.bytes
+                received += item.received
                 seconds += item.seconds
                 complete = complete and item.complete
             else:
@@ -288,7 +289,7 @@ async def _batches(
             async with aclosing(scan_remote(part, room)) as batches:
                 async for batch in batches:
                     yield tally(list[Result](batch))
-    yield [*tally([]), Total(matches, blocks, scanned, seconds, complete)]
+    yield [*tally([]), Total(matches, blocks, scanned, seconds, complete, received)]
 
 
 async def _stepped(results: Iterator[Result]) -> AsyncGenerator[list[Result], None]:
@@ -362,9 +363,13 @@ def _text(item: Result) -> bytes:
             stop = "" if item.complete else " (stopped at the limit)"
             return (
                 f"[perview] {item.matches} matches{stop}; {item.blocks} blocks, "
-                f"{item.bytes:,} bytes scanned in {item.seconds:.2f} s\n"
+                f"{item.bytes:,} bytes scanned{_far(item.received)} in {item.seconds:.2f} s\n"
             ).encode()
     return b""  # progress is for JSON clients; a text stream holds lines only
+
+
+def _far(received: int) -> str:
+    return f" ({received:,} bytes back from hosts)" if received else ""
 
 
 def _file(name: str) -> str:
@@ -424,4 +429,6 @@ def _json(item: Result) -> bytes:
             record = {"type": "total", "matches": item.matches, "blocks": item.blocks}
             record |= {"bytes": item.bytes, "seconds": round(item.seconds, 3)}
             record["complete"] = item.complete
+            if item.received:
+                record["received"] = item.received
     return json.dumps(record, ensure_ascii=False).encode() + b"\n"
