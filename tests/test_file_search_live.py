@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from perview.framing import CUT_MARK, MAX_LINE
 from tests.conftest import Server, wait_until
 from tests.sshd import Sshd
 from tests.test_history_live import get, open_url, search_json
@@ -238,9 +239,12 @@ def test_a_query_reaches_the_far_grep_as_text_never_as_shell(
     hostile = f"$(touch {planted}) `touch {planted}` ';touch {planted};' \"x\" -e y"
     log = tmp_path / "far" / "app.log"
     log.parent.mkdir()
-    log.write_text(f"before\n{hostile}\nafter\n")
+    log.write_text(f"before\n{hostile}\nafter\nneedle {'y' * 200_000}\n")
     source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
     server = serve("serve", "-c", str(config(tmp_path, source)))
     records = search_json(server, q=hostile)
     assert lines(records) == [("app.log", 2, hostile, True)]
     assert not planted.exists()
+    # A long line comes back cut as the live view cuts it, and marked.
+    (long,) = lines(search_json(server, q="needle"))
+    assert long[2] == ("needle " + "y" * 200_000)[:MAX_LINE] + CUT_MARK.decode()

@@ -94,3 +94,14 @@ def test_a_substring_goes_to_grep_F_whatever_it_holds() -> None:
     assert far_grep("a.b*[c](?") == ("-F", "a.b*[c](?")
     with pytest.raises(RemoteRefused):
         far_grep("one\ntwo")
+
+
+def test_a_line_longer_than_a_block_is_cut_and_the_numbering_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "BLOCK", 16)
+    log = tmp_path / "app.log"
+    log.write_bytes(b"needle " + b"x" * 100 + b" needle-late\nneedle after\n")
+    items = scan(log, "needle", newest_first=False)
+    assert shown(items) == [(1, "needle " + "x" * 9, True), (2, "needle after", True)]
+    assert shown(scan(log, "needle-late", newest_first=False)) == []

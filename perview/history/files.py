@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
+from perview.framing import CUT_MARK, MAX_LINE
 from perview.history.search import Matcher, Progress, Total
 from perview.hub import Ended, Hub, Sink
 from perview.sources.files import FileSource
@@ -37,6 +38,7 @@ BLOCK = 4 * 1024 * 1024  # bytes read and scanned at once: big enough that a sca
 MAX_ROTATED = 999  # siblings looked for: logrotate's `rotate` is rarely above a few hundred
 FAR_READ = 64 * 1024  # bytes of the far side's output parsed at once
 FAR_QUEUE = 8  # such reads held before ssh is left unread (and TCP paces the far side)
+FAR_WIDTH = MAX_LINE + 32  # bytes of a line of grep's output sent back: the line and its `N:`
 SAID = 500  # characters of ssh's last line of stderr kept as the reason a far scan failed
 
 
@@ -238,14 +240,21 @@ class Ordered:
 
 
 def _blocks(name: str) -> Iterator[bytes]:
-    """The file in blocks of whole lines (the last one perhaps without its newline)."""
+    """The file in blocks of whole lines, each ending with a newline. A line longer than BLOCK
+    is cut there (the rest of it skipped), so a file without newlines holds no more memory."""
     with gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb") as f:
         rest = b""
+        long = False  # `rest` is a cut line: skip to its end
         while block := f.read(BLOCK):
+            if long:
+                end = block.find(b"\n")
+                if end < 0:
+                    continue
+                block, long = block[end:], False
             data = rest + block
             cut = data.rfind(b"\n") + 1
             if cut == 0:
-                rest = data
+                rest, long = (data[:BLOCK], True) if len(data) > BLOCK else (data, False)
                 continue
             rest = data[cut:]
             yield data[:cut]
@@ -262,8 +271,7 @@ def _scan_file(target: Target, name: str, query: FileQuery) -> Iterator[FileLine
     first = 1  # the number of the block's first line
 
     def line(number: int, text: bytes, match: bool) -> FileLine:
-        text_ = text.decode(errors="replace")
-        return FileLine(target.source, target.part, name, number, text_, match)
+        return FileLine(target.source, target.part, name, number, _shown(text), match)
 
     try:
         for data in _blocks(name):
@@ -301,6 +309,13 @@ def _scan_file(target: Target, name: str, query: FileQuery) -> Iterator[FileLine
             yield len(data)
     except (OSError, EOFError, gzip.BadGzipFile):
         return
+
+
+def _shown(text: bytes) -> str:
+    """A line as a result: cut at MAX_LINE like a line of the live view, and marked."""
+    if len(text) > MAX_LINE:
+        return (text[:MAX_LINE] + CUT_MARK).decode(errors="replace")
+    return text.decode(errors="replace")
 
 
 def _indices(data: bytes, starts: list[int]) -> Iterator[int]:
@@ -345,7 +360,7 @@ def far_grep(query: str) -> tuple[str, str]:
 # (N: the generation, `z` if gzipped) before its lines. Names never cross: the near side knows
 # them from N. All the client's input is in positional parameters, never in the script.
 # LC_ALL=C: bytes, like RE2 on bytes; -a: a stray NUL must not make "Binary file matches".
-FAR_SCAN = r"""p=$1 how=$2 q=$3 c=$4 since=$5 until=$6 order=$7 m=$8
+FAR_SCAN = r"""p=$1 how=$2 q=$3 c=$4 since=$5 until=$6 order=$7 m=$8 w=$9
 case $p in "~/"*) p=$HOME/${p#\~/} ;; esac
 mt() { stat -c %Y -- "$1" 2>/dev/null || date -r "$1" +%s 2>/dev/null || echo 0; }
 l= n=0
@@ -373,7 +388,7 @@ for e in $k; do
   echo "=$e"
   if [ "$n" -eq 0 ]; then grep -a -n "$how" -C "$c" -e "$q" -- "$p"
   elif [ "$n" = "$e" ]; then grep -a -n "$how" -C "$c" -e "$q" -- "$p.$n"
-  else gzip -dc -- "$p.$n.gz" | grep -a -n "$how" -C "$c" -e "$q"; fi
+  else gzip -dc -- "$p.$n.gz" | grep -a -n "$how" -C "$c" -e "$q"; fi | cut -b "1-$w"
 done
 echo =end"""
 
@@ -384,7 +399,7 @@ def far_command(target: Target, query: FileQuery) -> str:
     since = max(0, int(query.since)) if query.since > 0 else 0
     until = min(int(query.until) + 1, 2**62)
     args = [target.path, how, pattern, str(query.context), str(since), str(until)]
-    args += ["newest" if query.newest_first else "oldest", str(MAX_ROTATED)]
+    args += ["newest" if query.newest_first else "oldest", str(MAX_ROTATED), str(FAR_WIDTH)]
     return "sh -c " + shlex.join([FAR_SCAN, "perview-far-scan", *args])
 
 
@@ -465,6 +480,7 @@ class _FarParser:
 
     def feed(self, data: bytes) -> list[FileItem]:
         *lines, self.rest = (self.rest + data).split(b"\n")
+        self.rest = self.rest[: FAR_WIDTH + 1]  # the far side cuts; a far side that did not
         out: list[FileItem] = []
         for raw in lines:
             if raw.startswith(b"="):
@@ -484,7 +500,7 @@ class _FarParser:
             found = _GREP_LINE.match(raw)
             if found is None or self.ordered is None:
                 continue  # `--` between groups: numbers say where a group starts
-            text = raw[found.end() :].decode(errors="replace")
+            text = _shown(raw[found.end() :])
             match = found[2] == b":"
             item = FileLine(
                 self.target.source, self.target.part, self.name, int(found[1]), text, match
