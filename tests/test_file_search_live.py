@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from perview.framing import CUT_MARK, MAX_LINE
@@ -142,6 +143,30 @@ def test_only_matching_lines_cross_the_link(serve: Serve, sshd: Sshd, tmp_path: 
     assert int(str(total["received"])) < 500, total
     text = get(server, "/api/search", q="rare needle").text
     assert "bytes back from hosts" in text
+
+
+def test_a_client_that_leaves_stops_a_local_file_scan(serve: Serve, tmp_path: Path) -> None:
+    # A pattern RE2 scans at a few MB/s over 40 MB of varied text: a search of many seconds.
+    log = tmp_path / "app.log"
+    with log.open("wb") as f:
+        for _ in range(40):
+            f.write(os.urandom(512 * 1024).hex().encode() + b"\n")
+    server = serve("serve", "-c", str(config(tmp_path, f'[sources.app]\nfile = "{log}"\n')))
+    proc = psutil.Process(server.proc.pid)
+    request = open_url(server, "/api/search", q="re:[a-q][^u-z]{25}x", format="json")
+    asked = time.monotonic()
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert json.loads(response.readline())["type"] in ("progress", "line")
+        assert time.monotonic() - asked < 3  # progress flows while the scan goes on
+    left = time.monotonic()
+
+    def idle() -> bool:
+        before = sum(proc.cpu_times()[:2])
+        time.sleep(0.2)
+        return sum(proc.cpu_times()[:2]) - before < 0.05
+
+    wait_until(idle, 5, step=0)
+    assert time.monotonic() - left < 1.5
 
 
 def far_scan(marker: str) -> list[str]:

@@ -26,7 +26,7 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 from perview.framing import CUT_MARK, MAX_LINE
-from perview.history.search import Matcher, Progress, Total
+from perview.history.search import PROGRESS_EVERY, Matcher, Progress, Total
 from perview.hub import Ended, Hub, Sink
 from perview.sources.files import FileSource
 from perview.sources.merge import MergedSource
@@ -34,7 +34,9 @@ from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.remote_file import RemoteFileSource
 from perview.sources.ssh import ssh_argv
 
-BLOCK = 4 * 1024 * 1024  # bytes read and scanned at once: big enough that a scan is mostly C
+# Bytes read and scanned at once: big enough that a scan is mostly C, small enough that a slow
+# pattern (RE2 at a few MB/s) still gives the loop a step, and a leaving client its stop, often.
+BLOCK = 1024 * 1024
 MAX_ROTATED = 999  # siblings looked for: logrotate's `rotate` is rarely above a few hundred
 FAR_READ = 64 * 1024  # bytes of the far side's output parsed at once
 FAR_QUEUE = 8  # such reads held before ssh is left unread (and TCP paces the far side)
@@ -162,11 +164,15 @@ def scan_local(target: Target, query: FileQuery) -> Iterator[FileItem]:
     if not query.newest_first:
         names.reverse()
     matches = scanned = 0
+    last_progress = started
     for done, name in enumerate(names):
         ordered = Ordered(query, query.limit - matches)
         for item in _scan_file(target, name, query):
             if isinstance(item, int):
                 scanned += item
+                if time.monotonic() - last_progress >= PROGRESS_EVERY:
+                    last_progress = time.monotonic()
+                    yield Progress(done, len(names), scanned, matches + ordered.matches)
                 continue
             yield from ordered.add(item)
             if ordered.full:
