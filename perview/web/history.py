@@ -396,7 +396,7 @@ def _json(item: Result) -> bytes:
             record["match"] = item.match
         case Skipped():
             record = {"type": "skipped", "source": item.source, "part": item.part}
-            record["reason"] = item.reason
+            record |= {"reason": item.reason, "text": f"not searched: {item.reason}"}
         case Line():
             record = {
                 "type": "line",
