@@ -332,11 +332,18 @@ class Hub:
         """
         if self.closed:
             raise RuntimeError(f"hub {self.name} is closed")
+        everything = False
         if since is None or since > self.ring.next_id:
             # A `since` from the future comes from before a restart of Perview: start afresh.
             ring = self.ring
+            everything = backlog is None
             since = ring.oldest_id if backlog is None else max(1, ring.next_id - backlog)
         viewer = Viewer(self, since, wake or asyncio.Event())
+        if everything:
+            # All that is held, states and notices after the last line included: found by line
+            # id, a notice that no line has followed yet (a file deleted while nobody watched)
+            # would be skipped.
+            viewer.seq, viewer.skip = self.ring.oldest_seq, 0
         if not self.finished and (not self.running or self._stop.is_set()):
             viewer.first_run = self.runs + 1  # the run about to start
         self.viewers.add(viewer)

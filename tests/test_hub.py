@@ -507,3 +507,11 @@ async def test_a_source_s_own_level_rule_decides_its_levels() -> None:
         [chunk] = line_chunks(viewer.read())
     assert levels_of(chunk.marks) == ["warning+", "error+"]
     await hub.close()
+
+
+async def test_a_viewer_of_all_that_is_held_gets_a_notice_no_line_has_followed() -> None:
+    hub = Hub("t", ScriptedSource())
+    hub.notice("was deleted after 10:00:00: what was written to it since is not shown")
+    with hub.watch(backlog=None) as viewer:
+        notes = [i.note for i in viewer.read() if isinstance(i, Chunk) and i.note]
+    assert notes == ["was deleted after 10:00:00: what was written to it since is not shown"]
