@@ -33,6 +33,7 @@ from perview.metrics.hub import MetricsHub
 from perview.private import FILE_MODE, private_dir
 from perview.ring import Chunk
 from perview.sources.process import GuardPool
+from perview.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class AlertEngine:
         self.updated = asyncio.Event()  # set and replaced at each event, as MetricsHub.changed
         self.metric_gaps = 0  # sample batches the engine fell too far behind to read
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self._poke = asyncio.Event()
         self._loading = False
 
@@ -93,25 +94,13 @@ class AlertEngine:
         for source, rules in watched.items():
             hub = self.hubs.get(source)
             if hub is not None:
-                self._spawn(self._follow(hub, rules), f"alerts on {source}")
+                self._tasks.spawn(self._follow(hub, rules), f"alerts on {source}")
         if self.metrics is not None and any(isinstance(r, MetricRule) for r in self.rules.values()):
-            self._spawn(self._sample(self.metrics), "alerts on metrics")
-        self._spawn(self._clock(), "alerts clock")
-
-    def _spawn(self, job: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(job, name=name)  # type: ignore[arg-type]
-        task.add_done_callback(self._ended)
-        self._tasks.add(task)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s stopped: %r", task.get_name(), task.exception())
+            self._tasks.spawn(self._sample(self.metrics), "alerts on metrics")
+        self._tasks.spawn(self._clock(), "alerts clock")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await asyncio.gather(*(channel.close() for channel in self.channels.values()))
         if self._session is not None:
             await self._session.close()

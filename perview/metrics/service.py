@@ -17,6 +17,7 @@ from perview.metrics.logrates import LogRates, publish_every
 from perview.metrics.selector import parse as parse_selector
 from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.ssh import SshSource
+from perview.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class MetricsService:
         self.hubs = hubs
         self.hub = MetricsHub(config.metrics)
         self.history: History | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
 
     @property
     def enabled(self) -> bool:
@@ -72,9 +73,7 @@ class MetricsService:
         except OSError as exc:
             log.warning("metric history disabled: cannot open %s: %s", path, exc.strerror)
         for name, job in jobs:
-            task = asyncio.create_task(job, name=f"metrics {name}")
-            task.add_done_callback(self._crashed)
-            self._tasks.add(task)
+            self._tasks.spawn(job, f"metrics {name}")
 
     def _custom(self, metric: MetricConfig) -> Coroutine[Any, Any, None]:
         """The collector of a [metrics.NAME] table. Its unit and thresholds are not handed
@@ -118,15 +117,8 @@ class MetricsService:
                 await history.expire()
                 since_expiry = 0.0
 
-    def _crashed(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s stopped: %r", task.get_name(), task.exception())
-
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         if self.history is not None:
             await self.history.write(self.hub.take_pending())
             await self.history.close()
