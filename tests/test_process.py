@@ -131,11 +131,13 @@ async def test_leftover_background_processes_die_when_the_command_exits() -> Non
     assert marked_processes(mark) == []
 
 
-def test_sigkilled_parent_leaves_nothing_behind() -> None:
-    """The guard notices its lifeline closing when Perview dies, even by SIGKILL."""
+def sigkill_parent_of(argv: list[str], processes: int) -> None:
+    """Run `argv` from a Python parent through ProcessSource, SIGKILL that parent once the
+    command's first output came (and `processes` marked processes run), and check that every
+    one of them is gone within a second: the guard notices its lifeline closing."""
     mark, env = marked_env()
     program = textwrap.dedent(
-        """
+        f"""
         import asyncio, sys
         from perview.sources.process import ProcessSource
 
@@ -145,8 +147,7 @@ def test_sigkilled_parent_leaves_nothing_behind() -> None:
             def started(self, pid):
                 pass
 
-        argv = ["sh", "-c", "sleep 300 & sleep 301 & echo up; wait"]
-        asyncio.run(ProcessSource(argv).run(Out(), asyncio.Event()))
+        asyncio.run(ProcessSource({argv!r}).run(Out(), asyncio.Event()))
         """
     )
     with subprocess.Popen(
@@ -155,13 +156,18 @@ def test_sigkilled_parent_leaves_nothing_behind() -> None:
         try:
             assert parent.stdout is not None
             assert parent.stdout.readline() == "output\n"
-            assert len(marked_processes(mark)) >= 5  # parent, guard, sh, two sleeps
+            wait_until(lambda: len(marked_processes(mark)) >= processes, timeout=5)
             parent.kill()
             parent.wait()
             took = wait_until(lambda: not marked_processes(mark), timeout=3)
             assert took < 1.0
         finally:
             parent.kill()
+
+
+def test_sigkilled_parent_leaves_nothing_behind() -> None:
+    # parent, guard, sh, two sleeps
+    sigkill_parent_of(["sh", "-c", "sleep 300 & sleep 301 & echo up; wait"], processes=5)
 
 
 # Children that leave the command's process group: `setsid` makes a new session, and a Python
@@ -233,32 +239,4 @@ async def test_a_child_that_forks_while_being_stopped_is_caught() -> None:
 
 
 def test_sigkilled_parent_leaves_no_child_that_left_the_group() -> None:
-    mark, env = marked_env()
-    program = textwrap.dedent(
-        """
-        import asyncio, sys
-        from perview.sources.process import ProcessSource
-
-        class Out:
-            async def write(self, data):
-                print("output", flush=True)
-            def started(self, pid):
-                pass
-
-        argv = ["sh", "-c", "setsid sleep 300 & echo up; sleep 301"]
-        asyncio.run(ProcessSource(argv).run(Out(), asyncio.Event()))
-        """
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", program], env=env, stdout=subprocess.PIPE, text=True
-    ) as parent:
-        try:
-            assert parent.stdout is not None
-            assert parent.stdout.readline() == "output\n"
-            wait_until(lambda: len(marked_processes(mark)) >= 5, timeout=5)
-            parent.kill()
-            parent.wait()
-            took = wait_until(lambda: not marked_processes(mark), timeout=3)
-            assert took < 1.0
-        finally:
-            parent.kill()
+    sigkill_parent_of(["sh", "-c", "setsid sleep 300 & echo up; sleep 301"], processes=5)
