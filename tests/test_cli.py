@@ -242,14 +242,7 @@ def test_standard_input_is_served_and_its_stream_ends_at_eof(tmp_path: Path) -> 
     ):
         try:
             assert proc.stdout is not None
-            port = None
-            for _ in range(5):
-                found = re.search(r":(\d+)/", proc.stdout.readline())
-                if found:
-                    port = int(found[1])
-                    break
-            assert port is not None
-            server = Server(proc, port, "", TOKEN)  # type: ignore[arg-type]
+            server = Server(proc, announced_port(proc), "", TOKEN)  # type: ignore[arg-type]
             body = get(server, "/")  # curl's view: the whole input, then the end
             assert body == data.read_bytes() + b"\n"
             assert json.loads(get(server, "/api/sources"))[0]["state"] == "exited"
@@ -277,14 +270,7 @@ def test_standard_input_from_a_slow_pipe_arrives_without_a_traceback(tmp_path: P
         writer.stdout.close()  # perview holds the read end now
         try:
             assert proc.stdout is not None
-            port = None
-            for _ in range(5):
-                found = re.search(r":(\d+)/", proc.stdout.readline())
-                if found:
-                    port = int(found[1])
-                    break
-            assert port is not None
-            server = Server(proc, port, "", TOKEN)  # type: ignore[arg-type]
+            server = Server(proc, announced_port(proc), "", TOKEN)  # type: ignore[arg-type]
             body = get(server, "/api/sources/stdin/text?backlog=100")
             assert body == b"".join(b"%d\n" % n for n in range(1, 21))
         finally:
@@ -472,3 +458,13 @@ def test_a_real_prometheus_keeps_scraping_across_a_restart(serve: Serve, tmp_pat
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def announced_port(proc: subprocess.Popen[str]) -> int:
+    """The port in the URL a perview started with `--port 0` prints (within its first lines)."""
+    assert proc.stdout is not None
+    for _ in range(5):
+        found = re.search(r":(\d+)/", proc.stdout.readline())
+        if found:
+            return int(found[1])
+    raise AssertionError("perview printed no URL")

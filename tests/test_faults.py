@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import pytest
 from perview.metrics.history import History
 from perview.sources import files
 from perview.sources.process import GRACE
-from tests.conftest import TOKEN, Server, eventually
+from tests.conftest import TOKEN, Server, eventually, small_tmpfs
 from tests.test_files import WITHIN, Collect, append, following, numbered, write
 from tests.test_live import api_sources, sse_events
 
@@ -251,18 +250,8 @@ async def test_a_directory_made_unsearchable_neither_stops_nor_repeats_the_strea
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs, which a writer really fills (ENOSPC); always unmounted."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    command = ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]
-    subprocess.run(command, check=True, capture_output=True)
-    try:
+    with small_tmpfs(tmp_path / "disk", "256k") as mount:
         yield mount
-    finally:
-        # A server still holding a file there makes a plain umount fail; a lazy one detaches it
-        # at once all the same, and the kernel frees it when the last file is closed.
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 class Logger:

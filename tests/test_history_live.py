@@ -22,7 +22,7 @@ import pytest
 
 from perview.history.block import Block
 from perview.history.store import Retention, Store
-from tests.conftest import Server, wait_until
+from tests.conftest import Server, small_tmpfs, wait_until
 
 
 def config(tmp_path: Path, sources: str, data: Path | None = None) -> Path:
@@ -260,15 +260,8 @@ def test_a_store_killed_mid_write_keeps_every_complete_block_once(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    command = ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)]
-    subprocess.run(command, check=True, capture_output=True)
-    try:
+    with small_tmpfs(tmp_path / "disk", "512k") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 def test_a_full_disk_costs_a_gap_in_history_never_the_live_view(
