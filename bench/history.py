@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perview.history.block import Block
-from perview.history.files import FileQuery, Target, scan_local, scan_remote
+from perview.history.far import scan_remote
+from perview.history.files import FileQuery, Target, scan_local
 from perview.history.recorder import Recorder, Writer
 from perview.history.search import Matcher, Query, Total, run
 from perview.history.store import Retention, Store

@@ -273,3 +273,61 @@ def test_a_query_reaches_the_far_grep_as_text_never_as_shell(
     # A long line comes back cut as the live view cuts it, and marked.
     (long,) = lines(search_json(server, q="needle"))
     assert long[2] == ("needle " + "y" * 200_000)[:MAX_LINE] + CUT_MARK.decode()
+
+
+def test_the_sources_say_what_history_each_has_recorded_files_in_place_or_none(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    here = rotated_logs(tmp_path / "here")
+    far = rotated_logs(tmp_path / "far")
+    source = sshd.hosts_toml("web1") + f'[sources.here]\nfile = "{here}"\n'
+    source += f'[sources.far]\nfile = "{far}"\nhost = "web1"\n'
+    source += f'[sources.kept]\nfile = "{here}"\nrecord = "1d"\n'
+    source += '[sources.cmd]\ncommand = ["sleep", "100"]\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    response = get(server, "/api/sources")
+    kinds = {info["name"]: info["history"] for info in json.loads(response.text)}
+    assert kinds == {"here": "file", "far": "file", "kept": "recorded", "cmd": "none"}
+    # What it says is what search does: a recorded file source is searched in its record.
+    records = search_json(server, q="needle one")
+    found = {r["source"]: r.get("from") for r in records if r["type"] == "line"}
+    assert found.get("here") == found.get("far") == "file" and "kept" not in found
+
+
+@pytest.mark.parametrize("where", ["here", "host"])
+def test_a_file_results_surroundings_are_its_lines_around_it_in_that_file(
+    serve: Serve, sshd: Sshd, tmp_path: Path, where: str
+) -> None:
+    log = rotated_logs(tmp_path / "logs")
+    on = '\nhost = "web1"' if where == "host" else ""
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"{on}\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    (needle,) = [r for r in search_json(server, q="needle two") if r["type"] == "line"]
+    assert needle["file"] == f"{log}.2.gz"
+    around = get(
+        server,
+        "/api/sources/app/history",
+        file=str(needle["file"]),
+        line="11",
+        context="2",
+        format="json",
+    )
+    assert around.status_code == 200, around.text
+    records = [json.loads(line) for line in around.text.splitlines()]
+    assert lines(records) == [
+        ("app.log.2.gz", 9, "old 9", False),
+        ("app.log.2.gz", 10, "old 10", False),
+        ("app.log.2.gz", 11, "needle two", True),
+        ("app.log.2.gz", 12, "after two", False),
+    ]
+    # Only a file the source covers can be named; a time range is for recorded sources.
+    for name in (str(tmp_path / "perview.toml"), f"{log}/../../perview.toml", f"{log}.1/x"):
+        refused = get(server, "/api/sources/app/history", file=name, line="1")
+        assert refused.status_code == 400 and "is not a file of source" in refused.text, name
+    # A sibling's name that is not there: refused here; said on a host, where it is looked for.
+    gone = get(server, "/api/sources/app/history", file=f"{log}.9", line="1")
+    if where == "here":
+        assert gone.status_code == 400 and "is not a file of source" in gone.text
+    else:
+        assert gone.status_code == 200 and "app.log.9: it is not there any more" in gone.text
+    assert get(server, "/api/sources/app/history", since="-1h").status_code == 400

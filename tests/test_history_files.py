@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from perview.history import files
-from perview.history.files import FileLine, FileQuery, RemoteRefused, Target, far_grep, in_range
+from perview.history import files, rotation
+from perview.history.far import RemoteRefused, far_grep
+from perview.history.files import FileLine, FileQuery, Target, in_range
 from perview.history.search import Matcher, Total
 
 
@@ -64,7 +65,7 @@ def test_a_fifo_beside_a_log_is_not_opened(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_bytes(b"needle\n")
     subprocess.run(["mkfifo", str(tmp_path / "app.log.1")], check=True)
-    assert files.rotated(str(log)) == [str(log)]
+    assert rotation.rotated(str(log)) == [str(log)]
 
 
 def test_a_generation_is_skipped_only_when_none_of_it_can_be_in_range() -> None:

@@ -36,7 +36,7 @@ from perview.web.auth import (
     require_operator,
     security_middleware,
 )
-from perview.web.history import add_history_routes
+from perview.web.history import add_history_routes, histories
 from perview.web.limits import StreamLimits, Streams
 from perview.web.login import add_login_routes
 from perview.web.proxy import proxy_middleware
@@ -246,7 +246,12 @@ def _least_level(request: web.Request) -> int | None:
 
 
 async def list_sources(request: web.Request) -> web.StreamResponse:
-    return web.json_response([hub.describe() for hub in request.app[HUBS].values()])
+    hubs = request.app[HUBS]
+    kinds = await histories(request.app, hubs)
+    # A source added by a reload meanwhile has no kind yet: the next poll gives it.
+    return web.json_response(
+        [hub.describe() | {"history": kinds.get(n, "none")} for n, hub in list(hubs.items())]
+    )
 
 
 async def stop_source(request: web.Request) -> web.StreamResponse:

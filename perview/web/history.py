@@ -1,8 +1,9 @@
 """History over HTTP: `GET /api/search` (recorded lines that match, streamed as found) and
-`GET /api/sources/{name}/history` (a recorded source's lines in a time range), as text or JSON
-lines. Scans run a block at a time on a thread of their own and stop when the client leaves.
-Unrecorded `file` sources are searched in their files (files.py): here on that thread, on a host
-by grep on the far side."""
+`GET /api/sources/{name}/history` (a recorded source's lines in a time range, or a file
+source's lines around one), as text or JSON lines. Scans run a block at a time on a thread of
+their own and stop when the client leaves. Unrecorded `file` sources are searched in their
+files (files.py): here on that thread, on a host by grep on the far side (far.py).
+`history_of` is the one answer to what history a source has, for the API and for search."""
 
 from __future__ import annotations
 
@@ -10,23 +11,26 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from aiohttp import web
 
+from perview.history.far import RemoteRefused, far_grep, lines_remote, remote_suffix, scan_remote
 from perview.history.files import (
+    FileItem,
     FileLine,
     FileQuery,
-    RemoteRefused,
     Skipped,
     Target,
-    far_grep,
+    lines_local,
+    local_file,
     scan_local,
-    scan_remote,
+    shown_file,
     targets,
 )
 from perview.history.search import (
@@ -45,7 +49,6 @@ from perview.history.search import (
 from perview.history.service import History
 from perview.history.times import parse_time
 from perview.hub import Hub
-from perview.labels import MAX_PATH, display_name
 from perview.web.limits import Streams
 from perview.web.streams import STREAM_HEADERS, GrepError, whole_number
 
@@ -79,6 +82,25 @@ def add_history_routes(
 _STREAMS = web.AppKey("history_streams", Streams)
 _HUBS = web.AppKey("history_hubs", Mapping[str, Hub])
 
+HistoryKind = Literal["recorded", "file", "none"]
+
+
+def history_of(hub: Hub, recorded: Collection[str]) -> HistoryKind:
+    """What history a served source has: its record (recorded now, or held from before), else
+    its files searched in place (a `file` source, here or on a host), else none."""
+    if hub.name in recorded:
+        return "recorded"
+    return "file" if targets(hub) else "none"
+
+
+async def histories(app: web.Application, hubs: Mapping[str, Hub]) -> dict[str, HistoryKind]:
+    """`history_of` each of `hubs`; all none when history is not served (no store)."""
+    history = app.get(HISTORY)
+    if history is None:
+        return dict.fromkeys(hubs, "none")
+    recorded = await asyncio.to_thread(_recorded, history)
+    return {name: history_of(hub, recorded) for name, hub in hubs.items()}
+
 
 async def search(request: web.Request) -> web.StreamResponse:
     history = request.app[HISTORY]
@@ -102,9 +124,9 @@ async def search(request: web.Request) -> web.StreamResponse:
     since, until = _range(params)
     recorded = await asyncio.to_thread(_recorded, history)
     files = {
-        name: found
+        name: targets(hub)
         for name, hub in list(request.app[_HUBS].items())
-        if name not in recorded and (found := targets(hub))
+        if history_of(hub, recorded) == "file"
     }
     asked = params.getall("source", [])
     if len(asked) > MAX_SOURCES:
@@ -162,12 +184,51 @@ def _unsearchable(q: str, level: int | None, parts: list[Target]) -> str | None:
 async def source_history(request: web.Request) -> web.StreamResponse:
     history = request.app[HISTORY]
     name = request.match_info["name"]
-    if name not in await asyncio.to_thread(_recorded, history):
+    recorded = await asyncio.to_thread(_recorded, history)
+    hub = request.app[_HUBS].get(name)
+    if name not in recorded and hub is not None and history_of(hub, recorded) == "file":
+        return await _file_lines(request, hub)
+    if name not in recorded:
         raise web.HTTPNotFound(text=f"perview: source {name[:64]!r} has no recorded history\n")
     since, until = _range(request.query)
     query = Query((name,), since, until, None, newest_first=False, limit=sys.maxsize)
     batches = _batches(history, query, None, [], [])
     return await _stream(request, batches, _download if not _wants_json(request) else None)
+
+
+async def _file_lines(request: web.Request, hub: Hub) -> web.StreamResponse:
+    """`?file=F&line=N&context=C` (and `part=` of a multi-host source): the lines of F, one of
+    the files search named, around line N, as search results (N is the `match`)."""
+    params = request.query
+    if "file" not in params or "line" not in params:
+        raise _bad(f"source {hub.name!r} is a file: its history is its lines around file= line=")
+    line = _number(params, "line", 1, sys.maxsize, least=1)
+    context = _number(params, "context", 0, MAX_CONTEXT)
+    first, last = max(1, line - context), line + context
+    part = params.get("part")
+    target = next((t for t in targets(hub) if t.part == part), None)
+    if target is None:
+        raise _bad(f"source {hub.name!r} has no part {str(part)[:64]!r}")
+    batches: AsyncGenerator[list[Result], None]
+    if target.destination is None:
+        name = await asyncio.to_thread(local_file, target, params["file"])
+        if name is None:
+            raise _bad(f"{params['file'][:256]!r} is not a file of source {hub.name!r}")
+        batches = _stepped(lines_local(target, name, first, last, line))
+    else:
+        suffix = remote_suffix(target, params["file"])
+        if suffix is None:
+            raise _bad(f"{params['file'][:256]!r} is not a file of source {hub.name!r}")
+        batches = _far_batches(lines_remote(target, suffix, first, last, line))
+    return await _stream(request, batches)
+
+
+async def _far_batches(
+    batches: AsyncGenerator[list[FileItem], None],
+) -> AsyncGenerator[list[Result], None]:
+    async with aclosing(batches):
+        async for batch in batches:
+            yield list[Result](batch)
 
 
 def _recorded(history: History) -> list[str]:
@@ -373,7 +434,7 @@ def _far(received: int) -> str:
 
 
 def _file(name: str) -> str:
-    return display_name(name, MAX_PATH)
+    return shown_file(name)
 
 
 def _download(item: Result) -> bytes:
