@@ -1,17 +1,21 @@
-"""Recorded history in a real browser against a live server: a search from a pane, the range
-picker, a result's surroundings, back to live, and a chart's moment opening the logs around it."""
+"""History in a real browser against a live server: a search from a pane, the range picker, a
+result's surroundings, back to live, and a chart's moment opening the logs around it; file
+sources (here and on a host) searched in place."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_page import open_page
 from tests.conftest import Server, wait_until
+from tests.sshd import Sshd
 from tests.test_history_live import matches, search_json, write_store
 
 Serve = Callable[..., Server]
@@ -220,4 +224,56 @@ def test_a_click_on_a_chart_opens_every_recorded_source_around_that_moment(
     )
     assert times == sorted(times) and len(times) > 2
     page.get_by_test_id("back-to-live").click()
+    expect(page.get_by_test_id("log")).to_be_visible()
+
+
+def rotated_file(directory: Path) -> Path:
+    """app.log and its rotated, gzipped sibling app.log.1.gz, which alone holds the needle (with
+    numbered lines around it); both written within the hour, the page's default range."""
+    directory.mkdir(parents=True)
+    log = directory / "app.log"
+    log.write_text("today 1\ntoday 2\n")
+    old = "".join(f"old {i}\n" for i in range(1, 40)) + "ERROR needle-old\n"
+    old += "".join(f"after {i}\n" for i in range(1, 40))
+    (directory / "app.log.1.gz").write_bytes(gzip.compress(old.encode()))
+    return log
+
+
+@pytest.mark.parametrize("where", ["here", "host"])
+def test_a_file_source_is_searched_from_the_page_in_its_rotated_gzipped_sibling(
+    serve: Serve, page: Page, tmp_path: Path, sshd: Sshd, where: str
+) -> None:
+    log = rotated_file(tmp_path / "logs")
+    hosts = sshd.hosts_toml("web1") if where == "host" else ""
+    on = '\nhost = "web1"' if where == "host" else ""
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n\n{hosts}'
+        f'[sources.files]\nfile = "{log}"{on}\n'
+    )
+    server = serve("serve", "-c", str(path), env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    open_page(page, server, "source=files")
+    search(page, "needle-old")
+    found = page.locator(HISTORY_LINE)
+    expect(found).to_have_count(1)
+    expect(found).to_have_attribute("data-file", f"{log}.1.gz")
+    expect(found.locator(".ts")).to_have_text("app.log.1.gz:40")
+    expect(found.get_by_test_id("history-match")).to_have_text("needle-old")
+    expect(page.get_by_test_id("history-status")).to_contain_text("1 match;")
+    expect(page.get_by_test_id("history-note")).to_be_hidden()  # nothing said to be unrecorded
+    # Its context: the lines around it in its file, 25 each side.
+    found.click()
+    current = page.locator(f"{HISTORY_LINE}.current")
+    expect(current.locator(".text")).to_have_text("ERROR needle-old")
+    expect(page.get_by_test_id("history-status")).to_contain_text(
+        "the lines around app.log.1.gz:40 in files"
+    )
+    texts = page.locator(f"{HISTORY_LINE} .text").all_text_contents()
+    assert texts == [f"old {i}" for i in range(15, 40)] + ["ERROR needle-old"] + [
+        f"after {i}" for i in range(1, 26)
+    ]
+    page.get_by_test_id("history-back-results").click()
+    expect(page.locator(HISTORY_LINE)).to_have_count(1)
+    page.get_by_test_id("back-to-live").click()
+    expect(page.get_by_test_id("history")).to_be_hidden()
     expect(page.get_by_test_id("log")).to_be_visible()

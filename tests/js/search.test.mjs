@@ -2,7 +2,7 @@
 // where a query matches, and lines around a line, without a browser.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Around, JsonLines, matchesOf, mergeByTime, progressText, rangeParams, searchUrl, historyUrl, markerText } from "../../perview/web/static/search.js";
+import { Around, JsonLines, fileLinesUrl, fileWhere, matchesOf, mergeByTime, progressText, rangeParams, searchUrl, historyUrl, markerText } from "../../perview/web/static/search.js";
 
 const encode = (text) => new TextEncoder().encode(text);
 
@@ -98,4 +98,17 @@ test("the lines around a line are those just before it and just after it, marker
   assert.equal(done, true);
   assert.deepEqual(around.records.map((r) => r.line ?? "gap"), [48, 49, "gap", 50, 51, 52]);
   assert.equal(around.records[around.index].line, 50);
+});
+
+test("a file's result is found again by its file and line, and its host where it has one", () => {
+  const record = { type: "line", from: "file", source: "app log", part: "web1", file: "/var/log/app.log-20240101.gz", line: 40 };
+  const url = new URL(fileLinesUrl(record, 3), "http://x/");
+  assert.equal(url.pathname, "/api/sources/app%20log/history");
+  assert.deepEqual(Object.fromEntries(url.searchParams), { file: "/var/log/app.log-20240101.gz", line: "40", context: "3", format: "json", part: "web1" });
+  assert.equal(fileWhere(record), "app.log-20240101.gz:40");
+  assert.equal(new URL(fileLinesUrl({ ...record, part: null }), "http://x/").searchParams.get("part"), null);
+});
+
+test("a skipped source is said with its reason", () => {
+  assert.equal(markerText({ type: "skipped", source: "app", part: null, reason: "the far scan failed: refused", text: "not searched: …" }), "app: not searched: the far scan failed: refused");
 });

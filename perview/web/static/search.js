@@ -1,5 +1,5 @@
-// Recorded history as the page asks for it and reads it back: the addresses of a search and of a
-// time range, the JSON-lines stream they answer with (read as it comes, cut anywhere), where a
+// History as the page asks for it and reads it back: the addresses of a search, of a time range
+// and of a file's lines around a result, the JSON-lines stream they answer with (read as it comes, cut anywhere), where a
 // query matches in a line, and the words for what the server says besides lines. Pure: a Node
 // test imports it without a browser.
 
@@ -41,6 +41,19 @@ export function searchUrl({ q, sources = [], range = { since: "-15m" }, order = 
 export function historyUrl(name, since, until) {
   const params = new URLSearchParams({ since: String(since), until: String(until), format: "json" });
   return `api/sources/${encodeURIComponent(name)}/history?${params}`;
+}
+
+/** The address of the lines around a file source's result (a `from: "file"` record): `context`
+ *  lines each side of it in its file, as JSON. */
+export function fileLinesUrl(record, context = CONTEXT_LINES) {
+  const params = new URLSearchParams({ file: record.file, line: String(record.line), context: String(context), format: "json" });
+  if (record.part) params.set("part", record.part);
+  return `api/sources/${encodeURIComponent(record.source)}/history?${params}`;
+}
+
+/** Where a file source's line is: "app.log.2.gz:11" (the file's name without its directory). */
+export function fileWhere(record) {
+  return `${record.file.slice(record.file.lastIndexOf("/") + 1)}:${record.line}`;
 }
 
 /** JSON lines from bytes that come in chunks cut anywhere (inside a record, inside a UTF-8
@@ -146,6 +159,7 @@ export function markerText(record) {
   if (record.type === "gap") return `${who}: ${record.count.toLocaleString("en")} lines not recorded (${span})`;
   if (record.type === "damaged") return `${who}: ${record.count.toLocaleString("en")} lines unreadable (${span}): ${record.reason}`;
   if (record.type === "event") return `${who}: ${record.text}`;
+  if (record.type === "skipped") return `${who}: not searched: ${record.reason}`;
   return `${record.text ?? ""}`;
 }
 

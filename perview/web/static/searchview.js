@@ -1,17 +1,19 @@
-// Recorded history in a pane: a search bar under its toolbar, and the results over its live view
-// until "back to live". The live view goes on underneath (its lines, its filter, where it was
+// History in a pane: a search bar under its toolbar, and the results over its live view until
+// "back to live". What is searched is each source's history as the API names it: its record, or
+// for an unrecorded `file` source its files (here or on a host), read in place. The live view goes on underneath (its lines, its filter, where it was
 // scrolled, whether it followed), so going back finds it as it was, with what came meanwhile.
 // Three things show here: a search's matches (newest first, as the server finds them), the lines
-// around one of them, and every recorded source around a moment (a click on a chart).
+// around one of them (in time for a record, in its file for a file's), and every recorded source
+// around a moment (a click on a chart).
 
 import { api } from "./credential.js";
 import { el } from "./dom.js";
 import {
   AROUND_SECONDS, Around, CONTEXT_SECONDS, RANGES, SOURCE_LINES,
-  historyUrl, markerText, matchesOf, mergeByTime, progressText, rangeParams, recordsOf, searchUrl, shownText,
+  fileLinesUrl, fileWhere, historyUrl, markerText, matchesOf, mergeByTime, progressText, rangeParams, recordsOf, searchUrl, shownText,
 } from "./search.js";
 
-const SCOPES = { pane: "this pane's sources", all: "every recorded source" };
+const SCOPES = { pane: "this pane's sources", all: "every source with history" };
 const NOT_RECORDED = 'not recorded: add record = "7d" to its config to keep its history';
 
 /** "10:03:12.345", with the day in front when it is not today. */
@@ -21,13 +23,6 @@ function stamp(at) {
   const time = `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}.${pad(t.getMilliseconds(), 3)}`;
   const today = new Date().toDateString() === t.toDateString();
   return today ? time : `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${time}`;
-}
-
-/** Whether `name` has history: its range answers (404: it is not recorded). */
-async function isRecorded(name, signal) {
-  const response = await api(historyUrl(name, "now", "now"), { signal, cache: "no-store" });
-  response.body?.cancel().catch(() => {});
-  return response.status !== 404;
 }
 
 export class HistoryView {
@@ -41,7 +36,7 @@ export class HistoryView {
   }
 
   build() {
-    this.input = el("input", { type: "search", placeholder: "search recorded history (Enter)", dataset: { testid: "history-search" }, spellcheck: false, title: "a substring, or re: and a regular expression (RE2)" });
+    this.input = el("input", { type: "search", placeholder: "search history and files (Enter)", dataset: { testid: "history-search" }, spellcheck: false, title: "a substring, or re: and a regular expression (RE2)" });
     this.scope = el("select", { dataset: { testid: "history-scope" }, title: "which sources to search" });
     for (const [value, label] of Object.entries(SCOPES)) this.scope.append(new Option(label, value));
     this.range = el("select", { dataset: { testid: "history-range" }, title: "the time range searched" });
@@ -138,9 +133,8 @@ export class HistoryView {
       let sources = [];
       if (this.scope.value === "pane") {
         const names = [...this.pane.sources];
-        const recorded = await Promise.all(names.map((name) => isRecorded(name, signal)));
-        sources = names.filter((_, i) => recorded[i]);
-        const missing = names.filter((_, i) => !recorded[i]);
+        sources = names.filter((name) => this.app.sources.historyOf(name) !== "none");
+        const missing = names.filter((name) => !sources.includes(name));
         if (missing.length) this.tell(`${missing.map((n) => this.app.titleOf(n)).join(", ")}: ${NOT_RECORDED}`);
         if (!sources.length) {
           this.say("nothing to search: no source of this pane is recorded");
@@ -170,9 +164,14 @@ export class HistoryView {
   async showAround(record) {
     const saved = this.saved ?? { rows: [...this.rows.children], status: this.status.textContent, note: this.note.textContent, scroll: this.rows.scrollTop };
     const who = record.part ? `${record.source}/${record.part}` : record.source;
-    const signal = this.begin(`the lines around ${stamp(record.at)} in ${this.app.titleOf(record.source)}…`);
+    const when = record.from === "file" ? fileWhere(record) : stamp(record.at);
+    const signal = this.begin(`the lines around ${when} in ${this.app.titleOf(record.source)}…`);
     this.saved = saved;
     this.backToResults.hidden = false;
+    if (record.from === "file") {
+      await this.showInFile(record, who, signal);
+      return;
+    }
     const around = new Around(record);
     try {
       const response = await api(historyUrl(record.source, record.at - CONTEXT_SECONDS, record.at + CONTEXT_SECONDS), { signal, cache: "no-store" });
@@ -189,6 +188,33 @@ export class HistoryView {
         return row;
       }));
       this.say(around.found ? `the lines around ${stamp(record.at)} in ${who}, oldest first` : `${who}: that line is not in its history any more`);
+      this.rows.querySelector(".current")?.scrollIntoView({ block: "center" });
+    } catch (error) {
+      if (!signal.aborted) this.say(`failed: ${error.message}`);
+    }
+  }
+
+  /** A file's result among the lines around it in its file (read in place, here or on its host). */
+  async showInFile(record, who, signal) {
+    try {
+      const response = await api(fileLinesUrl(record), { signal, cache: "no-store" });
+      if (!response.ok) {
+        this.say(`${who}: ${(await response.text()).replace(/^perview: /, "").trim()}`);
+        return;
+      }
+      let found = false;
+      for await (const batch of recordsOf(response)) {
+        this.rows.append(...batch.map((r) => {
+          const target = r.type === "line" && r.line === record.line;
+          const row = this.row(r, target ? this.q : "");
+          if (target) {
+            row.classList.add("current");
+            found = true;
+          }
+          return row;
+        }));
+      }
+      this.say(found ? `the lines around ${fileWhere(record)} in ${who}, as in its file` : `${who}: that line is not in ${record.file} any more`);
       this.rows.querySelector(".current")?.scrollIntoView({ block: "center" });
     } catch (error) {
       if (!signal.aborted) this.say(`failed: ${error.message}`);
@@ -216,10 +242,10 @@ export class HistoryView {
     this.saved = null;
     this.q = ""; // nothing to mark in the lines around it
     const names = this.app.sources.names();
-    const missing = [];
+    const missing = names.filter((name) => this.app.sources.historyOf(name) !== "recorded");
     const cut = [];
     try {
-      const lists = await Promise.all(names.map(async (name) => {
+      const lists = await Promise.all(names.filter((n) => !missing.includes(n)).map(async (name) => {
         const response = await api(historyUrl(name, t - AROUND_SECONDS, t + AROUND_SECONDS), { signal, cache: "no-store" });
         if (response.status === 404) {
           missing.push(name);
@@ -283,8 +309,13 @@ export class HistoryView {
       last = end;
     }
     text.append(shown.slice(last));
-    const row = el("div", { className: record.match ? "hline" : "hline context", title: "show the lines around this one", dataset: { testid: "history-line", source: record.source, line: String(record.line) } },
-      el("span", { className: "ts", textContent: stamp(record.at) }),
+    const where = record.from === "file"
+      ? el("span", { className: "ts file", textContent: fileWhere(record), title: record.file })
+      : el("span", { className: "ts", textContent: stamp(record.at) });
+    const dataset = { testid: "history-line", source: record.source, line: String(record.line) };
+    if (record.from === "file") dataset.file = record.file;
+    const row = el("div", { className: record.match ? "hline" : "hline context", title: "show the lines around this one", dataset },
+      where,
       el("span", { className: `tag tag-${this.app.colorOf(record.part ? `${record.source}@${record.part}` : record.source)}`, textContent: who }),
       text);
     row.record = record;

@@ -46,6 +46,12 @@ export class Sources {
     return this.infos.get(name)?.title || name;
   }
 
+  /** What history `name` has, as the API says: "recorded", "file" (its files, searched in
+   *  place) or "none". */
+  historyOf(name) {
+    return this.infos.get(name)?.history ?? "none";
+  }
+
   /** The tag of a line of `name` that comes from `part`: a host of a merged source ("app@web1")
    *  or a file of a glob ("logs › a.log"), as the source's `parts` says. */
   partTagOf(name, part) {
