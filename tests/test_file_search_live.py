@@ -331,3 +331,79 @@ def test_a_file_results_surroundings_are_its_lines_around_it_in_that_file(
     else:
         assert gone.status_code == 200 and "app.log.9: it is not there any more" in gone.text
     assert get(server, "/api/sources/app/history", since="-1h").status_code == 400
+
+
+LOGROTATE = "/usr/sbin/logrotate"
+
+
+def logrotate_dateext(directory: Path) -> tuple[Path, list[str]]:
+    """app.log rotated three times by a real logrotate with `dateext` (to the second, since the
+    test rotates within a second or so; -%Y%m%d%H%M%S is a `dateformat` logrotate takes),
+    compressed but the newest (`delaycompress`): each generation holds `needle N`, 1 oldest.
+    Returns the log and its files' names, newest first."""
+    directory.mkdir(parents=True)
+    log = directory / "app.log"
+    conf = directory / "logrotate.conf"
+    conf.write_text(
+        f"{log} {{\n  rotate 9\n  dateext\n  dateformat -%Y%m%d%H%M%S\n"
+        "  compress\n  delaycompress\n}\n"
+    )
+    command = [LOGROTATE, "-f", "-s", str(directory / "logrotate.state"), str(conf)]
+    for n in (1, 2, 3):
+        log.write_text(f"gen {n} begins\nneedle {n}\n")
+        second = int(time.time())
+        subprocess.run(command, check=True, capture_output=True)
+        wait_until(lambda second=second: int(time.time()) > second, 3, step=0.02)
+    log.write_text("gen 4 begins\nneedle 4\n")
+    names = sorted((p.name for p in directory.glob("app.log*")), reverse=True)
+    return log, ["app.log", *names[:-1]]
+
+
+@pytest.mark.parametrize("where", ["here", "host"])
+def test_date_named_siblings_of_a_real_logrotate_are_searched_in_time_order(
+    serve: Serve, sshd: Sshd, tmp_path: Path, where: str
+) -> None:
+    log, names = logrotate_dateext(tmp_path / "logs")
+    assert [n.endswith(".gz") for n in names] == [False, False, True, True], names
+    on = '\nhost = "web1"' if where == "host" else ""
+    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"{on}\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    newest = lines(search_json(server, q="needle", source="app"))
+    assert newest == [(name, 2, f"needle {4 - i}", True) for i, name in enumerate(names)]
+    oldest = lines(search_json(server, q="needle", source="app", order="oldest", context="1"))
+    assert [text for _, _, text, _ in oldest] == [
+        text for n in (1, 2, 3, 4) for text in (f"gen {n} begins", f"needle {n}")
+    ]
+    assert [name for name, *_ in oldest[::2]] == names[::-1]
+
+
+DATED = [
+    "app.log",
+    "app.log.1",
+    "app.log.2.gz",
+    "app.log-2024010213",  # dateformat -%Y%m%d%H
+    "app.log-20240102.gz",
+    "app.log-20240101",
+    "app.log.2023-12-31.gz",  # app.log.%Y-%m-%d
+    "app.log-2023-12-30-23-59-59",
+]
+
+
+def test_a_host_orders_date_named_siblings_as_they_are_ordered_here(
+    serve: Serve, sshd: Sshd, tmp_path: Path
+) -> None:
+    directory = tmp_path / "dated"
+    directory.mkdir()
+    for age, name in enumerate(DATED):
+        data = f"in {name}\n".encode()
+        (directory / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        os.utime(directory / name, (1e9 + age, 1e9 + age))  # the reverse of their order
+    for other in ("app.log-old", "app.log.bak", "app.log-2024", "app.logger-20240101"):
+        (directory / other).write_bytes(b"in other\n")
+    log = directory / "app.log"
+    source = sshd.hosts_toml("web1") + f'[sources.here]\nfile = "{log}"\n'
+    source += f'[sources.far]\nfile = "{log}"\nhost = "web1"\n'
+    server = serve("serve", "-c", str(config(tmp_path, source)))
+    for name in ("here", "far"):
+        found = lines(search_json(server, q="in ", source=name))
+        assert found == [(n, 1, f"in {n}", True) for n in DATED], name

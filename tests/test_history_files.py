@@ -4,6 +4,7 @@ which `re:` patterns a far grep may run."""
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 from pathlib import Path
 
@@ -106,3 +107,42 @@ def test_a_line_longer_than_a_block_is_cut_and_the_numbering_holds(
     items = scan(log, "needle", newest_first=False)
     assert shown(items) == [(1, "needle " + "x" * 9, True), (2, "needle after", True)]
     assert shown(scan(log, "needle-late", newest_first=False)) == []
+
+
+def test_date_named_siblings_come_after_numbered_ones_newest_date_first(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    names = [
+        "app.log",
+        "app.log.1",
+        "app.log.2.gz",
+        "app.log-2024010213",  # dateformat -%Y%m%d%H
+        "app.log-20240102.gz",
+        "app.log-20240101",
+        "app.log.2023-12-31.gz",  # app.log.%Y-%m-%d
+        "app.log-2023-12-30-23-59-59",
+    ]
+    for age, name in enumerate(names):
+        (tmp_path / name).write_bytes(b"x\n")
+        os.utime(tmp_path / name, (1e9 + age, 1e9 + age))  # the reverse of their order by mtime
+    for other in (
+        "app.log-old",
+        "app.log.bak",
+        "app.log-2024",
+        "app.log.01",
+        "app.logger-20240101",
+    ):
+        (tmp_path / other).write_bytes(b"x\n")
+    (tmp_path / "app.log-20240103").mkdir()  # not a regular file
+    assert [Path(n).name for n in rotation.rotated(str(log))] == names
+
+
+@pytest.mark.parametrize("suffix", ["", ".1", ".12.gz", "-20240101", "-20240101.gz", ".2024-01-01"])
+def test_a_generation_is_named_by_a_suffix_of_digits_and_separators(suffix: str) -> None:
+    assert rotation.is_generation(suffix)
+
+
+@pytest.mark.parametrize(
+    "suffix", ["/../x", ".1/..", "-20240101/x", ".0", ".", ".gz", "-2024010", " 20240101", ".1 "]
+)
+def test_nothing_else_names_a_generation(suffix: str) -> None:
+    assert not rotation.is_generation(suffix)

@@ -4,7 +4,7 @@ Numbered (`app.log.1` or `app.log.1.gz`, `app.log.2.gz`, ... while the numbering
 date-named (`dateext`: `app.log-20240101`, `app.log-2024010113.gz` for a `dateformat` of
 `-%Y%m%d%H`, and `app.log.2024-01-01` style), newest date first. logrotate requires a
 `dateformat` to sort lexically ("first the year, then the month then the day", logrotate(8)),
-and sorts by it itself, so the name's order is the time order; an mtime is not (compressing
+and sorts by it itself, so the name's digits are in time order; an mtime is not (compressing
 a file sets its mtime in some setups). A log with both kinds (its rotation was changed) is read
 numbered ones first.
 
@@ -66,8 +66,14 @@ def rotated(path: str) -> list[str]:
         for name in glob.glob(glob.escape(path) + "[-._]*")
         if is_dated(name[len(path) :]) and os.path.isfile(name)
     ]
-    dated.sort(key=lambda name: name[len(path) :].removesuffix(GZ), reverse=True)
+    dated.sort(key=lambda name: _date_key(name[len(path) :]), reverse=True)
     return found + dated
+
+
+def _date_key(suffix: str) -> tuple[str, str]:
+    """Its digits (so that `-20240102` and `.2024-01-01` compare as dates whatever their
+    separators, and a longer format that starts alike is later), then the suffix itself."""
+    return "".join(c for c in suffix if c.isdigit()), suffix
 
 
 def local_files(pattern: str) -> list[str]:
@@ -82,7 +88,8 @@ def local_files(pattern: str) -> list[str]:
 
 
 # A shell function for the far side: the generations of "$p" (up to "$m" numbered), one suffix
-# a line, newest first. `sort` keys on the suffix without `.gz`; suffixes hold no blank.
+# a line, newest first. Dated ones are sorted as _date_key does (in byte order: LC_ALL=C): sed
+# puts the suffix's digits before it; suffixes hold no blank.
 FAR_GENERATIONS = (
     r"""gens() {
   [ -f "$p" ] && echo
@@ -99,8 +106,8 @@ FAR_GENERATIONS = (
     case ${s%.gz} in
       """
     + "|".join(DATED)
-    + r""") echo "${s%.gz} $s" ;;
+    + r""") echo "$s" ;;
     esac
-  done | sort -r | cut -d' ' -f2
+  done | sed 'h;s/[^0-9]//g;G;s/\n/ /' | sort -r | cut -d' ' -f2
 }"""
 )
