@@ -13,6 +13,11 @@
   three rare lines in place: here against `grep -F` and `zcat | grep -F` over the same files, and
   on a host (a loopback sshd) against pulling the text over ssh and grepping it here: time, and
   the bytes that cross the link.
+- remote (--remote-mb, default 500): one file of that size on a host (the loopback sshd) searched
+  for five rare lines: the bytes that crossed the link (ssh's own count, and the payload) against
+  the file's size, and the time against `grep -F` over the same file here, medians of --trials.
+
+    python bench/history.py --part remote --remote-mb 500
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -249,20 +256,104 @@ def files(mb: int, work: Path) -> None:
         sshd.stop()
 
 
+def remote(mb: int, work: Path, trials: int) -> None:
+    from testbed.sshd import LoopbackSshd
+
+    directory = work / "remote"
+    directory.mkdir()
+    log = directory / "app.log"
+    q = "the-rare-remote-term"
+    piece = varied(10_000_000, seed=5)  # 10 MB of varied lines, written over and over
+    with log.open("wb") as f:
+        for i in range(mb // 10):
+            f.write(piece)
+            if i % max(1, mb // 50) == 0 and i // max(1, mb // 50) < 5:
+                f.write(b"%s %d\n" % (q.encode(), i))
+    size = log.stat().st_size
+    (work / "sshd-remote").mkdir()
+    sshd = LoopbackSshd(work / "sshd-remote", 1)
+    try:
+        alias = sshd.alias(1)
+        query = FileQuery(Matcher(q), q, 0, 2e9, newest_first=True)
+        subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)  # page cache
+        greps, numbered, connects, fars, links = [], [], [], [], []
+        total: Total | None = None
+        for trial in range(trials):
+            # Baseline and far search alternate, so that load on this shared machine hits both.
+            started = time.perf_counter()
+            found = subprocess.run(["grep", "-c", "-F", q, str(log)], capture_output=True)
+            greps.append(time.perf_counter() - started)
+            assert found.stdout.strip() == b"5", found.stdout
+            # What the far side runs, here: grep numbering the lines it prints costs a count of
+            # every newline.
+            started = time.perf_counter()
+            subprocess.run(["grep", "-a", "-n", "-F", "-e", q, str(log)], capture_output=True)
+            numbered.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            subprocess.run(["ssh", "-F", str(sshd.config), alias, "true"], check=True)
+            connects.append(time.perf_counter() - started)
+            ssh_log = directory / f"ssh-{trial}.log"
+            ssh_args = ("-F", str(sshd.config), "-v", "-E", str(ssh_log))
+            target = Target("app", None, str(log), alias, ssh_args)
+
+            async def far(target: Target = target) -> Total:
+                last = None
+                async for batch in scan_remote(target, query):
+                    last = batch[-1]
+                assert isinstance(last, Total)
+                return last
+
+            started = time.perf_counter()
+            total = asyncio.run(far())
+            fars.append(time.perf_counter() - started)
+            assert total.matches == 5 and total.complete, total
+            said = re.search(
+                rb"Transferred: sent (\d+), received (\d+) bytes", ssh_log.read_bytes()
+            )
+            assert said is not None, "ssh -v did not say what it transferred"
+            links.append(int(said[1]) + int(said[2]))
+    finally:
+        sshd.stop()
+    assert total is not None
+    grep, remote_s = statistics.median(greps), statistics.median(fars)
+    grep_n, connect = statistics.median(numbered), statistics.median(connects)
+    link = statistics.median(links)
+    print(f"remote file search ({size / 1e6:.0f} MB file on a loopback host, {trials} trials):")
+    print(f"  grep -F here (baseline)   {grep:6.2f} s  {size / grep / 1e6:6.0f} MB/s")
+    print(f"  grep -a -n -F here        {grep_n:6.2f} s  (the far side's grep, run here)")
+    print(f"  ssh HOST true             {connect:6.2f} s  (an ssh connection's cost)")
+    times = ", ".join(f"{t:.2f}" for t in fars)
+    print(
+        f"  search on the host        {remote_s:6.2f} s  {size / remote_s / 1e6:6.0f} MB/s"
+        f"  (time ratio grep/host {grep / remote_s:.2f}; each: {times})"
+    )
+    print(
+        f"  crossed the link: {link:,.0f} bytes both ways by ssh's count "
+        f"({total.received:,} bytes of results) for a {size:,} byte file: "
+        f"{link / size:.2e} of it"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200, help="MB of text to search (default 200)")
     parser.add_argument("--ingest-mb", type=int, default=200)
     parser.add_argument("--files-mb", type=int, default=100, help="MB of text per file")
+    parser.add_argument("--remote-mb", type=int, default=500, help="MB of the remote file")
+    parser.add_argument("--trials", type=int, default=3, help="trials of the remote search")
+    parser.add_argument("--part", choices=["all", "remote"], default="all")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="perview-bench-history-"))
     try:
-        if args.ingest_mb:
-            ingest(args.ingest_mb, work)
-        disk(work)
-        search(args.mb, work)
-        if args.files_mb:
-            files(args.files_mb, work)
+        if args.part == "all":
+            if args.ingest_mb:
+                ingest(args.ingest_mb, work)
+            disk(work)
+            search(args.mb, work)
+            if args.files_mb:
+                files(args.files_mb, work)
+        if args.remote_mb:
+            remote(args.remote_mb, work, args.trials)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
