@@ -170,12 +170,13 @@ def test_a_client_that_leaves_stops_a_local_file_scan(serve: Serve, tmp_path: Pa
 
 
 def far_scan(marker: str) -> list[str]:
-    """The far side's gzip and grep (it is this machine, so `pgrep -f` sees what sshd started).
-    ssh.py's wrapper around them is left out: it gives them a second after SIGTERM before its
-    SIGKILL, then goes too."""
+    """The far side's scan: its script's shell (and the subshells of its pipelines), gzip, grep
+    and cut (it is this machine, so `pgrep -f` sees what sshd started). ssh.py's wrapper around
+    them is left out: it gives them a second after SIGTERM before its SIGKILL, then goes too."""
     found = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True)
     scans = [line.split(None, 1) for line in found.stdout.splitlines()]
-    return [command for _, command in scans if command.startswith(("gzip ", "grep "))]
+    doing = ("gzip ", "grep ", "cut ", "sh -c p=$1 how=$2 ")
+    return [command for _, command in scans if command.startswith(doing)]
 
 
 def test_a_client_that_leaves_stops_the_far_scan_within_a_second(
@@ -198,7 +199,13 @@ def test_a_client_that_leaves_stops_the_far_scan_within_a_second(
     with urllib.request.urlopen(request, timeout=20) as response:
         first = json.loads(response.readline())
         assert first["text"] == "needle first"
-        wait_until(lambda: len(far_scan(marker)) == 2, 10)  # gzip -dc | grep -e needle
+        scanning = ("sh ", "gzip ", "grep ")  # the script: gzip -dc | grep -e needle | cut
+
+        def under_way() -> bool:
+            running = far_scan(marker)
+            return all(any(c.startswith(s) for c in running) for s in scanning)
+
+        wait_until(under_way, 10)
     left = time.monotonic()
     wait_until(lambda: not far_scan(marker), 5, step=0.01)
     assert time.monotonic() - left < 1
