@@ -338,6 +338,18 @@ def test_a_file_results_surroundings_are_its_lines_around_it_in_that_file(
     else:
         assert gone.status_code == 200 and "app.log.9: it is not there any more" in gone.text
     assert get(server, "/api/sources/app/history", since="-1h").status_code == 400
+    named = str(needle["file"])
+    for hostile in (
+        {"line": "0"},
+        {"line": "9" * 5000},
+        {"line": "²"},
+        {"line": "1", "context": "101"},
+        {"line": "1", "part": "web9"},
+        {"line": "1", "file": named + "\0"},
+        {"line": "1", "file": named.replace(".2.gz", ".2.gz\n=end")},
+    ):
+        answer = get(server, "/api/sources/app/history", **({"file": named} | hostile))
+        assert answer.status_code == 400, (hostile, answer.text)
 
 
 LOGROTATE = "/usr/sbin/logrotate"
