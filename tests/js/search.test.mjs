@@ -112,3 +112,7 @@ test("a file's result is found again by its file and line, and its host where it
 test("a skipped source is said with its reason", () => {
   assert.equal(markerText({ type: "skipped", source: "app", part: null, reason: "the far scan failed: refused", text: "not searched: …" }), "app: not searched: the far scan failed: refused");
 });
+
+test("a search of files on hosts says how much came back over the link", () => {
+  assert.equal(progressText({ type: "total", matches: 3, blocks: 2, bytes: 0, received: 1234, seconds: 0.6, complete: true }), "3 matches; 2 blocks, 0 bytes (1,234 bytes back from hosts) in 0.6 s");
+});

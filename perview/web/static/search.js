@@ -168,7 +168,8 @@ export function progressText(record) {
   const matches = `${record.matches.toLocaleString("en")} ${record.matches === 1 ? "match" : "matches"}`;
   if (record.type === "progress") return `searching: ${matches}, ${record.blocks.toLocaleString("en")} of ${record.of.toLocaleString("en")} blocks`;
   const stopped = record.complete ? "" : " (stopped at the limit: narrow the range or the query)";
-  return `${matches}${stopped}; ${record.blocks.toLocaleString("en")} blocks, ${record.bytes.toLocaleString("en")} bytes in ${record.seconds} s`;
+  const far = record.received ? ` (${record.received.toLocaleString("en")} bytes back from hosts)` : "";
+  return `${matches}${stopped}; ${record.blocks.toLocaleString("en")} blocks, ${record.bytes.toLocaleString("en")} bytes${far} in ${record.seconds} s`;
 }
 
 /** Several sources' records, each list in time order, as one list in time order (a source's own
