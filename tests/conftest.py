@@ -210,3 +210,17 @@ def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
         # at once all the same, and the kernel frees it when the last file is closed.
         if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+@pytest.fixture
+def busybox_tools(tmp_path: Path) -> Path:
+    """A directory of BusyBox's applets, to be the whole PATH."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox is missing: run scripts/install-test-deps")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    for applet in applets.stdout.split():
+        (tools / applet).symlink_to(busybox)
+    return tools

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from perview.history import files, rotation
+from perview.history import far, files, rotation
 from perview.history.far import RemoteRefused, far_grep
 from perview.history.files import FileLine, FileQuery, Target, in_range
 from perview.history.search import Matcher, Total
@@ -146,3 +146,25 @@ def test_a_generation_is_named_by_a_suffix_of_digits_and_separators(suffix: str)
 )
 def test_nothing_else_names_a_generation(suffix: str) -> None:
     assert not rotation.is_generation(suffix)
+
+
+def test_the_far_scripts_need_only_busybox_and_list_generations_as_here(
+    busybox_tools: Path, tmp_path: Path
+) -> None:
+    """A BusyBox host has its `sh`, `sed`, `sort`, `cut`, `grep` and `gzip`, and nothing else."""
+    names = ["app.log", "app.log.1", "app.log.2.gz", "app.log-20240102.gz", "app.log.2024-01-01"]
+    for name in [*names, "app.log-old"]:
+        data = f"needle in {name}\n".encode()
+        (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    log = str(tmp_path / "app.log")
+    assert [Path(n).name for n in rotation.rotated(log)] == names
+    env = {"PATH": str(busybox_tools)}
+    args = [log, "-F", "needle", "0", "0", str(2**40), "newest", "999", "70000"]
+    scan = [str(busybox_tools / "sh"), "-c", far.FAR_SCAN, "perview-far-scan", *args]
+    out = subprocess.run(scan, env=env, capture_output=True, text=True, check=True).stdout
+    expected = [f"={n[len('app.log') :]}\n1:needle in {n}\n" for n in names]
+    assert out == "".join(expected) + "=end\n"
+    args = [log, "-20240102.gz", "1", "5", "70000"]
+    lines = [str(busybox_tools / "sh"), "-c", far.FAR_LINES, "perview-far-lines", *args]
+    out = subprocess.run(lines, env=env, capture_output=True, text=True, check=True).stdout
+    assert out == "=-20240102.gz\n:needle in app.log-20240102.gz\n=end\n"

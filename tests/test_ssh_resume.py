@@ -217,20 +217,6 @@ async def test_a_sibling_with_the_old_inode_but_other_bytes_is_not_the_rotated_f
     assert out.notices[0].startswith("was replaced after ")
 
 
-@pytest.fixture
-def busybox_tools(tmp_path: Path) -> Path:
-    """A directory of BusyBox's applets, to be the whole PATH."""
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        pytest.fail("busybox is missing: run scripts/install-test-deps")
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
-    for applet in applets.stdout.split():
-        (tools / applet).symlink_to(busybox)
-    return tools
-
-
 async def test_the_far_side_script_needs_only_busybox(busybox_tools: Path, tmp_path: Path) -> None:
     """A BusyBox host has its `sh`, `stat`, `dd`, `tail` and `od`, and nothing else."""
     from perview.sources.process import ProcessSource
