@@ -295,6 +295,15 @@ def test_the_sources_say_what_history_each_has_recorded_files_in_place_or_none(
     response = get(server, "/api/sources")
     kinds = {info["name"]: info["history"] for info in json.loads(response.text)}
     assert kinds == {"here": "file", "far": "file", "kept": "recorded", "cmd": "none"}
+    # The event stream's description of a source is the same.
+    request = open_url(server, "/api/events", source=["here", "cmd"])
+    described: dict[str, object] = {}
+    with urllib.request.urlopen(request, timeout=20) as stream:
+        while len(described) < 2:
+            if stream.readline() == b"event: source\n":
+                info = json.loads(stream.readline().removeprefix(b"data: "))
+                described[info["name"]] = info["history"]
+    assert described == {"here": "file", "cmd": "none"}
     # What it says is what search does: a recorded file source is searched in its record.
     records = search_json(server, q="needle one")
     found = {r["source"]: r.get("from") for r in records if r["type"] == "line"}

@@ -353,7 +353,11 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
             )
         await response.prepare(request)
         hello = [b"retry: 1000\n\n"]
-        hello += [sse_event("source", v.hub.describe() | {"epoch": epoch}) for v in viewers]
+        kinds = await histories(request.app, {v.hub.name: v.hub for v in viewers})
+        hello += [
+            sse_event("source", v.hub.describe() | {"history": kinds[v.hub.name], "epoch": epoch})
+            for v in viewers
+        ]
         await wire.write(b"".join(hello))
         forward = asyncio.create_task(_forward_metrics(metrics, wake)) if metrics else None
         alerts = request.app.get(ALERTS)
