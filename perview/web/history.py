@@ -232,9 +232,10 @@ async def _far_batches(
 
 
 def _recorded(history: History) -> list[str]:
-    """Sources with history: in the store, or recorded by the config (perhaps nothing yet)."""
-    with history.store.reader() as reader:
-        held = reader.sources()
+    """Sources with history: in the store, or recorded by the config (perhaps nothing yet). From
+    the store's own list of segments, not its index: the page asks every few seconds. On a
+    thread: that list's lock is held while the writer commits."""
+    held = sorted(history.store.held())
     return held + sorted(set(history.store.retention.ages) - set(held))
 
 
