@@ -379,9 +379,12 @@ def logrotate_dateext(directory: Path) -> tuple[Path, list[str]]:
     command = [LOGROTATE, "-f", "-s", str(directory / "logrotate.state"), str(conf)]
     for n in (1, 2, 3):
         log.write_text(f"gen {n} begins\nneedle {n}\n")
+        rotated = subprocess.run(command, capture_output=True, text=True)
+        assert rotated.returncode == 0, rotated.stderr
+        # Named for a second no later than now: the next rotation must come in a later one, by
+        # logrotate's clock (time(2), the kernel's coarse clock: up to a tick behind).
         second = int(time.time())
-        subprocess.run(command, check=True, capture_output=True)
-        wait_until(lambda second=second: int(time.time()) > second, 3, step=0.02)
+        wait_until(lambda second=second: time.time() > second + 1.05, 3, step=0.02)
     log.write_text("gen 4 begins\nneedle 4\n")
     names = sorted((p.name for p in directory.glob("app.log*")), reverse=True)
     return log, ["app.log", *names[:-1]]
