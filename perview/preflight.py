@@ -36,7 +36,7 @@ Key = tuple[str, ...]
 
 # `ssh -G` reads only configuration files; the bound is for a `Match exec` that hangs.
 SSH_CONFIG_TIMEOUT = 5.0
-SHELL = ("/bin/sh", "-c")  # what `shell = true` turns a command into (config.py)
+SHELL = ("/bin/sh", "-c")  # what `shell = true` turns a command into (config/checker.py)
 
 
 @dataclass(frozen=True, slots=True)
