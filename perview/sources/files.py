@@ -1,6 +1,6 @@
 """Files as a source: followed natively by name, the way a careful `tail -F` would.
 
-A run keeps one `_File` per followed path (the path itself, or each match of a glob) and reads it
+A run keeps one `Followed` per followed path (the path itself, or each match of a glob) and reads it
 with `pread` in blocks (reader.READ_SIZE) at its own offset, passing the bytes on untouched: the
 hub frames lines, per part, so a glob's files never split each other's lines. Where a file's
 bytes stop following on (it is left for the next one, or truncated) the source says so
@@ -26,6 +26,9 @@ Checking a file:
   let go once it has been idle for a while, so that its disk space is really freed.
 - When nothing can be read (the file is missing, a directory, unreadable), report `waiting` with
   the reason, and `started` again as soon as some file can be read.
+
+This module is the loop (which files, when to look, reading, letting go); `followed.py` opens a
+path where to start and finds a rotated file again, and `resume.py` keeps where a run left off.
 """
 
 from __future__ import annotations
@@ -39,17 +42,17 @@ import logging
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
 
 from asyncinotify import Event, Inotify, Mask
 
 from perview.config import DEFAULT_FILE_LINES, is_glob
 from perview.hub import Ended, Output
-from perview.labels import MAX_PATH, display_name
+from perview.labels import display_name
 from perview.sources._state import StateFile
+from perview.sources.followed import Followed, close, open_path, rewritten, shown
 from perview.sources.reader import READ_SIZE
+from perview.sources.resume import FINGERPRINT, Left
 
 log = logging.getLogger(__name__)
 
@@ -57,82 +60,14 @@ log = logging.getLogger(__name__)
 # `out.write` does not always yield, and a 10 GB file appearing must not freeze everything else.
 TURN_BYTES = 1024 * 1024
 
-# The bytes just before the offset that are kept to tell a file truncated and rewritten past the
-# offset (its size alone cannot tell) from one that grew. 64 bytes span a timestamp or two.
-FINGERPRINT = 64
-
 # A deleted file that no new file replaced is read while it grows; after this long without
 # growth it is closed, so that the disk space of a log deleted under a live viewer comes back.
 DELETED_IDLE = 60.0
-
-# A viewer returning to a file source gets what was written while nobody watched, read from
-# where the last run stopped, up to this much; beyond it, the file starts at its last lines and a
-# notice says how much was not followed, and when.
-RESUME_LIMIT = 16 * 1024 * 1024
-
-# Entries of a directory looked through for a rotated file (by its identity) before giving up.
-SIBLINGS_LOOKED_AT = 10_000
 
 # Names appearing or going away: a glob may match a new file.
 RESCAN_EVENTS = Mask.CREATE | Mask.MOVED_TO | Mask.MOVED_FROM | Mask.DELETE
 # Plus appends and truncations (MODIFY), a writer closing (CLOSE_WRITE) and permission fixes.
 WATCH_MASK = RESCAN_EVENTS | Mask.MODIFY | Mask.CLOSE_WRITE | Mask.ATTRIB | Mask.ONLYDIR
-
-
-@dataclass(frozen=True, slots=True)
-class Left:
-    """Where a run stopped reading a file (here or on another host): enough to resume it
-    exactly, or to say what was not followed."""
-
-    ident: tuple[int, int]  # st_dev, st_ino of the file that was being read
-    pos: int
-    tail: bytes  # the bytes before `pos` (to tell a rewritten file from one that grew)
-    at: float  # when (epoch seconds)
-
-    def saved(self) -> dict[str, object]:
-        """As a state file keeps it (see _state.py)."""
-        return {
-            "dev": self.ident[0],
-            "ino": self.ident[1],
-            "pos": self.pos,
-            "tail": self.tail.hex(),
-            "at": self.at,
-        }
-
-    @staticmethod
-    def restored(saved: object) -> Left | None:
-        """What `saved` made of a Left, or None if `saved` is not that."""
-        if not isinstance(saved, dict):
-            return None
-        dev, ino, pos, at, tail = (saved.get(key) for key in ("dev", "ino", "pos", "at", "tail"))
-        if not (_count(dev) and _count(ino) and _count(pos) and isinstance(tail, str)):
-            return None
-        if not isinstance(at, int | float):
-            return None
-        try:
-            fingerprint = bytes.fromhex(tail)
-        except ValueError:
-            return None
-        if len(fingerprint) > min(pos, FINGERPRINT):
-            return None
-        return Left((dev, ino), pos, fingerprint, float(at))
-
-
-@dataclass(slots=True)
-class _File:
-    """A followed path, and the file read for it (which may no longer be at the path)."""
-
-    path: str
-    part: str | None  # its name among a glob's files; None: not a glob
-    backlog: int | None  # lines to start with when it is next opened; None: from the start
-    fd: int | None = None
-    ident: tuple[int, int] = (0, 0)  # st_dev, st_ino of `fd`
-    pos: int = 0  # the next byte to read
-    tail: bytes = b""  # the last bytes read, ending at `pos`
-    moved: bool = False  # `fd` is no longer the file at `path`
-    grew_at: float = 0.0  # when a read last returned data (monotonic)
-    problem: str | None = None  # why the path cannot be read, while `fd` is None
-    left: Left | None = None  # where an earlier run stopped reading it: resume from there
 
 
 class FileSource:
@@ -201,7 +136,7 @@ class _Follower:
         self.source = source
         self.out = out
         self.stop = stop
-        self.files: dict[str, _File] = {}
+        self.files: dict[str, Followed] = {}
         self.dirty: set[str] = set()  # paths to check at the next turn
         self.rescan = False
         self.wake = asyncio.Event()
@@ -241,7 +176,7 @@ class _Follower:
         self.source.left = self._where()
         self.source.save(self.source.left, force=True)
         for file in self.files.values():
-            _close(file)
+            close(file)
         for task in self.tasks:
             task.cancel()
         try:
@@ -270,7 +205,7 @@ class _Follower:
         try:
             self.inotify = Inotify()
         except OSError as exc:
-            log.warning("no inotify (%s): polling %s", exc.strerror, _shown(self.source.pattern))
+            log.warning("no inotify (%s): polling %s", exc.strerror, shown(self.source.pattern))
             return
         self.tasks.add(asyncio.create_task(self._read_events(self.inotify)))
 
@@ -315,7 +250,7 @@ class _Follower:
             # A name may hold a newline, invalid UTF-8 or a bidi control: made printable here,
             # once, so the name forges nothing in the text stream, the SSE header or the page.
             part = display_name(os.path.relpath(path, source.root)) if source.is_glob else None
-            file = self.files[path] = _File(path, part, source.backlog if first else None)
+            file = self.files[path] = Followed(path, part, source.backlog if first else None)
             if first:
                 file.left = source.left.pop(path, None)
             self.dirty.add(path)
@@ -334,7 +269,7 @@ class _Follower:
                 # A missing directory is simply waited for; anything else (ENOSPC: the inotify
                 # watch limit) is worth saying once. The poll covers the directory either way.
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and directory not in self.warned:
-                    log.warning("cannot watch %s (%s): polling it", _shown(directory), exc.strerror)
+                    log.warning("cannot watch %s (%s): polling it", shown(directory), exc.strerror)
                     self.warned.add(directory)
                 continue
             self.watched.add(directory)
@@ -344,7 +279,7 @@ class _Follower:
             reason = None
         else:
             problems = (f.problem for f in self.files.values() if f.problem)
-            reason = next(problems, f"waiting for a file matching {_shown(self.source.pattern)}")
+            reason = next(problems, f"waiting for a file matching {shown(self.source.pattern)}")
         if self.has_reported and reason == self.reported:
             return
         self.reported, self.has_reported = reason, True
@@ -364,7 +299,7 @@ class _Follower:
             if await self._check(file):
                 self.dirty.add(path)
 
-    async def _check(self, file: _File) -> bool:
+    async def _check(self, file: Followed) -> bool:
         """Read what is new in `file` and follow its name; True if it has more to read now."""
         try:
             if (fd := file.fd) is not None:
@@ -375,9 +310,9 @@ class _Follower:
                 while await self._read(file, fd):  # what it got before the writer moved on
                     pass
                 self.out.end_line(file.part)
-                _close(file)
+                close(file)
                 self.moved_on = True
-            note = _open(file)
+            note = open_path(file)
             if file.fd is not None or note:  # opened, or what was left of it said to be lost
                 self.moved_on = True
             if file.fd is not None:
@@ -389,11 +324,11 @@ class _Follower:
             return await self._read(file, file.fd)
         except OSError as exc:
             self.moved_on = True
-            _close(file)
-            file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
+            close(file)
+            file.problem = f"cannot read {shown(file.path)}: {exc.strerror}"
             return False
 
-    def _leave(self, file: _File, fd: int) -> bool:
+    def _leave(self, file: Followed, fd: int) -> bool:
         """Whether to let go of `fd` for what is now at the path (see the module docstring)."""
         try:
             now: os.stat_result | None = os.stat(file.path)
@@ -413,10 +348,10 @@ class _Follower:
         deleted = os.fstat(fd).st_nlink == 0
         return deleted and time.monotonic() - file.grew_at > DELETED_IDLE
 
-    async def _read(self, file: _File, fd: int) -> bool:
+    async def _read(self, file: Followed, fd: int) -> bool:
         """Write what `fd` has past the offset; True if it stopped at TURN_BYTES with more left."""
         size = os.fstat(fd).st_size
-        if size < file.pos or _rewritten(file, fd, size):
+        if size < file.pos or rewritten(file, fd, size):
             self.out.end_line(file.part)
             file.pos, file.tail = 0, b""
         budget = TURN_BYTES
@@ -434,188 +369,6 @@ class _Follower:
             await self.out.write(data, file.part)
         await asyncio.sleep(0)  # a turn for the rest of the loop before more of this file
         return True
-
-
-def _open(file: _File) -> str | None:
-    """Open what is at the path, positioned where an earlier run left it, else at its backlog
-    (or start); else set `problem`. Returns a notice for the viewers, if there is one: how the
-    file was resumed, or what was not followed."""
-    try:
-        fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
-    except (FileNotFoundError, NotADirectoryError):
-        file.problem, file.backlog = f"waiting for {_shown(file.path)} to appear", None
-        rotated = _resume_rotated(file)  # perhaps renamed away, and nothing new at the path yet
-        if rotated is None and (left := file.left) is not None:
-            # Neither at the path nor under another name: what it got after `left` is lost, and
-            # the file that appears next is a new one, read from its start.
-            file.left = None
-            return f"was deleted after {moment(left.at)}: what was written to it since is not shown"
-        return rotated
-    except OSError as exc:
-        file.problem = f"cannot read {_shown(file.path)}: {exc.strerror}"
-        return None
-    note: str | None = None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            file.problem, file.backlog = f"{_shown(file.path)} is {what}", None
-            os.close(fd)
-            return None
-        ident = (info.st_dev, info.st_ino)
-        if file.left is not None and file.left.ident != ident:
-            note = _resume_rotated(file)
-            if file.fd is not None:  # the old file, found under another name: read it first
-                os.close(fd)
-                return note
-        file.pos, resumed = _start(file, fd, info.st_size, ident)
-        note = resumed or note
-    except BaseException:
-        os.close(fd)
-        raise
-    file.fd, file.ident = fd, ident
-    file.tail, file.moved, file.problem, file.backlog = b"", False, None, None
-    file.grew_at = time.monotonic()
-    return note
-
-
-def _start(file: _File, fd: int, size: int, ident: tuple[int, int]) -> tuple[int, str | None]:
-    """Where to start reading the file just opened at the path, and what to say about it."""
-    left, file.left = file.left, None
-    if left is not None and left.ident == ident:
-        unchanged = size >= left.pos and os.pread(fd, len(left.tail), left.pos - len(left.tail))
-        if unchanged == left.tail:
-            written = size - left.pos
-            if written <= RESUME_LIMIT:
-                said = f"resumed where it was left at {moment(left.at)}"
-                return left.pos, said if written else None
-            start = _backlog_start(fd, size, file.backlog or 0)
-            return start, (
-                f"{amount(start - left.pos)} written between {moment(left.at)} and now were not "
-                f"followed (more than {amount(RESUME_LIMIT)} to catch up): its last lines follow"
-            )
-        note = (
-            f"was truncated or rewritten after {moment(left.at)}: what it held before that "
-            "is not shown"
-        )
-        return _bounded_start(fd, size, file.backlog), note
-    if left is not None:  # replaced, and the old file is nowhere to be found
-        note = (
-            f"was replaced after {moment(left.at)}: what was written to the old file since "
-            "is not shown"
-        )
-        return _bounded_start(fd, size, file.backlog), note
-    return (0 if file.backlog is None else _backlog_start(fd, size, file.backlog)), None
-
-
-def _resume_rotated(file: _File) -> str | None:
-    """If an earlier run left this path in a file that has since been renamed (a rotation),
-    open that one at the position left, to be read to its end before what is at the path now."""
-    left = file.left
-    if left is None:
-        return None
-    old = _find_by_identity(os.path.dirname(file.path), left.ident)
-    if old is None:
-        return None
-    try:
-        fd = os.open(old, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    info = os.fstat(fd)
-    # The bytes before the position too: an inode is reused once its file is deleted, and the
-    # longer Perview was away (stopped, not only unwatched), the likelier that is.
-    n = len(left.tail)
-    if (
-        (info.st_dev, info.st_ino) != left.ident
-        or info.st_size < left.pos
-        or os.pread(fd, n, left.pos - n) != left.tail
-    ):
-        os.close(fd)
-        return None
-    file.left = None
-    file.fd, file.ident, file.pos, file.tail = fd, left.ident, left.pos, left.tail
-    file.moved, file.problem, file.backlog = True, None, None
-    file.grew_at = time.monotonic()
-    name = os.path.basename(old)
-    return f"rotated after {moment(left.at)}: reading the rest of it as {name} first"
-
-
-def _find_by_identity(directory: str, ident: tuple[int, int]) -> str | None:
-    """The regular file in `directory` that is `ident` (a rotated log keeps its inode)."""
-    try:
-        with os.scandir(directory) as entries:
-            for n, entry in enumerate(entries):
-                if n >= SIBLINGS_LOOKED_AT:
-                    return None
-                if entry.inode() != ident[1]:
-                    continue
-                found = entry.stat(follow_symlinks=False)
-                if found.st_dev == ident[0] and stat.S_ISREG(found.st_mode):
-                    return entry.path
-    except OSError:
-        return None
-    return None
-
-
-def _bounded_start(fd: int, size: int, lines: int | None) -> int:
-    """A file none of whose lines were followed yet: from its start, unless that is more than
-    RESUME_LIMIT (then its last `lines`)."""
-    return 0 if size <= RESUME_LIMIT else _backlog_start(fd, size, lines or 0)
-
-
-def moment(at: float) -> str:
-    """A moment as the notices of files, local and remote, write it."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-
-
-def amount(n: int) -> str:
-    """A number of bytes as the notices of files write it."""
-    if n < 1024:
-        return f"{n} bytes"
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
-
-
-def _close(file: _File) -> None:
-    if file.fd is not None:
-        os.close(file.fd)
-        file.fd, file.moved = None, False
-
-
-def _backlog_start(fd: int, size: int, lines: int) -> int:
-    """The offset of the first of the last `lines` lines, found reading backwards in blocks."""
-    if lines <= 0:
-        return size
-    # A final newline ends the last line; it does not start one more.
-    wanted = lines + 1 if size and os.pread(fd, 1, size - 1) == b"\n" else lines
-    end = size
-    while end > 0:
-        start = max(0, end - READ_SIZE)
-        block = os.pread(fd, end - start, start)
-        found = block.count(b"\n")
-        if found < wanted:
-            wanted -= found
-            end = start
-            continue
-        at = len(block)
-        for _ in range(wanted):
-            at = block.rindex(b"\n", 0, at)
-        return start + at + 1
-    return 0
-
-
-def _rewritten(file: _File, fd: int, size: int) -> bool:
-    """Whether the bytes before the offset changed: truncated and rewritten past it."""
-    n = len(file.tail)
-    return size > file.pos and n > 0 and os.pread(fd, n, file.pos - n) != file.tail
-
-
-def _shown(path: str) -> str:
-    """A path as notices and the log show it: a matched name is anyone's choice of bytes."""
-    return display_name(path, MAX_PATH)
-
-
-def _count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -45,8 +45,8 @@ from pathlib import Path
 from perview.hub import Ended, Forward, Output
 from perview.labels import MAX_PATH, display_name
 from perview.sources._state import StateFile
-from perview.sources.files import FINGERPRINT, RESUME_LIMIT, Left, amount, moment
 from perview.sources.process import GuardPool
+from perview.sources.resume import FINGERPRINT, RESUME_LIMIT, Left, amount, moment
 from perview.sources.ssh import SshSource, _Words, ssh_argv
 
 log = logging.getLogger(__name__)

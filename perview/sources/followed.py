@@ -1,0 +1,178 @@
+"""A followed path and the file read for it: opening what is at the path where an earlier run
+left it (or at its last lines), finding that file again under another name after a rotation,
+and telling a file rewritten under the offset from one that grew."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from perview.labels import MAX_PATH, display_name
+from perview.sources.resume import (
+    RESUME_LIMIT,
+    Left,
+    amount,
+    backlog_start,
+    bounded_start,
+    moment,
+)
+
+# Entries of a directory looked through for a rotated file (by its identity) before giving up.
+SIBLINGS_LOOKED_AT = 10_000
+
+
+@dataclass(slots=True)
+class Followed:
+    """A followed path, and the file read for it (which may no longer be at the path)."""
+
+    path: str
+    part: str | None  # its name among a glob's files; None: not a glob
+    backlog: int | None  # lines to start with when it is next opened; None: from the start
+    fd: int | None = None
+    ident: tuple[int, int] = (0, 0)  # st_dev, st_ino of `fd`
+    pos: int = 0  # the next byte to read
+    tail: bytes = b""  # the last bytes read, ending at `pos`
+    moved: bool = False  # `fd` is no longer the file at `path`
+    grew_at: float = 0.0  # when a read last returned data (monotonic)
+    problem: str | None = None  # why the path cannot be read, while `fd` is None
+    left: Left | None = None  # where an earlier run stopped reading it: resume from there
+
+
+def open_path(file: Followed) -> str | None:
+    """Open what is at the path, positioned where an earlier run left it, else at its backlog
+    (or start); else set `problem`. Returns a notice for the viewers, if there is one: how the
+    file was resumed, or what was not followed."""
+    try:
+        fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
+    except (FileNotFoundError, NotADirectoryError):
+        file.problem, file.backlog = f"waiting for {shown(file.path)} to appear", None
+        rotated = resume_rotated(file)  # perhaps renamed away, and nothing new at the path yet
+        if rotated is None and (left := file.left) is not None:
+            # Neither at the path nor under another name: what it got after `left` is lost, and
+            # the file that appears next is a new one, read from its start.
+            file.left = None
+            return f"was deleted after {moment(left.at)}: what was written to it since is not shown"
+        return rotated
+    except OSError as exc:
+        file.problem = f"cannot read {shown(file.path)}: {exc.strerror}"
+        return None
+    note: str | None = None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            file.problem, file.backlog = f"{shown(file.path)} is {what}", None
+            os.close(fd)
+            return None
+        ident = (info.st_dev, info.st_ino)
+        if file.left is not None and file.left.ident != ident:
+            note = resume_rotated(file)
+            if file.fd is not None:  # the old file, found under another name: read it first
+                os.close(fd)
+                return note
+        file.pos, resumed = _start(file, fd, info.st_size, ident)
+        note = resumed or note
+    except BaseException:
+        os.close(fd)
+        raise
+    file.fd, file.ident = fd, ident
+    file.tail, file.moved, file.problem, file.backlog = b"", False, None, None
+    file.grew_at = time.monotonic()
+    return note
+
+
+def _start(file: Followed, fd: int, size: int, ident: tuple[int, int]) -> tuple[int, str | None]:
+    """Where to start reading the file just opened at the path, and what to say about it."""
+    left, file.left = file.left, None
+    if left is not None and left.ident == ident:
+        unchanged = size >= left.pos and os.pread(fd, len(left.tail), left.pos - len(left.tail))
+        if unchanged == left.tail:
+            written = size - left.pos
+            if written <= RESUME_LIMIT:
+                said = f"resumed where it was left at {moment(left.at)}"
+                return left.pos, said if written else None
+            start = backlog_start(fd, size, file.backlog or 0)
+            return start, (
+                f"{amount(start - left.pos)} written between {moment(left.at)} and now were not "
+                f"followed (more than {amount(RESUME_LIMIT)} to catch up): its last lines follow"
+            )
+        note = (
+            f"was truncated or rewritten after {moment(left.at)}: what it held before that "
+            "is not shown"
+        )
+        return bounded_start(fd, size, file.backlog), note
+    if left is not None:  # replaced, and the old file is nowhere to be found
+        note = (
+            f"was replaced after {moment(left.at)}: what was written to the old file since "
+            "is not shown"
+        )
+        return bounded_start(fd, size, file.backlog), note
+    return (0 if file.backlog is None else backlog_start(fd, size, file.backlog)), None
+
+
+def resume_rotated(file: Followed) -> str | None:
+    """If an earlier run left this path in a file that has since been renamed (a rotation),
+    open that one at the position left, to be read to its end before what is at the path now."""
+    left = file.left
+    if left is None:
+        return None
+    old = find_by_identity(os.path.dirname(file.path), left.ident)
+    if old is None:
+        return None
+    try:
+        fd = os.open(old, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    # The bytes before the position too: an inode is reused once its file is deleted, and the
+    # longer Perview was away (stopped, not only unwatched), the likelier that is.
+    n = len(left.tail)
+    if (
+        (info.st_dev, info.st_ino) != left.ident
+        or info.st_size < left.pos
+        or os.pread(fd, n, left.pos - n) != left.tail
+    ):
+        os.close(fd)
+        return None
+    file.left = None
+    file.fd, file.ident, file.pos, file.tail = fd, left.ident, left.pos, left.tail
+    file.moved, file.problem, file.backlog = True, None, None
+    file.grew_at = time.monotonic()
+    name = os.path.basename(old)
+    return f"rotated after {moment(left.at)}: reading the rest of it as {name} first"
+
+
+def find_by_identity(directory: str, ident: tuple[int, int]) -> str | None:
+    """The regular file in `directory` that is `ident` (a rotated log keeps its inode)."""
+    try:
+        with os.scandir(directory) as entries:
+            for n, entry in enumerate(entries):
+                if n >= SIBLINGS_LOOKED_AT:
+                    return None
+                if entry.inode() != ident[1]:
+                    continue
+                found = entry.stat(follow_symlinks=False)
+                if found.st_dev == ident[0] and stat.S_ISREG(found.st_mode):
+                    return entry.path
+    except OSError:
+        return None
+    return None
+
+
+def close(file: Followed) -> None:
+    if file.fd is not None:
+        os.close(file.fd)
+        file.fd, file.moved = None, False
+
+
+def rewritten(file: Followed, fd: int, size: int) -> bool:
+    """Whether the bytes before the offset changed: truncated and rewritten past it."""
+    n = len(file.tail)
+    return size > file.pos and n > 0 and os.pread(fd, n, file.pos - n) != file.tail
+
+
+def shown(path: str) -> str:
+    """A path as notices and the log show it: a matched name is anyone's choice of bytes."""
+    return display_name(path, MAX_PATH)
