@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from perview.classify import DEFAULTS, Options
+from perview.config.records import ServerConfig, SourceConfig
 from perview.framing import LineFramer
 from perview.levels import Leveller
 from perview.ring import Chunk, Ring, State, StateName, skip_lines
@@ -25,16 +26,9 @@ WAKE_BUDGET = 20_000
 BATCH_WINDOW = 0.010  # the longest a line waits, however many viewers there are
 FLUSH_BYTES = 16 * 1024
 
-# How long one viewer may hold its source back. A lone viewer paces the source, so nothing is
-# lost; but one that reads slowly or not at all (a stalled tab, `curl --limit-rate 5K`) would
-# stop the command for as long as it pleased. After HOLD seconds of waiting the ring rolls over
-# instead and that viewer gets a gap. Ten seconds outlast a busy browser or a slow link's hiccup,
-# and stay well inside the 60 s after which a viewer that reads nothing is cut off.
-HOLD = 10.0
-
-# What a source's ring keeps for new viewers, by default: lines, and at most this many bytes.
-RING_LINES = 10_000
-RING_BYTES = 16 * 1024 * 1024
+# A hub told nothing else runs as a source and server whose config says nothing: the records
+# own those defaults (the ring's size, keep, linger, rerun, and `hold`, with its reason).
+_SOURCE, _SERVER = SourceConfig(""), ServerConfig()
 
 # How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
 # its socket buffer (one budget), whatever the ring size.
@@ -217,13 +211,13 @@ class Hub:
         name: str,
         source: Source,
         *,
-        max_lines: int = RING_LINES,
-        max_bytes: int = RING_BYTES,
-        keep: bool = False,
-        linger: float = 0.0,
-        hold: float = HOLD,
+        max_lines: int = _SOURCE.backlog,
+        max_bytes: int = _SOURCE.max_bytes,
+        keep: bool = _SOURCE.keep,
+        linger: float = _SOURCE.linger,
+        hold: float = _SERVER.hold,
         restartable: bool = True,
-        rerun: bool = True,
+        rerun: bool = _SOURCE.rerun,
         meta: Mapping[str, object] | None = None,
         classify: Options | None = DEFAULTS,
     ) -> None:

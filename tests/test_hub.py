@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from perview.classify import Classifier, Options, level_of
+from perview.config import parse
 from perview.hub import Ended, Gap, Hub, Output, Viewer
 from perview.ring import Chunk, State
 from tests.conftest import eventually
@@ -59,6 +60,15 @@ def states_of(items: list[Chunk | Gap]) -> list[str]:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+async def test_a_hub_told_nothing_runs_as_a_source_whose_config_says_nothing() -> None:
+    config = parse('[sources.s]\ncommand = "true"\n')
+    (spec,) = config.sources
+    hub = Hub("t", ScriptedSource())
+    assert (hub.ring.max_lines, hub.ring.max_bytes) == (spec.backlog, spec.max_bytes)
+    assert (hub.keep, hub.linger, hub.rerun) == (spec.keep, spec.linger, spec.rerun)
+    assert hub.hold == config.server.hold
 
 
 async def lines_written(hub: Hub, n: int) -> None:

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from perview.accounts import Role
 from perview.classify import Format, Options
-from perview.hub import HOLD, RING_BYTES, RING_LINES
 
 DEFAULT_FILE_LINES = 10  # lines of an existing file shown first, like tail
 DEFAULT_RECORD_LIMIT = 4 * 1000**3  # bytes of recorded history, in all (about 30 GB of text)
@@ -53,7 +52,13 @@ class ServerConfig:
     # Reverse proxies whose X-Forwarded-For/-Proto (or Forwarded) headers are believed; from
     # anyone else they are ignored, so a client cannot choose its own address.
     trusted_proxies: tuple[Network, ...] = ()
-    hold: float = HOLD  # seconds one viewer may hold a source back before it gets a gap
+    # Seconds one viewer may hold its source back before it gets a gap. A lone viewer paces the
+    # source, so nothing is lost; but one that reads slowly or not at all (a stalled tab, `curl
+    # --limit-rate 5K`) would stop the command for as long as it pleased. After `hold` seconds of
+    # waiting the ring rolls over instead and that viewer gets a gap. Ten seconds outlast a busy
+    # browser or a slow link's hiccup, and stay well inside the 60 s after which a viewer that
+    # reads nothing is cut off (write_timeout).
+    hold: float = 10.0
     record: float | None = None  # history every source keeps by default (seconds); None: none
     record_size: int | None = None  # ... and by size (bytes)
     record_limit: int = DEFAULT_RECORD_LIMIT  # bytes of history in all sources together
@@ -116,8 +121,8 @@ class SourceConfig:
     file: str | None = None  # a path or a glob
     stdin: bool = field(default=False, metadata=NOT_A_KEY)  # Perview's own standard input
     hosts: tuple[str, ...] = ()  # empty: this machine
-    backlog: int = RING_LINES  # lines kept for new viewers
-    max_bytes: int = field(default=RING_BYTES, metadata=NOT_A_KEY)
+    backlog: int = 10_000  # lines the ring keeps for new viewers ...
+    max_bytes: int = field(default=16 * 1024 * 1024, metadata=NOT_A_KEY)  # ... in at most this
     keep: bool = False
     linger: float = 0.0
     rerun: bool = True  # False: a command that ended by itself waits for a restart
