@@ -26,6 +26,7 @@ from perview.alerts.rules import Firing
 from perview.alerts.template import render
 from perview.config import AlertConfig, ConfigError, NotifyConfig, UserConfig, parse
 from perview.metrics.service import MetricsService
+from perview.ring import Chunk
 from perview.sources.process import GuardPool
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
@@ -654,3 +655,55 @@ async def test_alerts_are_exported_for_prometheus_and_told_on_the_event_stream(
     assert 'perview_alert_firing{alert="errors"}' in exported
     sent = 'perview_alert_notifications_total{alert="errors",channel="hook",outcome="sent"} 1.0'
     assert sent in exported
+
+
+# -- the engine follows the ring: it is no viewer -------------------------------------------------
+
+FLOOD = ["yes", "ERROR flood of lines, one after another"]
+# Twenty rules, as a helper once had on a source under load: each scans every block.
+SLOW_RULES = "".join(
+    f'[alerts.r{n}]\nsource = "flood"\nmatch = "(?i)fl[o0]+d.{{0,40}}x{{{n + 1}}}"\n'
+    for n in range(20)
+)
+
+
+async def test_an_alerted_source_with_one_viewer_shows_one_viewer(
+    run_alerts: Callable[..., Awaitable[Running]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    script = "import time\nprint('ERROR one', flush=True)\ntime.sleep(600)\n"
+    running = await run_alerts(
+        f"[sources.app]\ncommand = {python(script)}\n"
+        '[alerts.errors]\nsource = "app"\nmatch = "ERROR"\n'
+    )
+    await eventually(lambda: running.engine.rules["errors"].recent, 10)
+    access = Access(token="s3cret", allowed_hosts=frozenset())
+    client = await aiohttp_client(
+        create_app(running.catalog.hubs, WebSettings(access), running.metrics)
+    )
+    headers = {"Authorization": "Bearer s3cret"}
+    stream = await client.get("/api/sources/app/text?backlog=1", headers=headers)
+    async with asyncio.timeout(10):
+        assert await stream.content.readline() == b"ERROR one\n"
+    (source,) = await (await client.get("/api/sources", headers=headers)).json()
+    assert (source["name"], source["viewers"]) == ("app", 1)
+    stream.close()
+
+
+async def test_a_slow_rule_set_neither_slows_a_live_viewer_nor_misses_lines_silently(
+    run_alerts: Callable[..., Awaitable[Running]], caplog: pytest.LogCaptureFixture
+) -> None:
+    running = await run_alerts(f"[sources.flood]\ncommand = {json.dumps(FLOOD)}\n" + SLOW_RULES)
+    hub = running.catalog.hubs["flood"]
+    await eventually(lambda: hub.ring.next_id > 100_000, 10)
+    got = 0
+    with hub.watch(backlog=0) as viewer:
+        async with asyncio.timeout(3):  # the hub's hold is 10 s: a viewer held back fails here
+            while got < 200_000:
+                await viewer.wait(1)
+                got += sum(c.count for c in viewer.read() if isinstance(c, Chunk))
+    rules = running.engine.rules.values()
+    await eventually(lambda: all(rule.gaps > 0 for rule in rules), 10)
+    assert "alerts fell behind flood" in caplog.text and "lines not looked at" in caplog.text
+    about = running.engine.describe()
+    assert all(rule["gaps"] > 0 for rule in about)  # what the page shows on each rule

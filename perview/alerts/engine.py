@@ -1,11 +1,11 @@
 """The alerts engine: a consumer of each watched hub's ring and of the metric samples, a clock
 for what happens by time, the channels, and the rules' state kept in the data directory.
 
-Rules are evaluated on the server as blocks enter the ring, never per viewer: one cursor per
-watched source (a viewer of the hub, so the source runs whether anyone else watches it), one
-RE2 scan per block per rule, on a thread of its own (RE2 lets go of the GIL while it matches),
-and levels found once per block for every rule of the source. If the cursor falls behind the
-ring, the lines it missed are counted on each rule of that source and logged: never silently.
+Rules are evaluated on the server as blocks enter the ring, never per viewer: one follower per
+watched source (a cursor the hub never waits for, see watch.py; the source runs always because
+the catalog keeps what alerts watch), one RE2 scan per block per rule, off the loop. If the
+follower falls behind the ring, the lines it missed are counted on each rule of that source and
+logged: never silently.
 """
 
 from __future__ import annotations
@@ -18,20 +18,17 @@ import os
 import time
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
 
 from perview.alerts.channels import Channel
 from perview.alerts.rules import Firing, LinesRule, MetricRule, Rule, SilenceRule, build
-from perview.alerts.scan import Hits
-from perview.classify import Classifier
+from perview.alerts.watch import Watch
 from perview.config import Config
-from perview.hub import Gap, Hub
+from perview.hub import Hub
 from perview.metrics.hub import MetricsHub
 from perview.private import FILE_MODE, private_dir
-from perview.ring import Chunk
 from perview.sources.process import GuardPool
 from perview.tasks import Tasks
 
@@ -40,15 +37,12 @@ log = logging.getLogger(__name__)
 STATE_FILE = "alerts.json"
 EVENTS = 256  # alert events kept for event-stream viewers that fall behind
 LONGEST_SLEEP = 60.0  # the clock wakes at least this often, whatever the deadlines say
-# Matching runs here, never on the loop. One thread: the other core stays with the loop, and
-# sources take turns, a read (a few blocks) each.
-_scanner = ThreadPoolExecutor(1, thread_name_prefix="perview-alerts")
 
 
 class AlertEngine:
     """Runs the rules of `config` over `hubs` (read live: the catalog's mapping) and `metrics`.
-    `start` attaches to the hubs (starting their sources) and the samples; `close` lets go of
-    everything and stops any notification still under way."""
+    `start` follows the hubs (the catalog starts them: alerted sources are kept) and the
+    samples; `close` lets go of everything and stops any notification still under way."""
 
     def __init__(
         self,
@@ -94,7 +88,7 @@ class AlertEngine:
         for source, rules in watched.items():
             hub = self.hubs.get(source)
             if hub is not None:
-                self._tasks.spawn(self._follow(hub, rules), f"alerts on {source}")
+                self._tasks.spawn(Watch(hub, rules).run(), f"alerts on {source}")
         if self.metrics is not None and any(isinstance(r, MetricRule) for r in self.rules.values()):
             self._tasks.spawn(self._sample(self.metrics), "alerts on metrics")
         self._tasks.spawn(self._clock(), "alerts clock")
@@ -165,46 +159,6 @@ class AlertEngine:
     def since(self, cursor: int) -> tuple[list[dict[str, object]], int]:
         """Events from number `cursor` on (as many as are still held), and the next cursor."""
         return [payload for n, payload in self.events if n >= cursor], self.next_event
-
-    # -- lines ----------------------------------------------------------------------------------
-
-    async def _follow(self, hub: Hub, rules: list[LinesRule | SilenceRule]) -> None:
-        """Read `hub`'s ring from where it stands until the hub closes, as a viewer that is never
-        shown: it keeps the source running (alerted sources are kept, see Catalog)."""
-        lines = [rule for rule in rules if isinstance(rule, LinesRule)]
-        silences = [rule for rule in rules if isinstance(rule, SilenceRule)]
-        levels = Levels() if any(r.config.level is not None for r in lines) else None
-        loop = asyncio.get_running_loop()
-        with hub.watch(backlog=None) as viewer:
-            while True:
-                items = viewer.read()
-                if not items:
-                    if hub.closed:
-                        return
-                    await viewer.wait()
-                    continue
-                chunks: list[Chunk] = []
-                for item in items:
-                    if isinstance(item, Gap):
-                        log.warning(
-                            "alerts fell behind %s: %d lines not looked at", hub.name, item.count
-                        )
-                        for rule in rules:
-                            rule.missed(item.count)
-                    elif item.state is None and item.note is None and item.count:
-                        chunks.append(item)
-                if not chunks:
-                    continue
-                found = await loop.run_in_executor(_scanner, _scan, lines, chunks, levels)
-                now = time.time()
-                for chunk, hits in zip(chunks, found, strict=True):
-                    for rule, hit in zip(lines, hits, strict=True):
-                        if hit is not None and (
-                            not rule.config.hosts or chunk.part in rule.config.hosts
-                        ):
-                            rule.lines(hub.name, chunk.first, chunk.part, chunk.at, hit, now)
-                for silence in silences:
-                    silence.output(chunks[-1].at, now)
 
     # -- metrics --------------------------------------------------------------------------------
 
@@ -298,33 +252,3 @@ class AlertEngine:
             os.replace(temporary, self.path)
         except OSError as exc:
             log.warning("alert state not kept in %s: %s", self.path, exc.strerror)
-
-
-class Levels:
-    """Levels of a source's blocks for its level rules: the marks the hub gave each chunk as it
-    entered the ring, or, where it gave none (a source with `format = "raw"`, or blocks past the
-    hub's classifying budget), found here on the scanner thread, one classifier per part (host,
-    file) with its carry."""
-
-    def __init__(self) -> None:
-        self.classifier = Classifier()
-        self.carry: dict[str | None, bytes] = {}
-
-    def marks(self, chunk: Chunk) -> bytes:
-        if chunk.marks is not None:
-            return chunk.marks
-        marks, self.carry[chunk.part] = self.classifier.classify(
-            chunk.data, self.carry.get(chunk.part, b""), chunk.count
-        )
-        return marks
-
-
-def _scan(
-    rules: list[LinesRule], chunks: list[Chunk], levels: Levels | None
-) -> list[list[Hits | None]]:
-    """Each rule's hits in each chunk (on the scanner thread)."""
-    found = []
-    for chunk in chunks:
-        marks = levels.marks(chunk) if levels is not None else None
-        found.append([rule.matcher.scan(chunk.data, marks) for rule in rules])
-    return found
