@@ -48,6 +48,10 @@ class Catalog:
         self.guards = guards
         self.config = config
         self.hold = config.server.hold  # a server setting: it takes effect at the next start
+        # The sources this run's alert rules watch: alerts are read at start, and their rules
+        # follow the ring without being viewers, so these run until the next start, whatever a
+        # reload says.
+        self.alerted = config.alerted
         self.hubs: dict[str, Hub] = {spec.name: self._build(spec) for spec in config.sources}
 
     def start_kept(self) -> None:
@@ -75,10 +79,10 @@ class Catalog:
         for name in changed:
             spec = new[name]
             await self.hubs[name].reconfigure(
-                build_source(spec, config.hosts, self.guards, _state_dir(spec, config)),
+                build_source(spec, config.hosts, self.guards, self._state_dir(spec, config)),
                 max_lines=spec.backlog,
                 max_bytes=spec.max_bytes,
-                keep=_kept(spec, config),
+                keep=self._kept(spec, config),
                 linger=spec.linger,
                 rerun=spec.rerun,
                 meta=describe(spec),
@@ -100,10 +104,10 @@ class Catalog:
     def _build(self, spec: SourceConfig) -> Hub:
         return Hub(
             spec.name,
-            build_source(spec, self.config.hosts, self.guards, _state_dir(spec, self.config)),
+            build_source(spec, self.config.hosts, self.guards, self._state_dir(spec, self.config)),
             max_lines=spec.backlog,
             max_bytes=spec.max_bytes,
-            keep=_kept(spec, self.config),
+            keep=self._kept(spec, self.config),
             linger=spec.linger,
             hold=self.hold,
             restartable=not spec.stdin,
@@ -112,17 +116,17 @@ class Catalog:
             classify=spec.classify,
         )
 
+    def _kept(self, spec: SourceConfig, config: Config) -> bool:
+        # Standard input is read whether or not anyone watches; a recorded source runs to be
+        # recorded, and what an alert watches runs to be watched.
+        alerted = spec.name in self.alerted or spec.name in config.alerted
+        return spec.keep or spec.stdin or spec.recorded or alerted
 
-def _kept(spec: SourceConfig, config: Config) -> bool:
-    # Standard input is read whether or not anyone watches; a recorded source runs to be
-    # recorded, and what an alert watches runs to be watched.
-    return spec.keep or spec.stdin or spec.recorded or spec.name in config.alerted
-
-
-def _state_dir(spec: SourceConfig, config: Config) -> Path | None:
-    """Where a source keeps what it needs to resume after a restart: only one that runs always
-    (what a viewer starts would replay everything since it last ran to its first viewer)."""
-    return data_dir(config.server) if _kept(spec, config) else None
+    def _state_dir(self, spec: SourceConfig, config: Config) -> Path | None:
+        """Where a source keeps what it needs to resume after a restart: only one that runs
+        always (what a viewer starts would replay everything since it last ran to its first
+        viewer)."""
+        return data_dir(config.server) if self._kept(spec, config) else None
 
 
 def _footprint(spec: SourceConfig, hosts: Mapping[str, HostConfig]) -> object:

@@ -125,3 +125,20 @@ async def test_only_a_source_that_runs_always_keeps_where_it_was_across_restarts
         "alerted": files / "alerted@local.json",
         "viewed": None,
     }
+
+
+async def test_a_source_the_alerts_watch_runs_on_after_a_reload_drops_their_rule(
+    guards: GuardPool,
+) -> None:
+    text = '[sources.app]\ncommand = "{}"\n[alerts.errors]\nsource = "app"\nmatch = "ERROR"\n'
+    catalog = Catalog(config(text.format("sleep 60")), guards)
+    hub = catalog.hubs["app"]
+    try:
+        catalog.start_kept()
+        await eventually(lambda: hub.running, WITHIN)
+        # Alerts are read at start, and their rules follow the ring without being viewers: until
+        # the next start they still watch app, so it runs on, changed, with nobody watching it.
+        await catalog.apply(config('[sources.app]\ncommand = "sleep 61"\n'))
+        assert hub.keep and hub.running and hub.runs == 2
+    finally:
+        await catalog.close()
