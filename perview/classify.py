@@ -190,6 +190,23 @@ _TEXT_WORD = re2.compile(
     ).encode(),
     _internal_options(),
 )
+# Where each part can find a token, as RE2 finds it in one pass over a block (its DFA, no work
+# per line, about 1 ns a byte here): a superset of what the part itself matches. A block with
+# none of them has no line any part can read, and the lines before the first one are heads
+# without a level: trying the rules at each line of a block of plain text (`Processing item
+# 42 of 9000`) cost 0.4 us a line, where this pass costs 0.05. A blank line is not one: with no
+# level open (the carry says none is) it is an entry of its own, like a line of plain text; nor
+# is a Go stack frame, which continues only a `goroutine` line, itself one.
+_CANDIDATES: dict[str, str] = {
+    "structural": r"^(?:[ \t]|" + _alternation(list(_STRUCTURE)) + ")",
+    "json": r'^\{"',
+    "klog": r"^[IWEF]\d{4} ",
+    "pri": r"^<\d",
+    "redis": r"^(?:\d+:[XCSM] |\[\d+\] )",
+    "logfmt": r"l(?:evel|vl)=",
+    "exception": "(?:" + "|".join(_EXCEPTION_SUFFIXES) + "): ",
+    "text": _TEXT_WORD.pattern.decode().removeprefix("(?m)"),
+}
 _STRUCTURAL = ("structural",)
 _BY_FORMAT: dict[Format, tuple[str, ...]] = {
     "auto": (
@@ -207,6 +224,14 @@ _BY_FORMAT: dict[Format, tuple[str, ...]] = {
     "logfmt": (*_STRUCTURAL, "logfmt"),
     "text": (*_STRUCTURAL, "klog", "pri", "redis", "exception", "go_frame", "text"),
 }
+
+
+def _candidates(parts: tuple[str, ...]) -> re2._Regexp:
+    body = "|".join(f"(?:{_CANDIDATES[part]})" for part in parts if part in _CANDIDATES)
+    return re2.compile(f"(?m){body}".encode(), _internal_options())
+
+
+_FIND_CANDIDATE = {form: _candidates(parts) for form, parts in _BY_FORMAT.items()}
 
 # A block without any of these bytes has no token any rule above can find: every line is a head
 # without a level (a blank line too, since no entry with a level is open). `seq` output is such a
@@ -241,6 +266,7 @@ class Classifier:
         self._level = _user_regex(options.level) if options.level else None
         self._entry = _user_regex(options.entry_start) if options.entry_start else None
         self._fast = not (self._level or self._entry)
+        self._find_candidate = _FIND_CANDIDATE[options.format]
 
     def classify(
         self, block: bytes, carry: bytes = b"", count: int | None = None
@@ -250,9 +276,23 @@ class Classifier:
         `count`, the block's number of lines if known (the framer's), spares counting them."""
         if not block:
             return b"", carry
-        if self._fast and carry in (b"", b"0") and _plain(block):
-            return bytes([HEAD]) * (block.count(b"\n") if count is None else count), b"0"
         lines = block.count(b"\n") if count is None else count
+        if self._fast and carry in (b"", b"0"):
+            if _plain(block):
+                return bytes([HEAD]) * lines, b"0"
+            found = self._find_candidate.search(block)
+            if found is None:
+                return bytes([HEAD]) * lines, b"0"
+            start = block.rfind(b"\n", 0, found.start()) + 1
+            if start:
+                # The lines before it are entries of their own without a level, as the scan of
+                # the whole block would find, and what follows them starts after such a line.
+                plain = block.count(b"\n", 0, start)
+                marks, carry = self._scan(block[start:], b"0", lines - plain)
+                return bytes([HEAD]) * plain + marks, carry
+        return self._scan(block, carry, lines)
+
+    def _scan(self, block: bytes, carry: bytes, lines: int) -> tuple[bytes, bytes]:
         regex = _lines(_needed(self._parts, block, lines))
         found = regex.findall(block)
         # With one group `findall` gives that group's text, with more a tuple of them.

@@ -354,3 +354,35 @@ def test_a_block_without_a_level_word_in_its_place_is_all_heads_without_a_level(
 def test_format_json_leaves_a_block_without_json_lines_without_levels() -> None:
     data = b"ERROR plain text\n  indented\nlevel=warn\n"
     assert classify_all(data, Options(format="json")) == ["none +", "none .", "none +"]
+
+
+# Lines no rule can read (no level word, no structure, nothing a format needs), as in a block of
+# plain text: a block of them is classified by one scan for where a rule could start.
+_PLAIN_LINES = [
+    b"processing item 42 of 9000 (batch 7), took 13 ms",
+    b"2024-01-15 10:23:45 status installed libc6:amd64 2.36-9",
+    b'127.0.0.1 - - [15/Jan/2024:10:23:45 +0000] "GET / HTTP/1.1" 200 612',
+    b"12345",
+    b"a=b c|d <e> [f] g, h",
+    b"",
+]
+
+
+@pytest.mark.parametrize("form", classify.FORMATS)
+def test_any_line_among_plain_lines_gets_the_marks_the_plain_rules_give(
+    form: classify.Format,
+) -> None:
+    classifier = Classifier(Options(format=form))
+    plain = b"".join(line + b"\n" for line in _PLAIN_LINES)
+    others = [a + b for a in _PIECES for b in (b"", *_PIECES)] + _CORPUS_LINES
+    for line in others:
+        block = plain + line.replace(b"\n", b"") + b"\n" + plain
+        for carry in (b"", b"0"):
+            assert classifier.classify(block, carry) == reference_marks(block, carry, form), line
+
+
+def test_a_block_of_plain_text_is_all_heads_without_a_level() -> None:
+    block = b"".join(line + b"\n" for line in _PLAIN_LINES) * 1000
+    marks, carry = Classifier().classify(block, b"0")
+    assert marks == bytes([HEAD]) * block.count(b"\n")
+    assert carry == b"0"
