@@ -9,7 +9,13 @@ import pytest
 from perview.classify import ERROR, WARNING
 from perview.hub import Hub
 from perview.ring import Chunk
-from perview.web.streams import at_least, level_of_query, sse_lines
+from perview.web.streams import (
+    at_least,
+    level_of_query,
+    sse_at_least,
+    sse_lines,
+    text_at_least,
+)
 from tests.test_hub import MIXED, ScriptedSource, line_chunks
 
 TRACEBACK_UNDER_ERROR = (
@@ -96,3 +102,29 @@ def test_levels_are_named_as_people_write_them(text: str, level: int) -> None:
 @pytest.mark.parametrize("text", ["", "none", "warnings", "5"])
 def test_anything_else_names_no_level(text: str) -> None:
     assert level_of_query(text) is None
+
+
+async def test_a_level_filter_encodes_a_chunk_once_for_every_viewer_of_its_one_source() -> None:
+    hub, chunk = await chunk_of(TRACEBACK_UNDER_ERROR)
+    ids: list[dict[str, int]] = [{"app": 1}, {"app": 1}]
+    first, second = (sse_at_least(hub, chunk, WARNING, "e", i) for i in ids)
+    assert second is first
+    assert ids[0] == ids[1] == {"app": 9}
+    events = first.split(b"\n\n")
+    assert [header_of(e)["levels"] for e in events[:-1]] == ["Eeee", "W"]
+    assert [e.rsplit(b"\n", 1)[1] for e in events[:-1]] == [b"id: e/app:6", b"id: e/app:9"]
+    assert text_at_least(chunk, ERROR) is text_at_least(chunk, ERROR)
+    assert text_at_least(chunk, ERROR) == b"".join(r.data for r in at_least(chunk, ERROR))
+    await hub.close()
+
+
+async def test_a_level_filter_over_several_sources_names_each_in_its_ids() -> None:
+    hub, chunk = await chunk_of(TRACEBACK_UNDER_ERROR)
+    next_ids = {"app": 1, "db": 40}
+    events = sse_at_least(hub, chunk, WARNING, "e", next_ids).split(b"\n\n")
+    assert [e.rsplit(b"\n", 1)[1] for e in events[:-1]] == [
+        b"id: e/app:6,db:40",
+        b"id: e/app:9,db:40",
+    ]
+    assert next_ids == {"app": 9, "db": 40}
+    await hub.close()

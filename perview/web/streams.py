@@ -169,6 +169,41 @@ def at_least(chunk: Chunk, least: int) -> list[Chunk]:
     return runs
 
 
+def text_at_least(chunk: Chunk, least: int) -> bytes:
+    """The lines of `chunk`'s entries of level `least` or above, as a text stream writes them:
+    made once per chunk and level, and kept on the chunk for every viewer of that level."""
+    key = f"text>={least}"
+    if chunk.cache is not None and (kept := chunk.cache.get(key)) is not None:
+        return kept
+    kept = b"".join(run.data for run in at_least(chunk, least))
+    if chunk.cache is None:
+        chunk.cache = {}
+    chunk.cache[key] = kept
+    return kept
+
+
+def sse_at_least(hub: Hub, chunk: Chunk, least: int, epoch: str, next_ids: dict[str, int]) -> bytes:
+    """The `lines` events of `chunk`'s runs of level `least` or above, each with its id, moving
+    `next_ids` on past each. In a stream of one source the ids name that source alone, so the
+    events are the same for every viewer: made once per chunk and level, as `sse_lines` is."""
+    shared = len(next_ids) == 1
+    key = f"sse>={least} {epoch}"
+    if shared and chunk.cache is not None and (events := chunk.cache.get(key)) is not None:
+        next_ids[hub.name] = chunk.first + chunk.count
+        return events
+    parts: list[bytes] = []
+    for run in at_least(chunk, least):
+        next_ids[hub.name] = run.first + run.count
+        parts += (sse_lines(hub, run), b"id: ", format_cursor(epoch, next_ids).encode(), b"\n\n")
+    next_ids[hub.name] = chunk.first + chunk.count
+    events = b"".join(parts)
+    if shared:
+        if chunk.cache is None:
+            chunk.cache = {}
+        chunk.cache[key] = events
+    return events
+
+
 def tagged(data: bytes, part: str) -> bytes:
     """Every line of `data` prefixed with `part: `, block-wise (no per-line Python work)."""
     if not data:
@@ -209,7 +244,7 @@ async def relay_text(
         kept = None
         if grep is not None or least is not None:
             blocks = [
-                i.data if least is None else b"".join(run.data for run in at_least(i, least))
+                i.data if least is None else text_at_least(i, least)
                 for i in items
                 if isinstance(i, Chunk) and i.note is None and i.state is None
             ]
@@ -330,7 +365,7 @@ async def relay_events(
     Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
     so a reconnecting browser (Last-Event-ID) resumes exactly where it left off. With `least`,
     only entries of that level or above are sent: a `lines` event per run of kept lines (its
-    ids consecutive), encoded for this viewer alone.
+    ids consecutive), encoded once for every stream of that one source and level.
     """
     next_ids = {v.hub.name: v.next_id for v in viewers}
     metric_cursor = metrics.next_batch if metrics else 0
@@ -361,16 +396,16 @@ async def relay_events(
                         "history": item.seq < viewer.live_from
                     }
                     parts.append(sse_event("state", payload))
+                elif least is not None:
+                    parts.append(sse_at_least(hub, item, least, epoch, next_ids))
                 else:
-                    for run in [item] if least is None else at_least(item, least):
-                        next_ids[hub.name] = run.first + run.count
-                        parts += (
-                            sse_lines(hub, run),
-                            b"id: ",
-                            format_cursor(epoch, next_ids).encode(),
-                            b"\n\n",
-                        )
                     next_ids[hub.name] = item.first + item.count
+                    parts += (
+                        sse_lines(hub, item),
+                        b"id: ",
+                        format_cursor(epoch, next_ids).encode(),
+                        b"\n\n",
+                    )
         if parts:
             await wire.write(b"".join(parts))
             continue
