@@ -161,7 +161,7 @@ _PARTS: dict[str, str] = {
     "structural": r"(?=(\n|[ \t]|" + _alternation(list(_STRUCTURE)) + "))",
     # A JSON line's own field; a JSON line without one has no level (its message is not read).
     "json": r"""(?=\{")(?:\{[^\n]*?"(?:level|severity|lvl|log\.level|levelname|loglevel|"""
-    r"""PRIORITY)"\s*:\s*"?(\w+)|\{)""",
+    r"""PRIORITY)"[^\S\n]*:[^\S\n]*"?(\w+)|\{)""",
     "klog": r"([IWEF])(?=\d{4} \d\d:\d\d:\d\d\.\d+ )",
     "pri": r"(<\d{1,3}>)",
     "redis": r"(?:\d+:[XCSM] \d{1,2} [A-Z][a-z]{2} \d{4}|\[\d+\] \d{1,2} [A-Z][a-z]{2})"

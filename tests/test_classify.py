@@ -146,6 +146,11 @@ def test_a_json_line_nested_ten_thousand_deep_does_not_recurse() -> None:
     assert classify_all(deep + with_level) == ["none +", "error +"]
 
 
+def test_a_json_line_cut_after_its_level_key_does_not_take_the_next_line() -> None:
+    data = b'{"level":\nerror: disk full\n{"level": \t\n"warn"}\nINFO x\n'
+    assert classify_all(data) == ["none +", "error +", "none +", "none +", "info +"]
+
+
 def test_invalid_json_is_read_as_text() -> None:
     assert classify_all(b'{not json ERROR: bad\n{"level":"info",\n') == ["error +", "info +"]
 
@@ -249,7 +254,7 @@ _REFERENCE_PARTS = {
     + "|".join(classify._EXCEPTION_SUFFIXES)
     + r")(?=(:) )",
     "json": r"""(?=\{")(?:\{[^\n]*?"(?:level|severity|lvl|log\.level|levelname|loglevel|"""
-    r"""PRIORITY)"\s*:\s*"?(\w+)|(\{))""",
+    r"""PRIORITY)"[^\S\n]*:[^\S\n]*"?(\w+)|(\{))""",
     "logfmt": r"""(?=[^\n]*?\bl(?:evel|vl)=)[^\n]*?\bl(?:evel|vl)="?(\w+)""",
     "text": rf"(?:[^\s\[:\n\x1b]*{classify._SEP}){{0,{classify.MAX_PREFIX_FIELDS}}}?"
     rf"(?:({alternation(_UPPER)})(?=[ :\]>)|,\t\x1b])|({alternation(_LOWER)})(?=[:\]>)\x1b])"
@@ -320,6 +325,7 @@ def test_any_block_gets_the_marks_the_plain_rules_give(
 ) -> None:
     block = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
     got = Classifier(Options(format=form)).classify(block, carry)
+    assert len(got[0]) == len(lines)  # one mark a line, whatever a line holds
     assert got == reference_marks(block, carry, form)
 
 
