@@ -97,6 +97,7 @@ def main() -> None:
     relayed = []
     raw = []
     cpu: dict[str, list[float]] = {"classified": [], "raw": []}
+    skipped: list[int] = []  # lines of each classified run left without levels (over budget)
     with tempfile.TemporaryDirectory(prefix="perview-bench-") as tmp:
         command = ["seq", "1", str(args.lines)]
         if args.log:
@@ -116,10 +117,13 @@ def main() -> None:
                 # Alternating which goes first, so neither always follows the pipe.
                 first, second = (url, raw_url) if trial % 2 else (raw_url, url)
                 for target in (first, second):
+                    before = server.source()["unclassified"]
                     used = cpu_seconds(server.proc.pid)
                     (relayed if target == url else raw).append(time_curl(target))
                     used = cpu_seconds(server.proc.pid) - used
                     cpu["classified" if target == url else "raw"].append(used)
+                    if target == url:
+                        skipped.append(server.source()["unclassified"] - before)
 
     base = statistics.median(baseline)
     ours = statistics.median(t for t, _ in relayed)
@@ -144,6 +148,11 @@ def main() -> None:
     print(
         f"  server CPU a run: classified {used * 1000:.1f} ms, raw {used_raw * 1000:.1f} ms:"
         f" raw / classified {used_raw / used:.2f}"
+    )
+    left = statistics.median(skipped)
+    print(
+        f"  lines left without levels (over the classifier's budget): {left:,.0f}"
+        f" of {args.lines:,} ({left / args.lines:.0%})"
     )
 
 
