@@ -455,6 +455,8 @@ class Hub:
         self._ended_by_itself = not self._stop.is_set()
         for part, framer in self._framers.items():
             self._append_lines(*framer.flush(), part)
+        if (unclassified := self.leveller.pending()) is not None:
+            self.ring.append(b"", 0, note=unclassified)
         if ended.reason is not None and ended.status is None:
             state = State("failed", reason=ended.reason, run=self.runs)
         elif self._stop.is_set():  # whatever its status, Perview ended it: not a failure

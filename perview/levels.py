@@ -62,7 +62,12 @@ class Leveller:
         marks, self._carries[part] = self.classifier.classify(data, carry, count)
         self._credit -= time.perf_counter() - started
         self.tally.add(marks, part)
-        return marks, self._said() if self._skipped else None
+        return marks, self.pending()
+
+    def pending(self) -> str | None:
+        """The notice for lines left unclassified and not yet said, if any: for a run that ends
+        while over the budget (no classified block follows to say it)."""
+        return self._said() if self._skipped else None
 
     def _skip(self, count: int) -> str | None:
         if not self._skipped:

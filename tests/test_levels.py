@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from perview.classify import DEFAULTS, HEAD
+from perview.hub import Hub
 from perview.levels import BURST, Leveller
+from perview.ring import ENDINGS, Chunk
+from tests.test_hub import ScriptedSource
 
 CORPUS = Path(__file__).parent / "data" / "levels"
 
@@ -18,11 +22,17 @@ class Clock:
         return self.now
 
 
+def corpus_block() -> bytes:
+    """About 64 KiB of every format of the corpus in turn: costly to classify (a block of a
+    single plain format, nginx access lines, is proved plain by one pass)."""
+    text = b"".join(p.read_bytes() for p in sorted(CORPUS.glob("*.log")))
+    return text * max(1, 65536 // len(text))
+
+
 def test_past_its_share_of_time_a_source_goes_unclassified_and_is_told_how_many() -> None:
     clock = Clock()  # stands still: no credit comes back until the test moves it
     leveller = Leveller(DEFAULTS, clock)
-    text = (CORPUS / "nginx_access.log").read_bytes()
-    block = text * max(1, 65536 // len(text))
+    block = corpus_block()
     lines = block.count(b"\n")
     marked = skipped = 0
     for _ in range(2000):  # bounded: the share is spent long before
@@ -42,3 +52,33 @@ def test_past_its_share_of_time_a_source_goes_unclassified_and_is_told_how_many(
 
 def test_raw_is_never_classified() -> None:
     assert Leveller(None).mark(b"ERROR x\n", 1, None) == (None, None)
+
+
+async def test_lines_left_unclassified_as_a_run_ends_are_said_before_it_ends() -> None:
+    source = ScriptedSource()
+    hub = Hub("app", source)
+    hub.leveller = Leveller(DEFAULTS, Clock())  # no credit comes back
+    block = corpus_block()
+    notes: list[str] = []
+    with hub.watch(backlog=None) as viewer:
+        async with asyncio.timeout(30):
+            for written in range(1, 2000):  # bounded: the share is spent long before
+                await source.queue.put(block)
+                while source.writes_done < written:
+                    viewer.read()
+                    await asyncio.sleep(0)
+                if hub.leveller.unclassified:
+                    break
+            await source.queue.put(None)
+            ended = False
+            while not ended:
+                for item in viewer.read():
+                    if isinstance(item, Chunk) and item.note is not None:
+                        notes.append(item.note)
+                    if isinstance(item, Chunk) and item.state is not None:
+                        ended = ended or item.state.state in ENDINGS
+                await asyncio.sleep(0)
+    lines = block.count(b"\n")
+    assert hub.leveller.unclassified == lines
+    assert notes and notes[-1].startswith(f"levels not found for {lines:,} lines (")
+    await hub.close()
