@@ -11,7 +11,10 @@ The server serves the same command twice: as every source is by default (each bl
 classified as they enter the ring) and with `format = "raw"` (not classified), read in turn, so
 the cost of classification is a ratio of the same run too. Target (issue 13): 0.85 or more.
 `seq` output is the classifier's cheapest case (no byte any rule needs); `--log` relays the
-same number of lines of the test corpus's real formats instead (`cat` of a file made of them).
+same number of lines of the test corpus's real formats instead (`cat` of a file made of them),
+and times the second half of each stream too: a run this short is dominated by the burst the
+classifier saves up while a source is quiet (perview/levels.py), its second half by the share of
+the loop it may take for as long as a source writes flat out.
 
     python bench/throughput.py [--lines 3000000] [--trials 9] [--log]
 """
@@ -23,6 +26,7 @@ import contextlib
 import json
 import shlex
 import shutil
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -58,6 +62,26 @@ def cpu_seconds(pid: int) -> float:
         with contextlib.suppress(FileNotFoundError):  # a thread that just ended
             total += int((task / "schedstat").read_text().split()[0])
     return total / 1e9
+
+
+def second_half(port: int, path: str, size: int) -> float:
+    """Seconds the second half of a stream of `size` bytes took to arrive: the rate the server
+    keeps up once the classifier's saved-up burst (spent on the first lines) is gone. Read as
+    bytes into one buffer (chunk framing and all, which is a few bytes a chunk), so that this
+    reader keeps up with the server as curl does."""
+    buffer = bytearray(1 << 20)
+    got, half = 0, None
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        while n := sock.recv_into(buffer):
+            got += n
+            if half is None and got >= size // 2:
+                half = time.perf_counter()
+        end = time.perf_counter()
+    assert half is not None, f"{path}: {got} bytes of {size}"
+    return end - half
 
 
 def time_pipe(command: list[str]) -> float:
@@ -98,6 +122,7 @@ def main() -> None:
     raw = []
     cpu: dict[str, list[float]] = {"classified": [], "raw": []}
     skipped: list[int] = []  # lines of each classified run left without levels (over budget)
+    halves: dict[str, list[float]] = {"classified": [], "raw": []}
     with tempfile.TemporaryDirectory(prefix="perview-bench-") as tmp:
         command = ["seq", "1", str(args.lines)]
         if args.log:
@@ -124,6 +149,10 @@ def main() -> None:
                     cpu["classified" if target == url else "raw"].append(used)
                     if target == url:
                         skipped.append(server.source()["unclassified"] - before)
+                if args.log:
+                    for name in ("classified", "raw") if trial % 2 else ("raw", "classified"):
+                        path = f"/api/sources/{name}/text"
+                        halves[name].append(second_half(server.port, path, size))
 
     base = statistics.median(baseline)
     ours = statistics.median(t for t, _ in relayed)
@@ -149,6 +178,12 @@ def main() -> None:
         f"  server CPU a run: classified {used * 1000:.1f} ms, raw {used_raw * 1000:.1f} ms:"
         f" raw / classified {used_raw / used:.2f}"
     )
+    if args.log:
+        late, late_raw = (statistics.median(halves[k]) for k in ("classified", "raw"))
+        print(
+            f"  second half of the stream (read by a socket): classified {late * 1000:.1f} ms,"
+            f" raw {late_raw * 1000:.1f} ms: raw / classified {late_raw / late:.2f}"
+        )
     left = statistics.median(skipped)
     print(
         f"  lines left without levels (over the classifier's budget): {left:,.0f}"
