@@ -1,18 +1,19 @@
 """Classification: lines per second given a level and an entry, against the relay's own cost.
 
-Three payloads, each cut into the blocks the hub holds (64 KiB reads through the LineFramer):
-text (the corpus's text formats repeated to a few MB), JSON lines (its JSON formats), and `seq`
-numbers. For each, the classifier's time over all blocks is set beside two baselines measured in
-the same run on the same blocks: the framer's own work (what every relayed byte costs already)
-and a `bytes.count(b"\\n")` pass (the floor of any per-block scan). The ratio `classify/framer`
+Four payloads, each cut into the blocks the hub holds (reads of the sources' size through the
+LineFramer): text (the corpus's text formats repeated to a few MB), JSON lines (its JSON
+formats), `seq` numbers, and plain text (lines without a level or anything a rule reads). For
+each, the classifier's time over all blocks is set beside two baselines measured in the same
+run on the same blocks: the framer's own work (what every relayed byte costs already) and a
+`bytes.count(b"\\n")` pass (the floor of any per-block scan). The ratio `classify/framer`
 says how much classifying on the event loop would add to the relay's Python work.
 
 Last, whether the work can leave the event loop: the share of its solo speed a busy main thread
 keeps while another thread classifies (Python's `re` holds the GIL) or runs one long RE2 search
 (google-re2 releases it inside a match, not between matches).
 
-`--per-format` prints, instead, each corpus format's cost in µs a line, on its own in 64 KiB
-blocks (a real source is one format; the mixed payload above is a worst case for skipping rules).
+`--per-format` prints, instead, each corpus format's cost in µs a line, on its own in blocks (a
+real source is one format; the mixed payload above is a worst case for skipping rules).
 
     python bench/classify.py [--quick] [--mb 4] [--per-format]
 """
@@ -32,15 +33,29 @@ import re2
 
 from perview.classify import Classifier
 from perview.framing import LineFramer
+from perview.sources.reader import READ_SIZE
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "levels"
 JSON_FORMATS = ("journald_json", "pino", "bunyan")
-READ = 65536  # the process source's read size, so blocks are the hub's
+READ = READ_SIZE  # the sources' read size, so blocks are the hub's
+# Plain text: lines with neither a level nor anything else a rule reads, as much of a real log
+# is (a web server's access log, dpkg.log, a program's progress lines).
+PLAIN_WORDS = ["processing", "item", "batch", "took", "user", "request", "served", "cache", "queue"]
 
 
 def payload(names: list[str], size: int) -> bytes:
     one = b"".join((CORPUS / f"{name}.log").read_bytes() for name in names)
     return one * (size // len(one) + 1)
+
+
+def plain_text(size: int) -> bytes:
+    lines, n = [], 0
+    while n < size:
+        words = " ".join(PLAIN_WORDS[(n + k) % len(PLAIN_WORDS)] for k in range(3))
+        line = f"2024-01-15 10:23:{n % 60:02d} {words} {n} of 9000 (batch {n % 7}), {n % 13} ms\n"
+        lines.append(line)
+        n += len(line)
+    return "".join(lines).encode()
 
 
 def blocks_of(data: bytes) -> list[bytes]:
@@ -157,6 +172,7 @@ def main() -> None:
     measure("text", payload(text_names, size), trials)
     measure("json", payload(list(JSON_FORMATS), size), trials)
     measure("seq", numbers, trials)
+    measure("plain", plain_text(size), trials)
 
     text_blocks = blocks_of(payload(text_names, size))
     classifier = Classifier()
