@@ -30,6 +30,11 @@ FLUSH_BYTES = 16 * 1024
 # own those defaults (the ring's size, keep, linger, rerun, and `hold`, with its reason).
 _SOURCE, _SERVER = SourceConfig(""), ServerConfig()
 
+# Lines left without levels (over the classifier's budget) are said by the next block that gets
+# them, or when the run ends; a source that falls quiet instead has them said this many seconds
+# after its last line, so a flood that stops is not left unsaid until its next line.
+QUIET = 1.0
+
 # How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
 # its socket buffer (one budget), whatever the ring size.
 READ_BUDGET = 256 * 1024
@@ -255,6 +260,7 @@ class Hub:
         self._unflushed = 0
         self._wake_handle: asyncio.TimerHandle | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
+        self._quiet_handle: asyncio.TimerHandle | None = None  # says unclassified lines (QUIET)
         self._listeners: list[Callable[[Hub], None]] = []
 
     @property
@@ -415,6 +421,8 @@ class Hub:
         self._restart_pending = False
         self._stop_run(reason=reason)
         await self.wait_stopped()
+        if self._quiet_handle is not None:
+            self._quiet_handle.cancel()
         self._wake_all()
 
     async def reconfigure(
@@ -534,12 +542,28 @@ class Hub:
         self._trim()
         self._unflushed += len(data)
         loop = asyncio.get_running_loop()
+        if marks is None and self.classified and self._quiet_handle is None:
+            self._quiet_handle = loop.call_later(QUIET, self._say_unclassified, self.ring.next_id)
         window = min(BATCH_WINDOW, len(self.viewers) / WAKE_BUDGET)
         due = self._last_wake + window
         if loop.time() >= due or self._unflushed >= FLUSH_BYTES:
             self._wake_all()
         elif self._wake_handle is None:
             self._wake_handle = loop.call_at(due, self._wake_all, due)
+
+    def _say_unclassified(self, next_id: int) -> None:
+        """Say the lines left unclassified if the source wrote nothing since `next_id`; while
+        it writes, look again later (a block that gets levels says them itself)."""
+        self._quiet_handle = None
+        if self.closed or self.leveller.unclassified_unsaid == 0:
+            return
+        loop = asyncio.get_running_loop()
+        if self.ring.next_id != next_id:
+            self._quiet_handle = loop.call_later(QUIET, self._say_unclassified, self.ring.next_id)
+        elif (unclassified := self.leveller.pending()) is not None:
+            self.ring.append(b"", 0, note=unclassified)
+            self._trim()
+            self._wake_all()
 
     def _set_state(self, state: State) -> None:
         self.state = state

@@ -64,9 +64,14 @@ class Leveller:
         self.tally.add(marks, part)
         return marks, self.pending()
 
+    @property
+    def unclassified_unsaid(self) -> int:
+        """Lines left unclassified that no notice has said yet."""
+        return self._skipped
+
     def pending(self) -> str | None:
-        """The notice for lines left unclassified and not yet said, if any: for a run that ends
-        while over the budget (no classified block follows to say it)."""
+        """The notice for lines left unclassified and not yet said, if any: for a run that ends,
+        or a source that falls quiet, while over the budget (no classified block follows)."""
         return self._said() if self._skipped else None
 
     def _skip(self, count: int) -> str | None:

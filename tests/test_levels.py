@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from perview.classify import DEFAULTS, HEAD
-from perview.hub import Hub
+from perview.hub import QUIET, Hub
 from perview.levels import BURST, Leveller
 from perview.ring import ENDINGS, Chunk
 from tests.test_hub import ScriptedSource
@@ -81,4 +81,31 @@ async def test_lines_left_unclassified_as_a_run_ends_are_said_before_it_ends() -
     lines = block.count(b"\n")
     assert hub.leveller.unclassified == lines
     assert notes and notes[-1].startswith(f"levels not found for {lines:,} lines (")
+    await hub.close()
+
+
+async def test_lines_left_unclassified_before_a_source_falls_quiet_are_said_soon_after() -> None:
+    source = ScriptedSource()
+    hub = Hub("app", source)
+    hub.leveller = Leveller(DEFAULTS, Clock())  # no credit comes back
+    block = corpus_block()
+    notes: list[str] = []
+    with hub.watch(backlog=None) as viewer:
+        async with asyncio.timeout(30):
+            for written in range(1, 2000):  # bounded: the share is spent long before
+                await source.queue.put(block)
+                while source.writes_done < written:
+                    viewer.read()
+                    await asyncio.sleep(0)
+                if hub.leveller.unclassified:
+                    break
+        # The source runs on and writes nothing more: no classified block comes to say it.
+        async with asyncio.timeout(QUIET + 5):
+            while not notes:
+                notes += [i.note for i in viewer.read() if isinstance(i, Chunk) and i.note]
+                await asyncio.sleep(0.01)
+    assert notes == [notes[0]]
+    lines = block.count(b"\n")
+    assert notes[0].startswith(f"levels not found for {lines:,} lines (")
+    assert hub.running
     await hub.close()
