@@ -3,11 +3,13 @@
 `Classifier.classify(block, carry)` takes a block of complete lines (as the framer makes them)
 and returns one byte per line, `level | HEAD` (HEAD when the line starts an entry), and the carry
 for the next block of the same part. Per-line Python work is what made readline relays 400 times
-slower, so no Python code runs per line: one `re.findall` over the block yields each line's token
-(the level word, or the shape that makes it a continuation; the regex leaves out the rules the
-block shows it cannot need), C-level `map`s turn tokens into one code letter per line, and a few
-regexes over that short code string (one byte per line) resolve entries: tracebacks, `Caused
-by:` chains, Go panics, and levels carried from a head to its lines.
+slower, so no Python code runs per line: one RE2 pass finds the lines where a rule may read
+something (none, in a block of plain text or numbers); while those are sparse, only they are
+read, one by one; where they are not, one `re.findall` over the rest of the block yields each
+line's token (the level word, or the shape that makes it a continuation; the regex leaves out the
+rules the block shows it cannot need), and C-level `map`s turn tokens into one code letter per
+line. A few regexes over that short code string (one byte per line) resolve entries:
+tracebacks, `Caused by:` chains, Go panics, and levels carried from a head to its lines.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ FORMATS: tuple[Format, ...] = ("auto", "json", "logfmt", "text")
 # [core:error]` is 10), few enough that a level word deep in a message is not taken for one.
 MAX_PREFIX_FIELDS = 14
 USER_REGEX_MEMORY = 8 * 1024 * 1024  # RE2's budget for one configured pattern
+# Lines where a rule may read something are read one by one while at most one line in SPARSE
+# (after the first DENSE_AFTER) is one: about 3 us each that way, where scanning a whole block
+# costs 0.3-1.5 us every line. Past that, the rest of the block is scanned whole.
+SPARSE = 8
+DENSE_AFTER = 4
 
 
 class ClassifyError(ValueError):
@@ -191,12 +198,11 @@ _TEXT_WORD = re2.compile(
     _internal_options(),
 )
 # Where each part can find a token, as RE2 finds it in one pass over a block (its DFA, no work
-# per line, about 1 ns a byte here): a superset of what the part itself matches. A block with
-# none of them has no line any part can read, and the lines before the first one are heads
-# without a level: trying the rules at each line of a block of plain text (`Processing item
-# 42 of 9000`) cost 0.4 us a line, where this pass costs 0.05. A blank line is not one: with no
-# level open (the carry says none is) it is an entry of its own, like a line of plain text; nor
-# is a Go stack frame, which continues only a `goroutine` line, itself one.
+# per line, about 1 ns a byte here): a superset of what the part itself matches. A line with
+# none gets no token from any part: it is a head without a level. Trying the rules at each line
+# of a block of plain text (`Processing item 42 of 9000`) cost 0.5 us a line, where this pass
+# costs 0.1. A blank line is not one here: it continues an entry with a level, and stands alone
+# otherwise, like a plain line (`_FIND_LINE` finds those too, for when an entry may be open).
 _CANDIDATES: dict[str, str] = {
     "structural": r"^(?:[ \t]|" + _alternation(list(_STRUCTURE)) + ")",
     "json": r'^\{"',
@@ -205,6 +211,7 @@ _CANDIDATES: dict[str, str] = {
     "redis": r"^(?:\d+:[XCSM] |\[\d+\] )",
     "logfmt": r"l(?:evel|vl)=",
     "exception": "(?:" + "|".join(_EXCEPTION_SUFFIXES) + "): ",
+    "go_frame": r"\)\n",
     "text": _TEXT_WORD.pattern.decode().removeprefix("(?m)"),
 }
 _STRUCTURAL = ("structural",)
@@ -226,12 +233,14 @@ _BY_FORMAT: dict[Format, tuple[str, ...]] = {
 }
 
 
-def _candidates(parts: tuple[str, ...]) -> re2._Regexp:
-    body = "|".join(f"(?:{_CANDIDATES[part]})" for part in parts if part in _CANDIDATES)
+def _candidates(parts: tuple[str, ...], *more: str) -> re2._Regexp:
+    body = "|".join(f"(?:{pattern})" for pattern in (*(_CANDIDATES[p] for p in parts), *more))
     return re2.compile(f"(?m){body}".encode(), _internal_options())
 
 
 _FIND_CANDIDATE = {form: _candidates(parts) for form, parts in _BY_FORMAT.items()}
+# The same, and blank lines, which continue an entry with a level.
+_FIND_LINE = {form: _candidates(parts, "^\n") for form, parts in _BY_FORMAT.items()}
 
 # A block without any of these bytes has no token any rule above can find: every line is a head
 # without a level (a blank line too, since no entry with a level is open). `seq` output is such a
@@ -267,6 +276,7 @@ class Classifier:
         self._entry = _user_regex(options.entry_start) if options.entry_start else None
         self._fast = not (self._level or self._entry)
         self._find_candidate = _FIND_CANDIDATE[options.format]
+        self._find_line = _FIND_LINE[options.format]
 
     def classify(
         self, block: bytes, carry: bytes = b"", count: int | None = None
@@ -277,27 +287,56 @@ class Classifier:
         if not block:
             return b"", carry
         lines = block.count(b"\n") if count is None else count
-        if self._fast and carry in (b"", b"0"):
+        if not self._fast:
+            return self._scan(block, carry, lines)
+        if carry in (b"", b"0"):
+            # No entry with a level is open: a blank line stands alone like a plain one, and
+            # only what comes from the first candidate on needs reading.
             if _plain(block):
                 return bytes([HEAD]) * lines, b"0"
-            found = self._find_candidate.search(block)
-            if found is None:
+            first = self._find_candidate.search(block)
+            if first is None:
                 return bytes([HEAD]) * lines, b"0"
-            start = block.rfind(b"\n", 0, found.start()) + 1
-            if start:
-                # The lines before it are entries of their own without a level, as the scan of
-                # the whole block would find, and what follows them starts after such a line.
-                plain = block.count(b"\n", 0, start)
-                marks, carry = self._scan(block[start:], b"0", lines - plain)
-                return bytes([HEAD]) * plain + marks, carry
-        return self._scan(block, carry, lines)
+        else:
+            first = self._find_line.search(block)
+        # Lines without a candidate get no level and stand alone, as a scan of the whole block
+        # would find.
+        return _resolve(carry + self._sparse(block, lines, first), len(carry))
 
-    def _scan(self, block: bytes, carry: bytes, lines: int) -> tuple[bytes, bytes]:
+    def _sparse(self, block: bytes, lines: int, candidate: re2._Match | None) -> bytes:
+        """The code of each line of `block`, reading only the lines where a rule may find
+        something (`candidate`: the first place), one by one while they are sparse; from where
+        they are not, the rest of the block is scanned whole."""
+        codes = bytearray(b"0") * lines
+        one = _lines(self._parts)
+        line = pos = seen = 0  # `line` is the number of the line that starts at byte `pos`
+        dense = None  # where the whole-block scan takes over
+        while candidate is not None:
+            start = block.rfind(b"\n", 0, candidate.start()) + 1
+            line += block.count(b"\n", pos, start)
+            seen += 1
+            if seen > line // SPARSE + DENSE_AFTER:
+                dense = start
+                break
+            read = one.match(block, start)
+            assert read is not None  # the regex takes any line
+            codes[line] = _CODES.get(b"".join(read.groups(b"")), ord("0"))
+            pos, line = read.end(), line + 1
+            # From the next line: a line with a million candidates is read once.
+            candidate = self._find_line.search(block, pos)
+        if dense is not None:
+            codes[line:] = self._tokens(block[dense:], lines - line)
+        return bytes(codes)
+
+    def _tokens(self, block: bytes, lines: int) -> bytes:
         regex = _lines(_needed(self._parts, block, lines))
         found = regex.findall(block)
         # With one group `findall` gives that group's text, with more a tuple of them.
         tokens = found if regex.groups == 1 else map(b"".join, found)
-        codes = bytes(map(_CODES.get, tokens, repeat(ord("0"))))
+        return bytes(map(_CODES.get, tokens, repeat(ord("0"))))
+
+    def _scan(self, block: bytes, carry: bytes, lines: int) -> tuple[bytes, bytes]:
+        codes = self._tokens(block, lines)
         if self._level is not None:
             codes = _user_levels(self._level, block, codes)
         if self._entry is not None:

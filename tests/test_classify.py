@@ -381,10 +381,13 @@ def test_any_line_among_plain_lines_gets_the_marks_the_plain_rules_give(
     classifier = Classifier(Options(format=form))
     plain = b"".join(line + b"\n" for line in _PLAIN_LINES)
     others = [a + b for a in _PIECES for b in (b"", *_PIECES)] + _CORPUS_LINES
-    for line in others:
-        block = plain + line.replace(b"\n", b"") + b"\n" + plain
-        for carry in (b"", b"0"):
-            assert classifier.classify(block, carry) == reference_marks(block, carry, form), line
+    carries = (b"", b"0", b"E", b"0G", b"EB")  # none open; an error, a Go stack, a traceback
+    for n, line in enumerate(others):
+        # First (where the carry's entry may go on into it) or among plain lines; and a blank
+        # line after it, which continues its entry if it has a level.
+        block = (b"" if n % 2 else plain) + line.replace(b"\n", b"") + b"\n\n" + plain
+        carry = carries[n % len(carries)]
+        assert classifier.classify(block, carry) == reference_marks(block, carry, form), line
 
 
 def test_a_block_of_plain_text_is_all_heads_without_a_level() -> None:
@@ -392,3 +395,27 @@ def test_a_block_of_plain_text_is_all_heads_without_a_level() -> None:
     marks, carry = Classifier().classify(block, b"0")
     assert marks == bytes([HEAD]) * block.count(b"\n")
     assert carry == b"0"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_PLAIN_LINES),
+            st.sampled_from(_PLAIN_LINES),
+            st.lists(st.sampled_from(_PIECES), max_size=4).map(b"".join),
+            st.sampled_from(_CORPUS_LINES),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from([b"", b"0", b"E", b"EB", b"IG", b"0G"]),
+    st.sampled_from(classify.FORMATS),
+)
+def test_lines_a_rule_may_read_among_plain_ones_get_the_marks_the_plain_rules_give(
+    lines: list[bytes], carry: bytes, form: classify.Format
+) -> None:
+    block = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
+    assert Classifier(Options(format=form)).classify(block, carry) == reference_marks(
+        block, carry, form
+    )
