@@ -36,8 +36,9 @@ FORMATS: tuple[Format, ...] = ("auto", "json", "logfmt", "text")
 MAX_PREFIX_FIELDS = 14
 USER_REGEX_MEMORY = 8 * 1024 * 1024  # RE2's budget for one configured pattern
 # Lines where a rule may read something are read one by one while at most one line in SPARSE
-# (after the first DENSE_AFTER) is one: about 3 us each that way, where scanning a whole block
-# costs 0.3-1.5 us every line. Past that, the rest of the block is scanned whole.
+# (after the first DENSE_AFTER) is one: about 6 us each that way, where scanning a whole block
+# costs 0.5-2 us every line, the most for lines with no level word (the text rule tries each of
+# their first 15 fields). Past that, the rest of the block is scanned whole.
 SPARSE = 8
 DENSE_AFTER = 4
 
