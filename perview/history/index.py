@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     count INTEGER NOT NULL,
     segment INTEGER NOT NULL,
     offset INTEGER NOT NULL,
-    length INTEGER NOT NULL
+    length INTEGER NOT NULL,
+    terms BLOB
 );
 CREATE INDEX IF NOT EXISTS blocks_by_time ON blocks (source, t1);
 CREATE INDEX IF NOT EXISTS blocks_by_place ON blocks (segment, offset);
@@ -73,6 +74,9 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
+    columns = {name for _, name, *_ in db.execute("PRAGMA table_info(blocks)")}
+    if "terms" not in columns:  # an index from before summaries: its blocks are scanned
+        db.execute("ALTER TABLE blocks ADD COLUMN terms BLOB")
     return db
 
 
@@ -92,16 +96,21 @@ def forget_segment(db: sqlite3.Connection, segment: int) -> None:
 
 
 def add_blocks(
-    db: sqlite3.Connection, segment: Segment, placed: Sequence[tuple[Block, int, int]]
+    db: sqlite3.Connection,
+    segment: Segment,
+    placed: Sequence[tuple[Block, int, int]],
+    summaries: Sequence[bytes | None] = (),
 ) -> None:
-    """Index `placed` (block, offset, length) in `segment` and keep its totals; in the caller's
-    transaction."""
+    """Index `placed` (block, offset, length) in `segment`, each with its term summary where
+    given, and keep the segment's totals; in the caller's transaction."""
+    terms = list(summaries) + [None] * (len(placed) - len(summaries))
     db.executemany(
-        "INSERT INTO blocks (source, part, kind, t0, t1, first, count, segment, offset, length)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO blocks"
+        " (source, part, kind, t0, t1, first, count, segment, offset, length, terms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (b.source, b.part, b.kind, b.t0, b.t1, b.first, b.count, segment.id, offset, length)
-            for b, offset, length in placed
+            (b.source, b.part, b.kind, b.t0, b.t1, b.first, b.count, segment.id, o, n, t)
+            for (b, o, n), t in zip(placed, terms, strict=True)
         ],
     )
     db.execute(
@@ -144,6 +153,13 @@ def rows(
         ]
     found.sort(key=lambda r: (r.t0, r.id), reverse=newest_first)
     return found
+
+
+def summaries(db: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
+    """The term summaries of the blocks `ids` (None where a block has none)."""
+    marks = ",".join("?" * len(ids))
+    query = f"SELECT id, terms FROM blocks WHERE id IN ({marks})"
+    return {int(i): t for i, t in db.execute(query, tuple(ids))}
 
 
 def recorded(db: sqlite3.Connection) -> list[str]:

@@ -1,6 +1,7 @@
-"""Search and ranges over recorded history: the index narrows to blocks by source and time,
-then each block is decompressed and scanned whole (a substring by `bytes.find`, a pattern by
-RE2), never line by line. A sync generator: the caller runs it a step at a time off the loop and
+"""Search and ranges over recorded history: the index narrows to blocks by source and time, a
+substring's trigrams rule out the blocks whose term summary lacks one (terms.py), and each
+block left is decompressed and scanned whole (a substring by `bytes.find`, a pattern by RE2),
+never line by line. A sync generator: the caller runs it a step at a time off the loop and
 simply stops asking when its client leaves."""
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from perview.classify import LEVEL_MASK, LEVEL_NAMES, Classifier
 from perview.history.block import Block, Damaged
 from perview.history.index import Row
 from perview.history.store import Store
+from perview.history.terms import hashes, may_hold
 from perview.web.streams import _UNANCHORED, Grep
 
 MAX_CONTEXT = 100  # lines around a match, each side
 PROGRESS_EVERY = 0.25  # seconds between progress records
+SUMMARIES = 256  # blocks whose term summaries are read from the index at once (up to 2 MB)
 _classifier = Classifier()
 
 
@@ -56,7 +59,7 @@ class Missing:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    blocks: int  # scanned so far
+    blocks: int  # gone through so far (scanned, or ruled out by their term summary)
     of: int  # to scan in all
     bytes: int  # of text scanned
     matches: int
@@ -65,7 +68,7 @@ class Progress:
 @dataclass(frozen=True, slots=True)
 class Total:
     matches: int
-    blocks: int
+    blocks: int  # scanned (not counting those ruled out by their term summary)
     bytes: int
     seconds: float
     complete: bool  # False: stopped at the limit
@@ -82,10 +85,12 @@ class Matcher:
     def __init__(self, query: str) -> None:
         self.grep: _Finder | None = None
         self.needle = b""
+        self.trigrams: frozenset[int] = frozenset()  # a block lacking one cannot match
         if query.startswith("re:"):
             self.grep = _Finder(query[3:])
         else:
             self.needle = query.encode()
+            self.trigrams = hashes(self.needle)
 
     def starts(self, data: bytes) -> Iterator[int]:
         """Offsets of the first byte of each matching line, in order, each line once."""
@@ -155,30 +160,35 @@ def run(store: Store, query: Query) -> Generator[Item, None, None]:
     started = time.monotonic()
     last_progress = started
     matches = scanned = blocks = 0
+    wanted = query.matcher.trigrams if query.matcher is not None else frozenset()
+    summaries: dict[int, bytes | None] = {}
     with store.reader() as reader:
         rows = reader.rows(query.sources, query.since, query.until, query.newest_first)
-        for row in rows:
+        for done, row in enumerate(rows, 1):
+            if wanted and done % SUMMARIES == 1:
+                summaries = reader.summaries(rows[done - 1 : done - 1 + SUMMARIES])
             if row.kind == "gap":
                 yield Missing(row.source, row.part, row.count, row.t0, row.t1)
-                continue
-            try:
-                block = reader.load(row)
-            except Damaged as exc:
-                yield _damaged(row, str(exc))
-                continue
-            blocks += 1
-            scanned += len(block.data)
-            for item in _scan(block, query):
-                if isinstance(item, Line) and item.match:
-                    if matches >= query.limit:
-                        yield Total(matches, blocks, scanned, time.monotonic() - started, False)
-                        return
-                    matches += 1
-                yield item
+            elif not wanted or may_hold(summaries.get(row.id), wanted):
+                try:
+                    block = reader.load(row)
+                except Damaged as exc:
+                    yield _damaged(row, str(exc))
+                    continue
+                blocks += 1
+                scanned += len(block.data)
+                for item in _scan(block, query):
+                    if isinstance(item, Line) and item.match:
+                        if matches >= query.limit:
+                            seconds = time.monotonic() - started
+                            yield Total(matches, blocks, scanned, seconds, False)
+                            return
+                        matches += 1
+                    yield item
             now = time.monotonic()
             if now - last_progress >= PROGRESS_EVERY:
                 last_progress = now
-                yield Progress(blocks, len(rows), scanned, matches)
+                yield Progress(done, len(rows), scanned, matches)
     yield Total(matches, blocks, scanned, time.monotonic() - started, True)
 
 

@@ -19,6 +19,7 @@ import zstandard
 from perview.history import index
 from perview.history.block import HEADER, Block, Damaged, decode, encode, read_header
 from perview.history.index import Row, Segment
+from perview.history.terms import summarize
 from perview.private import FILE_MODE, private_dir, private_file
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class Store:
         for source, group in by_source.items():
             segment, fd = self._segment_for(source, group[0].t0)
             records = [encode(b, self._compressor) for b in group]
+            terms = [summarize(b.data) if b.kind == "lines" else None for b in group]
             start = segment.bytes
             placed = []
             offset = start
@@ -200,7 +202,7 @@ class Store:
                         segment.bytes = offset
                         segment.t0 = min(segment.t0 or group[0].t0, *(b.t0 for b in group))
                         segment.t1 = max(segment.t1 or 0.0, *(b.t1 for b in group))
-                        index.add_blocks(self._db, segment, placed)
+                        index.add_blocks(self._db, segment, placed, terms)
                         self._db.execute("COMMIT")
                     except sqlite3.Error:
                         self._db.execute("ROLLBACK")
@@ -329,6 +331,10 @@ class Reader:
             for s in sources
         ]
         return index.rows(self._db, bounded, until, newest_first)
+
+    def summaries(self, rows: Sequence[Row]) -> dict[int, bytes | None]:
+        """The term summaries of `rows`' blocks, by row id (see terms.py)."""
+        return index.summaries(self._db, [r.id for r in rows])
 
     def load(self, row: Row) -> Block:
         """The block `row` names, decompressed; Damaged if it cannot be read (the segment was
