@@ -10,7 +10,7 @@ import bisect
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 from perview.classify import LEVEL_MASK, LEVEL_NAMES, Classifier
 from perview.history.block import Block, Damaged
@@ -33,6 +33,18 @@ class Line:
     number: int  # the store's line number (per source)
     text: str
     match: bool  # False: a context line
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Consecutive lines of one block in a range, as the source wrote them (each ending in a
+    newline): what a text download sends, with no work per line."""
+
+    source: str
+    part: str | None
+    first: int  # the store's number of the first
+    count: int
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +87,7 @@ class Total:
     received: int = 0  # bytes that came back over ssh from scans on hosts (files.py)
 
 
-Item = Line | Event | Missing | Progress | Total
+Item = Line | Lines | Event | Missing | Progress | Total
 
 
 class Matcher:
@@ -153,6 +165,7 @@ class Query:
     context: int = 0
     level: int | None = None  # at least this level
     limit: int = 1000  # matches; then the search stops (Total.complete False)
+    as_text: bool = False  # a range (no matcher) in Lines, not Line by Line; no limit
 
 
 def run(store: Store, query: Query) -> Generator[Item, None, None]:
@@ -177,6 +190,11 @@ def run(store: Store, query: Query) -> Generator[Item, None, None]:
                     continue
                 blocks += 1
                 scanned += len(block.data)
+                if query.matcher is None and query.as_text:
+                    for piece in _text(block, query):
+                        matches += piece.count if isinstance(piece, Lines) else 0
+                        yield piece
+                    continue
                 for item in _scan(block, query):
                     if isinstance(item, Line) and item.match:
                         if matches >= query.limit:
@@ -243,6 +261,38 @@ def _scan(block: Block, query: Query) -> Iterator[Line | Event]:
             if index not in shown:
                 shown.add(index)
                 yield line(index, index in matched)
+
+
+def _text(block: Block, query: Query) -> Iterator[Lines | Event]:
+    """The block's lines within the query's range as Lines, cut where its events fall. A block
+    wholly in range with no events (most of them) is handed on as it is."""
+    low, high = 0, block.count
+    if block.t0 < query.since or block.t1 > query.until:
+        # Arrival times only grow within a block: the lines in range are one slice of it.
+        seen = 0
+        low = high = -1
+        for count, at in block.times or ((block.count, block.t0),):
+            if at >= query.since and low < 0:
+                low = seen
+            if at <= query.until:
+                high = seen + count
+            seen += count
+        if low < 0 or high <= low:
+            low = high = 0
+    events = [e for e in block.events if query.since <= e[1] <= query.until]
+    if not events and (low, high) == (0, block.count):
+        yield Lines(block.source, block.part, block.first, block.count, block.data)
+        return
+    cuts = sorted({low, high, *(min(max(e[0], low), high) for e in events)})
+    starts = [0, *(i + 1 for i in _newlines(block.data, len(block.data)))]
+    for a, b in pairwise(cuts):
+        for event in [e for e in events if min(max(e[0], low), high) == a]:
+            yield Event(block.source, block.part, event[1], event[2])
+        if b > a:
+            data = block.data[starts[a] : starts[b]]
+            yield Lines(block.source, block.part, block.first + a, b - a, data)
+    for event in [e for e in events if min(max(e[0], low), high) == cuts[-1]]:
+        yield Event(block.source, block.part, event[1], event[2])
 
 
 def _with_events(block: Block, lines: Iterator[Line], query: Query) -> Iterator[Line | Event]:

@@ -38,6 +38,7 @@ from perview.history.search import (
     Event,
     Item,
     Line,
+    Lines,
     Matcher,
     Missing,
     Progress,
@@ -61,7 +62,9 @@ MAX_SOURCES = 200
 # searches take turns a step (a block) at a time.
 _searchers = ThreadPoolExecutor(1, thread_name_prefix="perview-search")
 STEP_ITEMS = 500  # items one step hands back at most
-STEP_SECONDS = 0.05  # ... or after this long, so progress and first results flow
+STEP_BYTES = 4 * 1024 * 1024  # ... or this much text of a range (Lines: a block each)
+STEP_SECONDS = 0.05  # ... or after this long, so progress flows
+FIRST_WAIT = 0.005  # ... or this long after its first item: a rare match goes out at once
 
 
 def add_history_routes(
@@ -191,9 +194,10 @@ async def source_history(request: web.Request) -> web.StreamResponse:
     if name not in recorded:
         raise web.HTTPNotFound(text=f"perview: source {name[:64]!r} has no recorded history\n")
     since, until = _range(request.query)
-    query = Query((name,), since, until, None, newest_first=False, limit=sys.maxsize)
+    as_text = not _wants_json(request)
+    query = Query((name,), since, until, None, False, limit=sys.maxsize, as_text=as_text)
     batches = _batches(history, query, None, [], [])
-    return await _stream(request, batches, _download if not _wants_json(request) else None)
+    return await _stream(request, batches, _download if as_text else None)
 
 
 async def _file_lines(request: web.Request, hub: Hub) -> web.StreamResponse:
@@ -377,10 +381,18 @@ async def _stepped(results: Iterator[Result]) -> AsyncGenerator[list[Result], No
 
 def _step(results: Iterator[Result]) -> list[Result]:
     items: list[Result] = []
+    size = 0
     deadline = time.monotonic() + STEP_SECONDS
     for item in results:
         items.append(item)
-        if len(items) >= STEP_ITEMS or time.monotonic() >= deadline or isinstance(item, Total):
+        now = time.monotonic()
+        if len(items) == 1:
+            deadline = min(deadline, now + FIRST_WAIT)
+        if isinstance(item, Lines):
+            size += len(item.data)
+        if len(items) >= STEP_ITEMS or size >= STEP_BYTES or now >= deadline:
+            break
+        if isinstance(item, Total):
             break
     return items
 
@@ -442,6 +454,11 @@ def _download(item: Result) -> bytes:
     """A range as text: the lines as the source wrote them (`part: ` first where it has parts),
     and what happened between them as `[perview]` lines."""
     match item:
+        case Lines():
+            if not item.part:
+                return item.data
+            prefix = f"{item.part}: ".encode()
+            return prefix + item.data[:-1].replace(b"\n", b"\n" + prefix) + item.data[-1:]
         case Line():
             return (f"{item.part}: {item.text}\n" if item.part else item.text + "\n").encode()
         case Total() | Progress():
