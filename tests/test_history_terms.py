@@ -18,7 +18,7 @@ from perview.history.terms import LARGEST, SMALLEST, hashes, may_hold, summarize
 WORDS = [b"GET", b"POST", b"/api/users", b"status=200", b"INFO", b"WARN", b"took", b"ms"]
 
 
-def text(seed: int, lines: int = 400) -> bytes:
+def text(seed: int, lines: int = 1000) -> bytes:  # about 25 KB: worth a summary
     rng = random.Random(seed)
     return b"".join(
         b"%s %s req=%d\n" % (rng.choice(WORDS), rng.choice(WORDS), rng.getrandbits(20))
@@ -105,3 +105,12 @@ def test_a_summary_rules_out_what_its_block_lacks() -> None:
     assert not may_hold(summary, hashes(b"segfault"))
     assert may_hold(summary, hashes(b"status=2"))
     assert may_hold(None, hashes(b"segfault"))  # no summary: always scanned
+
+
+def test_a_small_block_has_no_summary_and_a_summary_is_a_small_share_of_its_block() -> None:
+    assert summarize(text(1, lines=100)) is None  # 2.5 KB: a scan is cheaper
+    for lines in (1000, 2000, 10_000):
+        data = text(1, lines)
+        summary = summarize(data)
+        assert summary is not None
+        assert len(summary) <= len(data) / 32

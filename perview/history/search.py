@@ -16,12 +16,12 @@ from perview.classify import LEVEL_MASK, LEVEL_NAMES, Classifier
 from perview.history.block import Block, Damaged
 from perview.history.index import Row
 from perview.history.store import Store
-from perview.history.terms import hashes, may_hold
+from perview.history.terms import hashes
 from perview.web.streams import _UNANCHORED, Grep
 
 MAX_CONTEXT = 100  # lines around a match, each side
 PROGRESS_EVERY = 0.25  # seconds between progress records
-SUMMARIES = 256  # blocks whose term summaries are read from the index at once (up to 2 MB)
+SUMMARIES = 256  # blocks whose term summaries are read at once (up to 1 MB)
 _classifier = Classifier()
 
 
@@ -174,15 +174,15 @@ def run(store: Store, query: Query) -> Generator[Item, None, None]:
     last_progress = started
     matches = scanned = blocks = 0
     wanted = query.matcher.trigrams if query.matcher is not None else frozenset()
-    summaries: dict[int, bytes | None] = {}
+    ruled_out: set[int] = set()
     with store.reader() as reader:
         rows = reader.rows(query.sources, query.since, query.until, query.newest_first)
         for done, row in enumerate(rows, 1):
             if wanted and done % SUMMARIES == 1:
-                summaries = reader.summaries(rows[done - 1 : done - 1 + SUMMARIES])
+                ruled_out = reader.ruled_out(rows[done - 1 : done - 1 + SUMMARIES], wanted)
             if row.kind == "gap":
                 yield Missing(row.source, row.part, row.count, row.t0, row.t1)
-            elif not wanted or may_hold(summaries.get(row.id), wanted):
+            elif row.id not in ruled_out:
                 try:
                     block = reader.load(row)
                 except Damaged as exc:

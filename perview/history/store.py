@@ -19,7 +19,7 @@ import zstandard
 from perview.history import index
 from perview.history.block import HEADER, Block, Damaged, decode, encode, read_header
 from perview.history.index import Row, Segment
-from perview.history.terms import summarize
+from perview.history.terms import may_hold, summarize
 from perview.private import FILE_MODE, private_dir, private_file
 
 log = logging.getLogger(__name__)
@@ -332,9 +332,11 @@ class Reader:
         ]
         return index.rows(self._db, bounded, until, newest_first)
 
-    def summaries(self, rows: Sequence[Row]) -> dict[int, bytes | None]:
-        """The term summaries of `rows`' blocks, by row id (see terms.py)."""
-        return index.summaries(self._db, [r.id for r in rows])
+    def ruled_out(self, rows: Sequence[Row], wanted: Iterable[int]) -> set[int]:
+        """The ids of those of `rows` whose term summary rules out a needle with the trigram
+        hashes `wanted` (terms.py): they cannot hold it. A block gone meanwhile is not."""
+        found = index.summaries(self._db, [r.id for r in rows])
+        return {i for i, summary in found.items() if not may_hold(summary, wanted)}
 
     def load(self, row: Row) -> Block:
         """The block `row` names, decompressed; Damaged if it cannot be read (the segment was

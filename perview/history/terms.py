@@ -27,15 +27,21 @@ WIDE = 18
 # largest): a block lacking a 3-byte needle is skipped 4 times in 5, one lacking a 16-byte
 # needle (14 trigrams) all but never scanned.
 DENSITY = 4
+# No summary for a block under 16 KiB (a slow source's, sealed after 2 s): scanning it costs
+# about 20 us, and a summary worth having would be a large share of its size. Above that, at
+# most 1/32 of the text.
+LEAST = 16 * 1024
+SHARE = 32
 # 128 bytes to 4 KiB a summary. A 256 KiB block of the corpus replayed with fresh times and ids
 # holds over 8,000 distinct trigrams: at most 4 KiB (1.6% of its text, against zstd's 17%)
 # sets about a quarter of the bits, where 8 KiB (3.1%) set 14%.
 SMALLEST, LARGEST = 10, 15
 
 
-def summarize(data: bytes) -> bytes | None:
-    """The summary of `data` (None for text too short to hold a trigram)."""
-    if len(data) < 3:
+def summarize(data: bytes, least: int = LEAST) -> bytes | None:
+    """The summary of `data`, or None for text under `least` bytes."""
+    most = (len(data) * 8 // SHARE).bit_length() - 1  # log2 of the most bits it may have
+    if len(data) < max(least, 3) or most < SMALLEST:
         return None
     raw = np.frombuffer(data, np.uint8)
     codes = raw[:-2].astype(np.uint32)
@@ -46,7 +52,7 @@ def summarize(data: bytes) -> bytes | None:
     seen = np.zeros(1 << WIDE, np.bool_)
     seen[codes] = True
     wanted = int(np.count_nonzero(seen)) * DENSITY
-    bits = min(LARGEST, max(SMALLEST, (wanted - 1).bit_length()))
+    bits = min(LARGEST, most, max(SMALLEST, (wanted - 1).bit_length()))
     folded = seen.reshape(1 << bits, -1).any(axis=1)  # bins sharing their top `bits` bits
     return bytes(np.packbits(folded).tobytes())
 
