@@ -1,14 +1,23 @@
 """History: ingest, disk and search, each against a baseline measured in the same run.
 
-    python bench/history.py [--mb 200]
+    python bench/history.py [--mb 200] [--full] [--only ingest|disk|search|files] [--quick]
 
-- ingest: a source writing corpus-like log lines as fast as it can into a hub with one reading
-  viewer, without and then with a recorder; the viewer's rate with it over the rate without
-  (target >= 0.9), the recorder's rate, and its loss (target: none at >= 50 MB/s).
-- disk: stored bytes over raw text, for the corpus (tests/data/levels) as it is, and for a
-  stream of its lines with varying numbers (target <= 0.25).
-- search: over --mb of recorded text, the first result for a rare term, and a whole scan (a
-  term that is nowhere) against `zstdcat FILE | grep -c` over the same text.
+The text is the test corpus (tests/data/levels) replayed (`replay`): each line's times and dates
+rewritten to its moment in the span, epoch stamps too, hex ids and numbers of 5+ digits fresh,
+and ` req=<6 hex> ms=<n>` appended; about 100 bytes a line.
+- ingest (a): one viewer reads a source writing flat out through a hub (the default
+  classification on), without and with a recorder, interleaved: the relay's rate recorded over
+  unrecorded (target >= 0.9), the lines the recorder lost, and the loop thread's CPU per MB.
+- ingest (b): the same source paced at 50, 100 and 200 MB/s, recorded: lines recorded and
+  lost at each; the highest rate with none lost (target >= 50 MB/s, ~500,000 lines/s).
+- disk: the store's directory (segments and index) over the raw text: the 11 KB corpus as it
+  is, 64 MB of it replayed over a day in 256 KiB blocks (a busy source's), and the same in 2 KB
+  blocks with a read per line (a source writing 10 lines a second; target <= 0.25).
+- search: --mb of replayed text over 7 days (--full: 1 GB, 10 million lines): the first result
+  for a rare term (a third from the start, and in the oldest block; target 100 ms), a whole scan
+  (a substring every block may hold, and a pattern) against `zstdcat | grep` over the same text
+  (target >= 0.5), and one hour anywhere in the 7 days as the text download sends it (target
+  100 ms). Medians of --trials.
 - files: a file source's file and its gzipped sibling (--files-mb of text each) searched for
   three rare lines in place: here against `grep -F` and `zcat | grep -F` over the same files, and
   on a host (a loopback sshd) against pulling the text over ssh and grepping it here: time, and
@@ -168,6 +177,7 @@ class Flood:
 @dataclass
 class Relayed:
     rate: float  # MB/s the viewer read
+    loop_cpu: float  # CPU seconds of the event loop's thread while it relayed
     lines: int = 0
     recorded: int = 0  # lines the writer wrote
     gaps: int = 0  # lines the recorder lost
@@ -184,6 +194,7 @@ async def relay(data: bytes, directory: Path | None, rate: float | None = None) 
         recorder = Recorder(hub, writer, 1)
     received = 0
     started = time.perf_counter()
+    cpu = time.thread_time()
     with hub.watch() as viewer:
         while True:
             items = viewer.read()
@@ -194,8 +205,9 @@ async def relay(data: bytes, directory: Path | None, rate: float | None = None) 
                 break
             await viewer.wait(0.5)
     elapsed = time.perf_counter() - started
+    cpu = time.thread_time() - cpu
     assert received == len(data), (received, len(data))
-    found = Relayed(len(data) / elapsed / 1e6, data.count(b"\n"))
+    found = Relayed(len(data) / elapsed / 1e6, cpu, data.count(b"\n"))
     if recorder is not None and writer is not None:
         await recorder.close()
         ended = time.perf_counter()
@@ -208,20 +220,25 @@ async def relay(data: bytes, directory: Path | None, rate: float | None = None) 
 def ingest(mb: int, work: Path, trials: int) -> None:
     data = replay(mb * 1_000_000, span=3600)
     lines = data.count(b"\n")
-    bare: list[float] = []
+    bare: list[Relayed] = []
     recorded: list[Relayed] = []
     for trial in range(trials):  # interleaved, so that a change in load hits both alike
-        bare.append(asyncio.run(relay(data, None)).rate)
+        bare.append(asyncio.run(relay(data, None)))
         recorded.append(asyncio.run(relay(data, work / f"ingest-{trial}")))
         shutil.rmtree(work / f"ingest-{trial}")
-    ratio = statistics.median(recorded[i].rate / bare[i] for i in range(trials))
+    ratio = statistics.median(recorded[i].rate / bare[i].rate for i in range(trials))
+    cpu = statistics.median(bare[i].loop_cpu / recorded[i].loop_cpu for i in range(trials))
     print(f"ingest (a) the live relay ({mb} MB, {lines:,} lines, one viewer, flat out,")
     print(f"    the default classification in both; medians of {trials}):")
-    print(f"  unrecorded                   {statistics.median(bare):8.0f} MB/s")
+    print(f"  unrecorded                   {statistics.median(r.rate for r in bare):8.0f} MB/s")
     print(
         f"  recorded                     {statistics.median(r.rate for r in recorded):8.0f} MB/s"
         f"  ratio {ratio:.2f} (>= 0.9); the recorder lost "
         f"{statistics.median(r.gaps for r in recorded):,.0f} of {lines:,} lines (it yields)"
+    )
+    print(
+        f"  the loop's CPU a MB, unrecorded / recorded: {cpu:.2f} (what recording costs the "
+        "loop itself, apart from the cores it shares)"
     )
     print("ingest (b) the recorder, the source paced at a rate (one viewer; no loss wanted):")
     best = 0.0
