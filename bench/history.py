@@ -1,6 +1,6 @@
 """History: ingest, disk and search, each against a baseline measured in the same run.
 
-    python bench/history.py [--mb 200] [--full] [--only ingest|disk|search|files] [--quick]
+    python bench/history.py [--mb 200] [--full] [--only ingest|disk|search|files|remote] [--quick]
 
 The text is the test corpus (tests/data/levels) replayed (`replay`): each line's times and dates
 rewritten to its moment in the span, epoch stamps too, hex ids and numbers of 5+ digits fresh,
@@ -26,7 +26,7 @@ and ` req=<6 hex> ms=<n>` appended; about 100 bytes a line.
   for five rare lines: the bytes that crossed the link (ssh's own count, and the payload) against
   the file's size, and the time against `grep -F` over the same file here, medians of --trials.
 
-    python bench/history.py --part remote --remote-mb 500
+    python bench/history.py --only remote --remote-mb 500   (--part remote: the same)
 """
 
 from __future__ import annotations
