@@ -177,16 +177,17 @@ class Store:
         with self._lock:
             return index.next_line(self._db, source)
 
-    def write(self, blocks: Sequence[Block]) -> None:
-        """Append `blocks` and index them, durably. On any OSError (a full disk) nothing of
-        them stays: the segment is cut back to where it was, and the error is raised."""
+    def write(self, blocks: Sequence[Block], summaries: bool = True) -> None:
+        """Append `blocks` and index them, durably, with term summaries unless told not to
+        (then every search scans them). On any OSError (a full disk) nothing of them stays:
+        the segment is cut back to where it was, and the error is raised."""
         by_source: dict[str, list[Block]] = {}
         for block in blocks:
             by_source.setdefault(block.source, []).append(block)
         for source, group in by_source.items():
             segment, fd = self._segment_for(source, group[0].t0)
             records = [encode(b, self._compressor) for b in group]
-            terms = [summarize(b.data) if b.kind == "lines" else None for b in group]
+            terms = [summarize(b.data) if summaries and b.kind == "lines" else None for b in group]
             start = segment.bytes
             placed = []
             offset = start

@@ -1,0 +1,52 @@
+"""The writer thread: behind its queue, it keeps recording and leaves out only the blocks'
+term summaries, which searches then do without."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from perview.history.recorder import Writer, _Open, _Sealed
+from perview.history.search import Line, Matcher, Query, run
+from perview.history.store import Retention, Store
+
+
+def sealed(first: int, data: bytes, at: float) -> _Sealed:
+    count = data.count(b"\n")
+    block = _Open(at, [data], None, [(count, at)], [], count, len(data), at, at)
+    return _Sealed("app", None, first, block, count, at, at)
+
+
+def summaries(directory: Path) -> list[bytes | None]:
+    db = sqlite3.connect(directory / "index.sqlite")
+    try:
+        return [t for (t,) in db.execute("SELECT terms FROM blocks ORDER BY first")]
+    finally:
+        db.close()
+
+
+def filler(seed: int) -> bytes:
+    return b"".join(b"GET /api/items/%d took %d ms\n" % (seed * 10_000 + i, i) for i in range(2000))
+
+
+async def test_a_writer_behind_writes_blocks_without_summaries_that_searches_still_read(
+    tmp_path: Path,
+) -> None:
+    for behind, directory in ((False, tmp_path / "a"), (True, tmp_path / "b")):
+        writer = Writer(Store(directory, Retention()), summary_pending=-1 if behind else 2**40)
+        first = 1
+        for n, data in enumerate([filler(1), filler(2) + b"ERROR the-needle\n", filler(3)]):
+            writer.submit(sealed(first, data, 1000.0 + n))
+            first += data.count(b"\n")
+        await writer.close()
+        found = summaries(directory)
+        assert len(found) == 3
+        assert all((t is None) == behind for t in found), (behind, [t is None for t in found])
+        store = Store(directory, Retention())
+        lines = [
+            i
+            for i in run(store, Query(("app",), 0, 2e9, Matcher("the-needle")))
+            if isinstance(i, Line)
+        ]
+        assert [line.text for line in lines] == ["ERROR the-needle"]
+        store.close()
