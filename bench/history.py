@@ -52,7 +52,7 @@ from perview.history.block import Block
 from perview.history.far import scan_remote
 from perview.history.files import FileQuery, Target, scan_local
 from perview.history.recorder import BLOCK_BYTES, Recorder, Writer
-from perview.history.search import Line, Matcher, Query, Total, run
+from perview.history.search import Line, Lines, Matcher, Query, Total, run
 from perview.history.store import Retention, Store
 from perview.hub import RING_LINES, Ended, Hub, Output
 from perview.web.history import _download  # the range download's own rendering
@@ -399,10 +399,12 @@ def search(mb: int, work: Path, trials: int) -> None:
         since = now - WEEK + rng.uniform(0, WEEK - 3600)
         begun = time.perf_counter()
         sent = count = 0
-        for item in run(store, Query(("app",), since, since + 3600, None, False, limit=10**9)):
-            if isinstance(item, Line):
-                count += 1
-            sent += len(_download(item))  # as GET /api/sources/{name}/history sends it
+        # As GET /api/sources/{name}/history sends it as text.
+        hour = Query(("app",), since, since + 3600, None, False, limit=10**9, as_text=True)
+        for item in run(store, hour):
+            if isinstance(item, Lines):
+                count += item.count
+            sent += len(_download(item))
         spans.append((time.perf_counter() - begun, count, sent))
     took = median([s[0] for s in spans])
     print(
