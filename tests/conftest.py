@@ -1,9 +1,11 @@
-"""Fixtures: a live `perview` server on a free loopback port, and a way to find stray processes."""
+"""Fixtures: a live `perview` server on a free loopback port, a way to find stray processes, the
+`perview` command run to its end, and a small disk that really fills up."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -224,3 +226,41 @@ def busybox_tools(tmp_path: Path) -> Path:
     for applet in applets.stdout.split():
         (tools / applet).symlink_to(busybox)
     return tools
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, for writers and for Perview's own state on a full disk."""
+    with small_tmpfs(tmp_path / "disk", "256k") as mount:
+        yield mount
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of `disk`."""
+    with (disk / "filler").open("wb", buffering=0) as filler:
+        block = bytes(4096)
+        for _ in range(1024):  # 4 MiB: more than the disk holds
+            try:
+                filler.write(block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                return
+    raise AssertionError("the disk never filled up")
+
+
+def perview(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m perview ARGS` run to its end (within 20 s), its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "perview", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdin=stdin,
+    )

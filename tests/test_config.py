@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import fields
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perview.accounts import hash_password
 from perview.config import (
@@ -359,3 +362,54 @@ def test_a_bad_level_rule_or_format_names_file_line_and_key() -> None:
         "p.toml:10: sources.c.format: must be one of auto, json, logfmt, text, raw, not 'yaml'",
         'p.toml:14: sources.d.level: does nothing with format = "raw" (no levels)',
     ]
+
+
+toml_values = st.recursive(
+    st.none().map(lambda _: '""')
+    | st.integers(-(2**40), 2**40).map(str)
+    | st.booleans().map(lambda b: str(b).lower())
+    | st.text(max_size=20).map(lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'),
+    lambda inner: st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    max_leaves=8,
+)
+
+# Every key some table knows (the loader's own lists, so new keys are fuzzed too), and a bogus one.
+keys = st.sampled_from(
+    sorted(_SERVER_KEYS | _SOURCE_KEYS | _METRIC_KEYS | _HOST_KEYS | _USER_KEYS | {"bogus"})
+)
+
+tables = st.sampled_from(
+    ["server", "sources.a", "sources.b", "hosts.h", "metrics.m", "users.u", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(tables, st.lists(st.tuples(keys, toml_values), max_size=5)), max_size=5))
+def test_config_loader_answers_every_toml_with_a_config_or_located_errors(
+    sections: list[tuple[str, list[tuple[str, str]]]],
+) -> None:
+    seen: set[str] = set()
+    lines = []
+    for table, pairs in sections:
+        if table in seen:
+            continue
+        seen.add(table)
+        lines.append(f"[{table}]")
+        used: set[str] = set()
+        for key, value in pairs:
+            if key not in used:
+                used.add(key)
+                lines.append(f"{key} = {value}")
+    try:
+        parse("\n".join(lines) + "\n", "f.toml")
+    except ConfigError as error:
+        for problem in str(error).splitlines():
+            assert problem.startswith("f.toml:"), problem
+            assert problem.split(":")[1].isdigit(), problem
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_config_loader_survives_arbitrary_text(text: str) -> None:
+    with contextlib.suppress(ConfigError):  # refusing is fine; crashing is not
+        parse(text, "f.toml")

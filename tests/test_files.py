@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -181,7 +184,7 @@ async def test_a_file_that_does_not_exist_yet_is_waited_for(tmp_path: Path) -> N
 
 
 async def test_a_directory_is_a_clear_reason_to_wait(tmp_path: Path) -> None:
-    # (Permission denied is provoked in tests/test_faults.py, as an unprivileged user.)
+    # (Permission denied is provoked further down, as an unprivileged user.)
     log = tmp_path / "app.log"
     log.mkdir()
     async with following(log) as out:
@@ -567,3 +570,209 @@ async def test_a_kept_position_of_another_file_or_unreadable_is_ignored(
             await eventually(lambda: out.lines()[-1:] == [b"line 20"], WITHIN)
     assert out.lines() == numbered(11, 20).encode().splitlines()
     assert "not a saved state" in caplog.text
+
+
+# -- a followed file deleted, or replaced by a directory ----------------------------------------
+
+
+async def test_a_deleted_file_is_waited_for_then_its_successor_is_read_from_its_first_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "DELETED_IDLE", 0.1)  # instead of a minute
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 3))
+    async with following(log, poll_interval=0.05) as out:
+        await eventually(lambda: out.text() == numbered(1, 3).encode(), WITHIN)
+        log.unlink()
+        reason = f"waiting for {log} to appear"
+        await eventually(lambda: out.state == reason, WITHIN)
+        write(log, numbered(4, 6))
+        await eventually(lambda: out.text() == numbered(1, 6).encode(), WITHIN)
+    assert out.states == ["running", reason, "running"]
+
+
+async def test_a_file_replaced_by_a_directory_says_so_and_resumes_when_a_file_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "DELETED_IDLE", 0.1)
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 3))
+    async with following(log, poll_interval=0.05) as out:
+        await eventually(lambda: out.text() == numbered(1, 3).encode(), WITHIN)
+        log.unlink()
+        log.mkdir()
+        reason = f"{log} is a directory"
+        await eventually(lambda: out.state == reason, WITHIN)
+        log.rmdir()
+        write(log, numbered(4, 6))
+        await eventually(lambda: out.text() == numbered(1, 6).encode(), WITHIN)
+    # "waiting for it to appear" may come between, if a poll fell between unlink and mkdir.
+    assert out.states[0] == "running"
+    assert out.states[-2:] == [reason, "running"]
+
+
+# -- a followed file made unreadable -------------------------------------------------------------
+# Root reads whatever the mode says, so these run the FileSource in a process that has given up
+# root for good (setuid to `nobody`): the kernel then checks permissions as for any user.
+
+NOBODY = 65534
+
+# Reports what a FileSource tells it, one JSON object a line; closing its stdin stops it. It
+# imports everything while still root (the interpreter lives under /root, which nobody cannot
+# read), including what asyncio only imports when first used (the thread pool closing inotify).
+AS_NOBODY = """
+import asyncio, concurrent.futures.thread, json, os, sys
+from perview.sources.files import FileSource
+
+path, uid = sys.argv[1], int(sys.argv[2])
+os.setgroups([])
+os.setgid(uid)
+os.setuid(uid)
+
+def emit(**event):
+    print(json.dumps(event), flush=True)
+
+class Out:
+    async def write(self, data, part=None):
+        emit(data=data.decode("latin-1"))
+    def started(self, pid):
+        emit(state="running")
+    def waiting(self, reason):
+        emit(state=reason)
+    def end_line(self, part=None):
+        emit(end_line=True)
+
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(0, stop.set)
+    emit(uid=os.getuid(), euid=os.geteuid())
+    await FileSource(path, poll_interval=0.05).run(Out(), stop)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory `nobody` can reach (pytest's tmp_path is under a directory only root can)."""
+    path = Path(tempfile.mkdtemp(prefix="perview-faults-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+@asynccontextmanager
+async def following_as_nobody(path: Path) -> AsyncIterator[Collect]:
+    """`following`, but with the FileSource in a process running as `nobody`."""
+    out = Collect()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        AS_NOBODY,
+        str(path),
+        str(NOBODY),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    stdout = proc.stdout
+
+    async def relay() -> None:
+        async for line in stdout:
+            event = json.loads(line)
+            if "data" in event:
+                await out.write(event["data"].encode("latin-1"))
+            elif "end_line" in event:
+                out.end_line()
+            elif event["state"] == "running":
+                out.started(None)
+            else:
+                out.waiting(event["state"])
+
+    task: asyncio.Task[None] | None = None
+    try:
+        identity = json.loads(await asyncio.wait_for(stdout.readline(), WITHIN))
+        assert identity == {"uid": NOBODY, "euid": NOBODY}
+        task = asyncio.create_task(relay())
+        yield out
+    finally:
+        proc.stdin.close()
+        try:
+            status = await asyncio.wait_for(proc.wait(), WITHIN)
+            if task is not None:
+                await asyncio.wait_for(task, WITHIN)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            if task is not None:
+                task.cancel()
+    assert status == 0
+
+
+def create_unreadable(path: Path, text: str) -> None:
+    """Create `path` with mode 000 from the start, so no one but root ever reads it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o000)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+async def test_an_unreadable_file_says_permission_denied_until_it_is_readable(
+    shared_dir: Path,
+) -> None:
+    log = shared_dir / "app.log"
+    create_unreadable(log, numbered(1, 3))
+    async with following_as_nobody(log) as out:
+        reason = f"cannot read {log}: Permission denied"
+        await eventually(lambda: out.state == reason, WITHIN)
+        log.chmod(0o644)
+        await eventually(lambda: out.text() == numbered(1, 3).encode(), WITHIN)
+        append(log, numbered(4, 5))
+        await eventually(lambda: out.text() == numbered(1, 5).encode(), WITHIN)
+    assert out.states == [reason, "running"]
+
+
+async def test_a_file_made_unreadable_loses_nothing_and_an_unreadable_successor_says_why(
+    shared_dir: Path,
+) -> None:
+    log = shared_dir / "app.log"
+    write(log, numbered(1, 2))
+    async with following_as_nobody(log) as out:
+        await eventually(lambda: out.text() == numbered(1, 2).encode(), WITHIN)
+        log.chmod(0o000)  # permission is checked at open: the open descriptor still reads
+        append(log, numbered(3, 4))
+        await eventually(lambda: out.text() == numbered(1, 4).encode(), WITHIN)
+        # Rotated, and the new file is one this user may not read (logrotate's `create 0600`).
+        log.rename(shared_dir / "app.log.1")
+        append(shared_dir / "app.log.1", numbered(5, 5))  # the writer's last line there
+        create_unreadable(log, numbered(6, 7))
+        reason = f"cannot read {log}: Permission denied"
+        await eventually(lambda: out.state == reason, WITHIN)
+        assert out.text() == numbered(1, 5).encode()  # the old file was read to its end first
+        log.chmod(0o644)
+        await eventually(lambda: out.text() == numbered(1, 7).encode(), WITHIN)
+    assert out.states == ["running", reason, "running"]
+
+
+async def test_a_directory_made_unsearchable_neither_stops_nor_repeats_the_stream(
+    shared_dir: Path,
+) -> None:
+    logs = shared_dir / "logs"
+    logs.mkdir()
+    logs.chmod(0o755)
+    log = logs / "app.log"
+    write(log, numbered(1, 2))
+    async with following_as_nobody(log) as out:
+        await eventually(lambda: out.text() == numbered(1, 2).encode(), WITHIN)
+        logs.chmod(0o700)  # root's: nobody can no longer look the name up (EACCES)
+        append(log, numbered(3, 4))
+        # Read through the open descriptor, although the name cannot be checked for a rotation.
+        await eventually(lambda: out.text() == numbered(1, 4).encode(), WITHIN)
+        logs.chmod(0o755)
+        append(log, numbered(5, 6))
+        await eventually(lambda: out.text() == numbered(1, 6).encode(), WITHIN)
+    assert out.states == ["running"]

@@ -5,7 +5,9 @@ ever, with the file's last lines."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import re
 import stat
 from collections.abc import Callable, Iterator
@@ -15,10 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import TOKEN, Server, eventually, start_server, stop_server
+from tests.conftest import Server, eventually, start_server, stop_server
 from tests.sshd import Sshd
+from tests.viewer import AUTH, api_sources, watching
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+Serve = Callable[..., Server]
 WITHIN = 15.0
 LINE = re.compile(r"(?:\S+: )?(line \d+)$")  # a remote source's lines carry no host: one host
 
@@ -238,3 +241,99 @@ async def test_a_kept_remote_file_resumes_after_a_restart_of_perview(
     assert "reading the rest of it as far.log.1 first" in said
     state = tmp_path / "data" / "files" / "app@web1.json"
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
+
+
+async def test_a_returning_viewer_of_a_file_gets_what_was_written_meanwhile(
+    serve: Serve, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"line {n}\n" for n in range(1, 11)))
+    server = serve("tail", str(log))
+    url = server.base + "/api/sources/app.log/text"
+    async with aiohttp.ClientSession() as session:
+        first = await session.get(url, headers=AUTH)
+        assert await first.content.readline() == b"line 1\n"
+        first.close()
+        await eventually(lambda: api_sources(server)[0]["state"] == "stopped", within=WITHIN)
+        with log.open("a") as f:  # 70 lines while nobody watches
+            f.write("".join(f"line {n}\n" for n in range(11, 81)))
+        async with session.get(url, headers=AUTH) as second:
+            notice = await second.content.readline()
+            assert notice.startswith(b"[perview] resumed where it was left at ")
+            got = [await second.content.readline() for _ in range(70)]
+    assert got == [f"line {n}\n".encode() for n in range(11, 81)]
+
+
+class Logger:
+    """Appends numbered lines; what a full disk refuses is kept and written once there is room."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self.next = 1
+        self.pending = b""
+
+    def write(self, lines: int) -> bool:
+        """Write `lines` more lines; False if the disk filled up first."""
+        for _ in range(lines):
+            self.pending += b"line %06d %s\n" % (self.next, b"x" * 80)
+            self.next += 1
+            if not self.flush():
+                return False
+        return True
+
+    def flush(self) -> bool:
+        while self.pending:
+            try:
+                written = os.write(self.fd, self.pending)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return False
+            self.pending = self.pending[written:]
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+async def test_a_full_disk_keeps_what_was_written_and_following_goes_on_when_space_frees(
+    small_disk: Path, serve: Serve
+) -> None:
+    log = small_disk / "app.log"
+    log.write_bytes(b"")
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(bytes(64 * 1024))
+    server = serve("tail", str(log))
+    logger = Logger(log)
+    try:
+        async with watching(server, "app.log") as viewer:
+            await eventually(lambda: viewer.state == "running", WITHIN)
+            assert not logger.write(100_000), "the disk never filled up"  # 9 MB on 256 KiB
+            on_disk = log.read_text().splitlines(keepends=True)
+            whole = [line.rstrip("\n") for line in on_disk if line.endswith("\n")]
+            assert len(whole) > 1000
+            await eventually(lambda: viewer.lines == whole, WITHIN)
+            # A viewer arriving now is served all of it from the ring; the server answers.
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    server.base + "/api/sources/app.log/text?backlog=100000", headers=AUTH
+                ) as late,
+                session.get(server.base + "/healthz", headers=AUTH) as health,
+            ):
+                expected = "".join(line + "\n" for line in whole).encode()
+                assert await asyncio.wait_for(late.content.readexactly(len(expected)), 5) == (
+                    expected
+                )
+                assert health.status == 200
+            ballast.unlink()  # space again: the logger writes what the disk refused, and more
+            assert logger.flush()
+            assert logger.write(300)
+            total = logger.next - 1
+            await eventually(lambda: len(viewer.lines) >= total, WITHIN)
+            assert viewer.lines == log.read_text().splitlines()
+            assert [int(line.split()[1]) for line in viewer.lines] == list(range(1, total + 1))
+            # Nothing to report: the file could be read throughout.
+            assert [s["state"] for s in viewer.states] == ["running"]
+    finally:
+        logger.close()

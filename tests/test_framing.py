@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from perview.framing import CUT_MARK, LineFramer
 
 
@@ -73,3 +78,54 @@ def test_long_lines_inside_a_block_are_found_among_short_ones() -> None:
     out, count = feed_all(framer, block)
     assert count == 200 + 3 + 200
     assert out.count(CUT_MARK) == 2
+
+
+MAX_LINE = 64  # small, so long lines and cuts happen often
+
+
+def frame(pieces: list[bytes]) -> tuple[bytes, int]:
+    framer = LineFramer(max_line=MAX_LINE)
+    out, count = b"", 0
+    for piece in pieces:
+        data, n = framer.feed(piece)
+        out, count = out + data, count + n
+    data, n = framer.flush()
+    return out + data, count + n
+
+
+chunks = st.lists(st.binary(max_size=300), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks)
+def test_framer_output_is_whole_valid_lines_and_counted(pieces: list[bytes]) -> None:
+    out, count = frame(pieces)
+    assert out.count(b"\n") == count
+    assert out == b"" or out.endswith(b"\n")
+    text = out.decode()  # strict: always valid UTF-8
+    for line in text.split("\n")[:-1]:
+        # At most MAX_LINE input bytes a line; each invalid byte becomes U+FFFD (3 bytes).
+        assert len(line.encode()) <= 3 * MAX_LINE + len(CUT_MARK)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=string.printable, max_size=300), max_size=20))
+def test_framer_loses_nothing_from_valid_text(pieces: list[str]) -> None:
+    raw = "".join(pieces).encode()
+    out, _ = frame([p.encode() for p in pieces])
+    rebuilt = out.replace(CUT_MARK + b"\n", b"")  # undo the cuts
+    expected = raw if raw.endswith(b"\n") or not raw else raw + b"\n"
+    assert rebuilt == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000), st.lists(st.integers(min_value=1, max_value=300), max_size=30))
+def test_framer_result_does_not_depend_on_how_reads_are_split(
+    data: bytes, sizes: list[int]
+) -> None:
+    pieces, rest = [], data
+    for size in sizes:
+        pieces.append(rest[:size])
+        rest = rest[size:]
+    pieces.append(rest)
+    assert frame(pieces) == frame([data])

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import TOKEN, Server
-from tests.test_live import AUTH, api_sources, read_text, sse_events
+from tests.viewer import AUTH, api_sources, read_text, sse_events
 
 Serve = Callable[..., Server]
 CORPUS = Path(__file__).parent / "data" / "levels"

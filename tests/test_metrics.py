@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,9 +27,10 @@ from perview.config import MetricConfig
 from perview.hub import Hub
 from perview.metrics import procfs, selector
 from perview.metrics.collect import parse_output, read_local, real_mounts
+from perview.metrics.history import History
 from perview.metrics.hub import MetricsHub
 from perview.metrics.prometheus import exposition
-from tests.conftest import TOKEN, Server, start_server, stop_server
+from tests.conftest import TOKEN, Server, fill, start_server, stop_server
 from tests.sshd import Sshd
 from tests.test_hub import ScriptedSource
 
@@ -535,3 +537,28 @@ def test_a_real_prometheus_scrapes_perview_with_the_token(serve: Serve, tmp_path
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+async def test_metric_history_on_a_full_disk_loses_batches_not_the_history(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="perview.metrics.history")
+    history = History(small_disk / "metrics.sqlite", retention=3600)
+    await history.open()
+    try:
+        now = time.time()
+        await history.write([("local/x", now - 30, 1.0)])
+        fill(small_disk)
+        # Batches big enough to need new pages: the full disk refuses them, quietly.
+        for _ in range(5):
+            await history.write([("local/x", now - 20 + i * 0.001, 2.0) for i in range(2000)])
+        assert "samples not kept (database or disk is full); will retry" in caplog.text
+        assert caplog.text.count("not kept") == 1  # said once, not for every batch
+        (small_disk / "filler").unlink()
+        await history.write([("local/x", now - 10, 3.0)])
+        points = await history.query("local/x", now - 60, 1.0)
+    finally:
+        await history.close()
+    values = [v for _, v in points]
+    assert values[0] == 1.0 and values[-1] == 3.0
+    assert "metric history: writing again" in caplog.text

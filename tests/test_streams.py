@@ -1,14 +1,30 @@
-"""The streams' encodings of a block, in process: levels in SSE headers, the level filter."""
+"""The streams in process: a block's encodings (levels in SSE headers, the level filter), and
+10,000 viewers coming and going on the application, leaving nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import psutil
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from perview.classify import ERROR, WARNING
 from perview.hub import Hub
 from perview.ring import Chunk
+from perview.sources.process import GuardPool, ProcessSource
+from perview.web.app import HUBS, STREAMS, WebSettings, create_app
+from perview.web.auth import Access
 from perview.web.streams import (
     at_least,
     level_of_query,
@@ -128,3 +144,209 @@ async def test_a_level_filter_over_several_sources_names_each_in_its_ids() -> No
     ]
     assert next_ids == {"app": 9, "db": 40}
     await hub.close()
+
+
+# -- viewers that come and go -------------------------------------------------------------------
+#
+# 10,000 connect/disconnect cycles against the application in-process: afterwards nothing is left
+# over (file descriptors, tasks, threads, child processes, viewers, stream counts).
+# The server is aiohttp's test server (handler cancellation on, as served) over real hubs and
+# commands: a ticker kept running (`keep`), and an on-demand command that every 50th cycle starts
+# and stops. Cycles mix text and event streams, closed after the first line or before the first
+# byte of the answer, some by a reset instead of a FIN. The clients are plain sockets in the same
+# process: they can hang up before the answer's first byte, and 10,000 cycles take about 6 s here
+# (1.6 times as long with one aiohttp client session).
+
+CYCLES = 10_000
+
+WORKERS = 24  # cycles in flight at once; below the server's 200 streams per client address
+
+DEMAND_EVERY = 50  # every 50th cycle is on the on-demand source: its command starts and stops
+
+CYCLE_TIMEOUT = 10.0  # seconds one cycle may take (an on-demand start on a busy machine)
+
+SETTLE = 10.0  # seconds for what the cycles started to wind down
+
+# The kept source: a line every 10 ms from one process (a shell loop would fork a `sleep` per
+# line, and the count of child processes would never hold still).
+TICKER = [
+    sys.executable,
+    "-I",
+    "-c",
+    "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.01)",
+]
+
+KEPT_LINES = 100  # the kept source's history
+
+DEMAND = ["sh", "-c", "echo up; exec sleep 60"]
+
+MakeServer = Callable[..., Awaitable[TestServer]]
+
+
+@dataclass(frozen=True)
+class Census:
+    """What the process holds at one moment."""
+
+    fds: int
+    tasks: int
+    threads: int
+    children: int
+    viewers: int
+    streams: int
+    clients: int
+    wires: int
+
+    def leaks(self, before: Census) -> dict[str, int]:
+        """What there is more of than `before`."""
+        return {
+            name: getattr(self, name) - getattr(before, name)
+            for name in self.__dataclass_fields__
+            if getattr(self, name) > getattr(before, name)
+        }
+
+
+def census(app: web.Application) -> Census:
+    me = psutil.Process()
+    streams = app[STREAMS]
+    return Census(
+        fds=me.num_fds(),
+        tasks=len(asyncio.all_tasks()),
+        threads=me.num_threads(),
+        children=len(me.children(recursive=True)),
+        viewers=sum(len(hub.viewers) for hub in app[HUBS].values()),
+        streams=streams.open,
+        clients=len(streams.by_client),
+        wires=len(streams.wires),
+    )
+
+
+def what_is_new(tasks: set[asyncio.Task[Any]], children: list[psutil.Process]) -> str:
+    """The tasks and child processes there are now and were not before (a few of each)."""
+    new_tasks = [repr(task.get_coro()) for task in asyncio.all_tasks() - tasks]
+    new_children = []
+    for proc in set(psutil.Process().children(recursive=True)) - set(children):
+        with contextlib.suppress(psutil.Error):
+            new_children.append(" ".join(proc.cmdline()) or proc.name())
+    return f"new tasks {new_tasks[:5]}, new processes {new_children[:5]}"
+
+
+async def settle(app: web.Application, within: float, ok: Callable[[Census], bool]) -> Census:
+    """Poll (bounded) until `ok` holds of the census; the last census either way."""
+    deadline = time.monotonic() + within
+    while True:
+        now = census(app)
+        if ok(now) or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.02)
+
+
+def request(path: str, port: int) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+async def cycle(n: int, port: int) -> None:
+    """One viewer comes and goes: which stream, and how it goes, depend on `n`."""
+    if n % DEMAND_EVERY == 0:
+        path = "/api/sources/demand/text"
+        read_line = n % (2 * DEMAND_EVERY) == 0
+    else:
+        path = "/api/sources/kept/text" if n % 2 else "/api/events?source=kept"
+        read_line = n % 4 < 2
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request(path, port))
+        if read_line:
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), (path, head)
+            await reader.readline()  # the size of the first chunk
+            line = await reader.readline()
+            assert line in (b"tick\n", b"up\n", b"retry: 1000\n"), (path, line)
+    finally:
+        if n % 3 == 0:  # a reset rather than a FIN, as a killed browser would send
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+        await writer.wait_closed()
+
+
+async def run_cycles(port: int, cycles: range, demand: Hub) -> None:
+    """`cycles` over WORKERS connections at a time; the on-demand ones one at a time."""
+    lock = asyncio.Lock()
+
+    async def on_demand(n: int) -> None:
+        # One at a time, each once the last has left the hub: its viewer then starts a run of
+        # its own (or follows the restart of one stopping) and reads that run's line. Overlapping
+        # viewers would find the line already said, or meet a hub bug this test does not count:
+        # a viewer that comes while a run started in that same step is already stopping is tied
+        # to the stopping run (Hub.runs is counted when the run's task first steps, not in
+        # start()), so its text stream ends at once, empty, instead of following the restart.
+        async with lock:
+            for _ in range(int(CYCLE_TIMEOUT / 0.001)):
+                if not demand.viewers:
+                    break
+                await asyncio.sleep(0.001)
+            await cycle(n, port)
+
+    async def worker(first: int) -> None:
+        for n in cycles[first::WORKERS]:
+            async with asyncio.timeout(CYCLE_TIMEOUT):
+                await (on_demand(n) if n % DEMAND_EVERY == 0 else cycle(n, port))
+
+    async with asyncio.TaskGroup() as group:
+        for first in range(WORKERS):
+            group.create_task(worker(first))
+
+
+async def test_ten_thousand_viewers_come_and_go_and_leave_nothing(
+    aiohttp_server: MakeServer,
+) -> None:
+    guards = GuardPool()
+    hubs = {
+        # A short history: each new event stream starts with all of it, one event per tick.
+        "kept": Hub("kept", ProcessSource(TICKER, guards=guards), keep=True, max_lines=KEPT_LINES),
+        "demand": Hub("demand", ProcessSource(DEMAND, guards=guards)),
+    }
+    app = create_app(hubs, WebSettings(Access(token=None, allowed_hosts=frozenset())))
+    server = await aiohttp_server(app)
+    port = server.port
+    assert port is not None
+    try:
+        guards.warm()
+        hubs["kept"].start()
+        # Every kind of cycle once, so that what is made once and kept (the spare guard, the
+        # server's own tasks) is there before counting.
+        await run_cycles(port, range(2 * DEMAND_EVERY + 1), hubs["demand"])
+
+        def quiet(now: Census) -> bool:
+            # Nothing watched, the on-demand command gone, the spare guard back (and so the
+            # kept ticker and its guard plus one spare guard: three processes).
+            return not (now.viewers or now.streams or hubs["demand"].running) and (
+                now.children == 3
+            )
+
+        before = await settle(app, SETTLE, quiet)
+        assert quiet(before), f"not quiet before the cycles: {before}"
+        tasks, children = asyncio.all_tasks(), psutil.Process().children(recursive=True)
+        runs, started = hubs["demand"].runs, time.monotonic()
+        await run_cycles(port, range(CYCLES), hubs["demand"])
+        took = time.monotonic() - started
+        after = await settle(app, SETTLE, lambda now: quiet(now) and not now.leaks(before))
+        leaks = after.leaks(before)
+        per_cycle = {name: f"{count / CYCLES:.4f}" for name, count in leaks.items()}
+        assert not leaks, (
+            f"after {CYCLES} cycles in {took:.1f} s: {leaks} more (per cycle: {per_cycle}); "
+            f"before {before}, after {after}; {what_is_new(tasks, children)}"
+        )
+        # Each on-demand viewer that read its line had a run of its own; those that left before
+        # the first byte may have left before their run began.
+        assert hubs["demand"].runs - runs >= CYCLES // (2 * DEMAND_EVERY)
+        assert hubs["kept"].runs == 1
+        print(
+            f"{CYCLES} cycles in {took:.1f} s, {hubs['demand'].runs - runs} runs of the "
+            f"on-demand command; before {before}; after {after}"
+        )
+    finally:
+        await server.close()
+        for hub in hubs.values():
+            await hub.close()
+        await guards.close()

@@ -12,11 +12,13 @@ from urllib.parse import quote
 
 import aiohttp
 import psutil
+import pytest
 
-from tests.conftest import TOKEN, Server, eventually
+from tests.conftest import Server, eventually
+from tests.viewer import AUTH, api_sources, read_text, sse_events
 
 Serve = Callable[..., Server]
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WITHIN = 5.0
 
 # Log-like lines of varied words, as fast as the server takes them: what an RE2 automaton for a
 # counting pattern finds hard (a repeated line would settle into a few cached states).
@@ -175,3 +177,180 @@ async def test_patterns_are_not_kept_once_their_streams_end(serve: Serve, tmp_pa
     grown = process.memory_info().rss - before
     print("grown MiB", grown / 2**20)
     assert grown < 16 * 2**20
+
+
+async def test_every_line_arrives_in_order(serve: Serve) -> None:
+    server = serve("run", "--", "seq", "1", "100000")
+    body = await read_text(server)
+    assert body == b"".join(b"%d\n" % n for n in range(1, 100001))
+
+
+async def test_events_resume_from_last_event_id_without_duplicates(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "seq 1 50; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        seen: list[str] = []
+        last_id = ""
+        async with session.get(server.base + "/api/events?source=run", headers=AUTH) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            assert response.headers["Cache-Control"] == "no-cache"
+            async for event in sse_events(response):
+                if event.get("event") == "lines":
+                    header, _, text = event["data"].partition("\n")
+                    assert json.loads(header)["source"] == "run"
+                    seen += text.split("\n")
+                    last_id = event["id"]
+                if len(seen) >= 20:
+                    break
+        epoch, _, cursor = last_id.partition("/")
+        assert epoch and cursor == f"run:{len(seen) + 1}"
+        resumed: list[str] = []
+        headers = {**AUTH, "Last-Event-ID": last_id}
+        async with session.get(server.base + "/api/events?source=run", headers=headers) as response:
+            async for event in sse_events(response):
+                if event.get("event") == "lines":
+                    resumed += event["data"].partition("\n")[2].split("\n")
+                if len(seen) + len(resumed) >= 50:
+                    break
+    assert seen + resumed == [str(n) for n in range(1, 51)]
+
+
+async def test_events_report_a_gap_when_the_ring_no_longer_holds_the_lines(
+    serve: Serve,
+) -> None:
+    # Fifty separate writes, so the output lands in many chunks and old ones can be dropped.
+    script = "for i in $(seq 0 49); do seq $((i*100+1)) $((i*100+100)); sleep 0.01; done; sleep 300"
+    server = serve("run", "--backlog", "100", "--", "sh", "-c", script)
+    everything = b"".join(b"%d\n" % n for n in range(1, 5001))
+    async with aiohttp.ClientSession() as session:
+        first = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        assert await first.content.readexactly(len(everything)) == everything
+        kinds: list[str] = []
+        lines: list[str] = []
+        url = server.base + "/api/events?source=run&since=run:10"
+        async with session.get(url, headers=AUTH) as response:
+            async for event in sse_events(response):
+                kinds.append(event.get("event", ""))
+                if event.get("event") == "gap":
+                    gap = json.loads(event["data"])
+                elif event.get("event") == "lines":
+                    header, _, text = event["data"].partition("\n")
+                    if not lines:
+                        first_id = json.loads(header)["id"]
+                    lines += text.split("\n")
+                    if lines[-1] == "5000":
+                        break
+        first.close()
+    assert kinds[:2] == ["source", "gap"]
+    assert gap["id"] == 10 and gap["count"] > 0
+    assert first_id == 10 + gap["count"]  # the lines resume exactly after the gap
+    assert lines == [str(n) for n in range(first_id, 5001)]
+
+
+@pytest.mark.parametrize("path", ["/api/sources/run/text", "/api/events"])
+async def test_streams_disable_proxy_buffering(serve: Serve, path: str) -> None:
+    server = serve("run", "--", "echo", "x")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + path, headers=AUTH) as response,
+    ):
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert response.headers["Cache-Control"] == "no-cache"
+
+
+async def test_a_cursor_from_an_earlier_server_is_ignored(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "seq 1 5; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        headers = {**AUTH, "Last-Event-ID": "0ldepoch/run:4"}
+        async with session.get(server.base + "/api/events", headers=headers) as response:
+            lines: list[str] = []
+            async for event in sse_events(response):
+                if event.get("event") == "source":
+                    assert json.loads(event["data"])["epoch"] != "0ldepoch"
+                if event.get("event") == "lines":
+                    lines += event["data"].partition("\n")[2].split("\n")
+                if len(lines) >= 5:
+                    break
+    assert lines == ["1", "2", "3", "4", "5"]  # from the start, not from line 4
+
+
+async def test_follow_0_returns_the_history_and_ends_without_starting_anything(
+    serve: Serve,
+) -> None:
+    server = serve("run", "--", "sh", "-c", "seq 1 3; sleep 300")
+    async with aiohttp.ClientSession() as session:
+        empty = await session.get(
+            server.base + "/api/sources/run/text?follow=0&backlog=100", headers=AUTH
+        )
+        assert await empty.read() == b""
+        assert api_sources(server)[0]["runs"] == 0
+        live = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+        for _ in range(3):
+            await live.content.readline()
+        history = await session.get(
+            server.base + "/api/sources/run/text?follow=0&backlog=100", headers=AUTH
+        )
+        assert await asyncio.wait_for(history.read(), 5) == b"1\n2\n3\n"
+        live.close()
+
+
+async def test_a_hostile_grep_cannot_pin_the_server(serve: Serve) -> None:
+    # (a+)+$ on a long run of a's takes Python's regex engine exponential time; RE2 is linear.
+    server = serve(
+        "run", "--", "sh", "-c", "printf 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\\nkeep aaa\\n'"
+    )
+    started = time.monotonic()
+    body = await read_text(server, "/api/sources/run/text?grep=(a%2B)%2B%24")
+    assert body == b"keep aaa\n"
+    assert time.monotonic() - started < 5
+
+
+async def test_grep_matches_utf8_text(serve: Serve) -> None:
+    server = serve("run", "--", "printf", "café ok\\nplain\\nnaïve\\n")
+    body = await read_text(server, "/api/sources/run/text?grep=%5B%C3%A9%C3%AF%5D")  # [éï]
+    assert body.decode() == "café ok\nnaïve\n"
+
+
+async def test_connect_disconnect_cycles_leak_nothing(serve: Serve) -> None:
+    server = serve("run", "--", "sh", "-c", "while :; do echo tick; sleep 0.01; done")
+    process = psutil.Process(server.proc.pid)
+    async with aiohttp.ClientSession() as session:
+
+        async def cycle(read_line: bool) -> None:
+            response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
+            if read_line:
+                await response.content.readline()
+            response.close()
+
+        def settled() -> bool:
+            # No command left, and the spare guard (started 0.25 s after the last start, and
+            # holding two fds of the server) is there: the same state before and after.
+            return not server.commands() and len(server.descendants()) == 1
+
+        await cycle(True)
+        await eventually(settled, within=5)
+        before = (process.num_fds(), process.num_threads())
+        for n in range(300):  # each starts the command, reads (or not), leaves, stops it
+            await cycle(read_line=n % 2 == 0)
+        await eventually(settled, within=5)
+        await eventually(lambda: process.num_fds() <= before[0], within=5)
+    assert process.num_threads() <= before[1] + 1  # asyncio's child watcher threads come and go
+
+
+async def test_an_event_stream_of_metrics_alone_streams_samples(
+    serve: Serve, tmp_path: Path
+) -> None:
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        '[server]\nsystem_metrics = false\n[metrics.q]\ncommand = "echo 5"\nevery = "1s"\n'
+    )
+    server = serve("serve", "-c", str(path))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base + "/api/events?metrics=1", headers=AUTH) as response,
+    ):
+        async with asyncio.timeout(WITHIN):
+            async for event in sse_events(response):
+                if event.get("event") == "metric":
+                    break
+    samples = json.loads(event["data"])["samples"]
+    assert [name for name, _, value in samples if value == 5.0] == ["local/q"]
