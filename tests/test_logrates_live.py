@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Server
-from tests.test_metrics import AUTH, get_json, wait_for_series
+from tests.test_metrics_live import AUTH, get_json, wait_for_series
 
 Serve = Callable[..., Server]
 

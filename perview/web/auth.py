@@ -202,7 +202,7 @@ def secure_parse_errors(server: web.Server, hsts: bool) -> None:
     `on_response_prepare` (aiohttp#6463, open; no public hook as of 3.14). So requests are
     made of a class whose prepare hook adds the headers itself when there is no route. This uses
     two private names of aiohttp (`Request._prepare_hook`, `_make_request`'s `_cls`), which
-    tests/test_limits.py checks against the installed version. Call before the site starts:
+    tests/test_limits_live.py checks against the installed version. Call before the site starts:
     each connection takes the factory when it opens. (Such a request has no headers to tell
     a trusted proxy's scheme by, so HSTS goes with Perview's own TLS only.)"""
     headers = dict(SECURITY_HEADERS)

@@ -12,7 +12,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from perview.accounts import hash_password
-from tests.browser.test_login import CHEAP, log_in
+from tests.browser.test_login_page import CHEAP, log_in
 from tests.browser.test_page import open_page
 from tests.conftest import Server
 

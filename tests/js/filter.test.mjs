@@ -1,6 +1,6 @@
 // filter.js without a browser: what a pane's filter settings ask for, and the queue of lines
 // waiting for the regex worker (here a stand-in Worker; the real one, ending a real runaway
-// pattern, is tested in the browser: tests/browser/test_slow_filter.py).
+// pattern, is tested in the browser: tests/browser/test_slow_filter_page.py).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
