@@ -192,6 +192,32 @@ def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
         stop_server(server)
 
 
+# How long processes that are ending when the run ends (a guard seeing its lifeline close, and
+# taking its command's group down within the grace) may take before they count as strays.
+STRAY_PATIENCE = 5.0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Nothing the tests started may outlive them. Every fixture, the session's too (the loopback
+    sshd), has been torn down by now (runner's own pytest_sessionfinish comes first), so any
+    process still below this one is a stray: it is named, killed, and the run fails. This is
+    the census of the whole run, in whatever order and selection its tests ran."""
+    _, strays = psutil.wait_procs(psutil.Process().children(recursive=True), STRAY_PATIENCE)
+    if not strays:
+        return
+    names = []
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{proc.pid} {' '.join(proc.cmdline()) or proc.name()}")
+            proc.kill()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line("stray processes left by the tests:\n  " + "\n  ".join(names), red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield

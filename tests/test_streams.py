@@ -205,14 +205,27 @@ class Census:
         }
 
 
-def census(app: web.Application) -> Census:
+def started_here(outside: frozenset[int]) -> list[psutil.Process]:
+    """The processes below this one, except those below a child in `outside`: the children that
+    were there before the test began, such as the loopback sshd an earlier test started for the
+    whole session, and the sessions it forks. Those come and go by no doing of this test's."""
+    found = []
+    for child in psutil.Process().children():
+        if child.pid not in outside:
+            found.append(child)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found += child.children(recursive=True)
+    return found
+
+
+def census(app: web.Application, outside: frozenset[int]) -> Census:
     me = psutil.Process()
     streams = app[STREAMS]
     return Census(
         fds=me.num_fds(),
         tasks=len(asyncio.all_tasks()),
         threads=me.num_threads(),
-        children=len(me.children(recursive=True)),
+        children=len(started_here(outside)),
         viewers=sum(len(hub.viewers) for hub in app[HUBS].values()),
         streams=streams.open,
         clients=len(streams.by_client),
@@ -220,21 +233,25 @@ def census(app: web.Application) -> Census:
     )
 
 
-def what_is_new(tasks: set[asyncio.Task[Any]], children: list[psutil.Process]) -> str:
+def what_is_new(
+    tasks: set[asyncio.Task[Any]], children: list[psutil.Process], outside: frozenset[int]
+) -> str:
     """The tasks and child processes there are now and were not before (a few of each)."""
     new_tasks = [repr(task.get_coro()) for task in asyncio.all_tasks() - tasks]
     new_children = []
-    for proc in set(psutil.Process().children(recursive=True)) - set(children):
+    for proc in set(started_here(outside)) - set(children):
         with contextlib.suppress(psutil.Error):
             new_children.append(" ".join(proc.cmdline()) or proc.name())
     return f"new tasks {new_tasks[:5]}, new processes {new_children[:5]}"
 
 
-async def settle(app: web.Application, within: float, ok: Callable[[Census], bool]) -> Census:
+async def settle(
+    app: web.Application, outside: frozenset[int], within: float, ok: Callable[[Census], bool]
+) -> Census:
     """Poll (bounded) until `ok` holds of the census; the last census either way."""
     deadline = time.monotonic() + within
     while True:
-        now = census(app)
+        now = census(app, outside)
         if ok(now) or time.monotonic() > deadline:
             return now
         await asyncio.sleep(0.02)
@@ -300,6 +317,7 @@ async def run_cycles(port: int, cycles: range, demand: Hub) -> None:
 async def test_ten_thousand_viewers_come_and_go_and_leave_nothing(
     aiohttp_server: MakeServer,
 ) -> None:
+    outside = frozenset(child.pid for child in psutil.Process().children())
     guards = GuardPool()
     hubs = {
         # A short history: each new event stream starts with all of it, one event per tick.
@@ -324,18 +342,18 @@ async def test_ten_thousand_viewers_come_and_go_and_leave_nothing(
                 now.children == 3
             )
 
-        before = await settle(app, SETTLE, quiet)
+        before = await settle(app, outside, SETTLE, quiet)
         assert quiet(before), f"not quiet before the cycles: {before}"
-        tasks, children = asyncio.all_tasks(), psutil.Process().children(recursive=True)
+        tasks, children = asyncio.all_tasks(), started_here(outside)
         runs, started = hubs["demand"].runs, time.monotonic()
         await run_cycles(port, range(CYCLES), hubs["demand"])
         took = time.monotonic() - started
-        after = await settle(app, SETTLE, lambda now: quiet(now) and not now.leaks(before))
+        after = await settle(app, outside, SETTLE, lambda now: quiet(now) and not now.leaks(before))
         leaks = after.leaks(before)
         per_cycle = {name: f"{count / CYCLES:.4f}" for name, count in leaks.items()}
         assert not leaks, (
             f"after {CYCLES} cycles in {took:.1f} s: {leaks} more (per cycle: {per_cycle}); "
-            f"before {before}, after {after}; {what_is_new(tasks, children)}"
+            f"before {before}, after {after}; {what_is_new(tasks, children, outside)}"
         )
         # Each on-demand viewer that read its line had a run of its own; those that left before
         # the first byte may have left before their run began.
