@@ -1,43 +1,23 @@
 """Metrics overhead: sampler CPU (this machine + 10 SSH hosts each second), history query time.
 
-How much CPU Perview spends sampling this machine plus 10 SSH hosts every second (the issue's
-target: under 3 % of one core), and how long its history takes to answer for 7 days of 20 series.
+1. Sampler CPU (the issue's target: under 3 % of one core for this machine and 10 hosts). The
+hosts are aliases pv-h1 .. pv-hN of a throwaway sshd on 127.0.0.1 (testbed/), so N ssh sessions
+to this machine. `perview serve` runs with `metrics_every`, `[hosts.hK]` with `metrics = true`,
+history in a temporary `data_dir` and one source nobody watches, in three phases, each its own
+server: idle (no metrics at all: the baseline), local (this machine), local+N. Once every host
+has a `cpu` value (and `--settle` s more), nothing talks to the server for `--seconds`; CPU
+(user + system, % of one core) is read every `--window` s for the server, its descendants
+(guards, ssh clients, and what they reaped) and the far side (everything below the sshd).
+Samples per second are the rows of the history written during the measurement, read once the
+server has stopped (which flushes them), so no viewer adds its own cost.
 
-1. Sampler CPU. A throwaway sshd on 127.0.0.1 (its own host and client keys, as tests/sshd.py
-does) and an ssh_config of aliases pv-h1 .. pv-hN of it, so the N "hosts" are N ssh sessions to
-this machine. `perview serve -c CONFIG --no-auth --port 0` runs with `[server] metrics_every`
-(default 1 s), `[hosts.hK]` with `metrics = true` (`ssh_args = ["-F", SSH_CONFIG]`) and one
-source nobody watches (`command = "sleep 3600"`, so it never starts); history goes to a
-temporary `data_dir` (and XDG_STATE_HOME is temporary too). Three phases, each its own server:
-  idle        `system_metrics = false`, no host with metrics: the baseline (what an idle
-              server costs anyway);
-  local       this machine only;
-  local+N     this machine and the N hosts: what the issue asks about.
-Once /api/metrics shows a `cpu` value for every sampled host (and a few seconds more), nothing
-talks to the server for `--seconds`; CPU is read every `--window` seconds (psutil, user+system):
-the server process; its descendants (guards, ssh clients: the living ones plus what every
-process of the tree has reaped, children_user/system); the far side (everything below the sshd
-started here: sshd sessions, the `sh` loops and their `cat`/`df`/`sleep`). Each figure is % of
-one core over the whole measurement; "Perview" is server + descendants, and the target (issue)
-is under 3 % of one core for local+N. Samples per second come from the history itself: the rows
-of `samples` taken within the measurement (read after the server stopped, which flushes them),
-so no viewer adds its own cost to the server's.
-
-2. History query. A history database as Perview keeps it (History.open: schema, WAL) holding 7
-days of 20 series sampled every 2 s: one-minute rollups for 7 days (10,080 per series) and raw
-samples for the last 24 h (43,200 per series); rows are inserted directly with sqlite3 into that
-schema, in time order, all series interleaved as Perview's batches are. (History.write would
-insert all 6 million samples of the week into `samples`, each with an upsert into `rollup`, and
-History.expire would then delete 5 million of them: about half a minute more here for the same
-end state.) Then History.query is timed as the page asks: range/600 seconds per point, for 5 min
-(step 1 s), 1 h (6 s), 24 h (144 s) and 7 d (1008 s), for each of the 20 series, `--rounds`
-times. Two baselines on the same points, each on a thread of its own as History's is: "scan":
-the same rows read through the same index, v included, with no GROUP BY (`SELECT count(*),
-avg(v) ... WHERE` the same: one row back), i.e. what just reading the data costs, so the
-difference is the bucketing (GROUP BY, which SQLite does with a temporary B-tree) and returning
-~600 points; "list": the same buckets computed in Python over sorted lists in memory (what
-keeping the points in RAM instead of SQLite would cost). Also the file size, and the hourly
-History.expire (its DELETEs run on the same thread, so queries wait for them).
+2. History query. A history as Perview keeps it (History.open: schema, WAL) holding 7 days of
+20 series sampled every 2 s: one-minute rollups for 7 days and raw samples for the last 24 h,
+inserted directly with sqlite3 (History.write and expire would take half a minute more for the
+same end state). History.query is timed as the page asks (range/600 s per point) for 5 min, 1 h,
+24 h and 7 d, for every series, `--rounds` times, against two baselines on the same thread
+model: "scan", the same rows read through the same index with no GROUP BY (what reading the data
+costs), and "list", the same buckets computed in Python over sorted in-memory lists.
 
     python bench/metrics_overhead.py [--hosts 10] [--every 1] [--seconds 30] [--quick]
 """
@@ -54,33 +34,21 @@ import math
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
-from _common import (
-    HOST,
-    PORT_LINE,
-    STOP_TIMEOUT,
-    LoopbackSshd,
-    kill_all,
-    machine_cpu,
-    percentile,
-    stop_process,
-)
+from _common import ConfigServer, LoopbackSshd, machine_cpu, percentile, ratio
 
 from perview.metrics.history import RAW_FOR, ROLLUP, History
 
 TARGET = 3.0  # % of one core (the issue)
-START_LIMIT = 15.0  # for the server to print its address
 READY_LIMIT = 60.0  # for every host's cpu series to show a value
 FAR_END_LIMIT = 10.0  # for far-side sessions to end after the server stopped
 DAY = 86400.0
@@ -92,10 +60,7 @@ LOCAL_PARTS = {"ssh": "ssh clients", "guards": "guards (and anything reaped)"}
 FAR_PARTS = {"sshd": "sshd (sessions, crypto)", "loops": "sh loops: sh, cat, df, sleep"}
 
 
-# -- the loopback sshd -------------------------------------------------------------------------
-
-
-# -- the server under test ---------------------------------------------------------------------
+# -- the sampler -------------------------------------------------------------------------------
 
 
 def write_config(
@@ -115,55 +80,13 @@ def write_config(
     path.write_text(text)
 
 
-class Perview:
-    """`python -m perview serve -c CONFIG --no-auth --port 0`, with XDG_STATE_HOME = `state`."""
-
-    def __init__(self, config: Path, state: Path, logs: Path) -> None:
-        self.out, self.err = logs / "stdout", logs / "stderr"
-        drop = ("PERVIEW_PORT", "PERVIEW_PROC_PORT", "PERVIEW_TOKEN")
-        env = {k: v for k, v in os.environ.items() if k not in drop}
-        env["XDG_STATE_HOME"] = str(state)
-        argv = [sys.executable, "-m", "perview", "serve", "-c", str(config), "--no-auth"]
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*argv, "--port", "0"], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
-            )
-        self.ps = psutil.Process(self.proc.pid)
-        try:
-            self.base = f"http://{HOST}:{self._wait_for_port()}"
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_for_port(self) -> int:
-        deadline = time.monotonic() + START_LIMIT
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            found = PORT_LINE.search(self.out.read_text(errors="replace"))
-            if found:
-                return int(found[1])
-            time.sleep(0.02)
-        raise RuntimeError(f"perview did not start:\n{self.stderr_tail()}")
-
-    def stderr_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.err.read_text(errors="replace").splitlines()[-lines:])
-
-    def metrics(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(self.base + "/api/metrics", timeout=5) as response:
-            series: list[dict[str, Any]] = json.load(response)
-        return series
-
-    def stop(self) -> None:
-        """SIGTERM (the server stops its sources and flushes history); then make sure nothing
-        it started is left."""
-        below: list[Any] = []
-        with contextlib.suppress(psutil.Error):
-            below = self.ps.children(recursive=True)
-        stop_process(self.proc)
-        _, alive = psutil.wait_procs(below, timeout=STOP_TIMEOUT)
-        kill_all(alive)
+def api_metrics(server: ConfigServer) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(server.base + "/api/metrics", timeout=5) as response:
+        series: list[dict[str, Any]] = json.load(response)
+    return series
 
 
-def wait_ready(server: Perview, hosts: Sequence[str]) -> float:
+def wait_ready(server: ConfigServer, hosts: Sequence[str]) -> float:
     """Seconds until /api/metrics shows an ok `cpu` value for every host in `hosts`."""
     start = time.monotonic()
     missing = set(hosts)
@@ -172,7 +95,7 @@ def wait_ready(server: Perview, hosts: Sequence[str]) -> float:
         if server.proc.poll() is not None:
             raise RuntimeError(f"perview exited:\n{server.stderr_tail()}")
         with contextlib.suppress(OSError):
-            series = server.metrics()
+            series = api_metrics(server)
             live = {s["host"] for s in series if s["name"] == "cpu" and s["value"] is not None}
             missing = set(hosts) - live
         time.sleep(0.1)
@@ -180,9 +103,6 @@ def wait_ready(server: Perview, hosts: Sequence[str]) -> float:
         reasons = {s["host"]: s["reason"] for s in series if s["state"] != "ok"}
         raise RuntimeError(f"no cpu series for {sorted(missing)}: {reasons}")
     return time.monotonic() - start
-
-
-# -- CPU accounting ----------------------------------------------------------------------------
 
 
 def tree_cpu(
@@ -208,14 +128,6 @@ def tree_cpu(
     return parts
 
 
-def local_part(name: str) -> str:
-    return "ssh" if name == "ssh" else "guards"
-
-
-def far_part(name: str) -> str:
-    return "sshd" if name.startswith("sshd") else "loops"
-
-
 @dataclass
 class Reading:
     at: float  # monotonic
@@ -226,14 +138,14 @@ class Reading:
     busy: float  # the whole machine, all cores
 
 
-def read_cpu(server: Perview, sshd: LoopbackSshd) -> Reading:
+def read_cpu(server: ConfigServer, sshd: LoopbackSshd) -> Reading:
     times = server.ps.cpu_times()
     return Reading(
         at=time.monotonic(),
         wall=time.time(),
         server=float(times.user + times.system),
-        local=tree_cpu(server.ps, local_part, "guards", include_root=False),
-        far=tree_cpu(sshd.ps, far_part, "loops", include_root=True),
+        local=tree_cpu(server.ps, lambda n: "ssh" if n == "ssh" else "guards", "guards", False),
+        far=tree_cpu(sshd.ps, lambda n: "sshd" if n.startswith("sshd") else "loops", "loops", True),
         busy=machine_cpu()[0],
     )
 
@@ -271,11 +183,10 @@ def run_phase(
 ) -> Phase:
     home = root / title
     home.mkdir()
-    data = home / "data"
     config = home / "perview.toml"
-    write_config(config, data, sshd, hosts, system, args.every)
+    write_config(config, home / "data", sshd, hosts, system, args.every)
     phase = Phase(title, (["local"] if system else []) + [f"h{n}" for n in range(1, hosts + 1)])
-    server = Perview(config, home / "state", home)
+    server = ConfigServer(config, "quiet")
     try:
         phase.ready = wait_ready(server, phase.hosts)
         time.sleep(args.settle)
@@ -285,11 +196,11 @@ def run_phase(
             due = readings[0].at + min(k * args.window, args.seconds)
             time.sleep(max(0.0, due - time.monotonic()))
             readings.append(read_cpu(server, sshd))
-        series = server.metrics()
+        series = api_metrics(server)
         phase.series = len(series)
         phase.failing = sum(s["state"] != "ok" for s in series)
     finally:
-        server.stop()
+        server.stop()  # SIGTERM: the server stops its sources and flushes its history
     first, last = readings[0], readings[-1]
     phase.seconds = last.at - first.at
     phase.server = last.server - first.server
@@ -299,15 +210,15 @@ def run_phase(
     for a, b in itertools.pairwise(readings):
         cpu = b.server - a.server + sum(delta(a.local, b.local).values())
         phase.windows.append(100.0 * cpu / (b.at - a.at))
-    phase.samples, phase.snapshots = count_samples(data / "metrics.sqlite", first.wall, last.wall)
+    db = home / "data" / "metrics.sqlite"
+    phase.samples, phase.snapshots = count_samples(db, first.wall, last.wall)
     if not sshd.wait_no_sessions(FAR_END_LIMIT):
         print(f"  note: far-side sessions of phase {title} had to be killed")
     return phase
 
 
 def count_samples(db: Path, since: float, until: float) -> tuple[int, dict[str, int]]:
-    """Rows of `samples` taken in [since, until), and per host the distinct sampling times
-    (snapshots): the server has stopped, which flushed everything pending."""
+    """Rows of `samples` taken in [since, until), and per host the distinct sampling times."""
     if not db.exists():
         return 0, {}
     with contextlib.closing(sqlite3.connect(db)) as con:
@@ -333,10 +244,9 @@ def sampler(root: Path, args: argparse.Namespace) -> None:
 
 def report_sampler(phases: list[Phase], args: argparse.Namespace) -> None:
     idle, local, full = phases
-    width = 12
 
     def row(label: str, values: Sequence[str]) -> None:
-        print(f"  {label:<34}" + "".join(f"{v:>{width}}" for v in values))
+        print(f"  {label:<34}" + "".join(f"{v:>12}" for v in values))
 
     def pct_row(label: str, get: Callable[[Phase], float]) -> None:
         row(label, [f"{p.pct(get(p)):.2f} %" for p in phases])
@@ -367,20 +277,18 @@ def report_sampler(phases: list[Phase], args: argparse.Namespace) -> None:
     if missing:
         print(f"  hosts with no sample in history during the measurement: {missing}")
 
-    cost = full.pct(full.perview) - idle.pct(idle.perview)
     total = full.pct(full.perview)
-    hosts = len(full.hosts) - 1
     print(f"\n  Perview, {full.title}: {total:.2f} % of one core (target < {TARGET:g} %): ", end="")
     print("met" if total < TARGET else "NOT met")
-    times = ratio(full.pct(full.perview), idle.pct(idle.perview))
     print(
-        f"  sampling cost ({full.title} - idle): {cost:.2f} % of one core; "
-        f"ratio {full.title} / idle: {times}"
+        f"  sampling cost ({full.title} - idle): {total - idle.pct(idle.perview):.2f} % of one "
+        f"core; ratio {full.title} / idle: {ratio(total, idle.pct(idle.perview))}"
     )
     own = local.pct(local.perview) - idle.pct(idle.perview)
     print(f"  this machine's own sampling (local - idle): {own:.2f} %")
+    hosts = len(full.hosts) - 1
     if hosts:
-        per_host = (full.pct(full.perview) - local.pct(local.perview)) / hosts
+        per_host = (total - local.pct(local.perview)) / hosts
         far = full.pct(sum(full.far.values())) / hosts
         print(
             f"  per SSH host: {per_host:.3f} % here (Perview side), {far:.3f} % on the far host "
@@ -395,29 +303,17 @@ def spread(phase: Phase) -> str:
     return f"{low / phase.seconds:.2f}..{high / phase.seconds:.2f}"
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.1f}x" if b > 0 else "n/a (idle used no measurable CPU)"
-
-
 # -- history -----------------------------------------------------------------------------------
+
+LOCAL_SERIES = ["local/cpu", "local/cpu.core:0", "local/cpu.core:1", "local/load.1m"]
+LOCAL_SERIES += ["local/load.5m", "local/mem.used", "local/mem.used_bytes", "local/disk.used:/"]
+LOCAL_SERIES += ["local/net.rx:eth0", "local/net.tx:eth0"]
 
 
 def series_names(count: int) -> list[str]:
     """Names like the ones Perview records: this machine's, then each host's cpu."""
-    local = [
-        "local/cpu",
-        "local/cpu.core:0",
-        "local/cpu.core:1",
-        "local/load.1m",
-        "local/load.5m",
-        "local/mem.used",
-        "local/mem.used_bytes",
-        "local/disk.used:/",
-        "local/net.rx:eth0",
-        "local/net.tx:eth0",
-    ]
-    names = local[:count] + [f"h{n}/cpu" for n in range(1, count - len(local) + 1)]
-    return names[:count]
+    hosts = [f"h{n}/cpu" for n in range(1, count - len(LOCAL_SERIES) + 1)]
+    return (LOCAL_SERIES[:count] + hosts)[:count]
 
 
 def value(index: int, t: float) -> float:
@@ -427,33 +323,30 @@ def value(index: int, t: float) -> float:
 
 def build_history(path: Path, names: list[str], end: float) -> tuple[int, int, float]:
     """Raw samples every RAW_EVERY s for the last RAW_FOR s, one-minute rollups for a week,
-    inserted with sqlite3 into the schema History.open created. (raw rows, rollup rows, s)."""
+    inserted in time order, series interleaved as Perview's batches are, into the schema
+    History.open created. Returns (raw rows, rollup rows, seconds)."""
     start = time.perf_counter()
-    raw = rollup = 0
+    first, last = end - RAW_FOR, end - end % ROLLUP
+    raw_times = [first + k * RAW_EVERY for k in range(1, int(RAW_FOR / RAW_EVERY) + 1)]
+    minutes = [last - k * ROLLUP for k in range(int(WEEK / ROLLUP) - 1, -1, -1)]
+    per_minute = int(ROLLUP / RAW_EVERY)
     with contextlib.closing(sqlite3.connect(path)) as con:
-        with con:
-            batch: list[tuple[str, float, float]] = []
-            first = end - RAW_FOR
-            for k in range(1, int(RAW_FOR / RAW_EVERY) + 1):
-                t = first + k * RAW_EVERY
-                batch += [(name, t, value(i, t)) for i, name in enumerate(names)]
-                if len(batch) >= 100_000:
-                    con.executemany("INSERT INTO samples VALUES (?, ?, ?)", batch)
-                    raw += len(batch)
-                    batch = []
-            con.executemany("INSERT INTO samples VALUES (?, ?, ?)", batch)
-            raw += len(batch)
-            rows: list[tuple[str, float, float, int]] = []
-            last = end - end % ROLLUP
-            minutes = int(WEEK / ROLLUP)
-            n = int(ROLLUP / RAW_EVERY)
-            for k in range(minutes - 1, -1, -1):
-                t = last - k * ROLLUP
-                rows += [(name, t, value(i, t + ROLLUP / 2), n) for i, name in enumerate(names)]
-            con.executemany("INSERT INTO rollup VALUES (?, ?, ?, ?)", rows)
-            rollup = len(rows)
+        with con:  # rows generated as they are inserted: 864,000 tuples would take ~100 MB
+            con.executemany(
+                "INSERT INTO samples VALUES (?, ?, ?)",
+                ((name, t, value(i, t)) for t in raw_times for i, name in enumerate(names)),
+            )
+            con.executemany(
+                "INSERT INTO rollup VALUES (?, ?, ?, ?)",
+                (
+                    (name, t, value(i, t + ROLLUP / 2), per_minute)
+                    for t in minutes
+                    for i, name in enumerate(names)
+                ),
+            )
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return raw, rollup, time.perf_counter() - start
+    rows = len(names) * len(raw_times), len(names) * len(minutes)
+    return *rows, time.perf_counter() - start
 
 
 def table_for(since: float, step: float) -> str:
@@ -498,13 +391,25 @@ def load_points(con: sqlite3.Connection, table: str, name: str) -> tuple[list[fl
     return times, values
 
 
+# (series, since, table, step) -> the answer: History.query or a baseline
+Ask = Callable[[str, float, str, float], Awaitable[Any]]
+
+
 @dataclass
 class Timings:
     per_series: dict[str, list[float]] = field(default_factory=dict)  # seconds, per round
     totals: list[float] = field(default_factory=list)  # one round over every series
 
-    def add(self, name: str, seconds: float) -> None:
-        self.per_series.setdefault(name, []).append(seconds)
+    async def timed(self, names: list[str], span: float, ask: Ask, table: str, step: float) -> Any:
+        """Time `ask` for each series, one after the other (as History's one thread serves
+        them); returns the last answer."""
+        began = time.perf_counter()
+        for name in names:
+            t0 = time.perf_counter()
+            answer = await ask(name, time.time() - span, table, step)
+            self.per_series.setdefault(name, []).append(time.perf_counter() - t0)
+        self.totals.append(time.perf_counter() - began)
+        return answer
 
     def medians(self) -> list[float]:
         return [statistics.median(v) for v in self.per_series.values()]
@@ -521,22 +426,21 @@ async def history_bench(root: Path, args: argparse.Namespace) -> None:
     await history.close()
     names = series_names(args.series)
     raw, rollup, built = build_history(path, names, time.time())
-    size = path.stat().st_size
     print(
         f"\nhistory: {len(names)} series; {raw:,} raw rows (24 h at {RAW_EVERY:g} s) in samples, "
         f"{rollup:,} one-minute rows (7 d) in rollup, inserted directly with sqlite3 in "
-        f"{built:.1f} s; file {size / 1e6:.1f} MB"
+        f"{built:.1f} s; file {path.stat().st_size / 1e6:.1f} MB"
     )
-
     loop = asyncio.get_running_loop()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline")
-    con = await loop.run_in_executor(pool, lambda: sqlite3.connect(path, check_same_thread=False))
-    points = {
-        (table, name): await loop.run_in_executor(pool, load_points, con, table, name)
-        for table in ("samples", "rollup")
-        for name in names
-    }
-    for table in ("samples", "rollup"):
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline")  # as History's
+
+    def off(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        return loop.run_in_executor(pool, function, *args)
+
+    con = await off(lambda: sqlite3.connect(path, check_same_thread=False))
+    tables = ("samples", "rollup")
+    points = {(t, name): await off(load_points, con, t, name) for t in tables for name in names}
+    for table in tables:
         plan = con.execute(
             "EXPLAIN QUERY PLAN SELECT CAST(t / ? AS INTEGER) * ? AS b, avg(v) FROM "
             f"{table} WHERE series = ? AND t >= ? GROUP BY b ORDER BY b",
@@ -546,61 +450,46 @@ async def history_bench(root: Path, args: argparse.Namespace) -> None:
 
     history = History(path, WEEK)
     await history.open()
+
+    async def ask_history(name: str, since: float, table: str, step: float) -> Any:
+        return await history.query(name, since, step)
+
+    async def ask_scan(name: str, since: float, table: str, step: float) -> Any:
+        return await off(scan_rows, con, table, name, since)
+
+    async def ask_list(name: str, since: float, table: str, step: float) -> Any:
+        return await off(list_buckets, points[table, name], since, step)
+
     try:
         print(
             f"  History.query per series, {args.rounds} rounds of all {len(names)} series "
             "(ms; median and p99 over the series of each one's median over rounds; total = "
             "all series one after the other, median over rounds; cold = the first round)"
         )
-        header = (
+        print(
             f"  {'range':>6} {'step':>6} {'table':>8} {'rows':>7} {'points':>6} "
             f"{'median':>8} {'p99':>8} {'total':>8} {'cold':>8} | {'scan':>7} {'list':>7} "
             f"{'q/scan':>6} {'q/list':>6}"
         )
-        print(header)
         week_total = math.nan
         for span, step in RANGES:
             ours, scan_t, list_t = Timings(), Timings(), Timings()
-            count = {"rows": 0, "points": 0}
             table = table_for(time.time() - span, step)
             for _ in range(args.rounds):
-                began = time.perf_counter()
-                for name in names:
-                    since = time.time() - span
-                    t0 = time.perf_counter()
-                    got = await history.query(name, since, step)
-                    ours.add(name, time.perf_counter() - t0)
-                    count["points"] = len(got)
-                t_ours = time.perf_counter() - began
-                ours.totals.append(t_ours)
-                began = time.perf_counter()
-                for name in names:
-                    since = time.time() - span
-                    t0 = time.perf_counter()
-                    read = await loop.run_in_executor(pool, scan_rows, con, table, name, since)
-                    scan_t.add(name, time.perf_counter() - t0)
-                    count["rows"] = read
-                scan_t.totals.append(time.perf_counter() - began)
-                began = time.perf_counter()
-                for name in names:
-                    since = time.time() - span
-                    t0 = time.perf_counter()
-                    mine = await loop.run_in_executor(
-                        pool, list_buckets, points[table, name], since, step
-                    )
-                    list_t.add(name, time.perf_counter() - t0)
-                list_t.totals.append(time.perf_counter() - began)
+                got = await ours.timed(names, span, ask_history, table, step)
+                rows = await scan_t.timed(names, span, ask_scan, table, step)
+                mine = await list_t.timed(names, span, ask_list, table, step)
                 if abs(len(mine) - len(got)) > 1:  # the range's ends may differ by a bucket
                     print(f"  note: {len(mine)} list buckets against {len(got)} from History")
             medians = ours.medians()
-            if span == WEEK:
-                week_total = statistics.median(ours.totals)
             q, r, li = (statistics.median(t.totals) for t in (ours, scan_t, list_t))
+            if span == WEEK:
+                week_total = q
             print(
-                f"  {label(span):>6} {step:>5g}s {table:>8} {count['rows']:>7,} "
-                f"{count['points']:>6} {ms(statistics.median(medians)):>8} "
-                f"{ms(percentile(medians, 99)):>8} {ms(q):>8} {ms(ours.totals[0]):>8} | "
-                f"{ms(r):>7} {ms(li):>7} {q / r:>5.1f}x {q / li:>5.1f}x"
+                f"  {label(span):>6} {step:>5g}s {table:>8} {rows:>7,} {len(got):>6} "
+                f"{ms(statistics.median(medians)):>8} {ms(percentile(medians, 99)):>8} "
+                f"{ms(q):>8} {ms(ours.totals[0]):>8} | {ms(r):>7} {ms(li):>7} "
+                f"{q / r:>5.1f}x {q / li:>5.1f}x"
             )
         print(
             "  (scan/list: the baselines' totals for all series, same rounds; q/x: "
@@ -616,7 +505,7 @@ async def history_bench(root: Path, args: argparse.Namespace) -> None:
         print(f"  History.expire (hourly, on the same thread as queries): {took} ms")
     finally:
         await history.close()
-        await loop.run_in_executor(pool, con.close)
+        await off(con.close)
         pool.shutdown(wait=True)
 
 
@@ -629,23 +518,16 @@ def label(span: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=10, help="SSH hosts (default %(default)s)")
-    parser.add_argument(
-        "--every", type=float, default=1.0, help="metrics_every, s (default %(default)s)"
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=30.0, help="measured per phase (default %(default)s)"
-    )
-    parser.add_argument(
-        "--window", type=float, default=5.0, help="CPU read every, s (default %(default)s)"
-    )
-    parser.add_argument(
-        "--settle", type=float, default=3.0, help="s after every series is live (default 3)"
-    )
-    parser.add_argument("--series", type=int, default=20, help="history series (default 20)")
-    parser.add_argument("--rounds", type=int, default=5, help="query rounds (default 5)")
-    parser.add_argument("--part", choices=("all", "sampler", "history"), default="all")
-    parser.add_argument("--quick", action="store_true", help="10 s per phase, 2 query rounds")
+    option = parser.add_argument
+    option("--hosts", type=int, default=10, help="SSH hosts (default %(default)s)")
+    option("--every", type=float, default=1.0, help="metrics_every, s (default %(default)s)")
+    option("--seconds", type=float, default=30.0, help="measured per phase (default %(default)s)")
+    option("--window", type=float, default=5.0, help="CPU read every, s (default %(default)s)")
+    option("--settle", type=float, default=3.0, help="s after every series is live (default 3)")
+    option("--series", type=int, default=20, help="history series (default 20)")
+    option("--rounds", type=int, default=5, help="query rounds (default 5)")
+    option("--part", choices=("all", "sampler", "history"), default="all")
+    option("--quick", action="store_true", help="10 s per phase, 2 query rounds")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds = 10.0, 2
