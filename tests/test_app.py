@@ -22,12 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from perview.catalog import Catalog
-from perview.config import (
-    Config,
-    ServerConfig,
-    SourceConfig,
-    parse,
-)
+from perview.config import Config, ServerConfig, SourceConfig, parse
 from perview.hub import Hub
 from perview.metrics.history import History
 from perview.metrics.service import MetricsService
