@@ -399,6 +399,12 @@ def chromium_renderers() -> list[Any]:
     return found
 
 
+def process_memory(proc: Any) -> dict[str, int]:
+    """Bytes of `proc`: rss, pss (shared pages divided among their users), uss (its own)."""
+    info = proc.memory_full_info()
+    return {"rss": int(info.rss), "pss": int(info.pss), "uss": int(info.uss)}
+
+
 def renderer_memory() -> dict[str, int]:
     """Bytes of the renderer with the largest RSS (the tab's, not the spare one Chromium keeps
     ready): rss, pss (shared pages divided among their users) and uss (its own pages); and

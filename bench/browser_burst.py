@@ -97,8 +97,8 @@ from _common import (
     machine_cpu,
     page_clock_offset,
     percentile,
+    process_memory,
     ratio,
-    renderer_memory,
     serve_config,
 )
 from playwright.async_api import Browser, Page, Playwright, ViewportSize, async_playwright
@@ -110,12 +110,17 @@ RSS_EVERY = 0.05
 PROBE_TAIL = 0.25  # s of probing after the last line is on screen
 CPU_GROUPS = ("renderers", "other Chromium", "driver, writer", "this script", "perview", "all")
 SETTLE = 1.0  # s after the last line is on screen before memory is read
+MARKER = 32 << 20  # bytes a page allocates for a moment to tell its renderer (tab_renderer)
 VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
 TARGET_SCREEN = 1.0
 TARGET_ANSWER = 0.100
 TARGET_RSS = 150e6
 TARGET_RSS_MILLION = 300e6
-BURST_LINE = re.compile(rb"\d{9} (?:INFO  |WARN  |ERROR )x{%d}" % (SIZE - 17))
+TARGET_TEXT = 1.3  # a million lines: renderer RSS above a blank page's, in times their text
+TARGET_FILTER_MS = 300
+WIDE_EVERY = 10  # every tenth line has two characters beyond Latin-1 (the same bytes)
+BODY = f"(?:x{{{SIZE - 17}}}|\u65e5\u672cx{{{SIZE - 23}}})"
+BURST_LINE = re.compile(rb"\d{9} (?:INFO  |WARN  |ERROR )" + BODY.encode())
 TARGET_LEVELS = 1.3  # on screen with levels, at most this many times as long as without
 SEQ_LINE = re.compile(rb"\d+")
 
@@ -123,15 +128,21 @@ SEQ_LINE = re.compile(rb"\d+")
 # `done START_NS END_NS`, CLOCK_MONOTONIC around the whole write).
 WRITER = """
 import os, sys, time
-size, chunk = int(sys.argv[1]), int(sys.argv[2])
+size, chunk, WIDE_EVERY = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 pad = b"x" * (size - 17) + b"\\n"
+# Beyond Latin-1 (as UTF-8, the same size): in a browser one such character makes a whole piece
+# of text two bytes a character.
+wide = "\\u65e5\\u672c".encode() + pad[6:]
 # A level in every line, as most logs have: 90 in 100 INFO, 8 WARN, 2 ERROR.
 words = [b"INFO  "] * 90 + [b"WARN  "] * 8 + [b"ERROR "] * 2
 for command in sys.stdin:
     word, *rest = command.split()
     if word == "prep":
         path, first, count = rest[0], int(rest[1]), int(rest[2])
-        lines = (b"%09d " % n + words[n % 100] + pad for n in range(first, first + count))
+        lines = (
+            b"%09d " % n + words[n % 100] + (wide if n % WIDE_EVERY == 0 else pad)
+            for n in range(first, first + count)
+        )
         payload = memoryview(b"".join(lines))
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         print("ready", flush=True)
@@ -225,7 +236,7 @@ STORE_CHECK = """
   for (let seq = s.first; seq < s.next; seq++) {
     const slot = seq % s.capacity;
     if (s.kind[slot] !== 0 || s.sources[s.source[slot]] !== source) continue;
-    const text = s.text[slot];
+    const text = s.text(seq);
     if (text.startsWith("sync ")) continue;
     if (!re.test(text)) {
       out.malformed++;
@@ -248,9 +259,21 @@ STORE_HAS = """
   const s = window.perview.store;
   for (let q = Math.max(s.first, s.next - 64); q < s.next; q++) {
     const slot = q % s.capacity;
-    if (s.kind[slot] === 0 && s.text[slot].startsWith(prefix)) return true;
+    if (s.kind[slot] === 0 && s.text(q).startsWith(prefix)) return true;
   }
   return false;
+}
+"""
+# Filters timed on the million lines: from setting the filter to the next frame drawn.
+FILTERS = (("ERROR", "error"), ("wide", "\u65e5\u672c"), ("none", ""))
+FILTER = """
+async (text) => {
+  const pane = window.perview.panes[0];
+  const start = performance.now();
+  pane.filterInput.value = pane.settings.text = text;
+  pane.applyFilter();
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+  return { drawn: performance.now() - start, matches: pane.matches };
 }
 """
 LIVE = '() => document.querySelector(\'[data-testid="connection"]\')?.dataset.state === "live"'
@@ -387,8 +410,7 @@ async def launch(pw: Playwright) -> Browser:
     )
 
 
-async def open_page(browser: Browser, url: str) -> Page:
-    page = await browser.new_page(viewport=VIEWPORT)
+async def open_page(page: Page, url: str) -> Page:
     await page.goto(url)
     if not await until(page, LIVE, None, 15.0, 0.02):
         raise RuntimeError(f"the page did not connect: {url}")
@@ -460,13 +482,32 @@ async def rss_peak(stop: asyncio.Event, limit: float) -> int:
 
 async def memory(page: Page) -> dict[str, float]:
     """The renderer's rss, pss, uss (bytes) and renderers (_common.renderer_memory), and the
-    page's JS heap in use (bytes) and DOM nodes (CDP Performance.getMetrics)."""
+    page's JS heap in use (bytes) and DOM nodes (CDP Performance.getMetrics), after a full
+    garbage collection: what the page holds, not when V8 last happened to collect."""
+    renderer = await tab_renderer(page)
     cdp = await page.context.new_cdp_session(page)
+    await cdp.send("HeapProfiler.collectGarbage")
     await cdp.send("Performance.enable")
     metrics = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
     await cdp.detach()
-    found: dict[str, float] = dict(await asyncio.to_thread(renderer_memory))
-    return found | {"heap": metrics["JSHeapUsedSize"], "nodes": metrics["Nodes"]}
+    found: dict[str, float] = dict(await asyncio.to_thread(process_memory, renderer))
+    found["renderers"] = len(chromium_renderers())
+    return found | {
+        "heap": metrics["JSHeapUsedSize"],
+        "heap_total": metrics["JSHeapTotalSize"],
+        "nodes": metrics["Nodes"],
+    }
+
+
+async def tab_renderer(page: Page) -> Any:
+    """The renderer process that holds `page`. Nothing says which it is (and a blank tab's is not
+    the largest: another renderer held 165 MB RSS where the blank tab's held 119), so the page
+    allocates MARKER bytes for a moment, and the renderer whose own memory grew by them is it."""
+    before = {p.pid: process_memory(p)["uss"] for p in chromium_renderers()}
+    await page.evaluate("(n) => { window.__marker = new Uint8Array(n).fill(1); }", MARKER)
+    grew = {p: process_memory(p)["uss"] - before.get(p.pid, 0) for p in chromium_renderers()}
+    await page.evaluate("() => { delete window.__marker; }")
+    return max(grew, key=lambda p: grew[p])
 
 
 async def idle_probes(page: Page, n: int = 100) -> list[float]:
@@ -543,15 +584,20 @@ async def page_burst(
 ) -> PageRun:
     browser = await launch(pw)
     try:
+        filled: dict[str, float] = {}
+        page = await browser.new_page(viewport=VIEWPORT)
+        if burst.prefill:
+            await page.goto("about:blank")
+            await asyncio.sleep(SETTLE)
+            filled |= {f"blank_{k}": v for k, v in (await memory(page)).items()}
         url = f"{server.base}/?source={burst.source}"
         if burst.capacity:
             url += f"&max={burst.capacity}"
         url += burst.query
-        page = await open_page(browser, url)
+        await open_page(page, url)
         await sync_page(page, burst.path, 10.0)
         load = await memory(page)
         first = 1
-        filled: dict[str, float] = {}
         if burst.prefill:
             await prepare(writer, burst.path, first, burst.prefill)
             done = await go(writer, 300)
@@ -559,8 +605,12 @@ async def page_burst(
             if not await until(page, STORE_HAS, last_filled, 600, 0.1):
                 raise RuntimeError(f"the page did not get {burst.prefill:,} lines within 600 s")
             filled["ingest"] = time.monotonic() - int(done.split()[1]) / 1e9
+            filled["text"] = burst.prefill * (SIZE - 1)  # bytes of the lines, newlines aside
             await asyncio.sleep(SETTLE)
             filled |= await memory(page)
+            for name, text in FILTERS:
+                timed = await page.evaluate(FILTER, text)
+                filled |= {f"filter_{name}": timed["drawn"], f"matches_{name}": timed["matches"]}
             first += burst.prefill
         last = first + burst.count - 1
         setup = {"source": burst.source, "target": f"{last:09d} "}
@@ -576,7 +626,7 @@ async def page_burst(
             to_screen = (seen["seenAt"] - offset) / 1000 - end_ns / 1e9
         await asyncio.sleep(SETTLE)
         after = await memory(page)
-        pattern = rf"^\d{{9}} (?:INFO  |WARN  |ERROR )x{{{SIZE - 17}}}$"
+        pattern = rf"^\d{{9}} (?:INFO  |WARN  |ERROR ){BODY}$"
         check = {"source": burst.source, "pattern": pattern, "lo": first, "hi": last}
         store = await page.evaluate(STORE_CHECK, check)
         wrote = (end_ns - start_ns) / 1e9
@@ -617,7 +667,9 @@ async def page_seq(
     """The page opened on the (empty) `idle` source switches to `source`, a `seq 1 count`."""
     browser = await launch(pw)
     try:
-        page = await open_page(browser, f"{server.base}/?source={idle}")
+        page = await open_page(
+            await browser.new_page(viewport=VIEWPORT), f"{server.base}/?source={idle}"
+        )
         load = await memory(page)
         idle_rtts = await idle_probes(page)
         started = await page.evaluate(SHOW, {"source": source, "target": str(count)})
@@ -795,7 +847,9 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     if args.filter:
         print(f"the page trials filter with the regular expression {args.filter!r}")
     with serve_config(directory / "perview.toml", "idle") as server:
-        writer = Helper([sys.executable, "-I", "-c", WRITER, str(SIZE), str(CHUNK)])
+        writer = Helper(
+            [sys.executable, "-I", "-c", WRITER, str(SIZE), str(CHUNK), str(WIDE_EVERY)]
+        )
         try:
             async with async_playwright() as pw:
                 pages: list[PageRun] = []
@@ -848,6 +902,24 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                     )
                     million = await page_burst(pw, server, writer, burst, limit)
                     f = million.prefill
+                    text = f["text"]
+                    above = {k: f[k] - f[f"blank_{k}"] for k in ("rss", "pss", "uss")}
+                    print(
+                        f"\nscrollback memory: the tab's renderer holds {mb(f['blank_rss'])} RSS"
+                        f" blank; with {args.scrollback:,} lines ({mb(text)} of text)"
+                        f" {mb(f['rss'])}: {mb(above['rss'])} above blank,"
+                        f" {above['rss'] / text:.2f} times the text (target {TARGET_TEXT}:"
+                        f" {verdict(above['rss'] <= TARGET_TEXT * text)}); PSS"
+                        f" {mb(above['pss'])} and USS {mb(above['uss'])} above blank; JS heap"
+                        f" {mb(f['heap'])} used of {mb(f['heap_total'])}"
+                    )
+                    for name, _ in FILTERS:
+                        took = f[f"filter_{name}"]
+                        print(
+                            f"  filter {name!r}: {took:.0f} ms to the next frame,"
+                            f" {f[f'matches_{name}']:,.0f} lines shown"
+                            f" (target {TARGET_FILTER_MS} ms: {verdict(took <= TARGET_FILTER_MS)})"
+                        )
                     print(
                         f"\nscrollback: {args.scrollback:,} lines written first, the page opened"
                         f" with ?max={args.scrollback}; it held them all {f['ingest']:.1f} s"

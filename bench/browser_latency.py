@@ -141,7 +141,7 @@ HAS_SYNC = """
 () => {
   const s = window.perview.store;
   for (let q = s.first; q < s.next; q++) {
-    if (String(s.text[q % s.capacity]).startsWith("sync ")) return true;
+    if (s.text(q).startsWith("sync ")) return true;
   }
   return false;
 }

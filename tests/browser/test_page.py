@@ -296,7 +296,7 @@ def test_page_resumes_after_perview_restarts_without_duplicates(page: Page, tmp_
         rows = page.evaluate(
             "() => { const s = window.perview.store, out = [];"
             " for (let q = s.first; q < s.next; q++)"
-            " out.push([s.kind[s.slot(q)], s.text[s.slot(q)]]);"
+            " out.push([s.kind[s.slot(q)], s.text(q)]);"
             " return out; }"
         )
         lines = [text for kind, text in rows if kind == 0]

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Backoff, Connection, Cursor, RECONNECT_MAX, RECONNECT_MIN, alreadyShown } from "../../perview/web/static/connection.js";
-import { EventStream } from "../../perview/web/static/events.js";
+import { EventStream, SseEvent } from "../../perview/web/static/events.js";
 
 test("the pause between attempts doubles up to its bound, and starts again once connected", () => {
   const backoff = new Backoff();
@@ -52,7 +52,7 @@ class StandInStream extends EventTarget {
   }
 
   send(type, ...lines) {
-    this.dispatchEvent(Object.assign(new Event(type), { lines, data: lines.join("\n") }));
+    this.dispatchEvent(SseEvent.of(type, lines));
   }
 
   open() {
@@ -81,7 +81,7 @@ function setUp() {
       status: (s) => seen.status.push(s),
       open() {},
       source: (info, restarted) => seen.sources.push([info.name, restarted]),
-      lines: (header, lines) => seen.lines.push([header.source, header.id, ...lines]),
+      lines: (header, event) => seen.lines.push([header.source, header.id, ...event.lines.slice(1)]),
       state() {},
       gap: (gap) => seen.gaps.push(gap),
       notice() {},

@@ -14,7 +14,7 @@ function pane(store) {
     view: new View(),
     folds: new Map(),
     shown() {
-      return Array.from({ length: this.view.length }, (_, i) => store.text[store.slot(this.view.at(i))]);
+      return Array.from({ length: this.view.length }, (_, i) => store.text(this.view.at(i)));
     },
     show(seq) {
       this.view.push(seq);

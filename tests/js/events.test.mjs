@@ -11,9 +11,19 @@ const STREAM =
   "event: gap\r\ndata: {\"count\": 2}\r\nid: e/run:6\r\n\r\n" +
   "data: no type\rdata:  two spaces\r\r";
 
+const encode = (text) => new TextEncoder().encode(text);
+
+/** The events of `pieces` (byte arrays), each read into one reused buffer as the page does. */
 function parse(pieces) {
   const parser = new SseParser();
-  return pieces.flatMap((piece) => parser.push(piece)).map((e) => ({ type: e.type, lines: e.lines }));
+  const buffer = new Uint8Array(Math.max(1, ...pieces.map((p) => p.length)));
+  const events = [];
+  for (const piece of pieces) {
+    buffer.set(piece);
+    parser.push(buffer.subarray(0, piece.length), (e) => events.push({ type: e.type, lines: e.lines }));
+    buffer.fill(0x21); // what a later read puts there: the parser must not be holding it
+  }
+  return events;
 }
 
 const EXPECTED = [
@@ -24,19 +34,29 @@ const EXPECTED = [
 ];
 
 test("a whole stream gives each event with its type and data lines (ids and retry are not the page's)", () => {
-  assert.deepEqual(parse([STREAM]), EXPECTED);
+  assert.deepEqual(parse([encode(STREAM)]), EXPECTED);
 });
 
-test("the stream cut at every position gives the same events", () => {
-  for (let cut = 1; cut < STREAM.length; cut++) {
-    assert.deepEqual(parse([STREAM.slice(0, cut), STREAM.slice(cut)]), EXPECTED, `cut at ${cut}`);
+test("the stream cut at every byte gives the same events (inside a UTF-8 character too)", () => {
+  const bytes = encode(STREAM);
+  for (let cut = 1; cut < bytes.length; cut++) {
+    assert.deepEqual(parse([bytes.subarray(0, cut), bytes.subarray(cut)]), EXPECTED, `cut at ${cut}`);
   }
 });
 
-test("one character at a time gives the same events (CR LF split between pieces)", () => {
-  assert.deepEqual(parse([...STREAM]), EXPECTED);
+test("one byte at a time gives the same events (CR LF split between pieces)", () => {
+  const bytes = encode(STREAM);
+  assert.deepEqual(parse(Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))), EXPECTED);
+});
+
+test("an event keeps its data lines as bytes, each line decoded on its own", () => {
+  const seen = [];
+  new SseParser().push(encode('event: lines\ndata: {"id": 1}\ndata: caf\u00e9 \u65e5\ndata: x\n\n'), (event) => {
+    seen.push([Array.from(event.ends), event.line(1), event.line(2), event.data]);
+  });
+  assert.deepEqual(seen, [[[9, 19, 21], "caf\u00e9 \u65e5", "x", '{"id": 1}\ncaf\u00e9 \u65e5\nx']]);
 });
 
 test("comments and ids do not make events", () => {
-  assert.deepEqual(parse([": hello\n\nid: a\0b\ndata: x\n\n"]), [{ type: "message", lines: ["x"] }]);
+  assert.deepEqual(parse([encode(": hello\n\nid: a\0b\ndata: x\n\n")]), [{ type: "message", lines: ["x"] }]);
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 
 import { BUDGET_MS, FilterWorker, LineFilter, TOO_SLOW, makeFilter } from "../../perview/web/static/filter.js";
 import { LINE, LineStore, MARK } from "../../perview/web/static/store.js";
+import { plain } from "../../perview/web/static/ansi.js";
 
 test("no text filters nothing", () => {
   assert.equal(makeFilter({ text: "", regex: true, matchCase: false, invert: false }), null);
@@ -63,7 +64,7 @@ function pane(store) {
     shown: [],
     notes: [],
     show(seq) {
-      this.shown.push(store.text[store.slot(seq)]);
+      this.shown.push(store.text(seq));
     },
     firstHeld: () => store.first,
     settled() {},
@@ -132,4 +133,22 @@ test("a new filter ends a worker still busy with the old one and drops its answe
   filter.set({ text: "1", regex: false, matchCase: false, invert: false });
   assert.ok(workers[0].terminated);
   assert.deepEqual(view.notes.at(-1), "");
+});
+
+test("words looked for in a line's bytes pass the same lines as the text test", () => {
+  const texts = ["an ERROR here", "Error", "caf\u00e9 CAF\u00c9", "\u65e5\u672c\u8a9e log", "err\x1b[1mor", "\u0130stanbul", "\u212a kelvin", "plain", "\u00e9t\u00e9", ""];
+  const needles = ["error", "ERROR", "caf\u00e9", "\u65e5\u672c", "istanbul", "k kelvin", "i", "\u00c9", "x"];
+  for (const text of needles) {
+    for (const matchCase of [false, true]) {
+      for (const invert of [false, true]) {
+        const settings = { text, regex: false, matchCase, invert };
+        const { view, add } = setUp({ settings });
+        for (const line of texts) add(line);
+        const expected = texts.filter((line) => makeFilter(settings).test(plain(line), 0));
+        assert.deepEqual(view.shown, expected, JSON.stringify(settings));
+      }
+    }
+  }
+  assert.ok(makeFilter({ text: "error" }).bytes && makeFilter({ text: "\u65e5\u672c" }).bytes);
+  assert.equal(makeFilter({ text: "caf\u00e9" }).bytes, undefined); // a cased letter beyond ASCII
 });

@@ -10,10 +10,12 @@ test("the store forgets the oldest lines past its capacity and keeps their colum
   assert.equal(store.next, 5);
   assert.ok(!store.has(1) && store.has(2) && store.has(4) && !store.has(5));
   const slot = store.slot(4);
-  assert.equal(store.text[slot], "line 5");
+  assert.equal(store.text(4), "line 5");
   assert.equal(store.sources[store.source[slot]], "a");
   assert.equal(store.parts[store.part[slot]], "web1");
-  assert.equal(store.time[slot], 5000);
+  assert.equal(store.timeOf(4), 5000);
+  assert.equal(store.idOf(4), 5);
+  assert.equal(store.idOf(3), 0); // a mark
   assert.equal(store.kind[store.slot(3)], MARK);
 });
 
@@ -58,4 +60,100 @@ test("a view takes seqs into their places and gives them up again", () => {
   assert.deepEqual(Array.from({ length: view.length }, (_, i) => view.at(i)), [1, 5, 7, 9, 10]);
   view.push(12);
   assert.equal(view.at(view.length - 1), 12);
+});
+
+test("lines cross no segment: each is whole in one, and the oldest segments go with their lines", async () => {
+  const { SEGMENT_BYTES } = await import("../../perview/web/static/store.js");
+  const store = new LineStore(3000);
+  const long = "x".repeat(1000);
+  for (let i = 0; i < 3000; i++) store.push(`${i} ${long}`, "a", "", i + 1, 0, LINE);
+  assert.ok(store.segments.length > 1);
+  for (const segment of store.segments) assert.ok(segment.used <= SEGMENT_BYTES);
+  for (const seq of [0, 1047, 1048, 2999]) assert.equal(store.text(seq), `${seq} ${long}`);
+  const before = store.segments.length;
+  for (let i = 3000; i < 6000; i++) store.push(`${i} ${long}`, "a", "", i + 1, 0, LINE);
+  assert.equal(store.first, 3000);
+  assert.ok(store.segments.length <= before + 1);
+  assert.ok(store.segments[0].first <= 3000 && store.segments[0].first + store.segments[0].count > 3000);
+  assert.equal(store.text(3000), `3000 ${long}`);
+});
+
+test("a line longer than a segment gets a segment of its own", async () => {
+  const { SEGMENT_BYTES } = await import("../../perview/web/static/store.js");
+  const store = new LineStore(10);
+  const huge = "y".repeat(SEGMENT_BYTES + 5);
+  store.push("before", "a", "", 1, 0, LINE);
+  store.push(huge, "a", "", 2, 0, LINE);
+  store.push("after", "a", "", 3, 0, LINE);
+  assert.deepEqual([store.text(0), store.text(1), store.text(2)], ["before", huge, "after"]);
+});
+
+test("text beyond Latin-1 reads back the same, read in order or not", () => {
+  const store = new LineStore(100);
+  const lines = ["plain", "caf\u00e9", "\u65e5\u672c\u8a9e", "", "emoji \u{1f600} end", "last"];
+  for (const [i, text] of lines.entries()) store.push(text, "a", "", i + 1, 0, LINE);
+  assert.deepEqual(lines.map((_, seq) => store.text(seq)), lines); // in order: decoded together
+  assert.deepEqual([4, 2, 0].map((seq) => store.text(seq)), [lines[4], lines[2], lines[0]]);
+  assert.deepEqual(Array.from(store.bytes(1)), [0x63, 0x61, 0x66, 0xc3, 0xa9]);
+});
+
+test("an event's lines go in as bytes, with their levels, ids and time; skipped ones do not", async () => {
+  const { SseEvent } = await import("../../perview/web/static/events.js");
+  const { ERROR, HEAD, INFO } = await import("../../perview/web/static/levels.js");
+  const store = new LineStore(100);
+  const event = SseEvent.of("lines", ['{"id": 7}', "seven", "eight \u00e9", "nine"]);
+  const first = store.pushEvent(event, "a", "web1", 7, 5000, "IEe", 1);
+  assert.equal(first, 0);
+  assert.equal(store.next, 2);
+  assert.deepEqual([store.text(0), store.text(1)], ["eight \u00e9", "nine"]);
+  assert.deepEqual([store.idOf(0), store.idOf(1)], [8, 9]);
+  assert.equal(store.timeOf(1), 5000);
+  assert.deepEqual([store.level[0], store.level[1]], [ERROR | HEAD, ERROR]);
+  store.push("a gap", "a", "", 0, 6000, MARK);
+  store.pushEvent(SseEvent.of("lines", ['{"id": 10}', "ten"]), "a", "web1", 10, 7000, "I");
+  assert.deepEqual([store.idOf(2), store.idOf(3), store.timeOf(2), store.timeOf(3)], [0, 10, 6000, 7000]);
+  assert.equal(store.level[3], INFO | HEAD);
+  assert.equal(store.parts[store.part[3]], "web1");
+});
+
+test("ids and times stay right as the oldest runs are forgotten", () => {
+  const store = new LineStore(5);
+  for (let i = 0; i < 20; i++) store.push(`l${i}`, "a", "", 100 + i, 1000 + Math.floor(i / 3), LINE);
+  for (let seq = store.first; seq < store.next; seq++) {
+    assert.equal(store.idOf(seq), 100 + seq);
+    assert.equal(store.timeOf(seq), 1000 + Math.floor(seq / 3));
+  }
+  assert.ok(store.runs.length <= 3);
+});
+
+test("words are found in a line's bytes as in its plain text: any case, escapes and all", async () => {
+  const { byteKinds } = await import("../../perview/web/static/store.js");
+  const store = new LineStore(10);
+  const texts = ["an ERROR here", "no match", "err\x1b[1mor split by colour", "x".repeat(50) + "Error", "caf\u00e9 error", "\u0130stanbul", "error \x1b[0m"];
+  for (const [i, text] of texts.entries()) store.push(text, "a", "", i + 1, 0, LINE);
+  const search = (seq, text, fold) => {
+    const needle = new TextEncoder().encode(text);
+    return store.includes(seq, needle, fold, byteKinds(needle, fold));
+  };
+  assert.deepEqual([0, 1, 3, 4].map((seq) => search(seq, "error", true)), [true, false, true, true]);
+  assert.equal(search(2, "error", true), undefined); // an escape first: only the plain text tells
+  assert.equal(search(6, "error", true), true); // found before the escape
+  assert.deepEqual([0, 3].map((seq) => search(seq, "Error", false)), [false, true]);
+  assert.equal(search(4, "caf\u00e9", false), true);
+  assert.equal(search(5, "i", true), undefined); // its lower case holds an ASCII i
+  assert.equal(search(5, "stan", false), true);
+});
+
+test("a view counts seqs from a base, and rebases when they pass four billion", () => {
+  const view = new View();
+  const far = 2 ** 40;
+  view.push(far);
+  view.push(far + 5);
+  assert.deepEqual([view.at(0), view.at(1)], [far, far + 5]);
+  view.trim(far + 1); // as the store forgets
+  const later = far + 5 + 2 ** 32 - 10; // more than a Uint32 from the base: counted from a new one
+  view.push(later);
+  assert.deepEqual([view.length, view.at(0), view.at(1)], [2, far + 5, later]);
+  view.insert([far + 6]);
+  assert.deepEqual(Array.from({ length: view.length }, (_, i) => view.at(i)), [far + 5, far + 6, later]);
 });

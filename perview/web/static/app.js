@@ -27,7 +27,6 @@ import { fullHistory, saveFile } from "./downloads.js";
 import { copyText } from "./clipboard.js";
 import { bindKeys } from "./keyboard.js";
 import { flash, setConnection } from "./status.js";
-import { markAt } from "./levels.js";
 
 const POLL_MS = 2000; // sidebar figures (viewers, lines per second)
 const OVERLAP_LINES = 200; // lines compared after a server restart to avoid showing them twice
@@ -256,25 +255,21 @@ class App {
     const found = [];
     for (let seq = store.next - 1; seq >= store.first && found.length < count; seq--) {
       const slot = store.slot(seq);
-      if (store.kind[slot] === LINE && store.sources[store.source[slot]] === source) found.push(store.text[slot]);
+      if (store.kind[slot] === LINE && store.sources[store.source[slot]] === source) found.push(store.text(seq));
     }
     return found.reverse();
   }
 
-  onLines(header, lines) {
-    let id = header.id;
+  onLines(header, event) {
     const held = this.overlap.get(header.source);
-    let levels = header.levels; // one letter a line (levels.js); absent: not classified
+    let skip = 0;
     if (held) {
       this.overlap.delete(header.source);
-      const skip = alreadyShown(held, lines);
-      lines = lines.slice(skip);
-      levels = levels?.slice(skip);
-      id += skip;
+      skip = alreadyShown(held, event.lines.slice(1, 1 + held.length));
     }
     const arrived = header.time * 1000; // the server's clock: the same after a reload
-    const first = this.store.next;
-    for (let i = 0; i < lines.length; i++) this.store.push(lines[i], header.source, header.part, id + i, arrived, LINE, markAt(levels, i));
+    // header.levels: one letter a line (levels.js); absent: not classified.
+    const first = this.store.pushEvent(event, header.source, header.part, header.id, arrived, header.levels, skip);
     this.paneList.distribute(this.store, first);
   }
 

@@ -72,7 +72,8 @@ export function alreadyShown(held, lines) {
 }
 
 /** The connection. `handlers`: status(state) ("connecting", "live", "reconnecting", "signed
- *  out"), open(), source(info, restarted), lines(header, lines), state(state), gap(gap),
+ *  out"), open(), source(info, restarted), lines(header, event) (its data lines after the header
+ *  are the log lines, as bytes: events.js SseEvent), state(state), gap(gap),
  *  notice(notice), samples(samples), alert(change). `refused()` tells whether the credential was refused (then
  *  it waits to be asked to connect again). */
 export class Connection {
@@ -143,10 +144,9 @@ export class Connection {
       this.handlers.source(info, this.cursor.sawEpoch(info.name, info.epoch));
     });
     on("lines", (e) => {
-      const [head, ...lines] = e.lines; // a JSON header, then the log lines
-      const header = JSON.parse(head);
-      this.cursor.advance(header.source, header.id + lines.length);
-      this.handlers.lines(header, lines);
+      const header = JSON.parse(e.line(0)); // a JSON header, then the log lines
+      this.cursor.advance(header.source, header.id + e.ends.length - 1);
+      this.handlers.lines(header, e);
     });
     on("gap", (e) => {
       const gap = JSON.parse(e.data);

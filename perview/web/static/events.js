@@ -5,69 +5,182 @@
 // Bytes a read of the event stream takes at most: with one buffer, reused, a burst of megabytes
 // leaves no garbage behind (measured: the renderer's peak 15-20 MB lower than in 2 MB reads).
 const READ_BYTES = 65536;
-const SLICE_MS = 10; // ms of events handled at a stretch before the page gets a turn
+const SLICE_MS = 10; // ms of reads handled at a stretch before the page gets a turn
 
-/** An event as EventSource gives it, with its data lines as they were sent (`data` joins them).
+const LF = 10;
+const CR = 13;
+const COLON = 58;
+const SPACE = 32;
+const DATA = [100, 97, 116, 97, 58, 32]; // "data: "
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** An event as EventSource gives it (`data`), but its data kept as the bytes that came: `bytes`
+ *  holds its data lines joined by LF, `ends` where each ends. The log lines of a `lines` event
+ *  go from here into the tab's store as bytes, never decoded unless shown or filtered. An event
+ *  from SseParser is only valid while it is dispatched: its bytes are the parser's, reused for
+ *  the next (a burst of 100,000 lines then leaves no garbage behind but the store's copy).
  *  No `lastEventId`: the page resumes with a cursor of its own (connection.js), not the ids. */
-class SseEvent extends Event {
-  constructor(type, lines) {
+export class SseEvent extends Event {
+  constructor(type, bytes, ends) {
     super(type);
-    this.lines = lines;
+    this.bytes = bytes;
+    this.ends = ends;
+  }
+
+  /** An event of `type` with these data lines (strings). */
+  static of(type, lines) {
+    const bytes = encoder.encode(lines.join("\n"));
+    const ends = [];
+    for (let at = bytes.indexOf(LF); at >= 0; at = bytes.indexOf(LF, at + 1)) ends.push(at);
+    ends.push(bytes.length);
+    return new SseEvent(type, bytes, ends);
   }
 
   get data() {
-    return this.lines.join("\n");
+    return decoder.decode(this.bytes);
+  }
+
+  /** The data lines, decoded. */
+  get lines() {
+    return this.data.split("\n");
+  }
+
+  /** Data line `i`, decoded. */
+  line(i) {
+    return decoder.decode(this.bytes.subarray(i ? this.ends[i - 1] + 1 : 0, this.ends[i]));
   }
 }
 
-/** The event stream format ("Parsing an event stream", WHATWG HTML), fed decoded text in pieces
- *  cut anywhere. */
+/** The bytes of an event's data lines as they come, and where each line ends: buffers that
+ *  grow to the largest event and are reused. */
+class DataBuffer {
+  constructor() {
+    this.bytes = new Uint8Array(4096);
+    this.length = 0;
+    this.ends = new Uint32Array(256);
+    this.count = 0;
+  }
+
+  /** Add a data line: `source` from `start` to `end`. */
+  add(source, start, end) {
+    const size = end - start + (this.count ? 1 : 0);
+    if (this.length + size > this.bytes.length) {
+      const bigger = new Uint8Array(Math.max(2 * this.bytes.length, this.length + size));
+      bigger.set(this.bytes.subarray(0, this.length));
+      this.bytes = bigger;
+    }
+    if (this.count === this.ends.length) {
+      const bigger = new Uint32Array(2 * this.ends.length);
+      bigger.set(this.ends);
+      this.ends = bigger;
+    }
+    const bytes = this.bytes;
+    let n = this.length;
+    if (this.count) bytes[n++] = LF;
+    // A loop rather than set(subarray()): no object a line, so a burst makes no garbage here.
+    for (let i = start; i < end; i++) bytes[n++] = source[i];
+    this.length = n;
+    this.ends[this.count++] = n;
+  }
+
+  /** The event these lines make, valid until the next add(). */
+  take(type) {
+    const event = new SseEvent(type, this.bytes.subarray(0, this.length), this.ends.subarray(0, this.count));
+    this.length = 0;
+    this.count = 0;
+    return event;
+  }
+}
+
+/** The event stream format ("Parsing an event stream", WHATWG HTML), fed bytes in pieces cut
+ *  anywhere (a UTF-8 character too: lines are only decoded whole, and field names and values
+ *  are compared as bytes). */
 export class SseParser {
   constructor() {
-    this.partial = ""; // the start of a line whose end has not come yet
+    this.partial = null; // the start of a line whose end has not come yet (bytes)
     this.afterCR = false; // the last piece ended with CR: a LF starting the next one ends no line
     this.type = "";
-    this.lines = [];
+    this.data = new DataBuffer();
   }
 
-  /** The events that `text` completes, as SseEvents. */
-  push(text) {
-    if (this.afterCR && text.startsWith("\n")) text = text.slice(1);
-    this.afterCR = text.endsWith("\r");
-    if (text.includes("\r")) text = text.replace(/\r\n?/g, "\n");
-    const events = [];
-    let end = text.indexOf("\n");
+  /** Parse `bytes` (a Uint8Array, used up before this returns), calling `dispatch` with each
+   *  event it completes. */
+  push(bytes, dispatch) {
+    if (this.afterCR && bytes[0] === LF) bytes = bytes.subarray(1);
+    if (bytes.indexOf(CR) >= 0) {
+      this.afterCR = bytes[bytes.length - 1] === CR;
+      bytes = withoutCR(bytes);
+    } else {
+      this.afterCR = false;
+    }
+    let end = bytes.indexOf(LF);
     if (end < 0) {
-      this.partial += text;
-      return events;
-    }
-    this.line(this.partial + text.slice(0, end), events);
-    let start = end + 1;
-    for (; (end = text.indexOf("\n", start)) >= 0; start = end + 1) {
-      // A burst is made of data lines: each is taken with one slice of the text, not copied.
-      if (text.startsWith("data: ", start)) this.lines.push(text.slice(start + 6, end));
-      else this.line(text.slice(start, end), events);
-    }
-    this.partial = text.slice(start);
-    return events;
-  }
-
-  line(line, events) {
-    if (line === "") {
-      if (this.lines.length) events.push(new SseEvent(this.type || "message", this.lines));
-      this.type = "";
-      this.lines = [];
+      this.partial = joined(this.partial, bytes);
       return;
     }
-    const colon = line.indexOf(":");
-    if (colon === 0) return; // a comment: the server's keep-alive
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "data") this.lines.push(value);
-    else if (field === "event") this.type = value;
+    if (this.partial) {
+      const line = joined(this.partial, bytes.subarray(0, end));
+      this.partial = null;
+      this.line(line, 0, line.length, dispatch);
+    } else {
+      this.line(bytes, 0, end, dispatch);
+    }
+    let start = end + 1;
+    for (; (end = bytes.indexOf(LF, start)) >= 0; start = end + 1) {
+      // A burst is made of data lines: each is copied once, straight from the read.
+      if (isData(bytes, start, end)) this.data.add(bytes, start + 6, end);
+      else this.line(bytes, start, end, dispatch);
+    }
+    if (start < bytes.length) this.partial = bytes.slice(start);
+  }
+
+  line(bytes, start, end, dispatch) {
+    if (start === end) {
+      if (this.data.count) dispatch(this.data.take(this.type || "message"));
+      this.type = "";
+      return;
+    }
+    if (bytes[start] === COLON) return; // a comment: the server's keep-alive
+    let colon = bytes.indexOf(COLON, start);
+    if (colon < 0 || colon > end) colon = end;
+    let value = Math.min(colon + 1, end);
+    if (bytes[value] === SPACE && value < end) value++;
+    const field = decoder.decode(bytes.subarray(start, colon));
+    if (field === "data") this.data.add(bytes, value, end);
+    else if (field === "event") this.type = decoder.decode(bytes.subarray(value, end));
     // `id` and `retry` are ignored: the page resumes from its own cursor, on its own schedule.
   }
+}
+
+function isData(bytes, start, end) {
+  if (end - start < 6) return false;
+  for (let i = 0; i < 6; i++) if (bytes[start + i] !== DATA[i]) return false;
+  return true;
+}
+
+function joined(a, b) {
+  if (!a) return b.slice();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** `bytes` with each CR LF and lone CR made a LF (a CR at the very end too: the LF that may
+ *  start the next piece is then dropped, see afterCR). */
+function withoutCR(bytes) {
+  const out = new Uint8Array(bytes.length);
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b !== CR) out[n++] = b;
+    else {
+      out[n++] = LF;
+      if (bytes[i + 1] === LF) i++;
+    }
+  }
+  return out.subarray(0, n);
 }
 
 /** The bytes of a response body as they arrive: into one reused buffer where the browser can
@@ -126,20 +239,18 @@ export class EventStream extends EventTarget {
       if (response.ok && response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
         this.readyState = EventStream.OPEN;
         this.dispatchEvent(new Event("open"));
-        const decoder = new TextDecoder(); // stream: true keeps a character cut between reads whole
         const parser = new SseParser();
+        const dispatch = (event) => this.readyState === EventStream.OPEN && this.dispatchEvent(event);
         let resumed = performance.now();
         for await (const bytes of bodyBytes(response.body)) {
-          for (const event of parser.push(decoder.decode(bytes, { stream: true }))) {
-            if (this.readyState !== EventStream.OPEN) return;
-            this.dispatchEvent(event);
-            // Data already received is read without the page getting a turn in between, so a
-            // burst would hold it for as long as it lasts. (A draw the event queued, as a
-            // microtask, still comes first: the first line after a quiet spell waits for nothing.)
-            if (performance.now() - resumed > SLICE_MS) {
-              await yieldToPage();
-              resumed = performance.now();
-            }
+          parser.push(bytes, dispatch);
+          if (this.readyState !== EventStream.OPEN) return;
+          // Data already received is read without the page getting a turn in between, so a
+          // burst would hold it for as long as it lasts. (A draw the events queued, as a
+          // microtask, still comes first: the first line after a quiet spell waits for nothing.)
+          if (performance.now() - resumed > SLICE_MS) {
+            await yieldToPage();
+            resumed = performance.now();
           }
         }
       }

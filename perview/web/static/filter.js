@@ -4,7 +4,7 @@
 // runs in a worker (filter-worker.js) that is ended when one batch takes longer than BUDGET_MS;
 // the filter then stops, and every line is shown.
 
-import { LINE } from "./store.js";
+import { LINE, byteKinds } from "./store.js";
 import { Entries } from "./entries.js";
 import { NONE, levelOf, minimumOf } from "./levels.js";
 import { parseQuery, termsTest } from "./fields.js";
@@ -22,7 +22,8 @@ export const BATCH_CHARS = 1 << 20;
 const LOAD_MS = 10000;
 
 /** What the pane's filter settings ask for: null when nothing filters, {test(line, mark)} for a
- *  test the page runs itself (a substring, field terms: fields.js), or {regex: {source, flags},
+ *  test the page runs itself (a substring, field terms: fields.js; for words alone, `bytes` and
+ *  `fold` too, to look for them in a line's bytes: store.includes), or {regex: {source, flags},
  *  invert} for a pattern to run in a FilterWorker, with `fields` (and `invertAll`) when field
  *  terms go with it: those run here, on the worker's answer.
  *  Throws SyntaxError for a bad pattern (constructing a RegExp parses it; it does not run it). */
@@ -45,8 +46,25 @@ export function makeFilter({ text, regex, matchCase, invert }) {
   }
   let test = words;
   if (fields) test = words ? (line, mark) => words(line) && fields(line, mark) : fields;
-  return { test: invert ? (line, mark) => !test(line, mark) : test };
+  const filter = { test: invert ? (line, mark) => !test(line, mark) : test, invert: Boolean(invert) };
+  // Words alone (the usual filter) are looked for in a line's bytes, not decoded: a million
+  // lines in about a tenth of the time. Without case, only if its letters are ASCII: others'
+  // cases differ in more than one bit.
+  if (words && !fields && !rest.includes("\x1b") && (matchCase || uncased(rest))) {
+    filter.bytes = encoder.encode(matchCase ? rest : rest.toLowerCase());
+    filter.fold = !matchCase;
+    filter.kinds = byteKinds(filter.bytes, filter.fold);
+  }
+  return filter;
 }
+
+/** Whether `text` has no letters with a case but ASCII ones (which a byte search folds). */
+function uncased(text) {
+  for (const char of text) if (char > "\x7f" && char.toLowerCase() !== char.toUpperCase()) return false;
+  return true;
+}
+
+const encoder = new TextEncoder();
 
 export const TOO_SLOW = "this pattern is too slow on these lines: stopped, every line shown";
 
@@ -203,8 +221,14 @@ export class LineFilter {
       this.pending.push(seq);
       return;
     }
-    const test = isLine && this.filter?.test;
-    this.entries.offer(seq, !test || test(store.plainText(seq), store.level[slot]));
+    const filter = this.filter;
+    if (!isLine || !filter?.test) {
+      this.entries.offer(seq, true);
+      return;
+    }
+    const found = filter.bytes && store.includes(seq, filter.bytes, filter.fold, filter.kinds);
+    const passes = found === undefined ? filter.test(store.plainText(seq), store.level[slot]) : found !== filter.invert;
+    this.entries.offer(seq, passes);
   }
 
   /** Send what waits to the worker, a batch at a time, and show what it keeps. */

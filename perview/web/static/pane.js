@@ -446,12 +446,12 @@ export class Pane {
     const store = this.store;
     const slot = store.slot(seq);
     const source = store.sources[store.source[slot]];
-    const line = el("div", { className: "line", dataset: { testid: store.kind[slot] === MARK ? "marker" : "line", id: String(store.id[slot]), source, seq: String(seq) } });
+    const line = el("div", { className: "line", dataset: { testid: store.kind[slot] === MARK ? "marker" : "line", id: String(store.idOf(seq)), source, seq: String(seq) } });
     if (this.options.time) {
-      const t = new Date(store.time[slot]);
+      const t = new Date(store.timeOf(seq));
       line.append(el("span", { className: "ts", textContent: t.toTimeString().slice(0, 8) + "." + String(t.getMilliseconds()).padStart(3, "0") }));
     }
-    if (this.options.numbers) line.append(el("span", { className: "num", textContent: store.id[slot] ? String(store.id[slot]) : "" }));
+    if (this.options.numbers) line.append(el("span", { className: "num", textContent: String(store.idOf(seq) || "") }));
     const part = store.parts[store.part[slot]]; // a host of a merged source, a file of a glob
     if (this.sources.size > 1 || part) {
       const label = this.sources.size === 1 ? part : part ? this.app.sources.partTagOf(source, part) : this.app.titleOf(source);
@@ -462,7 +462,7 @@ export class Pane {
       line.append(el("span", { className: "lv", textContent: " " }));
       // A notice may quote what a command or a far host said: its controls are marks too.
       const note = el("span");
-      this.app.highlighter.render(note, segments(store.text[slot]), styleElement);
+      this.app.highlighter.render(note, segments(store.text(seq)), styleElement);
       line.append(note);
       return line;
     }
@@ -471,8 +471,8 @@ export class Pane {
     if (seq === this.current) line.classList.add("current");
     if (!isHead(mark)) line.classList.add("cont");
     const body = el("span", { className: "text" });
-    if (this.options.raw || !drawJson(body, store.text[slot], mark, this.app.highlighter)) {
-      this.app.highlighter.render(body, segments(store.text[slot]), styleElement);
+    if (this.options.raw || !drawJson(body, store.text(seq), mark, this.app.highlighter)) {
+      this.app.highlighter.render(body, segments(store.text(seq)), styleElement);
     }
     line.append(body);
     return line;

@@ -1,26 +1,159 @@
 // The lines a tab holds: one ring in columns (no object per line), and per-pane views that list
 // which of them a pane shows. Memory is bounded by the ring's capacity, whatever the panes do.
+//
+// A line's text is kept as the UTF-8 bytes it came as, in segments of SEGMENT_BYTES, and decoded
+// only when it is drawn, filtered or saved. As JS strings, a million lines of 100 bytes held 2.3
+// times their text: a string per line (20 bytes and allocator rounding), and a whole read decoded
+// two bytes a character as soon as it held one character beyond Latin-1. Here a line costs its
+// bytes plus LINE_BYTES; what lines of one event share (source, part, arrival, consecutive ids)
+// is kept once per event.
 
 import { plain } from "./ansi.js";
-import { UNCLASSIFIED } from "./levels.js";
+import { UNCLASSIFIED, markAt } from "./levels.js";
 
 export const LINE = 0;
 export const MARK = 1; // something Perview says: a gap, an exit status, a restart
 
+// Bytes a segment of text holds: large enough that one decode of a segment's lines serves a
+// scan of thousands (a filter over the whole tab), small enough that what is freed with the
+// oldest lines comes back soon.
+export const SEGMENT_BYTES = 1 << 20;
+// Lines decoded at once when lines are read in order (a filter, a download): one decode and one
+// split instead of one decode per line.
+const DECODE_LINES = 4096;
+const LF = 10;
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Lines' bytes, each followed by LF, for seqs first .. first + count - 1. */
+class Segment {
+  constructor(size, first) {
+    this.bytes = new Uint8Array(size);
+    this.used = 0;
+    this.first = first;
+    this.count = 0;
+  }
+}
+
+const ESC = 0x1b;
+const SAME = Uint8Array.from({ length: 256 }, (_, b) => b);
+const LOWER = SAME.map((b) => (b >= 0x41 && b <= 0x5a ? b + 0x20 : b));
+const FIRST = 1; // kinds of byte in a search: the needle's first byte
+const ODD = 2; // the start of what only the text can tell: an escape, U+0130 or U+212A folded
+
+/** Where in bytes[start, end) `needle` is, each byte mapped by `map` first: >= 0 if it is, -1 if
+ *  it is not, -2 if the bytes cannot tell (an ODD byte came before any match). `kinds` says
+ *  which bytes are FIRST or ODD. */
+function find(bytes, start, end, needle, map, kinds) {
+  const n = needle.length;
+  const last = end - n;
+  outer: for (let i = start; i < end; i++) {
+    const kind = kinds[bytes[i]];
+    if (kind === 0) continue;
+    if (kind & ODD && odd(bytes, i, map === LOWER)) return -2;
+    if (!(kind & FIRST) || i > last) continue;
+    for (let k = 1; k < n; k++) if (map[bytes[i + k]] !== needle[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function odd(bytes, i, fold) {
+  const b = bytes[i];
+  if (b === ESC) return true;
+  if (!fold) return false;
+  return b === 0xc4 ? bytes[i + 1] === 0xb0 : bytes[i + 1] === 0x84 && bytes[i + 2] === 0xaa;
+}
+
+/** How find() sees each byte, for `needle` (already lower case with `fold`). */
+export function byteKinds(needle, fold) {
+  const map = fold ? LOWER : SAME;
+  const kinds = new Uint8Array(256);
+  for (let b = 0; b < 256; b++) if (map[b] === needle[0]) kinds[b] |= FIRST;
+  kinds[ESC] |= ODD;
+  if (fold) {
+    kinds[0xc4] |= ODD;
+    kinds[0xe2] |= ODD;
+  }
+  return kinds;
+}
+
+/** What consecutive lines share, from seq on: the id of the first (0 for marks, whose ids are
+ *  all 0) and the arrival time. Growable columns, trimmed from the front. */
+class Runs {
+  constructor() {
+    this.seq = new Float64Array(64);
+    this.id = new Float64Array(64);
+    this.time = new Float64Array(64);
+    this.head = 0;
+    this.length = 0;
+  }
+
+  /** Lines from `seq` on have ids from `id` (0: marks) and arrived at `time`. */
+  add(seq, id, time) {
+    const n = this.head + this.length;
+    if (this.length) {
+      const last = n - 1;
+      // The next lines of the same burst, once the last run is fully known, cost nothing.
+      if (this.time[last] === time && id !== 0 && this.id[last] !== 0 && id === this.id[last] + seq - this.seq[last]) return;
+    }
+    if (n === this.seq.length) {
+      if (this.head > this.length) {
+        for (const column of [this.seq, this.id, this.time]) column.copyWithin(0, this.head, n);
+      } else {
+        for (const name of ["seq", "id", "time"]) {
+          const bigger = new Float64Array(this[name].length * 2);
+          bigger.set(this[name].subarray(this.head, n));
+          this[name] = bigger;
+        }
+      }
+      this.head = 0;
+    }
+    const at = this.head + this.length++;
+    this.seq[at] = seq;
+    this.id[at] = id;
+    this.time[at] = time;
+  }
+
+  /** The index of the run `seq` is in. */
+  find(seq) {
+    let lo = this.head;
+    let hi = this.head + this.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.seq[mid] <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Forget runs that end before `first`. */
+  trim(first) {
+    while (this.length > 1 && this.seq[this.head + 1] <= first) {
+      this.head++;
+      this.length--;
+    }
+  }
+}
+
 export class LineStore {
   constructor(capacity) {
     this.capacity = capacity;
-    this.text = new Array(capacity);
+    this.start = new Uint32Array(capacity); // where the line's bytes start in its segment
     this.source = new Uint16Array(capacity); // index into this.sources
     this.part = new Uint16Array(capacity); // index into this.parts (0: none)
-    this.id = new Float64Array(capacity); // the server's line id (0 for marks)
-    this.time = new Float64Array(capacity); // arrival, ms since the epoch
     this.kind = new Uint8Array(capacity);
     this.level = new Uint8Array(capacity); // level | HEAD (levels.js), as the server classified it
     this.first = 0; // the oldest seq still held
     this.next = 0; // the seq the next line gets
     this.sources = [];
     this.parts = [""]; // the part of its source a line comes from: a host, a file of a glob
+    this.segments = []; // oldest first
+    this.runs = new Runs();
+    this.decoded = null; // {from, lines}: lines decoded together, for reads in order
+    this.near = null; // the segment last found
+    this.lastRead = -1;
   }
 
   intern(list, name) {
@@ -29,18 +162,73 @@ export class LineStore {
     return i;
   }
 
+  /** Add one line (or mark) given as a string; returns its seq. */
   push(text, source, part, id, time, kind, level = UNCLASSIFIED) {
-    const slot = this.next % this.capacity;
-    this.text[slot] = text;
-    this.source[slot] = this.intern(this.sources, source);
-    this.part[slot] = part ? this.intern(this.parts, part) : 0;
-    this.id[slot] = id;
-    this.time[slot] = time;
-    this.kind[slot] = kind;
-    this.level[slot] = level;
-    const seq = this.next++;
-    if (this.next - this.first > this.capacity) this.first = this.next - this.capacity;
-    return seq;
+    const bytes = encoder.encode(text);
+    return this.add(source, part, id, time, kind, bytes, [bytes.length], 0, 1, level);
+  }
+
+  /** Add the lines of an event (events.js SseEvent: data line 0 is its header, then the log
+   *  lines, ids from `id`), but the first `skip`; `levels` as the event spells them. Returns the
+   *  first seq. */
+  pushEvent(event, source, part, id, time, levels, skip = 0) {
+    const first = this.next;
+    const count = event.ends.length - 1 - skip;
+    if (count > 0) this.add(source, part, id + skip, time, LINE, event.bytes, event.ends, 1 + skip, 1 + skip + count, levels);
+    return first;
+  }
+
+  /** Add lines `from` .. `to` - 1 of `bytes`, line i ending at ends[i] (and starting after the
+   *  LF that ends line i - 1). `levels`: a mark for them all, or an event's letters (line i's is
+   *  letter i - 1: line 0 is the event's header). Returns the seq of the first. */
+  add(source, part, id, time, kind, bytes, ends, from, to, levels) {
+    const sourceIndex = this.intern(this.sources, source);
+    const partIndex = part ? this.intern(this.parts, part) : 0;
+    const firstSeq = this.next;
+    this.runs.add(firstSeq, kind === LINE ? id : 0, time);
+    let i = from;
+    while (i < to) {
+      const start = i ? ends[i - 1] + 1 : 0;
+      let segment = this.segments.at(-1);
+      const room = segment ? segment.bytes.length - segment.used : 0;
+      // As many whole lines as fit; a line never crosses segments.
+      let j = i;
+      while (j < to && ends[j] + 1 - start <= room) j++;
+      if (j === i) {
+        segment = new Segment(Math.max(SEGMENT_BYTES, ends[i] + 1 - start), this.next);
+        this.segments.push(segment);
+        continue;
+      }
+      const size = ends[j - 1] - start;
+      segment.bytes.set(bytes.subarray(start, start + size), segment.used);
+      segment.bytes[segment.used + size] = LF;
+      const base = segment.used - start;
+      const capacity = this.capacity;
+      for (let k = i; k < j; k++) {
+        const slot = this.next++ % capacity;
+        this.start[slot] = base + (k ? ends[k - 1] + 1 : 0);
+        this.source[slot] = sourceIndex;
+        this.part[slot] = partIndex;
+        this.kind[slot] = kind;
+        this.level[slot] = typeof levels === "number" ? levels : markAt(levels, k - 1);
+      }
+      segment.used += size + 1;
+      segment.count += j - i;
+      i = j;
+    }
+    if (this.next - this.first > this.capacity) this.forget(this.next - this.capacity);
+    return firstSeq;
+  }
+
+  forget(first) {
+    this.first = first;
+    const segments = this.segments;
+    let n = 0;
+    while (n < segments.length - 1 && segments[n].first + segments[n].count <= first) n++;
+    if (n) segments.splice(0, n);
+    this.near = null;
+    this.runs.trim(first);
+    if (this.decoded && this.decoded.from < first) this.decoded = null;
   }
 
   has(seq) {
@@ -51,41 +239,124 @@ export class LineStore {
     return seq % this.capacity;
   }
 
+  segmentOf(seq) {
+    const near = this.near;
+    if (near && seq >= near.first && seq < near.first + near.count) return near;
+    const segments = this.segments;
+    let lo = 0;
+    let hi = segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (segments[mid].first <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    this.near = segments[lo]; // lines are mostly read near the last one read
+    return this.near;
+  }
+
+  /** The bytes of line `seq` (held): a view into its segment, valid while it is held. */
+  bytes(seq) {
+    const segment = this.segmentOf(seq);
+    const start = this.start[this.slot(seq)];
+    const end = seq + 1 < segment.first + segment.count ? this.start[this.slot(seq + 1)] - 1 : segment.used - 1;
+    return segment.bytes.subarray(start, end);
+  }
+
+  /** The text of line `seq` (held). Lines read in order are decoded DECODE_LINES at a time. */
+  text(seq) {
+    const decoded = this.decoded;
+    if (decoded && seq >= decoded.from && seq < decoded.from + decoded.lines.length) {
+      this.lastRead = seq;
+      return decoded.lines[seq - decoded.from];
+    }
+    const inOrder = seq === this.lastRead + 1;
+    this.lastRead = seq;
+    if (!inOrder) return decoder.decode(this.bytes(seq));
+    const segment = this.segmentOf(seq);
+    const last = Math.min(segment.first + segment.count, seq + DECODE_LINES) - 1;
+    const start = this.start[this.slot(seq)];
+    const end = last + 1 < segment.first + segment.count ? this.start[this.slot(last + 1)] - 1 : segment.used - 1;
+    const lines = decoder.decode(segment.bytes.subarray(start, end)).split("\n");
+    this.decoded = { from: seq, lines };
+    return lines[0];
+  }
+
   plainText(seq) {
-    return plain(this.text[this.slot(seq)]);
+    return plain(this.text(seq));
+  }
+
+  /** Whether line `seq`'s plain text holds `needle` (UTF-8 bytes; with `fold`, in lower case,
+   *  found in any case of its ASCII letters; `kinds` from byteKinds), searched in its bytes
+   *  without decoding them; undefined when only its text can tell: it has an escape sequence
+   *  (removed from plain text), or with `fold` a character whose lower case is ASCII (U+0130,
+   *  U+212A), before any match. */
+  includes(seq, needle, fold, kinds) {
+    const segment = this.segmentOf(seq);
+    const start = this.start[this.slot(seq)];
+    const end = seq + 1 < segment.first + segment.count ? this.start[this.slot(seq + 1)] - 1 : segment.used - 1;
+    const at = find(segment.bytes, start, end, needle, fold ? LOWER : SAME, kinds);
+    return at === -2 ? undefined : at >= 0;
+  }
+
+  /** The server's id of line `seq` (0 for a mark). */
+  idOf(seq) {
+    const runs = this.runs;
+    const run = runs.find(seq);
+    return runs.id[run] === 0 ? 0 : runs.id[run] + seq - runs.seq[run];
+  }
+
+  /** When line `seq` arrived, ms since the epoch. */
+  timeOf(seq) {
+    return this.runs.time[this.runs.find(seq)];
   }
 }
 
 // A growable list of seqs (in increasing order), trimmed from the front as the store forgets.
+// Four bytes a seq, counted from `base`: a pane showing a million lines holds 4 MB here. The seqs
+// a view holds span less than 2^32, as the store's capacity bounds what it holds.
 export class View {
   constructor() {
-    this.seqs = new Float64Array(1024);
+    this.seqs = new Uint32Array(1024);
+    this.base = 0;
     this.head = 0;
     this.length = 0;
   }
 
   push(seq) {
+    if (this.length === 0) {
+      this.head = 0;
+      this.base = seq;
+    } else if (seq - this.base >= 0xffffffff) {
+      this.rebase();
+    }
     if (this.head + this.length === this.seqs.length) {
       if (this.head > this.seqs.length / 2) {
         this.seqs.copyWithin(0, this.head, this.head + this.length);
       } else {
-        const bigger = new Float64Array(this.seqs.length * 2);
+        const bigger = new Uint32Array(this.seqs.length * 2);
         bigger.set(this.seqs.subarray(this.head, this.head + this.length));
         this.seqs = bigger;
       }
       this.head = 0;
     }
-    this.seqs[this.head + this.length++] = seq;
+    this.seqs[this.head + this.length++] = seq - this.base;
+  }
+
+  /** Count from the first seq held (after four billion lines: a tab left open for weeks). */
+  rebase() {
+    const shift = this.seqs[this.head];
+    for (let i = 0; i < this.length; i++) this.seqs[this.head + i] -= shift;
+    this.base += shift;
   }
 
   at(i) {
-    return this.seqs[this.head + i];
+    return this.base + this.seqs[this.head + i];
   }
 
   /** Drop what the store no longer holds; returns how many were dropped. */
   trim(first) {
     let dropped = 0;
-    while (this.length > 0 && this.seqs[this.head] < first) {
+    while (this.length > 0 && this.at(0) < first) {
       this.head++;
       this.length--;
       dropped++;
@@ -104,7 +375,7 @@ export class View {
     let hi = this.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.seqs[this.head + mid] < seq) lo = mid + 1;
+      if (this.at(mid) < seq) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -117,15 +388,17 @@ export class View {
       for (const seq of seqs) this.push(seq);
       return;
     }
-    const merged = new Float64Array(Math.max(1024, 2 * (this.length + seqs.length)));
+    const base = Math.min(this.base, seqs[0]);
+    const merged = new Uint32Array(Math.max(1024, 2 * (this.length + seqs.length)));
     let i = 0;
     let j = 0;
     let n = 0;
     while (i < this.length || j < seqs.length) {
-      if (j >= seqs.length || (i < this.length && this.at(i) < seqs[j])) merged[n++] = this.at(i++);
-      else merged[n++] = seqs[j++];
+      if (j >= seqs.length || (i < this.length && this.at(i) < seqs[j])) merged[n++] = this.at(i++) - base;
+      else merged[n++] = seqs[j++] - base;
     }
     this.seqs = merged;
+    this.base = base;
     this.head = 0;
     this.length = n;
   }
@@ -135,7 +408,7 @@ export class View {
     let n = 0;
     for (let i = 0; i < this.length; i++) {
       const seq = this.at(i);
-      if (!drop.has(seq)) this.seqs[this.head + n++] = seq;
+      if (!drop.has(seq)) this.seqs[this.head + n++] = seq - this.base;
     }
     const removed = this.length - n;
     this.length = n;
