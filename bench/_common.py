@@ -5,6 +5,7 @@ Everything talks to 127.0.0.1 only, and every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -405,18 +406,55 @@ def process_memory(proc: Any) -> dict[str, int]:
     return {"rss": int(info.rss), "pss": int(info.pss), "uss": int(info.uss)}
 
 
-def renderer_memory() -> dict[str, int]:
-    """Bytes of the renderer with the largest RSS (the tab's, not the spare one Chromium keeps
-    ready): rss, pss (shared pages divided among their users) and uss (its own pages); and
-    `renderers`, how many there are."""
-    best = {"rss": 0, "pss": 0, "uss": 0}
-    renderers = chromium_renderers()
-    for proc in renderers:
-        with contextlib.suppress(psutil.Error):
-            info = proc.memory_full_info()
-            if info.rss > best["rss"]:
-                best = {"rss": int(info.rss), "pss": int(info.pss), "uss": int(info.uss)}
-    return best | {"renderers": len(renderers)}
+LIVE = '() => document.querySelector(\'[data-testid="connection"]\')?.dataset.state === "live"'
+# Bytes a page allocates for a moment so that its renderer can be told (tab_renderer).
+MARKER = 64 << 20
+
+
+async def launch(pw: Any) -> Any:
+    """Debian's Chromium, headless, with the tests' flags (a Playwright Browser)."""
+    return await pw.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
+    )
+
+
+async def until(page: Any, predicate: str, arg: Any, limit: float, every: float = 0.02) -> bool:
+    """Poll `predicate` (a JS function of `arg`) with page.evaluate until it is true; False if it
+    is not within `limit` s. (wait_for_function would need eval, which the page's CSP forbids.)"""
+    deadline = time.monotonic() + limit
+    while not await page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
+
+
+async def page_clock(page: Any, n: int = 30) -> tuple[float, float]:
+    """(page clock (PAGE_NOW) - CLOCK_MONOTONIC in ms, the error bound in s): from the
+    `evaluate` round trip with the shortest time of `n`."""
+    samples = []
+    for _ in range(n):
+        before = time.monotonic()
+        now = await page.evaluate(PAGE_NOW)
+        samples.append((before, float(now), time.monotonic()))
+    return page_clock_offset(samples), min(s[2] - s[0] for s in samples) / 2
+
+
+async def tab_renderer(page: Any) -> Any:
+    """The renderer process (psutil) that holds `page`. Nothing says which it is, and a blank
+    tab's is not the largest (another renderer held 165 MB RSS where the blank tab's held
+    119), so the page allocates MARKER bytes for a moment: the renderer whose own memory grew
+    by them is the tab's."""
+    before = {p.pid: process_memory(p)["uss"] for p in chromium_renderers()}
+    await page.evaluate("(n) => { window.__marker = new Uint8Array(n).fill(1); }", MARKER)
+    grew = {p: process_memory(p)["uss"] - before.get(p.pid, 0) for p in chromium_renderers()}
+    await page.evaluate("() => { delete window.__marker; }")
+    return max(grew, key=lambda p: grew[p])
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
 
 
 def page_clock_offset(samples: list[tuple[float, float, float]]) -> float:

@@ -52,18 +52,20 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 from _common import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    LIVE,
     PAGE_NOW,
     RawStream,
+    append,
     cpu_seconds,
     descendants_cpu_seconds,
+    launch,
     machine_cpu,
     page_clock_offset,
     ratio,
     serve_config,
     stop_process,
     summary,
+    until,
 )
 from playwright.async_api import Page, async_playwright
 
@@ -136,7 +138,6 @@ OBSERVE = """
 }
 """
 COLLECT = "() => ({ event: [...window.__lat.event], dom: [...window.__lat.dom] })"
-LIVE = '() => document.querySelector(\'[data-testid="connection"]\')?.dataset.state === "live"'
 HAS_SYNC = """
 () => {
   const s = window.perview.store;
@@ -219,16 +220,6 @@ async def samples(page: Page, n: int) -> list[tuple[float, float, float]]:
     return out
 
 
-async def until(page: Page, predicate: str, limit: float) -> bool:
-    """Poll `predicate` with page.evaluate (the page's CSP forbids wait_for_function's eval)."""
-    deadline = time.monotonic() + limit
-    while not await page.evaluate(predicate):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 async def sync(path: Path, collectors: list[Collector], page: Page) -> None:
     """Append `sync N` lines until every reader has shown one."""
     deadline = time.monotonic() + SYNC_LIMIT
@@ -240,11 +231,6 @@ async def sync(path: Path, collectors: list[Collector], page: Page) -> None:
         if all(c.synced.is_set() for c in collectors) and await page.evaluate(HAS_SYNC):
             return
     raise RuntimeError(f"not every reader showed a line within {SYNC_LIMIT:.0f} s")
-
-
-def append(path: Path, data: bytes) -> None:
-    with path.open("ab") as f:
-        f.write(data)
 
 
 def cpu_now() -> tuple[float, float]:
@@ -272,14 +258,12 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
             collector.start()
         try:
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
-                )
+                browser = await launch(pw)
                 try:
                     page = await browser.new_page(viewport={"width": 1280, "height": 720})
                     await page.add_init_script(INIT)
                     await page.goto(f"{server.base}/?source={SOURCE}")
-                    if not await until(page, LIVE, 15.0):
+                    if not await until(page, LIVE, None, 15.0):
                         raise RuntimeError("the page did not connect")
                     await page.evaluate(OBSERVE)
                     await sync(path, collectors, page)
