@@ -146,6 +146,16 @@ test("words looked for in a line's bytes pass the same lines as the text test", 
         for (const line of texts) add(line);
         const expected = texts.filter((line) => makeFilter(settings).test(plain(line), 0));
         assert.deepEqual(view.shown, expected, JSON.stringify(settings));
+        // The same lines offered again all at once, as a pane does when its filter changes.
+        const store = new LineStore(100);
+        const again = pane(store);
+        const filter = new LineFilter(store, again, new FilterWorker(() => new StandInWorker({})));
+        filter.set(settings);
+        for (const line of texts) store.push(line, "s", "", 1, 0, LINE);
+        filter.prepare(0, store.next);
+        for (let seq = 0; seq < store.next; seq++) filter.offer(seq);
+        filter.prepared();
+        assert.deepEqual(again.shown, expected, `all at once: ${JSON.stringify(settings)}`);
       }
     }
   }

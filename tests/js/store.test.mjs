@@ -157,3 +157,29 @@ test("a view counts seqs from a base, and rebases when they pass four billion", 
   view.insert([far + 6]);
   assert.deepEqual(Array.from({ length: view.length }, (_, i) => view.at(i)), [far + 5, far + 6, later]);
 });
+
+test("a search of many lines at once says what includes() says of each, across segments", async () => {
+  const { byteKinds } = await import("../../perview/web/static/store.js");
+  const store = new LineStore(5000);
+  const pieces = ["an Error", "ERROR", "\u65e5\u672c", "err\x1b[1mor", "\u0130stanbul", "\u212a", "k", "x1", "error error"];
+  for (let i = 0; i < 4000; i++) {
+    const text = `${i} ${"y".repeat(i % 1500)} ${pieces[i % pieces.length]} ${i % 3 ? "" : pieces[(i * 7) % pieces.length]}`;
+    store.push(text, "a", "", i + 1, 0, LINE);
+  }
+  for (let i = 0; i < 1200; i++) store.push(`late ${i} error`, "a", "", 5000 + i, 0, LINE); // the oldest go
+  assert.ok(store.segments.length > 2 && store.first > 0);
+  for (const [word, fold] of [["error", true], ["ERROR", false], ["\u65e5\u672c", true], ["k", true], ["x1", false], ["i", true]]) {
+    const needle = new TextEncoder().encode(word);
+    const kinds = byteKinds(needle, fold);
+    for (const [from, to] of [[store.first, store.next], [store.first + 17, store.first + 1900], [store.next - 5, store.next]]) {
+      const found = store.search(from, to, needle, fold);
+      for (let seq = from; seq < to; seq++) {
+        const one = store.includes(seq, needle, fold, kinds);
+        // Both defer to the text where it has an escape or a folding character; search() by
+        // the whole line (includes() may have found the word before it), never the other way.
+        if (found[seq - from] === 2) assert.notEqual(one, false, `${word} ${seq}`);
+        else assert.equal(found[seq - from] === 1, one, `${word} ${seq}: ${store.text(seq)}`);
+      }
+    }
+  }
+});

@@ -183,6 +183,7 @@ export class LineFilter {
     this.stopped = false; // the pattern ran past its budget: every line is shown until it changes
     this.minimum = NONE; // the lowest level shown
     this.entries = new Entries(store, pane);
+    this.searched = null; // {from, found}: what prepare() found, a byte a line
   }
 
   /** Whether lines are being filtered (not: no filter, a bad pattern, or stopped). */
@@ -211,6 +212,18 @@ export class LineFilter {
     else this.worker.stop();
   }
 
+  /** Lines `from` .. `to` - 1 are about to be offered (all a pane holds, when its filter
+   *  changed): words are looked for in all of them at once (store.search), not line by line. */
+  prepare(from, to) {
+    const filter = this.filter;
+    this.searched = filter?.bytes && to > from ? { from, found: this.store.search(from, to, filter.bytes, filter.fold) } : null;
+  }
+
+  /** The lines prepared for have been offered. */
+  prepared() {
+    this.searched = null;
+  }
+
   /** A line or mark of the pane's sources, in order. */
   offer(seq) {
     const store = this.store;
@@ -226,7 +239,14 @@ export class LineFilter {
       this.entries.offer(seq, true);
       return;
     }
-    const found = filter.bytes && store.includes(seq, filter.bytes, filter.fold, filter.kinds);
+    const searched = this.searched;
+    let found;
+    if (searched && seq >= searched.from && seq < searched.from + searched.found.length) {
+      const said = searched.found[seq - searched.from];
+      found = said === 2 ? undefined : said === 1;
+    } else if (filter.bytes) {
+      found = store.includes(seq, filter.bytes, filter.fold, filter.kinds);
+    }
     const passes = found === undefined ? filter.test(store.plainText(seq), store.level[slot]) : found !== filter.invert;
     this.entries.offer(seq, passes);
   }

@@ -140,7 +140,9 @@ export class Pane {
     this.matches = 0;
     const store = this.store;
     this.liveFrom = store.next;
+    this.filter.prepare(this.firstHeld(), store.next);
     for (let seq = this.firstHeld(); seq < store.next; seq++) this.consider(seq);
+    this.filter.prepared();
     this.prefix = null;
     this.unseen = 0;
     this.filter.pump();
