@@ -162,9 +162,12 @@ test("a search of many lines at once says what includes() says of each, across s
   const { byteKinds } = await import("../../perview/web/static/store.js");
   const store = new LineStore(5000);
   const pieces = ["an Error", "ERROR", "\u65e5\u672c", "err\x1b[1mor", "\u0130stanbul", "\u212a", "k", "x1", "error error"];
-  for (let i = 0; i < 4000; i++) {
-    const text = `${i} ${"y".repeat(i % 1500)} ${pieces[i % pieces.length]} ${i % 3 ? "" : pieces[(i * 7) % pieces.length]}`;
-    store.push(text, "a", "", i + 1, 0, LINE);
+  const { SseEvent } = await import("../../perview/web/static/events.js");
+  for (let i = 0; i < 4000; i += 40) { // events of 40 lines, as they come
+    const lines = Array.from({ length: 40 }, (_, j) => i + j).map(
+      (n) => `${n} ${"y".repeat(n % 1500)} ${pieces[n % pieces.length]} ${n % 3 ? "" : pieces[(n * 7) % pieces.length]}`,
+    );
+    store.pushEvent(SseEvent.of("lines", ["{}", ...lines]), "a", "", i + 1, 0, undefined);
   }
   for (let i = 0; i < 1200; i++) store.push(`late ${i} error`, "a", "", 5000 + i, 0, LINE); // the oldest go
   assert.ok(store.segments.length > 2 && store.first > 0);

@@ -5,8 +5,8 @@
 // only when it is drawn, filtered or saved. As JS strings, a million lines of 100 bytes held 2.3
 // times their text: a string per line (20 bytes and allocator rounding), and a whole read decoded
 // two bytes a character as soon as it held one character beyond Latin-1. Here a line costs its
-// bytes plus LINE_BYTES; what lines of one event share (source, part, arrival, consecutive ids)
-// is kept once per event.
+// bytes and a LF, 10 bytes of columns, and 4 in each view that shows it; its id and arrival time
+// are kept once for the lines of one event (Runs).
 
 import { plain } from "./ansi.js";
 import { UNCLASSIFIED, markAt } from "./levels.js";
@@ -33,8 +33,7 @@ class Segment {
     this.used = 0;
     this.first = first;
     this.count = 0;
-    this.escapes = []; // where an escape (ESC) is, in order
-    this.folds = []; // where U+0130 or U+212A is (noteOdd), in order of each
+    this.odd = [[], [], []]; // where each of ODD_BYTES first is in a line, in order (noteOdd)
   }
 }
 
@@ -44,6 +43,9 @@ const LOWER = SAME.map((b) => (b >= 0x41 && b <= 0x5a ? b + 0x20 : b));
 const UPPER = SAME.map((b) => (b >= 0x61 && b <= 0x7a ? b - 0x20 : b));
 const FIRST = 1; // kinds of byte in a search: the needle's first byte
 const ODD = 2; // the start of what only the text can tell: an escape, U+0130 or U+212A folded
+// What only a line's text can tell: an escape (plain text drops it), and, in any case, U+0130
+// and U+212A (İ and the Kelvin sign, whose lower case is ASCII).
+const ODD_BYTES = [[ESC], [0xc4, 0xb0], [0xe2, 0x84, 0xaa]];
 
 /** Where in bytes[start, end) `needle` is, each byte mapped by `map` first: >= 0 if it is, -1 if
  *  it is not, -2 if the bytes cannot tell (an ODD byte came before any match). `kinds` says
@@ -71,17 +73,20 @@ function odd(bytes, i, fold) {
 
 /** Note where in `segment`'s bytes from `start` to `end` what only the text can tell (ODD)
  *  starts: an escape, or U+0130 or U+212A (whose lower case is ASCII). Found as lines come
- *  (native scans: 3 ms a 10 MB burst) rather than by the first filter (120 ms a million lines). */
+ *  (native scans, about 12 ms a 10 MB burst in Node) rather than all at once by the first
+ *  filter (about 120 ms over a million lines). */
 function noteOdd(segment, start, end) {
   const bytes = segment.bytes.subarray(start, end);
   const found = (sequence, into) => {
     for (let at = bytes.indexOf(sequence[0]); at >= 0; at = bytes.indexOf(sequence[0], at + 1)) {
-      if (sequence.every((b, i) => bytes[at + i] === b)) into.push(start + at);
+      if (!sequence.every((b, i) => bytes[at + i] === b)) continue;
+      into.push(start + at);
+      // One a line is enough: a coloured log costs 4 bytes a line here, not 4 an escape.
+      at = bytes.indexOf(LF, at);
+      if (at < 0) break;
     }
   };
-  found([ESC], segment.escapes);
-  found([0xc4, 0xb0], segment.folds);
-  found([0xe2, 0x84, 0xaa], segment.folds);
+  ODD_BYTES.forEach((sequence, i) => found(sequence, segment.odd[i]));
 }
 
 /** How find() sees each byte, for `needle` (already lower case with `fold`). */
@@ -113,7 +118,7 @@ class Runs {
     const n = this.head + this.length;
     if (this.length) {
       const last = n - 1;
-      // The next lines of the same burst, once the last run is fully known, cost nothing.
+      // Lines that go on from the last run (same arrival, ids in sequence) only extend it.
       if (this.time[last] === time && id !== 0 && this.id[last] !== 0 && id === this.id[last] + seq - this.seq[last]) return;
     }
     if (n === this.seq.length) {
@@ -354,7 +359,7 @@ export class LineStore {
         while (j < needle.length && map[bytes[m + j]] === needle[j]) j++;
         if (j === needle.length) out[lineOf(m) - from] = 1;
       }
-      for (const odd of fold ? [segment.escapes, segment.folds] : [segment.escapes]) {
+      for (const odd of fold ? segment.odd : segment.odd.slice(0, 1)) {
         seq = first;
         for (const at of odd) if (at >= low && at < high) out[lineOf(at) - from] = 2;
       }
