@@ -460,9 +460,12 @@ async def page_burst(
                 raise RuntimeError(f"the page did not get {burst.scrollback:,} lines")
             await asyncio.sleep(SETTLE)
             held |= await memory(page)
+            renderer = await tab_renderer(page)
             for name, text in FILTERS:
+                used = cpu_seconds(renderer)
                 timed = await page.evaluate(FILTER, text)
                 held |= {f"filter {name}": timed["took"], f"shown {name}": timed["shown"]}
+                held[f"cpu {name}"] = cpu_seconds(renderer) - used
         last = first + burst.count - 1
         setup = {"source": source, "target": f"{last:09d} "}
         await page.evaluate("(a) => window.__benchSetup(a)", setup)
@@ -613,7 +616,8 @@ def report_scrollback(run: PageRun, lines: int) -> None:
         took = s[f"filter {name}"]
         print(
             f"  filter {name!r}: {ms(took)} to the next frame, {s[f'shown {name}']:,.0f} lines"
-            f" shown (target {ms(TARGET_FILTER)}: {verdict(took <= TARGET_FILTER)})"
+            f" shown (target {ms(TARGET_FILTER)}: {verdict(took <= TARGET_FILTER)}); the"
+            f" renderer's CPU meanwhile {ms(s[f'cpu {name}'])} (what a busy machine cannot inflate)"
         )
 
 
