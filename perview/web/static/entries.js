@@ -37,16 +37,14 @@ export class Entries {
     }
     let entry = this.open[source];
     if (store.level[slot] & HEAD || !entry) {
-      // One record a source, reused: a burst of 100,000 heads makes no garbage here.
+      // One record a source, reused, and a list of held lines only once an entry that does not
+      // pass has more than its head: a burst of 100,000 heads, or a filter over a million
+      // that mostly fail, makes no garbage here.
       if (!entry) entry = this.open[source] = { head: seq, shown: passes, pending: null };
       entry.head = seq;
       entry.shown = passes;
-      if (passes) {
-        entry.pending = null;
-        this.pane.show(seq, true);
-      } else {
-        entry.pending = [seq];
-      }
+      entry.pending = null; // not shown: its head held, alone so far
+      if (passes) this.pane.show(seq, true);
       return;
     }
     if (entry.shown) {
@@ -54,7 +52,7 @@ export class Entries {
       else this.pane.show(seq, true);
     } else if (passes) {
       entry.shown = true;
-      const earlier = entry.pending;
+      const earlier = entry.pending ?? [entry.head];
       entry.pending = null;
       if (this.folded.has(entry.head)) {
         this.pane.showEarlier([earlier[0]]);
@@ -63,6 +61,8 @@ export class Entries {
         this.pane.showEarlier(earlier);
         this.pane.show(seq, true);
       }
+    } else if (!entry.pending) {
+      entry.pending = [entry.head, seq];
     } else if (entry.pending.length < ENTRY_HELD) {
       entry.pending.push(seq);
     } else {
