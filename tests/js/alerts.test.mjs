@@ -142,3 +142,28 @@ test("context is the history around the firing, its own lines marked and gaps sa
     { text: "boom!", time: 1000, matched: true, note: false },
   ]);
 });
+
+test("a firing that arrives while the list is being fetched outlives the older list", () => {
+  const book = new AlertBook();
+  const fetch = book.begin(); // the page asks for api/alerts; the server answers "ok"...
+  const fired = firing("boom", 30);
+  // ...and the rule fires before that answer reaches the page, which is then told at once.
+  assert.equal(book.apply(event("boom", "firing", fired)), fired);
+  assert.deepEqual(book.load([rule("boom", "ok")], fetch), []);
+  const [boom] = book.list();
+  assert.equal(boom.state, "firing");
+  assert.deepEqual(boom.recent, [fired]);
+  assert.equal(book.fetching.size, 0);
+});
+
+test("events that came during a fetch are applied again in their order", () => {
+  const book = new AlertBook();
+  book.load([rule("boom", "ok")]);
+  const fetch = book.begin();
+  const fired = firing("boom", 40);
+  book.apply(event("boom", "firing", fired));
+  book.apply(event("boom", "ok"));
+  book.load([rule("boom", "firing", [fired])], fetch); // answered between the two events
+  assert.equal(book.list()[0].state, "ok");
+  assert.deepEqual(book.list()[0].recent, [fired]);
+});

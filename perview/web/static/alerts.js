@@ -19,11 +19,20 @@ export class AlertBook {
     this.rules = new Map(); // name -> the rule as /api/alerts describes it (recent newest first)
     this.loaded = false;
     this.told = new Set();
+    this.fetching = new Set(); // per api/alerts fetch in flight: the events applied meanwhile
+  }
+
+  /** A fetch of api/alerts starts. Its answer may predate events that arrive before it does, so
+   *  `load(list, fetch)` applies those events again over it, in their order. */
+  begin() {
+    const since = [];
+    this.fetching.add(since);
+    return since;
   }
 
   /** The whole list from api/alerts. Returns the firings not seen before, oldest first: none on
    *  the first load (what fired before the page opened is not news). */
-  load(list) {
+  load(list, fetch = null) {
     const fresh = [];
     const names = new Set();
     for (const rule of list) {
@@ -34,6 +43,10 @@ export class AlertBook {
     }
     for (const name of [...this.rules.keys()]) if (!names.has(name)) this.rules.delete(name);
     this.loaded = true;
+    if (fetch) {
+      this.fetching.delete(fetch);
+      for (const event of fetch) this.update(event); // told when they came: not news again
+    }
     return fresh.filter(worthTelling);
   }
 
@@ -46,14 +59,20 @@ export class AlertBook {
   /** An `alert` event: the rule without `recent`, and `firing` the firing it sent (or null).
    *  Returns that firing when it is news worth a notification, else null. */
   apply(event) {
+    for (const since of this.fetching) since.push(event);
+    const news = event.firing ? this.note(event.firing) : false;
+    this.update(event);
+    return news && worthTelling(event.firing) ? event.firing : null;
+  }
+
+  update(event) {
     const { firing, ...rule } = event;
     const old = this.rules.get(rule.name);
-    const recent = old?.recent ?? [];
-    const news = firing ? this.note(firing) : false;
+    let recent = old?.recent ?? [];
+    if (firing && !recent.some((f) => keyOf(f) === keyOf(firing))) recent = [firing, ...recent].slice(0, RECENT);
     // In the event `firing` is the firing; in the API it says whether the rule is firing.
     const active = rule.state === "firing" || (rule.state === "silenced" && (firing ? firing.state === "firing" : Boolean(old?.firing)));
-    this.rules.set(rule.name, { ...old, ...rule, firing: active, recent: news ? [firing, ...recent].slice(0, RECENT) : recent });
-    return news && worthTelling(firing) ? firing : null;
+    this.rules.set(rule.name, { ...old, ...rule, firing: active, recent });
   }
 
   /** Rules in the order the config names them. */

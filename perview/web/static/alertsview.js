@@ -61,6 +61,7 @@ export class AlertsView {
    *  are told as news too. */
   async refresh() {
     let list;
+    const fetch = this.book.begin();
     try {
       const response = await api("api/alerts", { cache: "no-store" });
       if (response.status === 404) {
@@ -71,10 +72,12 @@ export class AlertsView {
       list = await response.json();
     } catch {
       return; // the connection indicator says so
+    } finally {
+      if (!list) this.book.fetching.delete(fetch);
     }
     this.polledAt = Date.now();
     this.button.hidden = list.length === 0; // a config without alerts: nothing to show
-    this.tell(this.book.load(list));
+    this.tell(this.book.load(list, fetch));
     this.render();
   }
 
