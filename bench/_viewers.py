@@ -58,6 +58,7 @@ class Tally:
     gaps: int = 0
     skipped: int = 0  # lines the gap events said were skipped
     bad: int = 0
+    chunks: int = 0  # HTTP chunks of the body: one per write of the server's
     done: bool = False
     failed: bool = False
     batches: list[tuple[float, int, int]] = field(default_factory=list)  # arrival, first, last
@@ -119,6 +120,7 @@ SUMMED = (
         "failed",
         "received",
         "deliveries",
+        "chunks",
         "lost",
         "skipped",
         "viewers_lost",
@@ -260,6 +262,7 @@ class Stream(asyncio.Protocol):
                 if end < 0:
                     break
                 self.left = int(raw[pos:end].partition(b";")[0], 16)
+                self.tally.chunks += 1
                 pos = end + 2
                 if not self.left:
                     self.last_chunk = True
@@ -428,6 +431,7 @@ class Client:
             "errors": sorted(set(self.errors))[:5],
             "received": sum(t.got for t in tallies),
             "deliveries": sum(len(t.batches) for t in tallies),  # reads that brought lines
+            "chunks": sum(t.chunks for t in tallies),
             "lost": sum(t.lost for t in tallies),
             "skipped": sum(t.skipped for t in tallies),
             "viewers_lost": sum(t.lost > 0 for t in tallies),

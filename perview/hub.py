@@ -6,25 +6,21 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from perview.classify import DEFAULTS, Options
 from perview.config.records import ServerConfig, SourceConfig
 from perview.framing import LineFramer
 from perview.levels import Leveller
-from perview.ring import Chunk, Ring, State, StateName, skip_lines
+from perview.ring import Ring, State, StateName
+from perview.viewers import READ_BUDGET, Fanout, Gap, Viewer
+
+# Viewer, Gap and READ_BUDGET live with the viewers (perview.viewers) and are named here too,
+# where the readers of a hub have always found them.
+__all__ = ["READ_BUDGET", "Ended", "Forward", "Gap", "Hub", "Output", "Sink", "Source", "Viewer"]
 
 log = logging.getLogger(__name__)
-
-# Viewers are woken at once for the first output after a quiet spell; while output keeps coming
-# they are woken at most once per window (or per FLUSH_BYTES). The window grows with the number
-# of viewers, so that a source costs at most about WAKE_BUDGET viewer-writes a second: a lone
-# viewer waits at most 50 µs, and 200 viewers of a 1,000 lines/s source are woken 100 times a
-# second instead of 1,000.
-WAKE_BUDGET = 20_000
-BATCH_WINDOW = 0.010  # the longest a line waits, however many viewers there are
-FLUSH_BYTES = 16 * 1024
 
 # A hub told nothing else runs as a source and server whose config says nothing: the records
 # own those defaults (the ring's size, keep, linger, rerun, and `hold`, with its reason).
@@ -34,10 +30,6 @@ _SOURCE, _SERVER = SourceConfig(""), ServerConfig()
 # them, or when the run ends; a source that falls quiet instead has them said this many seconds
 # after its last line, so a flood that stops is not left unsaid until its next line.
 QUIET = 1.0
-
-# How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
-# its socket buffer (one budget), whatever the ring size.
-READ_BUDGET = 256 * 1024
 
 # Why a run was stopped, as the state says it ("stopped (no viewers)").
 NO_VIEWERS = "no viewers"
@@ -132,74 +124,6 @@ class Source(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Lines a viewer missed because the ring dropped them before it read them."""
-
-    first: int
-    count: int
-
-
-class Viewer:
-    """A cursor into a hub's ring. `read` returns what is new; nothing is queued per viewer."""
-
-    def __init__(self, hub: Hub, next_id: int, wake: asyncio.Event) -> None:
-        self.hub = hub
-        self.next_id = next_id  # the line this viewer expects next
-        self.seq, self.skip = hub.ring.find(next_id)  # where that line is (or would be)
-        self.live_from = hub.ring.next_seq  # chunks before this are history
-        self.first_run = hub.runs  # the run this viewer came for (set by the hub)
-        self.wake = wake
-
-    def read(self, budget: int = READ_BUDGET) -> list[Chunk | Gap]:
-        """Everything new since the last read (up to about `budget` bytes), gaps included."""
-        ring = self.hub.ring
-        items: list[Chunk | Gap] = []
-        if self.seq < ring.oldest_seq:  # the ring dropped what this viewer had not read
-            self.seq, self.skip = ring.oldest_seq, 0
-        upcoming = ring.get(self.seq)
-        first = upcoming.first + self.skip if upcoming else ring.next_id
-        if first > self.next_id:
-            items.append(Gap(self.next_id, first - self.next_id))
-            self.hub.gaps += first - self.next_id
-            self.next_id = first
-        size = 0
-        while size < budget and (chunk := ring.get(self.seq)) is not None:
-            if self.skip:
-                data = skip_lines(chunk.data, self.skip)
-                chunk = replace(
-                    chunk,
-                    first=chunk.first + self.skip,
-                    count=chunk.count - self.skip,
-                    data=data,
-                    offset=chunk.offset + len(chunk.data) - len(data),
-                    cache=None,
-                    marks=None if chunk.marks is None else chunk.marks[self.skip :],
-                )
-                self.skip = 0
-            items.append(chunk)
-            size += len(chunk.data)
-            self.seq += 1
-            self.next_id = chunk.first + chunk.count
-        if items:
-            self.hub.advanced(self)
-        return items
-
-    async def wait(self, limit: float | None = None) -> bool:
-        """Wait until the hub has news; False if `limit` seconds passed first. Streams wait
-        without a limit (their heartbeat comes from one timer for all, `Streams.tend`)."""
-        if limit is None:
-            await self.wake.wait()
-        else:
-            try:
-                async with asyncio.timeout(limit):
-                    await self.wake.wait()
-            except TimeoutError:
-                return False
-        self.wake.clear()
-        return True
-
-
 class Hub:
     """Runs one source at most once and fans its output out to every viewer.
 
@@ -235,9 +159,7 @@ class Hub:
         self.keep = keep
         self.linger = linger
         self.hold = hold
-        self.viewers: set[Viewer] = set()
-        # Woken with the viewers, but never waited for nor counted: recorders of the ring.
-        self.followers: set[asyncio.Event] = set()
+        self.fanout = Fanout(self.ring, self._advanced_to)
         self.state: State | None = None  # the latest state; None before the first start
         self.closed = False
         self.runs = 0
@@ -256,12 +178,18 @@ class Hub:
         self._ended_by_itself = False  # the last run ended without being asked to stop
         self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
         self._released: int | None = None  # _fastest when it held the source back too long
-        self._last_wake = 0.0
-        self._unflushed = 0
-        self._wake_handle: asyncio.TimerHandle | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
         self._quiet_handle: asyncio.TimerHandle | None = None  # says unclassified lines (QUIET)
         self._listeners: list[Callable[[Hub], None]] = []
+
+    @property
+    def viewers(self) -> set[Viewer]:
+        return self.fanout.viewers
+
+    @property
+    def followers(self) -> set[asyncio.Event]:
+        """Woken with the viewers, but never waited for nor counted: recorders of the ring."""
+        return self.fanout.followers
 
     @property
     def running(self) -> bool:
@@ -356,7 +284,8 @@ class Hub:
             yield viewer
         finally:
             self.viewers.discard(viewer)
-            self._fastest = max((v.seq for v in self.viewers), default=-1)
+            if viewer.seq >= self._fastest:  # (a scan per leaving viewer is quadratic)
+                self._fastest = max((v.seq for v in self.viewers), default=-1)
             self._space.set()  # the fastest viewer may have left
             if not self.viewers and not self.keep:
                 self._schedule_stop()
@@ -371,8 +300,11 @@ class Hub:
             self._restart_pending = True
 
     def advanced(self, viewer: Viewer) -> None:
-        if viewer.seq > self._fastest:
-            self._fastest = viewer.seq
+        self._advanced_to(viewer.seq)
+
+    def _advanced_to(self, seq: int) -> None:
+        if seq > self._fastest:
+            self._fastest = seq
             self._space.set()
 
     # -- the source ----------------------------------------------------------------------------
@@ -423,7 +355,7 @@ class Hub:
         await self.wait_stopped()
         if self._quiet_handle is not None:
             self._quiet_handle.cancel()
-        self._wake_all()
+        self.fanout.tell()
 
     async def reconfigure(
         self,
@@ -492,7 +424,7 @@ class Hub:
         self.end_line(part)  # a partial line first, so the notice falls where it belongs
         self.ring.append(b"", 0, part=part, note=text)
         self._trim()
-        self._wake_all()
+        self.fanout.tell()
 
     def end_line(self, part: str | None = None) -> None:
         framer = self._framers.get(part)
@@ -540,16 +472,10 @@ class Hub:
         if notice is not None:
             self.ring.append(b"", 0, part=part, note=notice)
         self._trim()
-        self._unflushed += len(data)
-        loop = asyncio.get_running_loop()
         if marks is None and self.classified and self._quiet_handle is None:
+            loop = asyncio.get_running_loop()
             self._quiet_handle = loop.call_later(QUIET, self._say_unclassified, self.ring.next_id)
-        window = min(BATCH_WINDOW, len(self.viewers) / WAKE_BUDGET)
-        due = self._last_wake + window
-        if loop.time() >= due or self._unflushed >= FLUSH_BYTES:
-            self._wake_all()
-        elif self._wake_handle is None:
-            self._wake_handle = loop.call_at(due, self._wake_all, due)
+        self.fanout.added(len(data))
 
     def _say_unclassified(self, next_id: int) -> None:
         """Say the lines left unclassified if the source wrote nothing since `next_id`; while
@@ -563,32 +489,18 @@ class Hub:
         elif (unclassified := self.leveller.pending()) is not None:
             self.ring.append(b"", 0, note=unclassified)
             self._trim()
-            self._wake_all()
+            self.fanout.tell()
 
     def _set_state(self, state: State) -> None:
         self.state = state
         self.ring.append(b"", 0, state)
         self._trim()
-        self._wake_all()
+        self.fanout.tell()
         self._changed()
 
     def _trim(self) -> None:
         held = self._fastest >= 0 and self._fastest != self._released
         self.ring.trim(self._fastest if held else None)
-
-    def _wake_all(self, due: float | None = None) -> None:
-        """Wake every viewer. A timed wake counts from when it was due, not from when the
-        timer fired: timers fire up to a millisecond late (epoll's resolution), and counting
-        from then would make each window start later and lines wait longer and longer."""
-        if self._wake_handle is not None:
-            self._wake_handle.cancel()
-            self._wake_handle = None
-        self._last_wake = asyncio.get_running_loop().time() if due is None else due
-        self._unflushed = 0
-        for viewer in self.viewers:
-            viewer.wake.set()
-        for wake in self.followers:
-            wake.set()
 
     def _start_if_watched(self) -> None:
         if self.viewers:

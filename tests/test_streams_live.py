@@ -1,4 +1,5 @@
-"""`?grep=` against a live server: what a hostile pattern may cost, and what it may keep."""
+"""Streams against a live server: order, resuming and gaps, what a hostile `?grep=` may cost and
+keep, and many viewers of a busy source, each getting every line."""
 
 from __future__ import annotations
 
@@ -354,3 +355,78 @@ async def test_an_event_stream_of_metrics_alone_streams_samples(
                     break
     samples = json.loads(event["data"])["samples"]
     assert [name for name, _, value in samples if value == 5.0] == ["local/q"]
+
+
+# Numbered lines, 2,000 a second in writes of one line, once a go-file exists.
+PACED = """
+import os, sys, time
+go, count = sys.argv[1], int(sys.argv[2])
+while not os.path.exists(go):
+    time.sleep(0.005)
+start = time.monotonic()
+for k in range(1, count + 1):
+    delay = start + k / 2000 - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    os.write(1, b"%d\\n" % k)
+"""
+PACED_LINES = 3000
+
+
+async def event_lines(response: aiohttp.ClientResponse) -> tuple[list[bytes], list[str]]:
+    """The lines and the ids of a `lines`-event stream, up to the run's end."""
+    found: list[bytes] = []
+    ids: list[str] = []
+    buffer = b""
+    async for data in response.content.iter_any():
+        buffer += data
+        *events, buffer = buffer.split(b"\n\n")
+        for event in events:
+            fields = event.split(b"\n")
+            if fields[0] == b"event: lines":
+                found += [f[6:] for f in fields[2:] if f.startswith(b"data: ")]
+                ids += [f[4:].decode() for f in fields if f.startswith(b"id: ")]
+            elif (
+                fields[0] == b"event: state"
+                and b'"exited"' in event
+                and b'"history": false' in event
+            ):
+                return found, ids
+    raise AssertionError("the event stream ended before the run did")
+
+
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["direct writes", "woken tasks"])
+async def test_every_viewer_of_a_busy_source_gets_every_line_once_in_order(
+    serve: Serve, tmp_path: Path, direct: str
+) -> None:
+    script, go = tmp_path / "paced.py", tmp_path / "go"
+    script.write_text(PACED)
+    config = tmp_path / "perview.toml"
+    argv = json.dumps([sys.executable, str(script), str(go), str(PACED_LINES)])
+    config.write_text(f"[sources.paced]\ncommand = {argv}\n")
+    server = serve("serve", "--config", str(config), env={"PERVIEW_DIRECT_WRITES": direct})
+    base = server.base + "/api/sources/paced"
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        events = [await session.get(server.base + "/api/events?source=paced") for _ in range(20)]
+        texts = [await session.get(base + "/text?backlog=100000") for _ in range(20)]
+        for _ in range(1000):  # every viewer is in before the first line
+            if await viewers(server, session) == 40:
+                break
+            await asyncio.sleep(0.01)
+        go.touch()
+        try:
+            async with asyncio.timeout(30):
+                got_events = await asyncio.gather(*(event_lines(r) for r in events))
+                got_texts = await asyncio.gather(*(r.read() for r in texts))
+        finally:
+            for response in events + texts:
+                response.close()
+    expected = [b"%d" % k for k in range(1, PACED_LINES + 1)]
+    for found, ids in got_events:
+        assert found == expected
+        # Each id names the next line to send: the line after the event's last.
+        assert ids[-1].endswith(f"/paced:{PACED_LINES + 1}")
+        nexts = [int(i.rpartition(":")[2]) for i in ids]
+        assert nexts == sorted(set(nexts))
+    for body in got_texts:
+        assert body.split() == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
@@ -15,10 +15,11 @@ from re2 import _re2  # the automaton without re2.compile's cache (see Grep)
 
 from perview.alerts.engine import AlertEngine
 from perview.classify import ERROR, FATAL, HEAD, INFO, LEVEL_MASK, LEVEL_NAMES, WARNING
-from perview.hub import Gap, Hub, Viewer
+from perview.hub import Hub
 from perview.labels import MAX_PATH, display_name
 from perview.metrics.hub import MetricsHub
 from perview.ring import ENDINGS, Chunk, State
+from perview.viewers import DIRECT, Batch, Gap, Push, Viewer
 from perview.web.wire import Wire
 
 STREAM_HEADERS = {
@@ -231,15 +232,20 @@ async def relay_text(
 
     Gaps and a failure to start appear as `[perview] ...` lines; the stream ends after the last
     byte of the run this viewer came for (not an earlier one still stopping), or when the hub
-    closes.
+    closes. Unfiltered, it takes new lines straight from the hub while it waits (`_push_text`).
     """
     hub = viewer.hub
+    push = _push_text(wire) if DIRECT and grep is None and least is None else None
     while True:
         items = viewer.read()
         if not items:
             if hub.closed or hub.finished or not follow:
                 return
-            await viewer.wait()
+            viewer.push = push
+            try:
+                await viewer.wait()
+            finally:
+                viewer.push = None
             continue
         kept = None
         if grep is not None or least is not None:
@@ -269,6 +275,23 @@ async def relay_text(
             await wire.write(parts[0] if len(parts) == 1 else b"".join(parts))
         if ended:
             return
+
+
+def _push_text(wire: Wire) -> Push:
+    """A text stream's push: the batch's lines as `relay_text` writes them, framed once for
+    every viewer of the source."""
+
+    def push(viewer: Viewer, batch: Batch) -> bool:
+        if wire.transport is None:
+            return False
+        key = "text/chunked" if wire.chunked else "text"
+        framed = batch.cache.get(key)
+        if framed is None:
+            data = b"".join(tagged(c.data, c.part) if c.part else c.data for c in batch.chunks)
+            framed = batch.cache[key] = wire.frame(data)
+        return wire.send_now(framed)
+
+    return push
 
 
 # -- Server-Sent Events ----------------------------------------------------------------------
@@ -365,54 +388,113 @@ async def relay_events(
     Every `lines` and `gap` event carries an id naming, for each source, the next line to send,
     so a reconnecting browser (Last-Event-ID) resumes exactly where it left off. With `least`,
     only entries of that level or above are sent: a `lines` event per run of kept lines (its
-    ids consecutive), encoded once for every stream of that one source and level.
+    ids consecutive), encoded once for every stream of that one source and level. Without, new
+    lines come straight from the hub while the stream waits (`EventRelay.push`).
     """
-    next_ids = {v.hub.name: v.next_id for v in viewers}
-    metric_cursor = metrics.next_batch if metrics else 0
-    alert_cursor = alerts.next_event if alerts else 0
-    while True:
-        parts: list[bytes] = []
-        if metrics is not None:
-            samples, metric_cursor = metrics.since(metric_cursor)
-            if samples:
-                parts.append(sse_event("metric", {"samples": samples}))
-        if alerts is not None:
-            changes, alert_cursor = alerts.since(alert_cursor)
-            parts += [sse_event("alert", change) for change in changes]
-        for viewer in viewers:
-            hub = viewer.hub
-            for item in viewer.read():
-                if isinstance(item, Gap):
-                    next_ids[hub.name] = item.first + item.count
-                    payload = {"source": hub.name, "id": item.first, "count": item.count}
-                    parts.append(sse_event("gap", payload, format_cursor(epoch, next_ids)))
-                elif item.note is not None:
-                    payload = {"source": hub.name, "text": item.note, "time": round(item.at, 3)}
-                    if item.part is not None:
-                        payload["part"] = item.part
-                    parts.append(sse_event("notice", payload))
-                elif item.state is not None:
-                    payload = state_payload(hub, item.state) | {
-                        "history": item.seq < viewer.live_from
-                    }
-                    parts.append(sse_event("state", payload))
-                elif least is not None:
-                    parts.append(sse_at_least(hub, item, least, epoch, next_ids))
-                else:
-                    next_ids[hub.name] = item.first + item.count
-                    parts += (
-                        sse_lines(hub, item),
-                        b"id: ",
-                        format_cursor(epoch, next_ids).encode(),
-                        b"\n\n",
-                    )
-        if parts:
-            await wire.write(b"".join(parts))
-            continue
-        if (viewers or metrics is None) and all(v.hub.closed for v in viewers):
-            return  # every source has ended for good (a stream of metrics alone goes on)
-        await wire.beat()  # if that is what woke us (Streams.tend does)
-        # The viewers and the metrics share the stream's one wake event.
-        assert wire.wake is not None
-        await wire.wake.wait()
-        wire.wake.clear()
+    await EventRelay(wire, viewers, epoch, metrics, least, alerts).run()
+
+
+class EventRelay:
+    """One event stream: what `relay_events` does, and its push (see perview.viewers)."""
+
+    def __init__(
+        self,
+        wire: Wire,
+        viewers: list[Viewer],
+        epoch: str,
+        metrics: MetricsHub | None,
+        least: int | None,
+        alerts: AlertEngine | None,
+    ) -> None:
+        self.wire = wire
+        self.viewers = viewers
+        self.epoch = epoch
+        self.metrics = metrics
+        self.least = least
+        self.alerts = alerts
+        self.next_ids = {v.hub.name: v.next_id for v in viewers}
+        # With one source, a batch's events (their ids included) are the same for every stream
+        # that reads it from the same place, so they are encoded once for all of them.
+        self.shared = len(viewers) == 1
+        self._keys = ("sse " + epoch, "sse/chunked " + epoch)
+        self.pushes = DIRECT and least is None
+
+    async def run(self) -> None:
+        wire, viewers, metrics, alerts = self.wire, self.viewers, self.metrics, self.alerts
+        metric_cursor = metrics.next_batch if metrics else 0
+        alert_cursor = alerts.next_event if alerts else 0
+        while True:
+            parts: list[bytes] = []
+            if metrics is not None:
+                samples, metric_cursor = metrics.since(metric_cursor)
+                if samples:
+                    parts.append(sse_event("metric", {"samples": samples}))
+            if alerts is not None:
+                changes, alert_cursor = alerts.since(alert_cursor)
+                parts += [sse_event("alert", change) for change in changes]
+            for viewer in viewers:
+                self._encode(viewer, viewer.read(), parts)
+            if parts:
+                await wire.write(b"".join(parts))
+                continue
+            if (viewers or metrics is None) and all(v.hub.closed for v in viewers):
+                return  # every source has ended for good (a stream of metrics alone goes on)
+            await wire.beat()  # if that is what woke us (Streams.tend does)
+            # The viewers and the metrics share the stream's one wake event.
+            assert wire.wake is not None
+            if self.pushes:
+                for viewer in viewers:
+                    viewer.push = self.push
+            try:
+                await wire.wake.wait()
+            finally:
+                for viewer in viewers:
+                    viewer.push = None
+            wire.wake.clear()
+
+    def push(self, viewer: Viewer, batch: Batch) -> bool:
+        wire = self.wire
+        if wire.transport is None:
+            return False
+        name = viewer.hub.name
+        before = self.next_ids[name]
+        key = self._keys[wire.chunked] if self.shared else ""
+        framed = batch.cache.get(key) if key else None
+        if framed is None:
+            parts: list[bytes] = []
+            self._encode(viewer, batch.chunks, parts)
+            self.next_ids[name] = before  # until the events are sent
+            framed = wire.frame(b"".join(parts))
+            if key:
+                batch.cache[key] = framed
+        if not wire.send_now(framed):
+            return False
+        self.next_ids[name] = batch.next_id
+        return True
+
+    def _encode(self, viewer: Viewer, items: Sequence[Chunk | Gap], parts: list[bytes]) -> None:
+        """Append `items`' events to `parts`, moving this stream's ids on past them."""
+        hub, epoch, next_ids, least = viewer.hub, self.epoch, self.next_ids, self.least
+        for item in items:
+            if isinstance(item, Gap):
+                next_ids[hub.name] = item.first + item.count
+                payload = {"source": hub.name, "id": item.first, "count": item.count}
+                parts.append(sse_event("gap", payload, format_cursor(epoch, next_ids)))
+            elif item.note is not None:
+                payload = {"source": hub.name, "text": item.note, "time": round(item.at, 3)}
+                if item.part is not None:
+                    payload["part"] = item.part
+                parts.append(sse_event("notice", payload))
+            elif item.state is not None:
+                payload = state_payload(hub, item.state) | {"history": item.seq < viewer.live_from}
+                parts.append(sse_event("state", payload))
+            elif least is not None:
+                parts.append(sse_at_least(hub, item, least, epoch, next_ids))
+            else:
+                next_ids[hub.name] = item.first + item.count
+                parts += (
+                    sse_lines(hub, item),
+                    b"id: ",
+                    format_cursor(epoch, next_ids).encode(),
+                    b"\n\n",
+                )

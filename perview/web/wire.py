@@ -8,7 +8,8 @@ import contextlib
 import socket
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
 
 # A quiet event stream writes a comment about this often (up to a third later), so proxies and
 # the browser see it is alive, and a vanished client shows up as a write that fails.
@@ -29,9 +30,23 @@ class Wire:
     cost more than the write itself on a busy stream with many viewers.
 
     `heartbeat`: seconds of quiet after which the stream's relay is woken to send HEARTBEAT;
-    None for a stream that has no way to send one (text)."""
+    None for a stream that has no way to send one (text).
 
-    __slots__ = ("blocked_since", "heartbeat", "last_write", "request", "response", "wake")
+    Besides `write`, which waits for the client as long as it takes, `send_now` writes at once
+    and only into an empty socket buffer, so that the hub can hand output to an idle stream in
+    its own call (perview.viewers) without a task switch, and never holds more than it wrote."""
+
+    __slots__ = (
+        "blocked_since",
+        "chunked",
+        "heartbeat",
+        "last_write",
+        "request",
+        "response",
+        "transport",
+        "wake",
+        "writer",
+    )
 
     def __init__(
         self, request: web.Request, response: web.StreamResponse, heartbeat: float | None
@@ -43,11 +58,37 @@ class Wire:
         _probe_when_silent(request)
         self.last_write = time.monotonic()
         self.wake: asyncio.Event | None = None  # what the stream's relay waits on
+        # Set by the first `write`: from then on the headers are out (aiohttp holds them back to
+        # send with the first bytes of the body) and `send_now` may write past aiohttp.
+        self.transport: asyncio.Transport | None = None
+        self.writer: AbstractStreamWriter | None = None
+        self.chunked = False
 
     async def write(self, data: bytes) -> None:
         self.last_write = self.blocked_since = time.monotonic()
         await self.response.write(data)
         self.blocked_since = None
+        if self.transport is None:
+            self.chunked = self.response.headers.get(hdrs.TRANSFER_ENCODING) == "chunked"
+            self.transport, self.writer = self.request.transport, self.request.writer
+
+    def frame(self, data: bytes) -> bytes:
+        """`data` as `send_now` takes it: an HTTP/1.1 chunk, or as it is (HTTP/1.0). The same
+        for every stream alike, so one framing is shared by all of them."""
+        return b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data
+
+    def send_now(self, framed: bytes) -> bool:
+        """Write `framed` (see `frame`) and return True if the client's socket buffer is empty,
+        so the kernel takes it at once; else write nothing and return False: the stream's relay
+        then writes it with `write`, waiting for the client."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        transport.write(framed)
+        assert self.writer is not None  # set with the transport
+        self.writer.output_size += len(framed)  # what the access log says was sent
+        self.last_write = time.monotonic()
+        return True
 
     def heartbeat_due(self) -> bool:
         if self.heartbeat is None:

@@ -1,0 +1,220 @@
+"""A hub's viewers: cursors into its ring, and how new output reaches them.
+
+When output enters the ring, a viewer that had read everything before it and whose stream is
+idle is written to at once, in the hub's own call (`Viewer.push`), if its socket can take the
+data; every other viewer (behind, filtering on a thread, its socket full) is woken and reads
+from its cursor as before. Waking a task per viewer cost more than the write itself: at 1,000
+viewers about 40% of the server's CPU went to waking, switching and reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from perview.ring import Chunk, Ring, skip_lines
+
+if TYPE_CHECKING:
+    from perview.hub import Hub
+
+log = logging.getLogger(__name__)
+
+# Direct writes (the module's docstring). PERVIEW_DIRECT_WRITES=0 gives the fan-out as it was
+# before them, a task woken per viewer within the budget below, for bench/fanout.py to compare.
+DIRECT = os.environ.get("PERVIEW_DIRECT_WRITES", "1") != "0"
+
+# Viewers are told at once of the first output after a quiet spell; while output keeps coming
+# they are told at most once per window (or per FLUSH_BYTES). The window grows with the number
+# of viewers, so that a source costs at most about WAKE_BUDGET viewer-writes a second: a lone
+# viewer waits at most 20 µs, 200 viewers of a 1,000 lines/s source are written to every 4 ms
+# and 1,000 every 20 ms. A direct write costs about 8 µs of the server's CPU here, so the budget
+# is about 40% of a core. (Woken tasks cost twice that per write, and had half the budget.)
+WAKE_BUDGET = 50_000 if DIRECT else 20_000
+BATCH_WINDOW = 0.025 if DIRECT else 0.010  # the longest a line waits, however many viewers
+FLUSH_BYTES = 16 * 1024
+
+# How much one viewer takes from the ring per write. It bounds what a stalled client can hold in
+# its socket buffer (one budget), whatever the ring size; a batch larger than this is not
+# pushed, so a direct write holds no more than a read would.
+READ_BUDGET = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Lines a viewer missed because the ring dropped them before it read them."""
+
+    first: int
+    count: int
+
+
+class Batch:
+    """Lines that entered the ring since viewers were last woken: the same for every viewer
+    that had read all before them, so those share its encodings (`cache`, kept for one wake)."""
+
+    __slots__ = ("cache", "chunks", "end", "next_id", "seq")
+
+    def __init__(self, chunks: list[Chunk]) -> None:
+        self.chunks = chunks
+        self.seq = chunks[0].seq  # where a viewer must be to take it
+        self.end = chunks[-1].seq + 1  # where it is after
+        self.next_id = chunks[-1].first + chunks[-1].count
+        self.cache: dict[str, bytes] = {}
+
+
+# Writes a batch to the client of a viewer that had read all before it, at once, and returns
+# True (the hub then moves the viewer's cursor past it); or returns False without writing
+# anything, and the viewer is woken to read it itself.
+Push = Callable[["Viewer", Batch], bool]
+
+
+class Viewer:
+    """A cursor into a hub's ring. `read` returns what is new; nothing is queued per viewer.
+
+    `push` is set by a stream while it waits with nothing to write: the hub then hands it new
+    output directly instead of waking it."""
+
+    __slots__ = ("first_run", "hub", "live_from", "next_id", "push", "seq", "skip", "wake")
+
+    def __init__(self, hub: Hub, next_id: int, wake: asyncio.Event) -> None:
+        self.hub = hub
+        self.next_id = next_id  # the line this viewer expects next
+        self.seq, self.skip = hub.ring.find(next_id)  # where that line is (or would be)
+        self.live_from = hub.ring.next_seq  # chunks before this are history
+        self.first_run = hub.runs  # the run this viewer came for (set by the hub)
+        self.wake = wake
+        self.push: Push | None = None
+
+    def read(self, budget: int = READ_BUDGET) -> list[Chunk | Gap]:
+        """Everything new since the last read (up to about `budget` bytes), gaps included."""
+        ring = self.hub.ring
+        items: list[Chunk | Gap] = []
+        if self.seq < ring.oldest_seq:  # the ring dropped what this viewer had not read
+            self.seq, self.skip = ring.oldest_seq, 0
+        upcoming = ring.get(self.seq)
+        first = upcoming.first + self.skip if upcoming else ring.next_id
+        if first > self.next_id:
+            items.append(Gap(self.next_id, first - self.next_id))
+            self.hub.gaps += first - self.next_id
+            self.next_id = first
+        size = 0
+        while size < budget and (chunk := ring.get(self.seq)) is not None:
+            if self.skip:
+                data = skip_lines(chunk.data, self.skip)
+                chunk = replace(
+                    chunk,
+                    first=chunk.first + self.skip,
+                    count=chunk.count - self.skip,
+                    data=data,
+                    offset=chunk.offset + len(chunk.data) - len(data),
+                    cache=None,
+                    marks=None if chunk.marks is None else chunk.marks[self.skip :],
+                )
+                self.skip = 0
+            items.append(chunk)
+            size += len(chunk.data)
+            self.seq += 1
+            self.next_id = chunk.first + chunk.count
+        if items:
+            self.hub.advanced(self)
+        return items
+
+    async def wait(self, limit: float | None = None) -> bool:
+        """Wait until the hub has news; False if `limit` seconds passed first. Streams wait
+        without a limit (their heartbeat comes from one timer for all, `Streams.tend`)."""
+        if limit is None:
+            await self.wake.wait()
+        else:
+            try:
+                async with asyncio.timeout(limit):
+                    await self.wake.wait()
+            except TimeoutError:
+                return False
+        self.wake.clear()
+        return True
+
+
+class Fanout:
+    """Tells a ring's viewers and followers (recorders, woken but never waited for) of new
+    output: when, by the wake budget above, and how, by a push where a viewer takes one."""
+
+    def __init__(self, ring: Ring, advanced: Callable[[int], None]) -> None:
+        self.ring = ring
+        self.advanced = advanced  # told the seq viewers reached by a push
+        self.viewers: set[Viewer] = set()
+        self.followers: set[asyncio.Event] = set()
+        self._told = ring.next_seq  # chunks from here on are news
+        self._last_wake = 0.0
+        self._unflushed = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def added(self, size: int) -> None:
+        """`size` bytes of lines entered the ring: tell everyone now, or within the window."""
+        self._unflushed += size
+        loop = asyncio.get_running_loop()
+        window = min(BATCH_WINDOW, len(self.viewers) / WAKE_BUDGET)
+        due = self._last_wake + window
+        if loop.time() >= due or self._unflushed >= FLUSH_BYTES:
+            self.tell()
+        elif self._handle is None:
+            self._handle = loop.call_at(due, self.tell, due)
+
+    def tell(self, due: float | None = None) -> None:
+        """Push what is new to every viewer that takes it, and wake the others. A timed call
+        counts from when it was due, not from when the timer fired: timers fire up to a
+        millisecond late (epoll's resolution), and counting from then would make each window
+        start later and lines wait longer and longer."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._last_wake = asyncio.get_running_loop().time() if due is None else due
+        self._unflushed = 0
+        batch = self._batch()
+        self._told = self.ring.next_seq
+        if batch is None:
+            for viewer in self.viewers:
+                viewer.wake.set()
+        else:
+            self._push(batch)
+        for wake in self.followers:
+            wake.set()
+
+    def _push(self, batch: Batch) -> None:
+        seq, end, next_id, pushed = batch.seq, batch.end, batch.next_id, False
+        for viewer in self.viewers:
+            push = viewer.push
+            try:
+                # Only a viewer that had read all before the batch: the batch is then exactly
+                # what it would read next.
+                if (
+                    push is not None
+                    and viewer.seq == seq
+                    and not viewer.skip
+                    and push(viewer, batch)
+                ):
+                    viewer.seq, viewer.next_id, pushed = end, next_id, True
+                    continue
+            except Exception:  # one viewer's fault must not reach the source that called us
+                log.exception("writing to a viewer of %s", viewer.hub.name)
+            viewer.wake.set()
+        if pushed:
+            self.advanced(end)
+
+    def _batch(self) -> Batch | None:
+        """What is new, if it can be pushed: lines only (a state or a notice wakes every
+        viewer, which handles them as it always has), within one read's budget."""
+        ring = self.ring
+        if self._told < ring.oldest_seq or self._told >= ring.next_seq or not self.viewers:
+            return None
+        chunks: list[Chunk] = []
+        size = 0
+        for seq in range(self._told, ring.next_seq):
+            chunk = ring.get(seq)
+            if chunk is None or chunk.state is not None or chunk.note is not None:
+                return None
+            size += len(chunk.data)
+            chunks.append(chunk)
+        return Batch(chunks) if size <= READ_BUDGET else None
