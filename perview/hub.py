@@ -159,7 +159,7 @@ class Hub:
         self.keep = keep
         self.linger = linger
         self.hold = hold
-        self.fanout = Fanout(self.ring, self._advanced_to)
+        self.fanout = Fanout(self.ring)
         self.state: State | None = None  # the latest state; None before the first start
         self.closed = False
         self.runs = 0
@@ -170,14 +170,11 @@ class Hub:
         # goes on in that host's next block, whatever the others wrote in between.
         self.leveller = Leveller(classify)
         self._task: asyncio.Task[None] | None = None
-        self._space = asyncio.Event()
         self._stop = asyncio.Event()
         self._operator_stop = False  # the current run was stopped by an operator, not by demand
         self._stopped_because: tuple[str | None, str | None] = (None, None)  # (reason, by)
         self._restart_pending = False  # a viewer came while the run was stopping for lack of one
         self._ended_by_itself = False  # the last run ended without being asked to stop
-        self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
-        self._released: int | None = None  # _fastest when it held the source back too long
         self._linger_handle: asyncio.TimerHandle | None = None
         self._quiet_handle: asyncio.TimerHandle | None = None  # says unclassified lines (QUIET)
         self._listeners: list[Callable[[Hub], None]] = []
@@ -274,8 +271,7 @@ class Hub:
             viewer.seq, viewer.skip = self.ring.oldest_seq, 0
         if not self.finished and (not self.running or self._stop.is_set()):
             viewer.first_run = self.runs + 1  # the run about to start
-        self.viewers.add(viewer)
-        self._fastest = max(self._fastest, viewer.seq)
+        self.fanout.join(viewer)
         self._cancel_linger()
         self._changed()
         if start:
@@ -283,10 +279,7 @@ class Hub:
         try:
             yield viewer
         finally:
-            self.viewers.discard(viewer)
-            if viewer.seq >= self._fastest:  # (a scan per leaving viewer is quadratic)
-                self._fastest = max((v.seq for v in self.viewers), default=-1)
-            self._space.set()  # the fastest viewer may have left
+            self.fanout.leave(viewer)
             if not self.viewers and not self.keep:
                 self._schedule_stop()
             self._changed()
@@ -298,14 +291,6 @@ class Hub:
             self.start()
         elif self.running and self._stop.is_set() and not self._operator_stop:
             self._restart_pending = True
-
-    def advanced(self, viewer: Viewer) -> None:
-        self._advanced_to(viewer.seq)
-
-    def _advanced_to(self, seq: int) -> None:
-        if seq > self._fastest:
-            self._fastest = seq
-            self._space.set()
 
     # -- the source ----------------------------------------------------------------------------
 
@@ -336,7 +321,7 @@ class Hub:
         if self.running and not self._stop.is_set():
             self._stopped_because = (reason, by)
             self._stop.set()
-            self._space.set()
+            self.fanout.space.set()  # a write waiting for a viewer to read on gives up
 
     async def restart(self, by: str = OPERATOR) -> None:
         self.stop(by)
@@ -436,7 +421,7 @@ class Hub:
         if framer is None:
             framer = self._framers[part] = LineFramer()
         self._append_lines(*framer.feed(data), part)
-        if self._too_far_ahead():
+        if not self._stop.is_set() and self.fanout.too_far_ahead():
             await self._wait_for_space()
         # A source whose pipe is never empty would otherwise never give the loop back: viewers,
         # requests and the source's own stop would all wait for it.
@@ -445,24 +430,15 @@ class Hub:
     async def _wait_for_space(self) -> None:
         """Wait until the fastest viewer reads on, for at most `hold` seconds; then let the ring
         roll over under that viewer until it moves again (it reads a gap when it does)."""
+        space = self.fanout.space
         try:
             async with asyncio.timeout(self.hold):
-                while self._too_far_ahead():
-                    self._space.clear()
-                    await self._space.wait()
+                while not self._stop.is_set() and self.fanout.too_far_ahead():
+                    space.clear()
+                    await space.wait()
         except TimeoutError:
             log.info("%s: a viewer held it back for %g s; it will get a gap", self.name, self.hold)
-            self._released = self._fastest
-            self._trim()
-
-    def _too_far_ahead(self) -> bool:
-        # With no viewer (a `keep` source, or one lingering) the ring simply rolls over; so it
-        # does under a viewer that held the source back too long, until that viewer moves.
-        if self._fastest < 0 or self._stop.is_set() or self._fastest == self._released:
-            return False
-        ring = self.ring
-        lines, size = ring.ahead(self._fastest)
-        return lines >= ring.max_lines or size >= ring.max_bytes
+            self.fanout.release()
 
     def _append_lines(self, data: bytes, count: int, part: str | None = None) -> None:
         if not count:
@@ -499,8 +475,7 @@ class Hub:
         self._changed()
 
     def _trim(self) -> None:
-        held = self._fastest >= 0 and self._fastest != self._released
-        self.ring.trim(self._fastest if held else None)
+        self.fanout.trim()
 
     def _start_if_watched(self) -> None:
         if self.viewers:

@@ -119,7 +119,7 @@ class Viewer:
             self.seq += 1
             self.next_id = chunk.first + chunk.count
         if items:
-            self.hub.advanced(self)
+            self.hub.fanout.advanced(self.seq)
         return items
 
     async def wait(self, limit: float | None = None) -> bool:
@@ -138,18 +138,57 @@ class Viewer:
 
 
 class Fanout:
-    """Tells a ring's viewers and followers (recorders, woken but never waited for) of new
-    output: when, by the wake budget above, and how, by a push where a viewer takes one."""
+    """A ring's viewers and followers (recorders, woken but never waited for): where the fastest
+    viewer is, which paces the source, and telling them all of new output: when, by the wake
+    budget above, and how, by a push where a viewer takes one."""
 
-    def __init__(self, ring: Ring, advanced: Callable[[int], None]) -> None:
+    def __init__(self, ring: Ring) -> None:
         self.ring = ring
-        self.advanced = advanced  # told the seq viewers reached by a push
         self.viewers: set[Viewer] = set()
         self.followers: set[asyncio.Event] = set()
+        self.space = asyncio.Event()  # set when the fastest viewer moves on (or leaves)
+        self._fastest = -1  # the largest seq any viewer has reached (or -1 with no viewers)
+        self._released: int | None = None  # _fastest when it held the source back too long
         self._told = ring.next_seq  # chunks from here on are news
         self._last_wake = 0.0
         self._unflushed = 0
         self._handle: asyncio.TimerHandle | None = None
+
+    def join(self, viewer: Viewer) -> None:
+        self.viewers.add(viewer)
+        self._fastest = max(self._fastest, viewer.seq)
+
+    def leave(self, viewer: Viewer) -> None:
+        self.viewers.discard(viewer)
+        if viewer.seq >= self._fastest:  # only then: a scan per leaving viewer is quadratic
+            self._fastest = max((v.seq for v in self.viewers), default=-1)
+        self.space.set()
+
+    def advanced(self, seq: int) -> None:
+        """A viewer reached chunk `seq`."""
+        if seq > self._fastest:
+            self._fastest = seq
+            self.space.set()
+
+    def too_far_ahead(self) -> bool:
+        """The ring holds a whole ring's worth the fastest viewer has not read. With no viewer
+        (a `keep` source, or one lingering) the ring simply rolls over; so it does under a
+        viewer that held the source back too long (`release`), until that viewer moves."""
+        if self._fastest < 0 or self._fastest == self._released:
+            return False
+        ring = self.ring
+        lines, size = ring.ahead(self._fastest)
+        return lines >= ring.max_lines or size >= ring.max_bytes
+
+    def release(self) -> None:
+        """The fastest viewer held the source back too long: the ring rolls over under it."""
+        self._released = self._fastest
+        self.trim()
+
+    def trim(self) -> None:
+        """Trim the ring, keeping what the fastest viewer (unless released) has not read."""
+        held = self._fastest >= 0 and self._fastest != self._released
+        self.ring.trim(self._fastest if held else None)
 
     def added(self, size: int) -> None:
         """`size` bytes of lines entered the ring: tell everyone now, or within the window."""
