@@ -1,5 +1,6 @@
-"""The streams in process: a block's encodings (levels in SSE headers, the level filter), and
-10,000 viewers coming and going on the application, leaving nothing behind."""
+"""The streams in process: a block's encodings (levels in SSE headers, the level filter), an
+event stream of several sources, and 10,000 viewers coming and going on the application, leaving
+nothing behind."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from perview.classify import ERROR, WARNING
 from perview.hub import Hub
@@ -32,6 +33,7 @@ from perview.web.streams import (
     sse_lines,
     text_at_least,
 )
+from tests.conftest import eventually
 from tests.test_hub import MIXED, ScriptedSource, line_chunks
 
 TRACEBACK_UNDER_ERROR = (
@@ -144,6 +146,39 @@ async def test_a_level_filter_over_several_sources_names_each_in_its_ids() -> No
     ]
     assert next_ids == {"app": 9, "db": 40}
     await hub.close()
+
+
+async def test_an_event_stream_of_two_sources_written_to_directly_keeps_both_positions(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+) -> None:
+    hubs = {name: Hub(name, ScriptedSource()) for name in ("a", "b")}
+    app = create_app(hubs, WebSettings(Access(None, frozenset()), default_stream="a"))
+    client = await aiohttp_client(app)
+    async with client.get("/api/events?source=a&source=b") as response:
+        got: list[tuple[str, str, str]] = []  # (source, line, the event's id)
+        buffer = b""
+
+        async def read_until(count: int) -> None:
+            nonlocal buffer
+            async with asyncio.timeout(5):
+                while len(got) < count:
+                    buffer += await response.content.readany()
+                    *events, buffer = buffer.split(b"\n\n")
+                    for event in events:
+                        if event.startswith(b"event: lines\n"):
+                            source = str(header_of(event)["source"])
+                            text = event.split(b"\n")[2].removeprefix(b"data: ").decode()
+                            got.append((source, text, event.rpartition(b"id: ")[2].decode()))
+
+        for hub in hubs.values():  # both running, and the stream idle, waiting
+            await eventually(lambda hub=hub: hub.viewers and hub.state is not None, within=5)
+        await read_until(0)
+        for n in range(1, 7):
+            await hubs["ab"[n % 2]].write(b"%d\n" % n)
+            await read_until(n)
+    epoch = got[0][2].partition("/")[0]
+    ids = ["a:1,b:2", "a:2,b:2", "a:2,b:3", "a:3,b:3", "a:3,b:4", "a:4,b:4"]
+    assert got == [("ab"[n % 2], str(n), f"{epoch}/{i}") for n, i in enumerate(ids, 1)]
 
 
 # -- viewers that come and go -------------------------------------------------------------------
