@@ -5,15 +5,20 @@ stdout: `opened CONNECTED FAILED` once those K have their response headers (or f
 when, with --lines M, every viewer has line M (or its stream ended); then `report {json}`.
 
 With --lines M each viewer checks that it gets the numbers 1..M exactly once and in order
-(lost, duplicated, gap events) and notes each line's delivery lag: when it was read from the
-socket minus when the source was due to write it (t0 + (k - 1) / rate, t0 from --t0-file). The
-lags go into the report as a histogram, so that the reports of several client processes merge
+(lost, duplicated, gap events) and notes each line's delivery lag: when it arrived minus when
+the source was due to write it (t0 + (k - 1) / rate, t0 from --t0-file). "Arrived" is the
+kernel's receive time of the socket's data (SO_TIMESTAMPNS, of the newest segment a read
+returns, so a line in an older one is counted late, never early): what the server did, whatever
+this process's share of a busy machine. A process reading 200 sockets in turn after one wake-up
+reaches the last about 5 ms after the first, and on a machine short of cores much later; that
+is the read lag, reported beside it (when the line was read; the only lag of --aiohttp). The
+lags go into the report as histograms, so that the reports of several client processes merge
 (`merge`) into percentiles over every line delivered.
 
-Each viewer is an asyncio protocol on a plain socket (request, response head, chunked body
-decoded by hand) whose lag is taken as the bytes arrive; measured at 200 viewers it costs 42 µs
-of client CPU per delivery against 45 to 53 µs for an aiohttp response (--aiohttp, kept for
-comparison), most of either being the recv(2) itself. The viewers of client process
+Each viewer is a plain socket read by a reader callback of the loop (request, response head,
+chunked body decoded by hand); measured at 200 viewers (as an asyncio protocol, which costs the
+same) it took 42 µs of client CPU per delivery against 45 to 53 µs for an aiohttp response
+(--aiohttp, kept for comparison). The viewers of client process
 --client-index C connect from 127.0.(C + 1).(n // 100 + 1): the server admits at most 200
 streams per client address by default, and a thousand viewers on one machine stand for as many
 browsers on many.
@@ -26,6 +31,8 @@ import asyncio
 import contextlib
 import json
 import math
+import socket
+import struct
 import sys
 import threading
 import time
@@ -40,6 +47,12 @@ from _common import HOST, raise_nofile
 CONNECTS_AT_ONCE = 100  # beyond this the server's listen backlog overflows and SYNs are retried
 VIEWERS_PER_ADDRESS = 100  # half the server's default limit of streams per client address
 MAX_HEAD = 64 * 1024  # bytes of a response head before we call it broken
+
+# Linux's, not in Python's socket module: a receive timestamp (struct timespec, CLOCK_REALTIME)
+# with every recvmsg.
+SO_TIMESTAMPNS = 35
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
+READ_SIZE = 256 * 1024
 
 # Lag histogram: 0.1 ms bins below 100 ms, 1 ms bins above (keys are in 0.1 ms units, the
 # lower edge of the bin). Percentiles from it are good to half a bin.
@@ -61,10 +74,12 @@ class Tally:
     chunks: int = 0  # HTTP chunks of the body: one per write of the server's
     done: bool = False
     failed: bool = False
-    batches: list[tuple[float, int, int]] = field(default_factory=list)  # arrival, first, last
+    # arrival, read, first, last
+    batches: list[tuple[float, float, int, int]] = field(default_factory=list)
 
-    def take(self, nums: list[int]) -> None:
-        """One delivery (one read from the socket): numbers in the order received."""
+    def take(self, nums: list[int], arrived: float | None = None) -> None:
+        """One delivery (one read from the socket): numbers in the order received; `arrived`:
+        when the kernel received them (None: now)."""
         if not nums:
             return
         first = self.expected
@@ -80,13 +95,17 @@ class Tally:
                 self.got += 1
                 self.expected = n + 1
         if self.expected > first:
-            self.batches.append((time.time(), first, self.expected - 1))
+            now = time.time()
+            self.batches.append(
+                (now if arrived is None else arrived, now, first, self.expected - 1)
+            )
 
-    def lags(self, t0: float, rate: float) -> Iterable[float]:
-        """Per line delivered: arrival minus when the source was due to write it."""
+    def lags(self, t0: float, rate: float, read: bool = False) -> Iterable[float]:
+        """Per line delivered: arrival (or, `read`, reading) minus when the source was due to
+        write it."""
         return (
-            at - t0 - (k - 1) / rate
-            for at, first, last in self.batches
+            (at_read if read else at) - t0 - (k - 1) / rate
+            for at, at_read, first, last in self.batches
             for k in range(first, last + 1)
         )
 
@@ -134,12 +153,13 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The reports of several client processes as one: counts summed, lags over all lines."""
     merged: dict[str, Any] = {key: sum(r[key] for r in reports) for key in SUMMED}
     merged["errors"] = sorted({e for r in reports for e in r["errors"]})[:5]
-    if all("lag_hist" in r for r in reports):
-        hist: Counter[int] = Counter()
-        for r in reports:
-            hist.update({int(k): v for k, v in r["lag_hist"].items()})
-        merged["lag"] = {q: hist_percentile(hist, p) for q, p in (("median", 50), ("p99", 99))}
-        merged["lag"]["max"] = max((r["lag"]["max"] for r in reports), default=math.nan)
+    for name in ("lag", "read_lag"):
+        if all(name + "_hist" in r for r in reports):
+            hist: Counter[int] = Counter()
+            for r in reports:
+                hist.update({int(k): v for k, v in r[name + "_hist"].items()})
+            merged[name] = {q: hist_percentile(hist, p) for q, p in (("median", 50), ("p99", 99))}
+            merged[name]["max"] = max((r[name]["max"] for r in reports), default=math.nan)
     return merged
 
 
@@ -152,7 +172,7 @@ def numbers(lines: list[bytes], tally: Tally) -> list[int]:
         return list(map(int, good))
 
 
-def take_events(block: bytes, tally: Tally) -> None:
+def take_events(block: bytes, tally: Tally, arrived: float | None = None) -> None:
     """Complete SSE events (separated by blank lines)."""
     lines: list[bytes] = []
     for event in block.split(b"\n\n"):
@@ -167,10 +187,10 @@ def take_events(block: bytes, tally: Tally) -> None:
             state = json.loads(event.partition(b"data: ")[2])
             if not state["history"] and state["state"] in ("exited", "failed"):
                 tally.done = True
-    tally.take(numbers(lines, tally))
+    tally.take(numbers(lines, tally), arrived)
 
 
-def take_text(block: bytes, tally: Tally) -> None:
+def take_text(block: bytes, tally: Tally, arrived: float | None = None) -> None:
     """Complete text lines; `[perview] N lines skipped` is a gap."""
     lines = block.split(b"\n")
     if b"[perview]" in block:
@@ -178,21 +198,22 @@ def take_text(block: bytes, tally: Tally) -> None:
         tally.gaps += len(notices)
         tally.skipped += sum(int(n.split()[1]) for n in notices if n.endswith(b"lines skipped"))
         lines = [line for line in lines if not line.startswith(b"[perview]")]
-    tally.take(numbers(lines, tally))
+    tally.take(numbers(lines, tally), arrived)
 
 
-class Stream(asyncio.Protocol):
-    """One viewer on a plain socket: sends the request, checks the response head, decodes the
-    chunked body and hands it to `take` in whole events (or lines), all within data_received:
-    no buffer in between and no task to wake per read. `opened` resolves with the head, `ended`
-    when the connection is gone."""
+class Stream:
+    """One viewer on a plain socket read with recvmsg (for the kernel's receive time): sends the
+    request, checks the response head, decodes the chunked body and hands it to `take` in whole
+    events (or lines), all within one reader callback of the loop: no buffer in between and no
+    task to wake per read. `opened` resolves with the head, `ended` when the connection is
+    gone."""
 
     def __init__(
         self,
         request: bytes,
         tally: Tally,
         lines: int,
-        take: Callable[[bytes, Tally], None],
+        take: Callable[[bytes, Tally, float | None], None],
         separator: bytes,
     ) -> None:
         loop = asyncio.get_running_loop()
@@ -200,7 +221,7 @@ class Stream(asyncio.Protocol):
         self.take, self.separator = take, separator
         self.opened: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[str | None] = loop.create_future()  # None, or the error
-        self.transport: asyncio.Transport | None = None
+        self.sock: socket.socket | None = None
         self.head = b""
         self.raw = b""  # chunked framing not yet decoded (part of a size line)
         self.left = 0  # bytes of the current chunk still to come
@@ -208,12 +229,37 @@ class Stream(asyncio.Protocol):
         self.last_chunk = False
         self.buffer = b""  # decoded, not yet a whole event
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+    async def connect(self, server: tuple[str, int], local: str) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.bind((local, 0))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock = sock
+        await loop.sock_connect(sock, server)
+        await loop.sock_sendall(sock, self.request)
+        loop.add_reader(sock, self._readable)
 
-    def data_received(self, data: bytes) -> None:
+    def _readable(self) -> None:
+        assert self.sock is not None
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(READ_SIZE, TIMESTAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.connection_lost(exc)
+            return
+        if not data:
+            self.connection_lost(None)
+            return
+        arrived = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                seconds, nanoseconds = struct.unpack("qq", value[:16])
+                arrived = seconds + nanoseconds / 1e9
+        self.data_received(data, arrived)
+
+    def data_received(self, data: bytes, arrived: float | None = None) -> None:
         if not self.opened.done():
             self.head += data
             end = self.head.find(b"\r\n\r\n")
@@ -235,7 +281,7 @@ class Stream(asyncio.Protocol):
         self.buffer += self._dechunk(data)
         cut = self.buffer.rfind(self.separator)
         if cut >= 0:
-            self.take(self.buffer[:cut], self.tally)
+            self.take(self.buffer[:cut], self.tally, arrived)
             self.buffer = self.buffer[cut + len(self.separator) :]
         if self.tally.expected > self.lines or self.tally.done or self.last_chunk:
             self.tally.done = True
@@ -279,8 +325,10 @@ class Stream(asyncio.Protocol):
     def _end(self, error: str | None) -> None:
         if not self.ended.done():
             self.ended.set_result(error)
-        if self.transport is not None:
-            self.transport.close()
+        if self.sock is not None:
+            asyncio.get_running_loop().remove_reader(self.sock)
+            self.sock.close()
+            self.sock = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ended.done():  # the server hung up before we were done
@@ -315,16 +363,13 @@ class Client:
             opened.set_result(False)
 
     async def view_raw(self, address: str, tally: Tally, opened: asyncio.Future[bool]) -> None:
-        loop = asyncio.get_running_loop()
         separator, take = (b"\n", take_text) if self.args.text else (b"\n\n", take_events)
         request = f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{self.args.port}\r\n\r\n".encode()
         stream = Stream(request, tally, self.args.lines, take, separator)
 
         async def connect() -> None:
             async with self.gate:
-                await loop.create_connection(
-                    lambda: stream, HOST, self.args.port, local_addr=(address, 0)
-                )
+                await stream.connect((HOST, self.args.port), address)
                 await stream.opened
 
         try:
@@ -372,7 +417,7 @@ class Client:
                     buffer += data
                     cut = buffer.rfind(separator)
                     if cut >= 0:
-                        take(buffer[:cut], tally)
+                        take(buffer[:cut], tally, None)
                         buffer = buffer[cut + len(separator) :]
                     if tally.expected > self.args.lines or tally.done:
                         break
@@ -445,15 +490,17 @@ class Client:
         if self.args.t0_file:
             with open(self.args.t0_file) as file:
                 t0 = float(file.read())
-            hist: Counter[int] = Counter()
-            top = -math.inf
-            for tally in tallies:
-                lags = list(tally.lags(t0, self.args.rate))
-                hist.update(map(lag_bin, lags))
-                top = max(top, max(lags, default=top))
-            result["lag_hist"] = {str(k): v for k, v in hist.items()}
-            result["lag"] = {q: hist_percentile(hist, p) for q, p in (("median", 50), ("p99", 99))}
-            result["lag"]["max"] = top if top > -math.inf else math.nan
+            for name, read in (("lag", False), ("read_lag", True)):
+                hist: Counter[int] = Counter()
+                top = -math.inf
+                for tally in tallies:
+                    lags = list(tally.lags(t0, self.args.rate, read))
+                    hist.update(map(lag_bin, lags))
+                    top = max(top, max(lags, default=top))
+                result[name + "_hist"] = {str(k): v for k, v in hist.items()}
+                percentiles = (("median", 50), ("p99", 99))
+                result[name] = {q: hist_percentile(hist, p) for q, p in percentiles}
+                result[name]["max"] = top if top > -math.inf else math.nan
         return result
 
 
