@@ -211,7 +211,7 @@ class Fanout:
             self._handle = None
         self._last_wake = asyncio.get_running_loop().time() if due is None else due
         self._unflushed = 0
-        batch = self._batch()
+        batch = self._batch() if DIRECT else None
         self._told = self.ring.next_seq
         if batch is None:
             for viewer in self.viewers:
