@@ -96,7 +96,8 @@ async def test_sigkilled_server_leaves_no_process_behind(serve: Serve) -> None:
     async with aiohttp.ClientSession() as session:
         response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
         assert await response.content.readline() == b"up\n"
-        assert len(server.commands()) >= 3
+        # The shell starts `sleep 301` after it writes "up", which may already be here.
+        await eventually(lambda: len(server.commands()) >= 3, within=3)
         server.proc.kill()
         server.proc.wait()
         took = await eventually(lambda: not server.descendants(), within=3)
