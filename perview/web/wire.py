@@ -73,8 +73,8 @@ class Wire:
             self.transport, self.writer = self.request.transport, self.request.writer
 
     def frame(self, data: bytes) -> bytes:
-        """`data` as `send_now` takes it: an HTTP/1.1 chunk, or as it is (HTTP/1.0). The same
-        for every stream alike, so one framing is shared by all of them."""
+        """`data` as `send_now` takes it: an HTTP/1.1 chunk, or as it is (HTTP/1.0). It depends
+        on nothing else of the stream, so streams alike in `chunked` share one framing."""
         return b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data
 
     def send_now(self, framed: bytes) -> bool:
