@@ -30,12 +30,13 @@ DIRECT = os.environ.get("PERVIEW_DIRECT_WRITES", "1") != "0"
 # Viewers are told at once of the first output after a quiet spell; while output keeps coming
 # they are told at most once per window (or per FLUSH_BYTES). The window grows with the number
 # of viewers, so that a source costs at most about WAKE_BUDGET viewer-writes a second: a lone
-# viewer waits at most 20 µs, 200 viewers of a 1,000 lines/s source are written to every 4 ms
-# and 1,000 every 20 ms. Measured with bench/fanout.py at 200 viewers, all the server's CPU
+# viewer waits at most 25 µs, 200 viewers of a 1,000 lines/s source are written to every 5 ms
+# and 1,000 every 25 ms: within the 10 ms and 50 ms that issue 17 asks of them, with room for
+# the writes themselves. Measured with bench/fanout.py at 200 viewers, all the server's CPU
 # came to 5 to 6 µs per direct write (reading and classifying the source's lines included), so
-# the budget is about a quarter of a core; a woken task cost 18 µs per write, and had a budget
+# the budget is about a fifth of a core; a woken task cost 18 µs per write, and had a budget
 # of 20,000.
-WAKE_BUDGET = 50_000 if DIRECT else 20_000
+WAKE_BUDGET = 40_000 if DIRECT else 20_000
 BATCH_WINDOW = 0.025 if DIRECT else 0.010  # the longest a line waits, however many viewers
 FLUSH_BYTES = 16 * 1024
 
