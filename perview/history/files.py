@@ -27,7 +27,7 @@ from perview.hub import Hub
 from perview.labels import MAX_PATH, display_name
 from perview.sources.files import FileSource
 from perview.sources.merge import MergedSource
-from perview.sources.process import GuardPool
+from perview.sources.process import Guards
 from perview.sources.remote_file import RemoteFileSource
 
 # Bytes read and scanned at once: big enough that a scan is mostly C, small enough that a slow
@@ -66,7 +66,7 @@ class Target:
     path: str
     destination: str | None = None
     ssh_args: tuple[str, ...] = ()
-    guards: GuardPool | None = None
+    guards: Guards | None = None
 
 
 @dataclass(frozen=True, slots=True)

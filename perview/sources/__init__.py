@@ -12,8 +12,9 @@ from perview.hub import Source
 from perview.sources.files import FileSource
 from perview.sources.journal import JournalSource
 from perview.sources.merge import MergedSource
-from perview.sources.process import GuardPool, ProcessSource
+from perview.sources.process import GuardPool, Guards, ProcessSource
 from perview.sources.remote_file import RemoteFileSource
+from perview.sources.shared_guard import SharedGuard
 from perview.sources.ssh import SshSource
 from perview.sources.stdin import StdinSource
 
@@ -38,11 +39,12 @@ def build_source(
     if spec.journal is not None:
         return _journal(spec, hosts, guards, state_dir)
     state = state_dir / "files" if state_dir is not None and spec.file is not None else None
+    remote = _remote_guards(spec, guards)
     parts: dict[str, Source] = {
         name: _part(
             spec,
             None if name == LOCAL else hosts[name],
-            guards,
+            guards if name == LOCAL else remote,
             state / f"{spec.name}@{name}.json" if state is not None else None,
         )
         for name in spec.hosts or (LOCAL,)
@@ -52,8 +54,16 @@ def build_source(
     return MergedSource(parts)
 
 
+def _remote_guards(spec: SourceConfig, guards: GuardPool) -> Guards:
+    """The guards of a source's ssh parts: one shared guard process for them all when there are
+    several (an interpreter per host was most of the time to the first line from 100 hosts),
+    else the pool's spare."""
+    remote = [name for name in spec.hosts if name != LOCAL]
+    return SharedGuard() if len(remote) > 1 else guards
+
+
 def _part(
-    spec: SourceConfig, host: HostConfig | None, guards: GuardPool, state: Path | None
+    spec: SourceConfig, host: HostConfig | None, guards: Guards, state: Path | None
 ) -> Source:
     if host is None:
         if spec.file is not None:
@@ -84,6 +94,7 @@ def _journal(
 ) -> Source:
     assert spec.journal is not None
     kept = state_dir / "journal" if state_dir is not None else None
+    remote = _remote_guards(spec, guards)
     parts: dict[str, Source] = {}
     for name in spec.hosts or (LOCAL,):
         host = None if name == LOCAL else hosts[name]
@@ -91,7 +102,7 @@ def _journal(
             spec.journal,
             destination=host.ssh if host else None,
             ssh_args=host.ssh_args if host else (),
-            guards=guards,
+            guards=remote if host else guards,
             state=kept / f"{spec.name}@{name}.json" if kept else None,
         )
     return next(iter(parts.values())) if len(parts) == 1 else MergedSource(parts)

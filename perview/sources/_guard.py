@@ -34,15 +34,27 @@ The command's stdout and stderr (unless `stderr_pipe`) are the guard's, inherite
 itself lets go of them so Perview sees EOF exactly when the command's group has closed its
 output. The guard exits the way the command did (same status, or killed by the same signal), so
 to Perview it looks like the command itself.
+
+`_guard.py --shared` is one guard for many commands (the parts of a source on many hosts; see
+shared_guard.py): its stdin is a Unix socket on which each part comes as one byte carrying its
+own lifeline, the write ends of its output and stderr pipes and, optionally, the read end of a
+stdin pipe that Perview writes (SCM_RIGHTS). On its lifeline a part then speaks the protocol
+above, and hears `X<exit code>` (negative: the signal) once its group is gone, since the guard
+does not exit with it. One select loop drives every part through the same steps as the single
+guard; EOF on the shared lifeline (Perview let go, or died) or a signal stops them all, and the
+guard exits when none is left. A shared guard stops a part's group only (`group_only`): which
+part an orphan reparented to it came from is not known.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -256,6 +268,10 @@ def read_spec() -> Spec | None:
         if not part:
             return None
         data += part
+    return parse_spec(data)
+
+
+def parse_spec(data: bytes) -> Spec:
     raw = json.loads(data)
     argv = [str(a) for a in raw["argv"]]
     group_only = bool(raw.get("group_only", False))
@@ -271,7 +287,9 @@ def read_spec() -> Spec | None:
     )
 
 
-def spawn(spec: Spec, stdin: int, errors: int | None) -> int:
+def spawn(spec: Spec, stdin: int, errors: int | None, output: int | None = None) -> int:
+    """Start the command in a process group of its own; `output` (else our own stdout) is its
+    stdout, and its stderr too unless `errors` is given."""
     if spec.env is not None:
         # posix_spawnp searches the PATH of our own environment, so that is the one to replace.
         os.environ.clear()
@@ -282,8 +300,12 @@ def spawn(spec: Spec, stdin: int, errors: int | None) -> int:
         except OSError as exc:
             raise SpawnError(exc, "cwd") from exc
     actions = [(os.POSIX_SPAWN_DUP2, stdin, 0)]
+    if output is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, output, 1))
     if errors is not None:
         actions.append((os.POSIX_SPAWN_DUP2, errors, 2))
+    elif output is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, output, 2))
     try:
         return os.posix_spawnp(
             spec.argv[0],
@@ -304,7 +326,211 @@ class SpawnError(Exception):
         self.permission = isinstance(error, PermissionError)
 
 
+# -- one guard for many parts -----------------------------------------------------------------
+
+# What a part brings on the shared lifeline: its own lifeline, the write ends of its output and
+# stderr pipes, and optionally the read end of its stdin (a pipe Perview writes to).
+PART_FDS = 4
+# How often a stopping part's group is looked at: from the first pause, doubled up to the last.
+FIRST_PAUSE, LAST_PAUSE = 0.0005, 0.05
+
+
+class Part:
+    """One command of a shared guard: `phase` goes spec -> running -> (eof) -> term -> kill ->
+    done, each timed phase giving up at `deadline`; `wake` is when it must be looked at next."""
+
+    def __init__(self, fds: list[int]) -> None:
+        self.lifeline, self.output, self.errors = fds[:3]
+        self.stdin = fds[3] if len(fds) > 3 else None
+        self.data = b""
+        self.spec: Spec | None = None
+        self.pid = 0
+        self.pidfd: int | None = None
+        self.hold: int | None = None
+        self.status: int | None = None
+        self.phase = "spec"
+        self.deadline = self.wake = math.inf
+        self.pause = FIRST_PAUSE
+
+    def readers(self) -> list[int]:
+        fds = [self.lifeline] if self.phase in ("spec", "running") else []
+        if self.pidfd is not None and self.status is None:
+            fds.append(self.pidfd)
+        return fds
+
+    def on_lifeline(self, now: float) -> None:
+        try:
+            data = os.read(self.lifeline, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.let_go(now)
+        elif self.phase == "spec":
+            self.data += data
+            if self.data.endswith(b"\n"):
+                self.start(now)
+
+    def start(self, now: float) -> None:
+        self.spec = spec = parse_spec(self.data)
+        null = os.open(os.devnull, os.O_RDWR)
+        if self.stdin is not None:
+            stdin = self.stdin
+        elif spec.stdin_pipe:
+            stdin, self.hold = os.pipe()
+        else:
+            stdin = null
+        errors = self.errors if spec.stderr_pipe else None
+        environ, cwd = dict(os.environ), os.getcwd()
+        try:
+            self.pid = spawn(spec, stdin, errors, self.output)
+        except SpawnError as exc:
+            self.say(str(exc).encode())
+            self.status = (126 if exc.permission else 127) << 8
+            self.phase = "done"
+            return
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
+            os.chdir(cwd)
+            for fd in {null, stdin, self.output, self.errors}:
+                os.close(fd)
+            self.stdin = None
+        self.say(b"P%d\n" % self.pid)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.phase = "running"
+
+    def let_go(self, now: float) -> None:
+        """Perview let go of this part (or of all): stop it."""
+        if self.phase == "spec":
+            self.phase = "done"
+        elif self.phase == "running":
+            assert self.spec is not None
+            if self.hold is not None:
+                os.close(self.hold)
+                self.hold = None
+            if self.spec.stdin_pipe and self.status is None:
+                self.phase, self.deadline = "eof", now + EOF_GRACE
+                self.wake = self.deadline
+            else:
+                self.terminate(now)
+
+    def ended(self, status: int, now: float) -> None:
+        self.status = status
+        if self.phase in ("running", "eof"):
+            self.terminate(now)
+
+    def terminate(self, now: float) -> None:
+        assert self.spec is not None
+        signal_group(self.pid, signal.SIGTERM)
+        signal_group(self.pid, signal.SIGCONT)  # a stopped process only sees SIGTERM once continued
+        self.phase, self.deadline, self.wake = "term", now + self.spec.grace, now
+
+    def step(self, now: float) -> None:
+        """Move on whatever is due."""
+        if now < self.wake:
+            return
+        if self.phase == "eof":
+            self.terminate(now)
+            return
+        if self.phase == "kill":
+            signal_group(self.pid, signal.SIGKILL)
+        gone = self.status is not None and not group_alive(self.pid)
+        if gone or (self.phase == "kill" and self.status is not None and now > self.deadline):
+            self.phase = "done"
+            return
+        if self.phase == "term" and now >= self.deadline:
+            self.phase, self.deadline, self.pause = "kill", now + KILL_PATIENCE, FIRST_PAUSE
+            signal_group(self.pid, signal.SIGKILL)
+        self.wake = now + self.pause
+        self.pause = min(self.pause * 2, LAST_PAUSE)
+
+    def say(self, line: bytes) -> None:
+        with contextlib.suppress(OSError):  # Perview is gone: nobody to tell
+            os.write(self.lifeline, line)
+
+    def close(self) -> None:
+        """Tell Perview how the command ended (as `X<exit code>`) and let go of everything."""
+        if self.status is not None:
+            self.say(b"X%d\n" % os.waitstatus_to_exitcode(self.status))
+        for fd in (self.lifeline, self.pidfd, self.hold, self.stdin):
+            if fd is not None:
+                os.close(fd)
+        if self.phase == "spec" or self.spec is None:  # never started: its pipes are still ours
+            with contextlib.suppress(OSError):
+                os.close(self.output)
+                os.close(self.errors)
+
+
+def reap_parts(parts: list[Part], now: float) -> None:
+    """Reap every exited child, telling the part whose command it was; orphans that came to us
+    (we are their subreaper) are reaped and forgotten."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+        for part in parts:
+            if part.pid == pid:
+                part.ended(status, now)
+
+
+def serve_parts() -> int:
+    """The shared guard: parts arrive on LIFELINE (a Unix socket) as one byte carrying PART_FDS
+    descriptors; each part then speaks the single guard's protocol on its own lifeline, and hears
+    `X<exit code>` once its group is gone. EOF on LIFELINE (Perview let go, or died) or a signal
+    stops every part; the guard exits once none is left."""
+    become_subreaper()
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+    main = socket.socket(fileno=LIFELINE)
+    wake, woken = os.pipe()
+    os.set_blocking(woken, False)
+    signal.set_wakeup_fd(woken)
+    stopping: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda signum, frame: stopping.append(signum))
+    parts: list[Part] = []
+    closing = False
+    while True:
+        now = time.monotonic()
+        for part in parts:
+            part.step(now)
+        for part in [p for p in parts if p.phase == "done"]:
+            part.close()
+            parts.remove(part)
+        if closing and not parts:
+            return 0
+        readers = [wake, *([] if closing else [LIFELINE])]
+        readers += [fd for part in parts for fd in part.readers()]
+        due = min((part.wake for part in parts), default=math.inf)
+        timeout = None if due == math.inf else max(0.0, due - now)
+        ready = select.select(readers, [], [], timeout)[0]
+        now = time.monotonic()
+        if wake in ready:
+            os.read(wake, 512)
+        if LIFELINE in ready:
+            message, fds, _, _ = socket.recv_fds(main, 1, PART_FDS, socket.MSG_CMSG_CLOEXEC)
+            if message:
+                parts.append(Part(fds))
+            else:
+                closing = True
+        if stopping:
+            closing = True
+        for part in parts:
+            if closing:
+                part.let_go(now)
+            elif part.lifeline in ready:
+                part.on_lifeline(now)
+        reap_parts(parts, now)
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--shared"]:
+        return serve_parts()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
     try:

@@ -39,7 +39,7 @@ from pathlib import Path
 from perview.config import DEFAULT_FILE_LINES, JournalConfig
 from perview.hub import Ended, Forward, Output
 from perview.sources._state import StateFile
-from perview.sources.process import GuardPool, ProcessSource
+from perview.sources.process import Guards, ProcessSource
 from perview.sources.ssh import SshSource, _Words, ssh_argv
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class JournalSource:
         *,
         destination: str | None = None,
         ssh_args: Sequence[str] = (),
-        guards: GuardPool | None = None,
+        guards: Guards | None = None,
         state: Path | None = None,
         lines: int = DEFAULT_FILE_LINES,
     ) -> None:
@@ -174,7 +174,7 @@ class _Ssh(SshSource):
         destination: str,
         *,
         ssh_args: Sequence[str],
-        guards: GuardPool | None,
+        guards: Guards | None,
     ) -> None:
         self.journal = journal
         super().__init__(destination, journal.command_line(), ssh_args=ssh_args, guards=guards)

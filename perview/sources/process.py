@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from perview.hub import Ended, Output
 from perview.sources.reader import relay
@@ -30,9 +31,66 @@ REPLACE_AFTER = 0.25  # seconds between taking the spare guard and starting the 
 STDERR_PATIENCE = 0.5  # seconds a separate stderr may stay open after the command has ended
 
 
+class GuardHandle(Protocol):
+    """What a ProcessSource holds while its command runs: a lifeline (closing it stops the
+    command; the guard answers on it), the read ends of the command's output and stderr, and
+    the write end of its stdin when one was asked for."""
+
+    lifeline: socket.socket
+    output: int
+    errors: int
+    stdin: int | None
+
+    async def read_line(self) -> str:
+        """The guard's next line, or "" once it closed the lifeline."""
+
+    async def ended(self) -> int | None:
+        """The command's exit status (negative: the signal), once everything it started is
+        gone; None if the guard itself ended without saying."""
+
+    async def reap(self, grace: float, pgid: int | None) -> None:
+        """Called only if `ended` did not return: wait (bounded) for the guard to finish, else
+        kill the command's group (and a guard of its own)."""
+
+    def let_go(self) -> None:
+        """Stop the command: its stdin ends first, then the lifeline."""
+
+    def close(self) -> None: ...
+
+
+class Guards(Protocol):
+    async def take(self, stdin: bool = False) -> GuardHandle:
+        """A guard ready for one command; with `stdin`, one whose stdin Perview writes."""
+
+
+class Lines:
+    """Lines read from a guard's lifeline (its answers may come in one read)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.data = b""
+
+    async def read_line(self) -> str:
+        loop = asyncio.get_running_loop()
+        while b"\n" not in self.data:
+            try:
+                part = await loop.sock_recv(self.sock, 4096)
+            except OSError:
+                part = b""
+            if not part:
+                line, self.data = self.data, b""
+                return line.decode(errors="replace").strip()
+            self.data += part
+        line, _, self.data = self.data.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+
 class Guard:
-    """A started guard: its process, our end of its lifeline (also its reply channel), and the
-    read ends of the pipes its command will write to (output, and stderr when asked apart)."""
+    """A started guard of its own: its process, our end of its lifeline (also its reply
+    channel), and the read ends of the pipes its command will write to (output, and stderr when
+    asked apart). It exits the way its command did."""
+
+    stdin: int | None = None  # a guard of its own gives its command /dev/null or a pipe it holds
 
     def __init__(
         self, proc: asyncio.subprocess.Process, lifeline: socket.socket, output: int, errors: int
@@ -41,6 +99,31 @@ class Guard:
         self.lifeline = lifeline
         self.output = output
         self.errors = errors
+        self.lines = Lines(lifeline)
+
+    async def read_line(self) -> str:
+        return await self.lines.read_line()
+
+    async def ended(self) -> int | None:
+        return await self.proc.wait()
+
+    async def reap(self, grace: float, pgid: int | None) -> None:
+        # The guard normally exits within its grace period; if it does not (it was stopped, or
+        # is wedged), kill it and the command's group directly.
+        if self.proc.returncode is not None:
+            return
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace + 1.0)
+        except TimeoutError:
+            kill_groups(self.proc.pid, pgid)
+            await self.proc.wait()
+        except asyncio.CancelledError:
+            kill_groups(self.proc.pid, pgid)
+            raise
+
+    def let_go(self) -> None:
+        with contextlib.suppress(OSError):  # already closed: the run is ending anyway
+            self.lifeline.shutdown(socket.SHUT_WR)  # the guard reads EOF and stops the group
 
     def close(self) -> None:
         self.lifeline.close()
@@ -80,13 +163,18 @@ async def start_guard() -> Guard:
         os.close(output_w)
         os.close(errors_w)
     ours.setblocking(False)
+    prepare_output(output, errors)
+    return Guard(proc, ours, output, errors)
+
+
+def prepare_output(output: int, errors: int) -> None:
+    """Our ends of a command's output and stderr pipes, made ready to relay."""
     os.set_blocking(output, False)
     os.set_blocking(errors, False)
     # A bigger pipe lets a fast command run ahead while we relay; if the user's pipe budget
     # (pipe-user-pages-soft) is spent, the default size still works.
     with contextlib.suppress(OSError):
         fcntl.fcntl(output, F_SETPIPE_SZ, PIPE_SIZE)
-    return Guard(proc, ours, output, errors)
 
 
 class GuardPool:
@@ -108,7 +196,9 @@ class GuardPool:
         if self._spare is None:
             self._spare = asyncio.create_task(start_guard(), name="spare guard")
 
-    async def take(self) -> Guard:
+    async def take(self, stdin: bool = False) -> Guard:
+        if stdin:
+            raise ValueError("a guard of its own gives its command no stdin to write to")
         spare, self._spare = self._spare, None
         if self._replace is None:
             self._replace = asyncio.get_running_loop().call_later(REPLACE_AFTER, self.warm)
@@ -152,10 +242,11 @@ class ProcessSource:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         grace: float = GRACE,
-        guards: GuardPool | None = None,
+        guards: Guards | None = None,
         stdin_pipe: bool = False,
         group_only: bool = False,
         stderr: Callable[[bytes], None] | None = None,
+        tick: float | None = None,
     ) -> None:
         if not argv:
             raise ValueError("a command needs at least a program name")
@@ -167,36 +258,42 @@ class ProcessSource:
         self.stdin_pipe = stdin_pipe  # stdin is a pipe closed on stop (for ssh), not /dev/null
         self.group_only = group_only  # spare descendants that left the group (see _guard.py)
         self.stderr = stderr
+        self.tick = tick  # seconds between the newlines written to its stdin (see clock)
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        ticking = self.tick is not None
         try:
-            guard = await (self.guards.take() if self.guards else start_guard())
+            guard = await (self.guards.take(ticking) if self.guards else start_guard())
         except OSError as exc:
             return Ended(reason=f"cannot start the process guard: {exc.strerror}")
-        proc, lifeline = guard.proc, guard.lifeline
         pgid: int | None = None
-        stopper = asyncio.create_task(_let_go_when_set(stop, lifeline))
+        stopper = asyncio.create_task(_let_go_when_set(stop, guard))
         errors: asyncio.Task[bool] | None = None
+        clock: asyncio.Task[None] | None = None
+        ended = False
         try:
             spec = {
                 "argv": self.argv,
                 "env": self.env,
                 "cwd": self.cwd,
                 "grace": self.grace,
-                "stdin_pipe": self.stdin_pipe,
+                "stdin_pipe": self.stdin_pipe or ticking,
                 "group_only": self.group_only,
                 "stderr_pipe": self.stderr is not None,
             }
             loop = asyncio.get_running_loop()
-            await loop.sock_sendall(lifeline, json.dumps(spec).encode() + b"\n")
-            hello = await _read_line(lifeline)
+            await loop.sock_sendall(guard.lifeline, json.dumps(spec).encode() + b"\n")
+            hello = await guard.read_line()
             if hello.startswith("P"):
                 pgid = int(hello[1:])
                 out.started(pgid)
+                if self.tick is not None and guard.stdin is not None:
+                    clock = asyncio.create_task(_clock(guard.stdin, self.tick))
             if self.stderr is not None:
                 errors = asyncio.create_task(relay(guard.errors, _awaited(self.stderr)))
             await relay(guard.output, out.write)  # to EOF: on stop the guard ends every writer
-            status = await proc.wait()
+            status = await guard.ended()
+            ended = True
             if errors is not None:
                 # Its last words (why ssh failed) must be in before the end is reported; a
                 # process that kept stderr and left the group must not hold the end back.
@@ -204,29 +301,19 @@ class ProcessSource:
                     await asyncio.wait_for(asyncio.shield(errors), STDERR_PATIENCE)
             if hello.startswith("E"):
                 return Ended(reason=self._start_error(hello[1:]))
-            if not hello:
+            if not hello or status is None:
                 return Ended(status, reason="the process guard ended unexpectedly")
             return Ended(status)
         finally:
             stopper.cancel()
-            if errors is not None:
-                errors.cancel()
-                await asyncio.gather(errors, return_exceptions=True)
+            for task in (errors, clock):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            guard.let_go()
             guard.close()
-            if proc.returncode is None:
-                await self._reap(proc, pgid)
-
-    async def _reap(self, proc: asyncio.subprocess.Process, pgid: int | None) -> None:
-        # The guard normally exits within its grace period; if it does not (it was stopped, or is
-        # wedged), kill it and the command's group directly.
-        try:
-            await asyncio.wait_for(proc.wait(), self.grace + 1.0)
-        except TimeoutError:
-            _kill_groups(proc.pid, pgid)
-            await proc.wait()
-        except asyncio.CancelledError:
-            _kill_groups(proc.pid, pgid)
-            raise
+            if not ended:
+                await guard.reap(self.grace, pgid)
 
     def _start_error(self, message: str) -> str:
         """The guard's `<errno> <where>: <text>` as a sentence for the user."""
@@ -246,25 +333,22 @@ def _awaited(to: Callable[[bytes], None]) -> Callable[[bytes], Awaitable[None]]:
     return write
 
 
-async def _let_go_when_set(stop: asyncio.Event, lifeline: socket.socket) -> None:
+async def _let_go_when_set(stop: asyncio.Event, guard: GuardHandle) -> None:
     await stop.wait()
-    with contextlib.suppress(OSError):  # already closed: the run is ending anyway
-        lifeline.shutdown(socket.SHUT_WR)  # the guard reads EOF and stops the group
+    guard.let_go()
 
 
-async def _read_line(sock: socket.socket) -> str:
-    """One line from the guard, or "" if it closed the socket first."""
-    loop = asyncio.get_running_loop()
-    data = b""
-    while not data.endswith(b"\n"):
-        part = await loop.sock_recv(sock, 4096)
-        if not part:
-            break
-        data += part
-    return data.decode(errors="replace").strip()
+async def _clock(stdin: int, every: float) -> None:
+    """A newline to the command's stdin at once and then every `every` seconds: the clock of a
+    far-side loop that could only wait by starting a `sleep`. A tick the command has not read
+    yet is not piled up behind (a full pipe drops it)."""
+    while True:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(stdin, b"\n")
+        await asyncio.sleep(every)
 
 
-def _kill_groups(*pgids: int | None) -> None:
+def kill_groups(*pgids: int | None) -> None:
     for pgid in pgids:
         if pgid is None:
             continue

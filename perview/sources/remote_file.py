@@ -45,7 +45,7 @@ from pathlib import Path
 from perview.hub import Ended, Forward, Output
 from perview.labels import MAX_PATH, display_name
 from perview.sources._state import StateFile
-from perview.sources.process import GuardPool
+from perview.sources.process import Guards
 from perview.sources.resume import FINGERPRINT, RESUME_LIMIT, Left, amount, moment
 from perview.sources.ssh import SshSource, _Words, ssh_argv
 
@@ -348,7 +348,7 @@ class RemoteFileSource(SshSource):
         *,
         backlog: int = 10,
         ssh_args: Sequence[str] = (),
-        guards: GuardPool | None = None,
+        guards: Guards | None = None,
         state: Path | None = None,
     ) -> None:
         self.path = path

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from perview.hub import Ended, Output
 from perview.labels import display_name
-from perview.sources.process import GuardPool, ProcessSource
+from perview.sources.process import Guards, ProcessSource
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class SshSource:
         command: str,
         *,
         ssh_args: Sequence[str] = (),
-        guards: GuardPool | None = None,
+        guards: Guards | None = None,
     ) -> None:
         self.destination = destination
         self.command = command

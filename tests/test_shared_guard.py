@@ -1,0 +1,168 @@
+"""Many commands behind one shared guard process (the parts of a multi-host source): each still
+streams, ends and is stopped on its own, and nothing is left behind, even by a SIGKILLed parent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import psutil
+
+from perview.hub import Ended
+from perview.sources.process import GUARD, ProcessSource
+from perview.sources.shared_guard import SharedGuard
+from tests.conftest import eventually, marked_processes, wait_until
+from tests.test_process import Collect
+
+PARTS = 5
+
+
+def marked_env() -> tuple[str, dict[str, str]]:
+    mark = uuid.uuid4().hex
+    return mark, {**os.environ, "PERVIEW_TEST_MARK": mark}
+
+
+def guards_running() -> list[psutil.Process]:
+    """The guard processes below this test process."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if str(GUARD) in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def part(argv: list[str], guards: SharedGuard, **kwargs: object) -> ProcessSource:
+    return ProcessSource(argv, guards=guards, group_only=True, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_parts_stream_and_end_each_with_its_status_through_one_guard_process() -> None:
+    guards = SharedGuard()
+    outs = [Collect() for _ in range(PARTS)]
+    script = "echo part {n}; sleep 0.5; exit {n}"
+    sources = [part(["sh", "-c", script.format(n=n)], guards) for n in range(PARTS)]
+    runs = [
+        asyncio.create_task(source.run(out, asyncio.Event()))
+        for source, out in zip(sources, outs, strict=True)
+    ]
+    await asyncio.wait_for(asyncio.gather(*(out.got_data.wait() for out in outs)), 10)
+    assert len(guards_running()) == 1  # one guard, however many parts
+    ended = await asyncio.wait_for(asyncio.gather(*runs), 10)
+    assert ended == [Ended(n) for n in range(PARTS)]
+    assert [bytes(out.data) for out in outs] == [b"part %d\n" % n for n in range(PARTS)]
+    await eventually(lambda: not guards_running(), within=3)  # it leaves with the last part
+
+
+async def test_stopping_one_part_takes_its_whole_group_and_leaves_the_others_running() -> None:
+    guards = SharedGuard()
+    marks = [marked_env() for _ in range(2)]
+    outs = [Collect() for _ in marks]
+    stops = [asyncio.Event() for _ in marks]
+    script = "sleep 300 & sleep 301 & while :; do echo up; sleep 0.05; done"
+    runs = [
+        asyncio.create_task(part(["sh", "-c", script], guards, env=env).run(out, stop))
+        for (_, env), out, stop in zip(marks, outs, stops, strict=True)
+    ]
+    await asyncio.wait_for(asyncio.gather(*(out.got_data.wait() for out in outs)), 10)
+    await eventually(lambda: all(len(marked_processes(m)) >= 3 for m, _ in marks), within=5)
+    stops[0].set()
+    ended = await asyncio.wait_for(runs[0], 5)
+    assert ended.status == -signal.SIGTERM
+    assert marked_processes(marks[0][0]) == []
+    seen = len(outs[1].data)
+    await eventually(lambda: len(outs[1].data) > seen, within=5)  # the other part goes on
+    assert len(marked_processes(marks[1][0])) >= 3
+    stops[1].set()
+    await asyncio.wait_for(runs[1], 5)
+    assert marked_processes(marks[1][0]) == []
+    await eventually(lambda: not guards_running(), within=3)
+
+
+async def test_a_part_that_cannot_start_says_why_and_the_others_run() -> None:
+    guards = SharedGuard()
+    out, missing = Collect(), Collect()
+    good = asyncio.create_task(part(["sh", "-c", "echo fine"], guards).run(out, asyncio.Event()))
+    bad = part(["perview-no-such-command"], guards).run(missing, asyncio.Event())
+    assert await asyncio.wait_for(bad, 5) == Ended(
+        None, "perview-no-such-command: command not found"
+    )
+    assert await asyncio.wait_for(good, 5) == Ended(0)
+    assert bytes(out.data) == b"fine\n"
+
+
+async def test_a_parts_stderr_apart_goes_to_its_own_reader() -> None:
+    guards = SharedGuard()
+    said: list[bytes] = []
+    outs = [Collect(), Collect()]
+    runs = [
+        part(["sh", "-c", "echo out; echo err >&2"], guards, stderr=said.append).run(
+            outs[0], asyncio.Event()
+        ),
+        part(["sh", "-c", "echo other; echo mixed >&2"], guards).run(outs[1], asyncio.Event()),
+    ]
+    assert await asyncio.wait_for(asyncio.gather(*runs), 5) == [Ended(0), Ended(0)]
+    assert (bytes(outs[0].data), b"".join(said)) == (b"out\n", b"err\n")
+    assert sorted(bytes(outs[1].data).splitlines()) == [b"mixed", b"other"]
+
+
+async def test_a_ticked_part_reads_a_newline_each_tick_and_its_stdin_ends_on_stop() -> None:
+    guards = SharedGuard()
+    out, stop = Collect(), asyncio.Event()
+    script = "while read -r _; do echo tick; done; echo eof; sleep 300"
+    run = asyncio.create_task(part(["sh", "-c", script], guards, tick=0.05).run(out, stop))
+    await eventually(lambda: out.data.count(b"tick") >= 3, within=5)
+    stop.set()
+    ended = await asyncio.wait_for(run, 5)
+    assert out.data.endswith(b"eof\n")  # the EOF came first, then the group was stopped
+    assert ended.status == -signal.SIGTERM
+
+
+def test_sigkilled_parent_leaves_no_part_and_no_guard_behind() -> None:
+    mark, env = marked_env()
+    program = textwrap.dedent(
+        f"""
+        import asyncio
+        from perview.sources.process import ProcessSource
+        from perview.sources.shared_guard import SharedGuard
+
+        class Out:
+            def __init__(self):
+                self.said = False
+            async def write(self, data):
+                if not self.said:
+                    self.said = True
+                    print("output", flush=True)
+            def started(self, pid):
+                pass
+
+        async def main():
+            guards = SharedGuard()
+            argv = ["sh", "-c", "sleep 300 & echo up; sleep 301"]
+            sources = [ProcessSource(argv, guards=guards, group_only=True) for _ in range({PARTS})]
+            await asyncio.gather(*(s.run(Out(), asyncio.Event()) for s in sources))
+
+        asyncio.run(main())
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", program], env=env, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            for _ in range(PARTS):
+                assert parent.stdout.readline() == "output\n"
+            # the parent, one guard, and a shell and two sleeps per part
+            wait_until(lambda: len(marked_processes(mark)) >= 2 + 3 * PARTS, timeout=5)
+            parent.kill()
+            parent.wait()
+            took = wait_until(lambda: not marked_processes(mark), timeout=3)
+            assert took < 1.0
+        finally:
+            parent.kill()
