@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
+from pathlib import Path
 
 import psutil
 
 from perview.hub import Ended
 from perview.sources.process import GUARD, ProcessSource
 from perview.sources.shared_guard import SharedGuard
+from perview.sources.ssh import SshSource
 from tests.conftest import eventually, marked_processes, wait_until
+from tests.sshd import Sshd
 from tests.test_process import Collect
 
 PARTS = 5
@@ -166,3 +171,32 @@ def test_sigkilled_parent_leaves_no_part_and_no_guard_behind() -> None:
             assert took < 1.0
         finally:
             parent.kill()
+
+
+async def test_parts_on_several_hosts_keep_a_control_master_the_user_made_persistent(
+    sshd: Sshd,
+) -> None:
+    """The master ssh detaches (ControlPersist) is reparented to the shared guard, a subreaper,
+    while it runs: it must outlive the parts and the guard all the same."""
+    control = Path(tempfile.mkdtemp(prefix="pv-cm-")) / "cm-%n"  # a socket path must be short
+    options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
+    ssh_args = ["-F", str(sshd.config), *options, "-o", "ControlPersist=60"]
+    aliases = [sshd.alias(n) for n in (1, 2, 3)]
+
+    def master(command: str, alias: str) -> int:
+        argv = ["ssh", "-F", str(sshd.config), *options, "-O", command, alias]
+        return subprocess.run(argv, capture_output=True, timeout=10).returncode
+
+    guards = SharedGuard()
+    try:
+        outs = [Collect() for _ in aliases]
+        sources = [SshSource(a, "echo hi", ssh_args=ssh_args, guards=guards) for a in aliases]
+        runs = [s.run(out, asyncio.Event()) for s, out in zip(sources, outs, strict=True)]
+        assert await asyncio.wait_for(asyncio.gather(*runs), 15) == [Ended(0)] * len(aliases)
+        assert [bytes(out.data) for out in outs] == [b"hi\n"] * len(aliases)
+        await eventually(lambda: not guards_running(), within=3)
+        assert [master("check", alias) for alias in aliases] == [0] * len(aliases)
+    finally:
+        for alias in aliases:
+            master("exit", alias)
+        shutil.rmtree(control.parent, ignore_errors=True)
