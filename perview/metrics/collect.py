@@ -27,7 +27,7 @@ from perview.hub import Ended, Sink
 from perview.metrics import procfs
 from perview.metrics.hub import MetricsHub
 from perview.metrics.selector import Selector
-from perview.sources.process import GuardPool, ProcessSource
+from perview.sources.process import Guards, ProcessSource
 from perview.sources.ssh import SshSource
 
 log = logging.getLogger(__name__)
@@ -105,42 +105,71 @@ async def local_system(hub: MetricsHub, every: float) -> None:
 
 # -- an SSH host -------------------------------------------------------------------------------
 
-END = "@@end"
+END_LINE = b"\n@@end\n"  # after every snapshot
+# How often the far side runs `df` (the one process it starts): disk use changes slowly, and a
+# fork per sample was most of what the loop cost there.
+DF_EVERY = 60.0  # seconds
+
+# The far side's loop: one snapshot per newline that Perview sends (its clock: waiting by itself
+# would take a `sleep` process each time), read with the shell's builtin `read` (no `cat`), only
+# the lines procfs uses of /proc/stat (the cpu lines, before the long `intr` line) and meminfo,
+# and written with one printf, so it reaches us in one read. It ends when its stdin does.
+REMOTE_LOOP = r"""n='
+'
+t=0
+while read -r _; do
+  s=
+  for f in stat loadavg meminfo net/dev diskstats; do
+    s="$s@@${f%/dev}$n"
+    while IFS= read -r l; do
+      case $f:$l in
+        stat:cpu*|meminfo:MemTotal:*|meminfo:MemFree:*|meminfo:MemAvailable:*) ;;
+        meminfo:SwapTotal:*) ;;
+        meminfo:SwapFree:*) s="$s$l$n"; break ;;
+        stat:*) break ;;
+        meminfo:*) continue ;;
+      esac
+      s="$s$l$n"
+    done < /proc/$f
+  done
+  [ $((t % DF_SAMPLES)) = 0 ] && d=$(df -P -T -k 2>/dev/null)
+  t=$((t + 1))
+  printf '%s@@df\n%s\n@@end\n' "$s" "$d"
+done"""
+SECTION = re.compile(r"^@@([a-z]+)\n", re.MULTILINE)
 
 
 def remote_script(every: float) -> str:
-    """A loop for the far side's sh: every section under an `@@name` line, then `@@end`."""
-    cats = "; ".join(f"echo @@{name}; cat /proc/{path}" for name, path in PROC_FILES.items())
-    return f"while :; do {cats}; echo @@df; df -P -T -k; echo {END}; sleep {every:g}; done"
+    """The far side's command line: REMOTE_LOOP in `sh` (whatever the login shell is), which
+    prints every section under an `@@name` line, then `@@end`, once per newline it reads."""
+    df_every = max(1, round(DF_EVERY / every))
+    return "exec sh -c " + shlex.quote(REMOTE_LOOP.replace("DF_SAMPLES", str(df_every)))
 
 
 class _Sections(Sink):
-    """An Output that cuts the far side's printout into snapshots."""
+    """An Output that cuts the far side's printout into snapshots (one read each, normally)."""
 
     def __init__(self, hub: MetricsHub, host: str) -> None:
         self.hub, self.host = hub, host
         self.buffer = b""
-        self.sections: dict[str, list[str]] = {}
-        self.current: str | None = None
         self.previous: procfs.Snapshot | None = None
 
     async def write(self, data: bytes, part: str | None = None) -> None:
         self.buffer += data
-        *lines, self.buffer = self.buffer.split(b"\n")
-        for raw in lines:
-            line = raw.decode(errors="replace")
-            if line == END:
-                texts = {k: "\n".join(v) for k, v in self.sections.items()}
-                snap = procfs.parse(texts, time.monotonic())
-                publish_snapshot(self.hub, self.host, self.previous, snap)
-                self.previous, self.sections, self.current = snap, {}, None
-            elif line.startswith("@@"):
-                self.current = line[2:]
-                self.sections[self.current] = []
-            elif self.current is not None:
-                self.sections[self.current].append(line)
+        while (end := self.buffer.find(END_LINE)) >= 0:
+            text = self.buffer[:end].decode(errors="replace")
+            self.buffer = self.buffer[end + len(END_LINE) :]
+            self.publish(text)
         if len(self.buffer) > MAX_OUTPUT:
             self.buffer = b""
+
+    def publish(self, text: str) -> None:
+        # Whatever came before the first section (a login shell's greeting) is no section.
+        pieces = SECTION.split(text)[1:]
+        sections = dict(zip(pieces[::2], pieces[1::2], strict=True))
+        snap = procfs.parse(sections, time.monotonic())
+        publish_snapshot(self.hub, self.host, self.previous, snap)
+        self.previous = snap
 
     def waiting(self, reason: str) -> None:
         names = [s.name for s in self.hub.series.values() if s.host == self.host] or ["cpu"]
@@ -153,9 +182,13 @@ async def remote_system(
     destination: str,
     ssh_args: Sequence[str],
     every: float,
-    guards: GuardPool,
+    guards: Guards,
 ) -> None:
-    source = SshSource(destination, remote_script(every), ssh_args=ssh_args, guards=guards)
+    """Sample `host` every `every` seconds over one ssh session; `guards` must give a stdin (a
+    SharedGuard: one for every host's session)."""
+    source = SshSource(
+        destination, remote_script(every), ssh_args=ssh_args, guards=guards, tick=every
+    )
     stop = asyncio.Event()
     while True:
         out = _Sections(hub, host)

@@ -16,6 +16,7 @@ from perview.metrics.hub import MetricsHub
 from perview.metrics.logrates import LogRates, publish_every
 from perview.metrics.selector import parse as parse_selector
 from perview.sources.process import GuardPool, ProcessSource
+from perview.sources.shared_guard import SharedGuard
 from perview.sources.ssh import SshSource
 from perview.tasks import Tasks
 
@@ -35,6 +36,9 @@ class MetricsService:
     ) -> None:
         self.config = config
         self.guards = guards
+        # One guard process for every host's sampling session (which it also gives a stdin:
+        # their clock), not one interpreter each.
+        self.remote_guards = SharedGuard()
         self.hubs = hubs
         self.hub = MetricsHub(config.metrics)
         self.history: History | None = None
@@ -52,7 +56,12 @@ class MetricsService:
         for host in self.config.hosts.values():
             if host.metrics:
                 job = collect.remote_system(
-                    self.hub, host.name, host.ssh, host.ssh_args, server.metrics_every, self.guards
+                    self.hub,
+                    host.name,
+                    host.ssh,
+                    host.ssh_args,
+                    server.metrics_every,
+                    self.remote_guards,
                 )
                 jobs.append((host.name, job))
         for metric in self.config.metrics:

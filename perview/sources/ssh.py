@@ -84,10 +84,14 @@ def remote_command(command: str) -> str:
     return "exec sh -c " + shlex.quote(WRAPPER.format(command=command))
 
 
-def ssh_argv(destination: str, ssh_args: Sequence[str], command: str) -> tuple[str, ...]:
+def ssh_argv(
+    destination: str, ssh_args: Sequence[str], command: str, *, wrap: bool = True
+) -> tuple[str, ...]:
     """ssh's argv; after `--` the destination is only ever a destination, even one that starts
-    with `-`."""
-    return ("ssh", *SSH_OPTIONS, *ssh_args, "--", destination, remote_command(command))
+    with `-`. Without `wrap`, the command runs as it is: it must end by itself when its stdin
+    ends."""
+    far = remote_command(command) if wrap else command
+    return ("ssh", *SSH_OPTIONS, *ssh_args, "--", destination, far)
 
 
 class _Words:
@@ -123,7 +127,12 @@ class _Words:
 class SshSource:
     """A command line run on `destination` through ssh; retried with back-off while ssh itself
     fails (exit 255), each failure shown as a `waiting` state with ssh's own message. ssh's
-    stderr goes to the log, never into the output."""
+    stderr goes to the log, never into the output.
+
+    With `tick`, a newline reaches the command's stdin every `tick` seconds (its clock, see
+    ProcessSource) and it runs without the far-side watcher, which would take its stdin: it
+    must end by itself at the end of its stdin, and leave nothing running (forks no child that
+    outlives a tick). That needs `guards` that can give a stdin (a SharedGuard)."""
 
     kind = "ssh"
 
@@ -134,12 +143,14 @@ class SshSource:
         *,
         ssh_args: Sequence[str] = (),
         guards: Guards | None = None,
+        tick: float | None = None,
     ) -> None:
         self.destination = destination
         self.command = command
         self.ssh_args = tuple(ssh_args)
         self.guards = guards
-        self.argv = ssh_argv(destination, ssh_args, command)
+        self.tick = tick
+        self.argv = ssh_argv(destination, ssh_args, command, wrap=tick is None)
         self._said: frozenset[str] = frozenset()  # what ssh said at the last connection
 
     async def run(self, out: Output, stop: asyncio.Event) -> Ended:
@@ -175,5 +186,6 @@ class SshSource:
             stdin_pipe=True,
             group_only=True,
             stderr=words.feed,
+            tick=self.tick,
         )
         return await process.run(out, stop)
