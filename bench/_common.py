@@ -372,6 +372,24 @@ def stop_process(proc: Any, timeout: float = STOP_TIMEOUT) -> None:
             proc.wait(timeout)
 
 
+def stop_processes(procs: Sequence[Any], timeout: float = STOP_TIMEOUT) -> None:
+    """Close the stdin and stdout of each subprocess.Popen (started with start_new_session),
+    wait for all of them, and SIGKILL the group of any still there after `timeout`."""
+    for proc in procs:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+
+
 # -- a throwaway sshd on loopback (ssh_fanin.py, metrics_overhead.py) and Debian's Chromium
 # (browser_burst.py, browser_latency.py): the tests' own, from testbed/ --------------------------
 

@@ -118,6 +118,10 @@ class LoopbackSshd:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def drops(self) -> int:
+        """Connections sshd dropped so far for MaxStartups (logged at LogLevel VERBOSE)."""
+        return self.log_text().count("past MaxStartups")
+
     def stop(self) -> None:
         """The listener, then any session it started (they outlive it otherwise)."""
         sessions = self.sessions()

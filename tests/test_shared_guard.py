@@ -15,9 +15,10 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 
 from perview.hub import Ended
-from perview.sources.process import GUARD, ProcessSource
+from perview.sources.process import GUARD, GuardPool, ProcessSource
 from perview.sources.shared_guard import SharedGuard
 from perview.sources.ssh import SshSource
 from tests.conftest import eventually, marked_processes, wait_until
@@ -48,8 +49,14 @@ def part(argv: list[str], guards: SharedGuard, **kwargs: object) -> ProcessSourc
     return ProcessSource(argv, guards=guards, group_only=True, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_parts_stream_and_end_each_with_its_status_through_one_guard_process() -> None:
-    guards = SharedGuard()
+@pytest.mark.parametrize("spare", [False, True], ids=["started", "the pool's spare"])
+async def test_parts_stream_and_end_each_with_its_status_through_one_guard_process(
+    spare: bool,
+) -> None:
+    pool = GuardPool()
+    if spare:
+        pool.warm()
+    guards = SharedGuard(pool if spare else None)
     outs = [Collect() for _ in range(PARTS)]
     script = "echo part {n}; sleep 0.5; exit {n}"
     sources = [part(["sh", "-c", script.format(n=n)], guards) for n in range(PARTS)]
@@ -62,6 +69,7 @@ async def test_parts_stream_and_end_each_with_its_status_through_one_guard_proce
     ended = await asyncio.wait_for(asyncio.gather(*runs), 10)
     assert ended == [Ended(n) for n in range(PARTS)]
     assert [bytes(out.data) for out in outs] == [b"part %d\n" % n for n in range(PARTS)]
+    await pool.close()
     await eventually(lambda: not guards_running(), within=3)  # it leaves with the last part
 
 

@@ -36,11 +36,12 @@ async def test_every_hosts_quiet_far_side_is_gone_soon_after_the_viewer_leaves(
         lines = [await asyncio.wait_for(response.content.readline(), 10) for _ in hosts]
         assert sorted(lines) == [f"{host}: old line\n".encode() for host in hosts]
         assert len(far_sides(str(log))) >= len(hosts)  # the far-side tails, silent now
-        assert len(guards_below(server.proc.pid)) == 1  # one guard for the three parts
+        guards = ssh_parents(server.proc.pid, str(log))
+        assert len(guards) == 1  # one guard for the three parts
         response.close()
         took = await eventually(lambda: not far_sides(str(log)), within=2, step=0.01)
     assert took < 2
-    await eventually(lambda: not guards_below(server.proc.pid), within=3)
+    await eventually(lambda: not any(guard.is_running() for guard in guards), within=3)
 
 
 def far_sides(pattern: str) -> list[str]:
@@ -49,11 +50,14 @@ def far_sides(pattern: str) -> list[str]:
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
 
 
-def guards_below(pid: int) -> list[psutil.Process]:
-    """The shared guards below the server (the pool's spare is a plain guard)."""
-    found = []
+def ssh_parents(pid: int, marker: str) -> list[psutil.Process]:
+    """The parents of the ssh clients below `pid` whose command line names `marker`."""
+    parents = {}
     for child in psutil.Process(pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "--shared" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
-                found.append(child)
-    return found
+            line = child.cmdline()
+            if line[:1] == ["ssh"] and marker in " ".join(line):
+                parent = child.parent()
+                if parent is not None:
+                    parents[parent.pid] = parent
+    return list(parents.values())

@@ -38,7 +38,7 @@ class MetricsService:
         self.guards = guards
         # One guard process for every host's sampling session (which it also gives a stdin:
         # their clock), not one interpreter each.
-        self.remote_guards = SharedGuard()
+        self.remote_guards = SharedGuard(guards)
         self.hubs = hubs
         self.hub = MetricsHub(config.metrics)
         self.history: History | None = None

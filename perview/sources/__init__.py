@@ -59,7 +59,7 @@ def _remote_guards(spec: SourceConfig, guards: GuardPool) -> Guards:
     several (an interpreter per host was most of the time to the first line from 100 hosts),
     else the pool's spare."""
     remote = [name for name in spec.hosts if name != LOCAL]
-    return SharedGuard() if len(remote) > 1 else guards
+    return SharedGuard(guards) if len(remote) > 1 else guards
 
 
 def _part(

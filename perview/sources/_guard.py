@@ -35,8 +35,10 @@ itself lets go of them so Perview sees EOF exactly when the command's group has 
 output. The guard exits the way the command did (same status, or killed by the same signal), so
 to Perview it looks like the command itself.
 
-`_guard.py --shared` is one guard for many commands (the parts of a source on many hosts; see
-shared_guard.py): its stdin is a Unix socket on which each part comes as one byte carrying its
+A shared guard is one guard for many commands (the parts of a source on many hosts; see
+shared_guard.py): a spare whose first message is a part rather than a spec becomes one (or
+`_guard.py --shared` starts one). Its stdin is a Unix socket on which each part comes as one
+byte carrying its
 own lifeline, the write ends of its output and stderr pipes and, optionally, the read end of a
 stdin pipe that Perview writes (SCM_RIGHTS). On its lifeline a part then speaks the protocol
 above, and hears `X<exit code>` (negative: the signal) once its group is gone, since the guard
@@ -260,15 +262,23 @@ class Spec(NamedTuple):
     stderr_pipe: bool
 
 
-def read_spec() -> Spec | None:
-    """The command to run, or None if Perview let go before sending one."""
-    data = b""
-    while not data.endswith(b"\n"):
+def read_spec() -> Spec | list[int] | None:
+    """The command to run, or None if Perview let go before sending one; or, when Perview's
+    first message is a part (see serve_parts), its descriptors: this guard becomes a shared one."""
+    lifeline = socket.socket(fileno=LIFELINE)
+    try:
+        # One byte: a part is one, and nothing after it may be read along with it.
+        data, fds, _, _ = socket.recv_fds(lifeline, 1, PART_FDS, socket.MSG_CMSG_CLOEXEC)
+    finally:
+        lifeline.detach()
+    if fds:
+        return fds
+    while data and not data.endswith(b"\n"):
         part = os.read(LIFELINE, 65536)
         if not part:
             return None
         data += part
-    return parse_spec(data)
+    return parse_spec(data) if data else None
 
 
 def parse_spec(data: bytes) -> Spec:
@@ -476,11 +486,12 @@ def reap_parts(parts: list[Part], now: float) -> None:
                 part.ended(status, now)
 
 
-def serve_parts() -> int:
+def serve_parts(first: list[int] | None = None) -> int:
     """The shared guard: parts arrive on LIFELINE (a Unix socket) as one byte carrying PART_FDS
-    descriptors; each part then speaks the single guard's protocol on its own lifeline, and hears
-    `X<exit code>` once its group is gone. EOF on LIFELINE (Perview let go, or died) or a signal
-    stops every part; the guard exits once none is left."""
+    descriptors (`first`: those of the first part, already read); each part then speaks the
+    single guard's protocol on its own lifeline, and hears `X<exit code>` once its group is
+    gone. EOF on LIFELINE (Perview let go, or died) or a signal stops every part; the guard
+    exits once none is left."""
     become_subreaper()
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 1)
@@ -493,7 +504,7 @@ def serve_parts() -> int:
     stopping: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda signum, frame: stopping.append(signum))
-    parts: list[Part] = []
+    parts = [Part(first)] if first else []
     closing = False
     while True:
         now = time.monotonic()
@@ -539,8 +550,12 @@ def main() -> int:
         return 0
     if spec is None:
         return 0  # a spare nobody needed
-    become_subreaper()
     errors = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    if isinstance(spec, list):
+        if errors is not None:
+            os.close(errors)
+        return serve_parts(spec)
+    become_subreaper()
     if errors is not None:
         if spec.stderr_pipe:
             os.set_inheritable(errors, False)  # the command gets it as fd 2 only

@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 
-from perview.sources.process import GUARD, Lines, kill_groups, prepare_output
+from perview.sources.process import GUARD, GuardPool, Lines, kill_groups, prepare_output
 
 # How long the shared guard may take to exit once its last part is done (it has nothing left
 # to wait for, so this only bounds a wedged one) before it is killed.
@@ -89,7 +89,8 @@ class SharedGuard:
     """Hands out parts of one guard process (Guards, like GuardPool); the process is started
     for the first part and let go after the last, so it lives exactly while a part runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: GuardPool | None = None) -> None:
+        self.pool = pool  # whose warm spare becomes the shared guard, saving a start-up
         self._proc: asyncio.subprocess.Process | None = None
         self._main: socket.socket | None = None
         self._parts = 0
@@ -128,6 +129,12 @@ class SharedGuard:
         return SharedPart(self, ours, output, errors, given_w)
 
     async def _start(self) -> None:
+        if self.pool is not None:
+            spare = await self.pool.take()
+            os.close(spare.output)  # a shared guard writes nothing of its own
+            os.close(spare.errors)
+            self._proc, self._main = spare.proc, spare.lifeline
+            return
         ours, theirs = socket.socketpair()
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -146,7 +153,7 @@ class SharedGuard:
             raise
         finally:
             theirs.close()
-        self._main = ours  # blocking: a part is one byte, never more than the buffer holds
+        self._main = ours
 
     async def release(self) -> None:
         """A part is done; after the last, the guard reads EOF and exits (and is reaped)."""
