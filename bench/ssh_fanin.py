@@ -9,14 +9,14 @@ simultaneous connections from one client, where N real hosts would each have the
 root's runs `pyenv init`, about 0.1 s per session).
 
 1. Fan-in. `perview serve` with `[hosts.hK]` (`ssh = "pv-hK"`) and one source `file = LOG` with
-`hosts = ["h1", ...]`, started afresh for each trial. A trial: first the baseline, the very
-ssh commands Perview runs (ssh.ssh_argv, follow_file_command) started here directly, all at
-once, until each printed its first line; then a viewer opens the SSE stream and the time until every host's first line of LOG
-is taken; then `--lines` numbered lines are appended at `--rate` lines/s, and every host must
-deliver each exactly once (lost and duplicated lines are counted, and each line's lag). CPU while
-streaming: the server process; its descendants (the guard, ssh clients); the far side (sshd and
-everything below it). The target (issue 17): first line from all within 1.5 times the direct
-baseline, nothing lost or duplicated.
+`hosts = ["h1", ...]`, started afresh for each trial. A trial: first the baseline, the very ssh
+commands Perview runs (ssh.ssh_argv, follow_file_command) started here directly, all at once,
+until each printed its first line of LOG; then a viewer opens the SSE stream and the time until
+every host's first line of LOG is taken; then `--lines` numbered lines are appended at `--rate`
+lines/s, and every host must deliver each exactly once (lost and duplicated lines are counted,
+and each line's lag). CPU while streaming: the server process; its descendants (the guard, ssh
+clients); the far side (sshd and everything below it). The target (issue 17): first line from
+all within 1.5 times the direct baseline, nothing lost or duplicated.
 
 2. Far-side metrics. CPU of everything below the sshd over `--window` seconds while N sessions
 sample every `--every` seconds, per host, in % of one core: "before", the loop Perview ran
@@ -86,7 +86,7 @@ def far_cpu(sshd: LoopbackSshd) -> float:
 
 def direct_first_line(sshd: LoopbackSshd, log: Path, count: int, limit: float) -> float | None:
     """Perview's own ssh commands for `count` hosts, started here at once: seconds until every
-    one printed its first line (None if one failed or did not within `limit`)."""
+    one printed its first line of the log (None if one failed or did not within `limit`)."""
     command = follow_file_command(str(log), BACKLOG)
     start = time.monotonic()
     procs = [
@@ -99,16 +99,20 @@ def direct_first_line(sshd: LoopbackSshd, log: Path, count: int, limit: float) -
         )
         for alias in sshd.aliases[:count]
     ]
-    waiting = {proc.stdout.fileno() for proc in procs if proc.stdout is not None}
+    waiting = {proc.stdout.fileno(): b"" for proc in procs if proc.stdout is not None}
     last: float | None = None
     try:
         deadline = start + limit
         while waiting and (left := deadline - time.monotonic()) > 0:
             for fd in select.select(list(waiting), [], [], left)[0]:
-                if not os.read(fd, 65536):
+                data = os.read(fd, 65536)
+                if not data:
                     return None  # ssh ended without a line: nothing retries here
-                last = time.monotonic()
-                waiting.discard(fd)
+                # A line of the log, not just the far script's first words (its hello).
+                waiting[fd] += data
+                if BACKLOG_LINE in waiting[fd] or APPENDED.search(waiting[fd]):
+                    last = time.monotonic()
+                    del waiting[fd]
     finally:
         stop_processes(procs)  # their stdin closes first, which stops the far side
     return None if waiting or last is None else last - start

@@ -518,8 +518,12 @@ def serve_parts(first: list[int] | None = None) -> int:
         readers = [wake, *([] if closing else [LIFELINE])]
         readers += [fd for part in parts for fd in part.readers()]
         due = min((part.wake for part in parts), default=math.inf)
-        timeout = None if due == math.inf else max(0.0, due - now)
-        ready = select.select(readers, [], [], timeout)[0]
+        timeout = None if due == math.inf else max(0.0, due - now) * 1000
+        # poll, not select: a few hundred parts hold descriptors past select's 1024.
+        poller = select.poll()
+        for fd in readers:
+            poller.register(fd, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll(timeout)}
         now = time.monotonic()
         if wake in ready:
             os.read(wake, 512)
