@@ -66,6 +66,7 @@ SOURCE = "fanin"
 BACKLOG = 10  # what Perview asks the far-side tail for (config.DEFAULT_FILE_LINES)
 DRAIN = 10.0  # seconds past the writer's last line for every host to deliver it
 FAR_SIDE_LIMIT = 10.0  # for the far sessions of one phase to end before the next
+SETTLE = 1.0  # seconds after a server starts before anything is measured
 BACKLOG_LINE = b"a line written before the viewer came"  # in every far tail's backlog
 SNAPSHOT_END = END_LINE[1:]  # old and new loops alike
 # The far-side loop of Perview before this change (one cat per file, df and sleep per sample).
@@ -200,7 +201,9 @@ def cpu_parts(server: ConfigServer, sshd: LoopbackSshd) -> dict[str, float]:
 def trial(
     server: ConfigServer, sshd: LoopbackSshd, log: Path, args: argparse.Namespace, n: int
 ) -> Trial:
+    time.sleep(SETTLE)  # the server's start-up done, its spare guard started
     direct = direct_first_line(sshd, log, args.hosts, args.connect_timeout)
+    sshd.wait_no_sessions(FAR_SIDE_LIMIT)  # their far sides' ends must not slow Perview's start
     first = (n + 1) * 1_000_000
     tally = Tally([f"h{k}" for k in range(1, args.hosts + 1)], first, args.lines)
     drops = sshd.drops()

@@ -298,8 +298,14 @@ def parse_spec(data: bytes) -> Spec:
 
 
 def spawn(spec: Spec, stdin: int, errors: int | None, output: int | None = None) -> int:
-    """Start the command in a process group of its own; `output` (else our own stdout) is its
-    stdout, and its stderr too unless `errors` is given."""
+    """Start the command in a process group of its own (with `output`, in a session of its own:
+    a part of a shared guard); `output` (else our own stdout) is its stdout, and its stderr too
+    unless `errors` is given.
+
+    A session per part keeps what a guard per part gave: Linux's scheduler shares the CPU
+    fairly between sessions (autogroups), so 100 ssh handshakes in one session get one
+    session's share of a busy machine. Measured with 20 hosts at a load of 15 on 2 cores: the
+    first output from all in 5.5 to 6.9 s in one session, 2.2 to 2.4 s in one each."""
     if spec.env is not None:
         # posix_spawnp searches the PATH of our own environment, so that is the one to replace.
         os.environ.clear()
@@ -322,7 +328,7 @@ def spawn(spec: Spec, stdin: int, errors: int | None, output: int | None = None)
             spec.argv,
             os.environ,
             file_actions=actions,
-            setpgroup=0,
+            **({"setsid": True} if output is not None else {"setpgroup": 0}),
             setsigdef=RESET_SIGNALS,
             setsigmask=(),
         )
