@@ -395,7 +395,8 @@ def report(trials: list[Trial], far: dict[str, FarCost], args: argparse.Namespac
         ("perview", "Perview charting the hosts"),
     ):
         cost = far[name]
-        reads = f", {cost.reads / cost.snapshots:.2f} reads a snapshot" if cost.snapshots else ""
+        # Only today's loop waits to be asked; the old one's snapshots pile up between reads.
+        reads = f", {cost.reads / cost.snapshots:.2f} reads a snapshot" if name == "after" else ""
         print(f"  {title:<34} {cost.per_host:.3f} %{reads}")
     print(
         f"  ratio today / before: {ratio(far['after'].per_host, far['before'].per_host)} "
