@@ -159,7 +159,9 @@ class Fanout:
 
     def join(self, viewer: Viewer) -> None:
         self.viewers.add(viewer)
-        self._fastest = max(self._fastest, viewer.seq)
+        # One that arrives ahead of the rest paces the source from now on: a source waiting
+        # for a slower one must look again, or the newcomer gets nothing until `hold` runs out.
+        self.advanced(viewer.seq)
 
     def leave(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)

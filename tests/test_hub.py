@@ -201,6 +201,22 @@ async def test_lone_viewer_paces_the_source_and_loses_nothing() -> None:
         assert hub.ring.lines <= 11
 
 
+async def test_a_viewer_joining_ahead_of_a_stalled_one_gets_lines_at_once_not_after_hold() -> None:
+    source = ScriptedSource()
+    hub = Hub("t", source, max_lines=10, hold=30)
+    with hub.watch():  # never reads: the source waits for it, up to `hold`
+        for n in range(100):
+            source.queue.put_nowait(f"{n}\n".encode())
+        await eventually(lambda: hub.ring.lines >= 10, within=1)  # a ring ahead: held
+        await settle()
+        assert source.writes_done <= 11
+        # A viewer at the ring's end is now the fastest: the source writes on for it.
+        with hub.watch(backlog=0) as fresh:
+            seen = await collect(fresh, 10)  # within a second, where `hold` is 30
+        first = int(seen[0])
+        assert seen == [str(n) for n in range(first, first + 10)]
+
+
 async def test_a_viewer_that_stops_reading_holds_the_source_back_only_for_hold() -> None:
     source = ScriptedSource()
     hub = Hub("t", source, max_lines=10, hold=0.05)
