@@ -419,3 +419,17 @@ def test_lines_a_rule_may_read_among_plain_ones_get_the_marks_the_plain_rules_gi
     assert Classifier(Options(format=form)).classify(block, carry) == reference_marks(
         block, carry, form
     )
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"", b"\n", b"  continued\n", b"Traceback (most recent call last):\n", b"<3>x\n", b"a(b)\n"],
+)
+def test_a_block_of_text_lines_read_by_the_text_rule_alone_gets_every_rules_marks(
+    tail: bytes,
+) -> None:
+    # Ordinary text lines only: the other rules are left out (one pass finds none of their
+    # candidates); a single line any of them may read, at the very end, brings them back.
+    words = [b"INFO  "] * 90 + [b"WARN  "] * 8 + [b"ERROR "] * 2
+    block = b"".join(b"%09d " % n + words[n % 100] + b"x" * 83 + b"\n" for n in range(500))
+    assert Classifier().classify(block + tail, b"0") == reference_marks(block + tail, b"0")
