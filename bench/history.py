@@ -54,7 +54,7 @@ from perview.history.files import FileQuery, Target, scan_local
 from perview.history.recorder import BLOCK_BYTES, Recorder, Writer
 from perview.history.search import Line, Lines, Matcher, Query, Total, run
 from perview.history.store import Retention, Store
-from perview.hub import RING_LINES, Ended, Hub, Output
+from perview.hub import Ended, Hub, Output
 from perview.web.history import _download  # the range download's own rendering
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "levels"
@@ -187,7 +187,7 @@ class Relayed:
 async def relay(data: bytes, directory: Path | None, rate: float | None = None) -> Relayed:
     """One viewer reads a Flood of `data` through a hub (the default classification on), with
     a recorder and its writer into `directory` where given."""
-    hub = Hub("app", Flood(data, rate), max_lines=RING_LINES)
+    hub = Hub("app", Flood(data, rate))  # a source's default ring
     writer = recorder = None
     if directory is not None:
         writer = Writer(Store(directory, Retention()))
