@@ -433,3 +433,21 @@ def test_a_block_of_text_lines_read_by_the_text_rule_alone_gets_every_rules_mark
     words = [b"INFO  "] * 90 + [b"WARN  "] * 8 + [b"ERROR "] * 2
     block = b"".join(b"%09d " % n + words[n % 100] + b"x" * 83 + b"\n" for n in range(500))
     assert Classifier().classify(block + tail, b"0") == reference_marks(block + tail, b"0")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_PLAIN_LINES),
+            st.lists(st.sampled_from(_PIECES), max_size=4).map(b"".join),
+            st.sampled_from(_CORPUS_LINES),
+            st.binary(max_size=12),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_the_cheap_test_for_other_rules_agrees_with_the_whole_one(lines: list[bytes]) -> None:
+    block = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
+    assert classify._beyond_text(block) == (classify._FIND_OTHER.search(block) is not None)
