@@ -416,6 +416,15 @@ def search(mb: int, work: Path, trials: int) -> None:
     shutil.rmtree(work / "search")
 
 
+async def scan_to_total(target: Target, query: FileQuery) -> Total:
+    """Search a file on a host to the end; its Total."""
+    last = None
+    async for batch in scan_remote(target, query):
+        last = batch[-1]
+    assert isinstance(last, Total)
+    return last
+
+
 def files(mb: int, work: Path) -> None:
     from testbed.sshd import LoopbackSshd
 
@@ -450,15 +459,8 @@ def files(mb: int, work: Path) -> None:
         alias = sshd.alias(1)
         target = Target("app", None, str(log), alias, ("-F", str(sshd.config)))
 
-        async def far() -> Total:
-            last = None
-            async for batch in scan_remote(target, query):
-                last = batch[-1]
-            assert isinstance(last, Total)
-            return last
-
         started = time.perf_counter()
-        total = asyncio.run(far())
+        total = asyncio.run(scan_to_total(target, query))
         remote = time.perf_counter() - started
         started = time.perf_counter()
         pulled = subprocess.run(
@@ -518,15 +520,8 @@ def remote(mb: int, work: Path, trials: int) -> None:
             ssh_args = ("-F", str(sshd.config), "-v", "-E", str(ssh_log))
             target = Target("app", None, str(log), alias, ssh_args)
 
-            async def far(target: Target = target) -> Total:
-                last = None
-                async for batch in scan_remote(target, query):
-                    last = batch[-1]
-                assert isinstance(last, Total)
-                return last
-
             started = time.perf_counter()
-            total = asyncio.run(far())
+            total = asyncio.run(scan_to_total(target, query))
             fars.append(time.perf_counter() - started)
             assert total.matches == 5 and total.complete, total
             said = re.search(

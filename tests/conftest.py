@@ -53,6 +53,13 @@ def wait_until(condition: Callable[[], object], timeout: float, step: float = 0.
     return time.monotonic() - start
 
 
+def is_idle(proc: psutil.Process, window: float = 0.2, cpu: float = 0.05) -> bool:
+    """Whether `proc` used less than `cpu` seconds of CPU over the next `window` seconds."""
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(window)
+    return sum(proc.cpu_times()[:2]) - before < cpu
+
+
 async def eventually(condition: Callable[[], object], within: float, step: float = 0.002) -> float:
     """`wait_until` for async tests: polls without blocking the event loop."""
     start = time.monotonic()

@@ -109,19 +109,22 @@ def test_a_line_longer_than_a_block_is_cut_and_the_numbering_holds(
     assert shown(scan(log, "needle-late", newest_first=False)) == []
 
 
+# A log and its siblings of every naming, in the order they are read (newest first).
+DATED = [
+    "app.log",
+    "app.log.1",
+    "app.log.2.gz",
+    "app.log-2024010213",  # dateformat -%Y%m%d%H
+    "app.log-20240102.gz",
+    "app.log-20240101",
+    "app.log.2023-12-31.gz",  # app.log.%Y-%m-%d
+    "app.log-2023-12-30-23-59-59",
+]
+
+
 def test_date_named_siblings_come_after_numbered_ones_newest_date_first(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
-    names = [
-        "app.log",
-        "app.log.1",
-        "app.log.2.gz",
-        "app.log-2024010213",  # dateformat -%Y%m%d%H
-        "app.log-20240102.gz",
-        "app.log-20240101",
-        "app.log.2023-12-31.gz",  # app.log.%Y-%m-%d
-        "app.log-2023-12-30-23-59-59",
-    ]
-    for age, name in enumerate(names):
+    for age, name in enumerate(DATED):
         (tmp_path / name).write_bytes(b"x\n")
         os.utime(tmp_path / name, (1e9 + age, 1e9 + age))  # the reverse of their order by mtime
     for other in (
@@ -133,7 +136,7 @@ def test_date_named_siblings_come_after_numbered_ones_newest_date_first(tmp_path
     ):
         (tmp_path / other).write_bytes(b"x\n")
     (tmp_path / "app.log-20240103").mkdir()  # not a regular file
-    assert [Path(n).name for n in rotation.rotated(str(log))] == names
+    assert [Path(n).name for n in rotation.rotated(str(log))] == DATED
 
 
 @pytest.mark.parametrize("suffix", ["", ".1", ".12.gz", "-20240101", "-20240101.gz", ".2024-01-01"])

@@ -18,8 +18,9 @@ import psutil
 import pytest
 
 from perview.framing import CUT_MARK, MAX_LINE
-from tests.conftest import Server, wait_until
+from tests.conftest import Server, is_idle, wait_until
 from tests.sshd import Sshd
+from tests.test_history_files import DATED
 from tests.test_history_live import get, open_url, search_json
 
 Serve = Callable[..., Server]
@@ -160,12 +161,7 @@ def test_a_client_that_leaves_stops_a_local_file_scan(serve: Serve, tmp_path: Pa
         assert time.monotonic() - asked < 3  # progress flows while the scan goes on
     left = time.monotonic()
 
-    def idle() -> bool:
-        before = sum(proc.cpu_times()[:2])
-        time.sleep(0.2)
-        return sum(proc.cpu_times()[:2]) - before < 0.05
-
-    wait_until(idle, 5, step=0)
+    wait_until(lambda: is_idle(proc), 5, step=0)
     assert time.monotonic() - left < 1.5
 
 
@@ -406,18 +402,6 @@ def test_date_named_siblings_of_a_real_logrotate_are_searched_in_time_order(
         text for n in (1, 2, 3, 4) for text in (f"gen {n} begins", f"needle {n}")
     ]
     assert [name for name, *_ in oldest[::2]] == names[::-1]
-
-
-DATED = [
-    "app.log",
-    "app.log.1",
-    "app.log.2.gz",
-    "app.log-2024010213",  # dateformat -%Y%m%d%H
-    "app.log-20240102.gz",
-    "app.log-20240101",
-    "app.log.2023-12-31.gz",  # app.log.%Y-%m-%d
-    "app.log-2023-12-30-23-59-59",
-]
 
 
 def test_a_host_orders_date_named_siblings_as_they_are_ordered_here(

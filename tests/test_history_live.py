@@ -22,7 +22,7 @@ import pytest
 
 from perview.history.block import Block
 from perview.history.store import Retention, Store
-from tests.conftest import Server, small_tmpfs, wait_until
+from tests.conftest import Server, is_idle, small_tmpfs, wait_until
 
 
 def config(tmp_path: Path, sources: str, data: Path | None = None) -> Path:
@@ -135,6 +135,15 @@ def test_a_range_of_an_unrecorded_source_is_404_and_bad_times_400(
     assert get(server, "/api/sources/app/history", since="soon").status_code == 400
 
 
+def damage_middle_segment(data: Path) -> None:
+    """Flip a byte in the middle of the second of three segments (blocks an hour apart, as
+    `write_store` writes them, fill a segment each)."""
+    segment = sorted((data / "history").glob("*.seg"), key=lambda p: int(p.stem))[1]
+    raw = bytearray(segment.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    segment.write_bytes(bytes(raw))
+
+
 def write_store(data: Path, source: str, blocks: int, text: Callable[[int], bytes]) -> None:
     """A store written before the server starts, `blocks` blocks of `text(i)` an hour apart."""
     store = Store(data / "history", Retention())
@@ -154,11 +163,7 @@ def test_a_damaged_block_is_named_in_results_and_the_rest_found(
 ) -> None:
     data = tmp_path / "data"
     write_store(data, "old", 3, lambda i: b"block %d needle\n" % i * 100)
-    # Blocks an hour apart fill a segment each; damage the middle one.
-    segment = sorted((data / "history").glob("*.seg"), key=lambda p: int(p.stem))[1]
-    raw = bytearray(segment.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    segment.write_bytes(bytes(raw))
+    damage_middle_segment(data)
     server = serve("serve", "-c", str(config(tmp_path, RUN)))
     records = search_json(server, q="needle", source="old", limit="100000")
     found = {r["text"] for r in matches(records)}
@@ -184,12 +189,7 @@ def test_a_search_stops_when_its_client_leaves(
         assert json.loads(response.readline())["type"] in ("progress", "line")
     left = time.monotonic()
 
-    def idle() -> bool:
-        before = sum(proc.cpu_times()[:2])
-        time.sleep(0.2)
-        return sum(proc.cpu_times()[:2]) - before < 0.05
-
-    wait_until(idle, 5, step=0)
+    wait_until(lambda: is_idle(proc), 5, step=0)
     assert time.monotonic() - left < 1.5
 
 

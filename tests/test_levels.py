@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from perview.classify import DEFAULTS, HEAD
-from perview.hub import QUIET, Hub
+from perview.hub import QUIET, Hub, Viewer
 from perview.levels import BURST, Leveller
 from perview.ring import ENDINGS, Chunk
 from tests.test_hub import ScriptedSource
@@ -54,6 +54,19 @@ def test_raw_is_never_classified() -> None:
     assert Leveller(None).mark(b"ERROR x\n", 1, None) == (None, None)
 
 
+async def write_until_unclassified(
+    source: ScriptedSource, hub: Hub, viewer: Viewer, block: bytes
+) -> None:
+    """Write `block` (the viewer reading along) until the hub leaves one unclassified."""
+    for written in range(1, 2000):  # bounded: the share is spent long before
+        await source.queue.put(block)
+        while source.writes_done < written:
+            viewer.read()
+            await asyncio.sleep(0)
+        if hub.leveller.unclassified:
+            return
+
+
 async def test_lines_left_unclassified_as_a_run_ends_are_said_before_it_ends() -> None:
     source = ScriptedSource()
     hub = Hub("app", source)
@@ -62,13 +75,7 @@ async def test_lines_left_unclassified_as_a_run_ends_are_said_before_it_ends() -
     notes: list[str] = []
     with hub.watch(backlog=None) as viewer:
         async with asyncio.timeout(30):
-            for written in range(1, 2000):  # bounded: the share is spent long before
-                await source.queue.put(block)
-                while source.writes_done < written:
-                    viewer.read()
-                    await asyncio.sleep(0)
-                if hub.leveller.unclassified:
-                    break
+            await write_until_unclassified(source, hub, viewer, block)
             await source.queue.put(None)
             ended = False
             while not ended:
@@ -92,13 +99,7 @@ async def test_lines_left_unclassified_before_a_source_falls_quiet_are_said_soon
     notes: list[str] = []
     with hub.watch(backlog=None) as viewer:
         async with asyncio.timeout(30):
-            for written in range(1, 2000):  # bounded: the share is spent long before
-                await source.queue.put(block)
-                while source.writes_done < written:
-                    viewer.read()
-                    await asyncio.sleep(0)
-                if hub.leveller.unclassified:
-                    break
+            await write_until_unclassified(source, hub, viewer, block)
         # The source runs on and writes nothing more: no classified block comes to say it.
         async with asyncio.timeout(QUIET + 5):
             while not notes:

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.test_page import open_page
 from tests.conftest import Server, wait_until
 from tests.sshd import Sshd
-from tests.test_history_live import matches, search_json, write_store
+from tests.test_history_live import damage_middle_segment, matches, search_json, write_store
 
 Serve = Callable[..., Server]
 
@@ -101,11 +101,7 @@ def test_a_damaged_block_is_a_marker_among_the_results(
 ) -> None:
     data = tmp_path / "data"
     write_store(data, "old", 3, lambda i: b"block %d needle-old\n" % i * 100)
-    # Blocks an hour apart fill a segment each: damage the middle one.
-    segment = sorted((data / "history").glob("*.seg"), key=lambda p: int(p.stem))[1]
-    raw = bytearray(segment.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    segment.write_bytes(bytes(raw))
+    damage_middle_segment(data)
     server = history_server(serve, tmp_path)
     open_page(page, server, "source=app")
     page.get_by_test_id("history-scope").select_option("all")
