@@ -21,11 +21,14 @@ REMOVED = "removed from the config"
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What a reload did, by source name."""
+    """What a reload did: sources by name, the users whose access changed (at once), and the
+    tables that changed but wait for the next start."""
 
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         parts = [
@@ -37,7 +40,12 @@ class Changes:
             )
             if names
         ]
-        return "; ".join(parts) or "no source changed"
+        said = "; ".join(parts) or "no source changed"
+        if self.users:
+            said += f"; users changed: {', '.join(self.users)}"
+        if self.waiting:
+            said += f"; not applied until the next start: [{'], ['.join(self.waiting)}]"
+        return said
 
 
 class Catalog:
@@ -62,7 +70,7 @@ class Catalog:
     async def apply(self, config: Config) -> Changes:
         """Make the served sources those of `config`: new ones appear, removed ones stop (their
         viewers' streams end), changed ones restart in place (their viewers stay, line ids go
-        on). Server settings, users and metrics are not changed by a reload."""
+        on). Only the sources: the reloader applies the users and says what else waits."""
         old = {spec.name: spec for spec in self.config.sources}
         new = {spec.name: spec for spec in config.sources}
         removed = [name for name in old if name not in new]

@@ -25,7 +25,7 @@ from perview import __version__
 from perview.accounts import SessionKeys
 from perview.alerts.engine import AlertEngine
 from perview.catalog import Catalog, Changes
-from perview.config import Config, data_dir, load
+from perview.config import Config, UserConfig, data_dir, load
 from perview.errors import ExitCode, PerviewError
 from perview.history.service import History
 from perview.hub import Hub
@@ -96,7 +96,8 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     done = asyncio.Event()
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
-    reloader = Reloader(catalog, history)
+    users = dict(config.users)
+    reloader = Reloader(catalog, history, users)
 
     # Signals first: a SIGTERM that arrives while starting must stop us cleanly too.
     loop = asyncio.get_running_loop()
@@ -123,7 +124,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
         token=token,
         allowed_hosts=frozenset(h.lower() for h in allowed),
         root_path=server.root_path,
-        users=config.users,
+        users=users,
         sessions=SessionKeys(directory, server.session_lifetime),
     )
     limits = StreamLimits.of(server)
@@ -187,11 +188,22 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
 
 class Reloader:
     """Reads the config file again and applies it (SIGHUP, or an operator from the page); an
-    invalid config is refused with its errors, and the running one kept. One at a time."""
+    invalid config is refused with its errors, and the running one kept. One at a time.
 
-    def __init__(self, catalog: Catalog, history: History | None = None) -> None:
+    Sources and users change at once; server settings, metrics and alerts at the next start,
+    and a reload that changed them says so."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        history: History | None = None,
+        users: dict[str, UserConfig] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.history = history
+        # The mapping the server's Access reads, changed in place: a removed user's sessions
+        # fail their next request, and a new password ends the sessions bound to the old one.
+        self.users = users
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -212,11 +224,25 @@ class Reloader:
             )
         async with self._lock:
             config = await asyncio.to_thread(load, path)
+            waiting = _waiting(self.catalog.config, config)
             changes = await self.catalog.apply(config)
             if self.history is not None:
                 self.history.sync(self.catalog.hubs, config.sources, config)
+            changes = replace(changes, users=self._apply_users(config), waiting=waiting)
         log.info("reloaded %s: %s", path, changes)
         return changes
+
+    def _apply_users(self, config: Config) -> tuple[str, ...]:
+        if self.users is None:
+            return ()
+        changed = sorted(
+            name
+            for name in self.users.keys() | config.users.keys()
+            if self.users.get(name) != config.users.get(name)
+        )
+        self.users.clear()
+        self.users.update(config.users)
+        return tuple(changed)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -229,6 +255,17 @@ class Reloader:
         except PerviewError as exc:
             log.error("not reloaded, still serving the config as it was:\n%s", exc)
             return None
+
+
+def _waiting(old: Config, new: Config) -> tuple[str, ...]:
+    """The tables a reload changed that only the next start applies."""
+    tables = (
+        ("server", old.server, new.server),
+        ("metrics", old.metrics, new.metrics),
+        ("alerts", old.alerts, new.alerts),
+        ("notify", old.notify, new.notify),
+    )
+    return tuple(name for name, before, after in tables if before != after)
 
 
 async def _open_history(directory: Path, config: Config) -> History | None:

@@ -20,6 +20,7 @@ import pytest
 
 from perview.sources.process import GRACE
 from tests.conftest import Server, eventually, fill
+from tests.test_accounts import ALICE, BOB, bearer
 from tests.test_process_live import STUBBORN
 from tests.viewer import AUTH, api_sources, sse_events
 
@@ -195,3 +196,46 @@ async def test_shutdown_with_a_group_ignoring_sigterm_is_bounded_and_leaves_noth
     # The grace, then the server's own cleanup: 0.2 to 0.75 s measured on this busy 2-core box.
     assert took < GRACE + 1.5
     assert server.descendants() == []
+
+
+async def test_a_reload_applies_users_at_once_and_says_what_waits_for_a_restart(
+    serve: Serve, tmp_path: Path
+) -> None:
+    def config(users: str, hold: int = 10) -> str:
+        return f'[server]\nhold = {hold}\n[sources.a]\ncommand = "sleep 60"\n{users}'
+
+    path = tmp_path / "perview.toml"
+    alice = f'[users.alice]\npassword = "{ALICE}"\nrole = "operator"\n'
+    path.write_text(config(alice + f'[users.bob]\npassword = "{BOB}"\n'))
+    server = serve("serve", "-c", str(path))
+    async with aiohttp.ClientSession() as session:
+
+        async def log_in(user: str, password: str) -> dict[str, str]:
+            form = {"user": user, "password": password, "next": "/"}
+            async with session.post(
+                server.base + "/login", data=form, allow_redirects=False
+            ) as answer:
+                assert answer.status == 303, await answer.text()
+                return bearer(answer)
+
+        async def status(method: str, path: str, headers: dict[str, str]) -> int:
+            async with session.request(method, server.base + path, headers=headers) as answer:
+                return answer.status
+
+        as_alice, as_bob = await log_in("alice", "alice-pw"), await log_in("bob", "bob-pw")
+        assert await status("GET", "/api/sources", as_bob) == 200
+
+        # Bob leaves; Alice's password is now Bob's old one, and she becomes a viewer.
+        path.write_text(config(f'[users.alice]\npassword = "{BOB}"\nrole = "viewer"\n', hold=20))
+        async with session.post(server.base + "/api/reload", headers=as_alice) as reloaded:
+            assert reloaded.status == 200
+            changes = await reloaded.json()
+        assert changes["users"] == ["alice", "bob"]
+        assert changes["waiting"] == ["server"]
+        assert "not applied until the next start: [server]" in changes["summary"]
+
+        assert await status("GET", "/api/sources", as_bob) == 401  # his session ended
+        assert await status("GET", "/api/sources", as_alice) == 401  # bound to the old password
+        as_alice = await log_in("alice", "bob-pw")
+        assert await status("GET", "/api/sources", as_alice) == 200
+        assert await status("POST", "/api/reload", as_alice) == 403  # a viewer now
