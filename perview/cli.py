@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -238,6 +238,17 @@ def _serve_config(args: argparse.Namespace, implicit: bool) -> Config:
     return replace(config, server=_with_flags(config.server, args))
 
 
+def _rereader(args: argparse.Namespace) -> Callable[[str], Config]:
+    """How a reload reads the config file: with the command line applied over it, as at start
+    (else a reload would see `--port` or `PERVIEW_TOKEN` as a change of `[server]`)."""
+
+    def reread(path: str) -> Config:
+        config = load(path)
+        return replace(config, server=_with_flags(config.server, args))
+
+    return reread
+
+
 def _run_config(args: argparse.Namespace) -> Config:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -385,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = _tail_config(args)
         else:
             config = _serve_config(args, implicit)
-        return serve(config, open_browser=args.open)
+        return serve(config, open_browser=args.open, reread=_rereader(args))
     except ConfigError as exc:
         count = len(exc.problems)
         print(f"perview: the config has {count} problem{'s' * (count > 1)}:", file=sys.stderr)

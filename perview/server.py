@@ -56,17 +56,22 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
-    config: Config, *, announce: Callable[[str], None] = print, open_browser: bool = False
+    config: Config,
+    *,
+    announce: Callable[[str], None] = print,
+    open_browser: bool = False,
+    reread: Callable[[str], Config] = load,
 ) -> ExitCode:
     """Serve `config` until a signal (or, with `once`, the first viewer leaving); then stop
-    every source, wait for each to be reaped, and return the exit code."""
+    every source, wait for each to be reaped, and return the exit code. A reload reads the
+    config file with `reread` (the command line's flags applied over it, as at start)."""
     server = config.server
     if not server.auth and not is_loopback(server.host):
         raise PerviewError(
             f"--no-auth is only allowed on a loopback address, not {server.host}", ExitCode.USAGE
         )
     raise_file_limit()
-    return asyncio.run(_serve(config, announce, open_browser))
+    return asyncio.run(_serve(config, announce, open_browser, reread))
 
 
 def raise_file_limit() -> None:
@@ -79,7 +84,12 @@ def raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def _serve(config: Config, announce: Callable[[str], None], open_browser: bool) -> ExitCode:
+async def _serve(
+    config: Config,
+    announce: Callable[[str], None],
+    open_browser: bool,
+    reread: Callable[[str], Config],
+) -> ExitCode:
     server = config.server
     directory = data_dir(server)
     try:
@@ -97,7 +107,7 @@ async def _serve(config: Config, announce: Callable[[str], None], open_browser: 
     if config.once:
         _exit_when_first_viewer_leaves(hubs.values(), done)
     users = dict(config.users)
-    reloader = Reloader(catalog, history, users)
+    reloader = Reloader(catalog, history, users, reread)
 
     # Signals first: a SIGTERM that arrives while starting must stop us cleanly too.
     loop = asyncio.get_running_loop()
@@ -198,9 +208,11 @@ class Reloader:
         catalog: Catalog,
         history: History | None = None,
         users: dict[str, UserConfig] | None = None,
+        reread: Callable[[str], Config] = load,
     ) -> None:
         self.catalog = catalog
         self.history = history
+        self.reread = reread
         # The mapping the server's Access reads, changed in place: a removed user's sessions
         # fail their next request, and a new password ends the sessions bound to the old one.
         self.users = users
@@ -223,7 +235,7 @@ class Reloader:
                 "not a config file"
             )
         async with self._lock:
-            config = await asyncio.to_thread(load, path)
+            config = await asyncio.to_thread(self.reread, path)
             waiting = _waiting(self.catalog.config, config)
             changes = await self.catalog.apply(config)
             if self.history is not None:

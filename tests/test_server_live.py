@@ -224,6 +224,9 @@ async def test_a_reload_applies_users_at_once_and_says_what_waits_for_a_restart(
 
         as_alice, as_bob = await log_in("alice", "alice-pw"), await log_in("bob", "bob-pw")
         assert await status("GET", "/api/sources", as_bob) == 200
+        # The command line's --port is not a change of [server].
+        async with session.post(server.base + "/api/reload", headers=as_alice) as unchanged:
+            assert (await unchanged.json())["summary"] == "no source changed"
 
         # Bob leaves; Alice's password is now Bob's old one, and she becomes a viewer.
         path.write_text(config(f'[users.alice]\npassword = "{BOB}"\nrole = "viewer"\n', hold=20))
