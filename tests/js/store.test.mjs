@@ -186,3 +186,44 @@ test("a search of many lines at once says what includes() says of each, across s
     }
   }
 });
+
+const seqsOf = (view) => Array.from({ length: view.length }, (_, i) => view.at(i));
+
+test("a view of consecutive lines holds no list, however many it shows", () => {
+  const view = new View();
+  for (let seq = 7; seq < 1_000_007; seq++) view.push(seq);
+  assert.equal(view.length, 1_000_000);
+  assert.equal(view.seqs, null);
+  assert.equal(view.at(999_999), 1_000_006);
+  assert.equal(view.indexOf(7), 0);
+  assert.equal(view.indexOf(500_000), 499_993);
+  assert.equal(view.indexOf(2_000_000), 1_000_000);
+  assert.equal(view.trim(10), 3);
+  assert.equal(view.at(0), 10);
+  assert.equal(view.seqs, null);
+});
+
+test("a view of consecutive lines keeps every seq when one is skipped, inserted or removed", () => {
+  const skipped = new View();
+  for (const seq of [3, 4, 5, 7, 8]) skipped.push(seq);
+  assert.deepEqual(seqsOf(skipped), [3, 4, 5, 7, 8]);
+  assert.equal(skipped.indexOf(6), 3);
+  const inserted = new View();
+  for (const seq of [3, 4]) inserted.push(seq);
+  inserted.insert([1, 2]);
+  assert.deepEqual(seqsOf(inserted), [1, 2, 3, 4]);
+  inserted.insert([5, 6]);
+  assert.deepEqual(seqsOf(inserted), [1, 2, 3, 4, 5, 6]);
+  const removed = new View();
+  for (let seq = 0; seq < 6; seq++) removed.push(seq);
+  assert.equal(removed.remove(new Set([0, 2, 5])), 3);
+  assert.deepEqual(seqsOf(removed), [1, 3, 4]);
+  removed.push(9);
+  assert.deepEqual(seqsOf(removed), [1, 3, 4, 9]);
+  assert.equal(removed.trim(4), 2);
+  assert.deepEqual(seqsOf(removed), [4, 9]);
+  removed.clear();
+  for (const seq of [20, 21]) removed.push(seq);
+  assert.deepEqual(seqsOf(removed), [20, 21]);
+  assert.equal(removed.seqs, null);
+});

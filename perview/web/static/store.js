@@ -5,8 +5,8 @@
 // only when it is drawn, filtered or saved. As JS strings, a million lines of 100 bytes held 2.3
 // times their text: a string per line (20 bytes and allocator rounding), and a whole read decoded
 // two bytes a character as soon as it held one character beyond Latin-1. Here a line costs its
-// bytes and a LF, 10 bytes of columns, and 4 in each view that shows it; its id and arrival time
-// are kept once for the lines of one event (Runs).
+// bytes and a LF, 10 bytes of columns, and 4 in each view that filters it (none in a view that
+// shows every line); its id and arrival time are kept once for the lines of one event (Runs).
 
 import { plain } from "./ansi.js";
 import { UNCLASSIFIED, markAt } from "./levels.js";
@@ -380,12 +380,14 @@ export class LineStore {
   }
 }
 
-// A growable list of seqs (in increasing order), trimmed from the front as the store forgets.
-// Four bytes a seq, counted from `base`: a pane showing a million lines holds 4 MB here. The seqs
-// a view holds span less than 2^32, as the store's capacity bounds what it holds.
+// The seqs a pane shows (in increasing order), trimmed from the front as the store forgets. While
+// they are consecutive (a pane with no filter showing every source the tab holds: the usual case)
+// they are two numbers, [base, base + length); once they are not, a growable list of four bytes a
+// seq counted from `base` (a pane filtering a million lines holds 4 MB here). The seqs a view holds
+// span less than 2^32, as the store's capacity bounds what it holds.
 export class View {
   constructor() {
-    this.seqs = new Uint32Array(1024);
+    this.seqs = null; // the list (from head on), or null while the seqs are consecutive
     this.base = 0;
     this.head = 0;
     this.length = 0;
@@ -393,11 +395,20 @@ export class View {
 
   push(seq) {
     if (this.length === 0) {
+      this.seqs = null;
       this.head = 0;
       this.base = seq;
-    } else if (seq - this.base >= 0xffffffff) {
-      this.rebase();
+      this.length = 1;
+      return;
     }
+    if (!this.seqs) {
+      if (seq === this.base + this.length) {
+        this.length++;
+        return;
+      }
+      this.list(1);
+    }
+    if (seq - this.base >= 0xffffffff) this.rebase();
     if (this.head + this.length === this.seqs.length) {
       if (this.head > this.seqs.length / 2) {
         this.seqs.copyWithin(0, this.head, this.head + this.length);
@@ -411,6 +422,14 @@ export class View {
     this.seqs[this.head + this.length++] = seq - this.base;
   }
 
+  /** Hold the seqs as a list, with room for `more`: they are about not to be consecutive. */
+  list(more) {
+    const seqs = new Uint32Array(Math.max(1024, this.length + (this.length >> 1) + more));
+    for (let i = 0; i < this.length; i++) seqs[i] = i;
+    this.seqs = seqs;
+    this.head = 0;
+  }
+
   /** Count from the first seq held (after four billion lines: a tab left open for weeks). */
   rebase() {
     const shift = this.seqs[this.head];
@@ -419,11 +438,17 @@ export class View {
   }
 
   at(i) {
-    return this.base + this.seqs[this.head + i];
+    return this.base + (this.seqs ? this.seqs[this.head + i] : i);
   }
 
   /** Drop what the store no longer holds; returns how many were dropped. */
   trim(first) {
+    if (!this.seqs) {
+      const dropped = Math.max(0, Math.min(this.length, first - this.base));
+      this.base += dropped;
+      this.length -= dropped;
+      return dropped;
+    }
     let dropped = 0;
     while (this.length > 0 && this.at(0) < first) {
       this.head++;
@@ -434,12 +459,14 @@ export class View {
   }
 
   clear() {
+    this.seqs = null;
     this.head = 0;
     this.length = 0;
   }
 
   /** The index of `seq`, or of the first seq after it (`length` if none): a binary search. */
   indexOf(seq) {
+    if (!this.seqs) return Math.max(0, Math.min(this.length, seq - this.base));
     let lo = 0;
     let hi = this.length;
     while (lo < hi) {
@@ -474,6 +501,7 @@ export class View {
 
   /** Take out the seqs in `drop` (a Set); returns how many were taken out. */
   remove(drop) {
+    if (!this.seqs) this.list(0);
     let n = 0;
     for (let i = 0; i < this.length; i++) {
       const seq = this.at(i);
