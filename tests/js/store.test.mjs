@@ -227,3 +227,14 @@ test("a view of consecutive lines keeps every seq when one is skipped, inserted 
   assert.deepEqual(seqsOf(removed), [20, 21]);
   assert.equal(removed.seqs, null);
 });
+
+test("lines keep their source and part past the 256th of each, in columns of a byte a line until then", () => {
+  const store = new LineStore(1000);
+  assert.equal(store.source.BYTES_PER_ELEMENT + store.part.BYTES_PER_ELEMENT, 2);
+  for (let i = 0; i < 300; i++) store.push(`line ${i}`, `source ${i}`, `part ${i}`, i + 1, 0, LINE);
+  for (const seq of [0, 255, 256, 299]) {
+    const slot = store.slot(seq);
+    assert.equal(store.sources[store.source[slot]], `source ${seq}`);
+    assert.equal(store.parts[store.part[slot]], `part ${seq}`);
+  }
+});
