@@ -451,3 +451,20 @@ def test_a_block_of_text_lines_read_by_the_text_rule_alone_gets_every_rules_mark
 def test_the_cheap_test_for_other_rules_agrees_with_the_whole_one(lines: list[bytes]) -> None:
     block = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
     assert classify._beyond_text(block) == (classify._FIND_OTHER.search(block) is not None)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([b"7", b"42", b"x", b"ERROR", b"\n", b"\xff", b"\x7f"]),
+            st.sampled_from(classify._TELLING),
+            st.binary(max_size=6),
+        ),
+        min_size=1,
+        max_size=30,
+    ).map(lambda pieces: b"".join(pieces) + b"\n")
+)
+def test_a_block_is_plain_exactly_when_it_holds_no_byte_a_rule_reads(block: bytes) -> None:
+    assert classify._plain(block) == (
+        block[0] != 10 and not any(byte in block for byte in classify._TELLING)
+    )
