@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -22,20 +23,53 @@ class Silent:
         return Ended(0)
 
 
-class Recorder:
-    """A push that records what it was handed and takes it (or declines, with `takes=False`)."""
+class Transport:
+    """A client's socket as the hub writes to it: it takes everything, or (`full`) has bytes
+    still waiting in its buffer."""
 
-    def __init__(self, takes: bool = True) -> None:
-        self.takes = takes
+    def __init__(self, full: bool = False) -> None:
+        self.full = full
+        self.written: list[bytes] = []
+
+    def get_write_buffer_size(self) -> int:
+        return 1 if self.full else 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+@dataclass
+class Counted:
+    output_size: int = 0
+
+
+@dataclass
+class Outlet:
+    transport: Transport
+    writer: Counted = field(default_factory=Counted)
+    last_write: float = 0.0
+
+
+class Recorder:
+    """A push that records the batches it encoded (each as its lines) and what was written to
+    its socket; its socket takes everything, or (`takes=False`) is full. Recorders given the
+    same `key` share an encoding."""
+
+    def __init__(self, takes: bool = True, key: object = None) -> None:
+        self.outlet = Outlet(Transport(full=not takes))
+        self.key = self if key is None else key
         self.batches: list[Batch] = []
 
-    def __call__(self, viewer: Viewer, batch: Batch) -> bool:
+    def encode(self, viewer: Viewer, batch: Batch) -> bytes:
         self.batches.append(batch)
-        return self.takes
+        return b"".join(chunk.data for chunk in batch.chunks)
 
     @property
     def data(self) -> bytes:
-        return b"".join(chunk.data for batch in self.batches for chunk in batch.chunks)
+        return b"".join(self.outlet.transport.written)
 
 
 def lines(viewer: Viewer) -> bytes:
@@ -57,7 +91,7 @@ async def test_a_viewer_whose_push_declines_is_woken_and_reads_the_lines_itself(
     with hub.watch(start=False) as viewer:
         viewer.push = push = Recorder(takes=False)
         await hub.write(b"one\n")
-        assert len(push.batches) == 1
+        assert push.data == b""
         assert viewer.wake.is_set()
         assert lines(viewer) == b"one\n"
 
@@ -76,11 +110,12 @@ async def test_a_viewer_behind_is_woken_and_never_handed_lines_out_of_order() ->
 async def test_viewers_at_the_same_place_share_one_batch_and_its_encodings() -> None:
     hub = Hub("t", Silent())
     with hub.watch(start=False) as a, hub.watch(start=False) as b:
-        pa, pb = Recorder(), Recorder()
+        pa, pb = Recorder(key="same"), Recorder(key="same")
         a.push, b.push = pa, pb
         await hub.write(b"one\n")
-        assert len(pa.batches) == len(pb.batches) == 1
-        assert pa.batches[0] is pb.batches[0]
+        assert len(pa.batches + pb.batches) == 1  # encoded once
+        assert pa.outlet.transport.written == pb.outlet.transport.written == [b"one\n"]
+        assert pa.outlet.transport.written[0] is pb.outlet.transport.written[0]
 
 
 async def test_states_and_notices_wake_every_viewer_instead() -> None:
@@ -116,13 +151,14 @@ async def test_lines_pushed_count_as_read_so_a_pushed_viewer_never_holds_the_sou
 async def test_a_push_that_fails_is_logged_and_its_viewer_woken(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken(viewer: Viewer, batch: Batch) -> bool:
-        raise RuntimeError("a bug in a stream")
+    class Broken(Recorder):
+        def encode(self, viewer: Viewer, batch: Batch) -> bytes:
+            raise RuntimeError("a bug in a stream")
 
     hub = Hub("t", Silent())
     with hub.watch(start=False) as viewer, hub.watch(start=False) as other:
         fine = Recorder()
-        viewer.push, other.push = broken, fine
+        viewer.push, other.push = Broken(), fine
         with caplog.at_level(logging.ERROR, logger="perview.viewers"):
             await hub.write(b"one\n")
         assert "writing to a viewer of t" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
@@ -19,7 +19,7 @@ from perview.hub import Hub
 from perview.labels import MAX_PATH, display_name
 from perview.metrics.hub import MetricsHub
 from perview.ring import ENDINGS, Chunk, State
-from perview.viewers import DIRECT, Batch, Gap, Push, Viewer
+from perview.viewers import DIRECT, Batch, Gap, Viewer
 from perview.web.wire import Wire
 
 STREAM_HEADERS = {
@@ -232,10 +232,10 @@ async def relay_text(
 
     Gaps and a failure to start appear as `[perview] ...` lines; the stream ends after the last
     byte of the run this viewer came for (not an earlier one still stopping), or when the hub
-    closes. Unfiltered, it takes new lines straight from the hub while it waits (`_push_text`).
+    closes. Unfiltered, it takes new lines straight from the hub while it waits (`TextPush`).
     """
     hub = viewer.hub
-    push = _push_text(wire) if DIRECT and grep is None and least is None else None
+    push = TextPush(wire) if DIRECT and grep is None and least is None else None
     while True:
         items = viewer.read()
         if not items:
@@ -277,21 +277,22 @@ async def relay_text(
             return
 
 
-def _push_text(wire: Wire) -> Push:
-    """A text stream's push: the batch's lines as `relay_text` writes them, framed once for
-    every viewer of the source."""
+class TextPush:
+    """A text stream's push (perview.viewers.Push): the batch's lines as `relay_text` writes
+    them, the same for every text stream of the source framed alike."""
 
-    def push(viewer: Viewer, batch: Batch) -> bool:
-        if wire.transport is None:
-            return False
-        key = "text/chunked" if wire.chunked else "text"
-        framed = batch.cache.get(key)
-        if framed is None:
-            data = b"".join(tagged(c.data, c.part) if c.part else c.data for c in batch.chunks)
-            framed = batch.cache[key] = wire.frame(data)
-        return wire.send_now(framed)
+    __slots__ = ("outlet",)
 
-    return push
+    def __init__(self, wire: Wire) -> None:
+        self.outlet = wire
+
+    @property
+    def key(self) -> Hashable:
+        return ("text", self.outlet.chunked)
+
+    def encode(self, viewer: Viewer, batch: Batch) -> bytes:
+        data = b"".join(tagged(c.data, c.part) if c.part else c.data for c in batch.chunks)
+        return self.outlet.frame(data)
 
 
 # -- Server-Sent Events ----------------------------------------------------------------------
@@ -389,13 +390,13 @@ async def relay_events(
     so a reconnecting browser (Last-Event-ID) resumes exactly where it left off. With `least`,
     only entries of that level or above are sent: a `lines` event per run of kept lines (its
     ids consecutive), encoded once for every stream of that one source and level. Without, new
-    lines come straight from the hub while the stream waits (`EventRelay.push`).
+    lines come straight from the hub while the stream waits (`EventRelay` is its push).
     """
     await EventRelay(wire, viewers, epoch, metrics, least, alerts).run()
 
 
 class EventRelay:
-    """One event stream: what `relay_events` does, and its push (see perview.viewers)."""
+    """One event stream: what `relay_events` does, and its push (perview.viewers.Push)."""
 
     def __init__(
         self,
@@ -412,18 +413,26 @@ class EventRelay:
         self.metrics = metrics
         self.least = least
         self.alerts = alerts
+        # Where the stream is in each source: the ids its events name. Between writes they are
+        # the viewers' own positions (`sync`), which the hub moves when it pushes.
         self.next_ids = {v.hub.name: v.next_id for v in viewers}
-        # With one source, a batch's events (their ids included) are the same for every stream
-        # that reads it from the same place, so they are encoded once for all of them.
-        self.shared = len(viewers) == 1
-        self._keys = ("sse " + epoch, "sse/chunked " + epoch)
+        self.outlet = wire
         self.pushes = DIRECT and least is None
+        # With one source, a batch's events (their ids included) are the same for every stream
+        # that reads it from the same place, so they are encoded once for all of them; with
+        # several, they name this stream's place in each.
+        self.shared = len(viewers) == 1
+
+    @property
+    def key(self) -> Hashable:
+        return ("sse", self.epoch, self.wire.chunked) if self.shared else self
 
     async def run(self) -> None:
         wire, viewers, metrics, alerts = self.wire, self.viewers, self.metrics, self.alerts
         metric_cursor = metrics.next_batch if metrics else 0
         alert_cursor = alerts.next_event if alerts else 0
         while True:
+            self.sync()
             parts: list[bytes] = []
             if metrics is not None:
                 samples, metric_cursor = metrics.since(metric_cursor)
@@ -444,7 +453,7 @@ class EventRelay:
             assert wire.wake is not None
             if self.pushes:
                 for viewer in viewers:
-                    viewer.push = self.push
+                    viewer.push = self
             try:
                 await wire.wake.wait()
             finally:
@@ -452,25 +461,18 @@ class EventRelay:
                     viewer.push = None
             wire.wake.clear()
 
-    def push(self, viewer: Viewer, batch: Batch) -> bool:
-        wire = self.wire
-        if wire.transport is None:
-            return False
-        name = viewer.hub.name
-        before = self.next_ids[name]
-        key = self._keys[wire.chunked] if self.shared else ""
-        framed = batch.cache.get(key) if key else None
-        if framed is None:
-            parts: list[bytes] = []
-            self._encode(viewer, batch.chunks, parts)
-            self.next_ids[name] = before  # until the events are sent
-            framed = wire.frame(b"".join(parts))
-            if key:
-                batch.cache[key] = framed
-        if not wire.send_now(framed):
-            return False
-        self.next_ids[name] = batch.next_id
-        return True
+    def sync(self) -> None:
+        """Take up the viewers' positions: the hub moves them past what it pushes."""
+        for viewer in self.viewers:
+            self.next_ids[viewer.hub.name] = viewer.next_id
+
+    def encode(self, viewer: Viewer, batch: Batch) -> bytes:
+        """The push's bytes (perview.viewers.Push): `batch`'s events, framed."""
+        if not self.shared:
+            self.sync()  # the ids name every source, and the hub moved some since
+        parts: list[bytes] = []
+        self._encode(viewer, batch.chunks, parts)
+        return self.wire.frame(b"".join(parts))
 
     def _encode(self, viewer: Viewer, items: Sequence[Chunk | Gap], parts: list[bytes]) -> None:
         """Append `items`' events to `parts`, moving this stream's ids on past them."""

@@ -32,9 +32,9 @@ class Wire:
     `heartbeat`: seconds of quiet after which the stream's relay is woken to send HEARTBEAT;
     None for a stream that has no way to send one (text).
 
-    Besides `write`, which waits for the client as long as it takes, `send_now` writes at once
-    and only into an empty socket buffer, so that the hub can hand output to an idle stream in
-    its own call (perview.viewers) without a task switch, and never holds more than it wrote."""
+    Besides `write`, which waits for the client as long as it takes, the hub writes to an idle
+    stream's `transport` in its own call (perview.viewers), without a task switch, and only
+    into an empty socket buffer, so that it never holds more than it wrote."""
 
     __slots__ = (
         "blocked_since",
@@ -59,7 +59,7 @@ class Wire:
         self.last_write = time.monotonic()
         self.wake: asyncio.Event | None = None  # what the stream's relay waits on
         # Set by the first `write`: from then on the headers are out (aiohttp holds them back to
-        # send with the first bytes of the body) and `send_now` may write past aiohttp.
+        # send with the first bytes of the body) and the hub may write past aiohttp.
         self.transport: asyncio.Transport | None = None
         self.writer: AbstractStreamWriter | None = None
         self.chunked = False
@@ -73,22 +73,10 @@ class Wire:
             self.transport, self.writer = self.request.transport, self.request.writer
 
     def frame(self, data: bytes) -> bytes:
-        """`data` as `send_now` takes it: an HTTP/1.1 chunk, or as it is (HTTP/1.0). It depends
-        on nothing else of the stream, so streams alike in `chunked` share one framing."""
+        """`data` as the hub writes it to `transport` directly (perview.viewers): an HTTP/1.1
+        chunk, or as it is (HTTP/1.0). It depends on nothing else of the stream, so streams
+        alike in `chunked` share one framing."""
         return b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data
-
-    def send_now(self, framed: bytes) -> bool:
-        """Write `framed` (see `frame`) and return True if the client's socket buffer is empty,
-        so the kernel takes it at once; else write nothing and return False: the stream's relay
-        then writes it with `write`, waiting for the client."""
-        transport = self.transport
-        if transport is None or transport.is_closing() or transport.get_write_buffer_size():
-            return False
-        transport.write(framed)
-        assert self.writer is not None  # set with the transport
-        self.writer.output_size += len(framed)  # what the access log says was sent
-        self.last_write = time.monotonic()
-        return True
 
     def heartbeat_due(self) -> bool:
         if self.heartbeat is None:
