@@ -253,6 +253,37 @@ async def test_a_quiet_event_stream_sends_its_heartbeat(aiohttp_client: MakeClie
     await hubs["quiet"].close()
 
 
+async def test_a_quiet_event_stream_gets_its_heartbeat_without_being_woken(
+    aiohttp_client: MakeClient,
+) -> None:
+    # A task woken per heartbeat costs more than the heartbeat: with a thousand quiet viewers,
+    # Streams.tend writes them all itself.
+    hub = Hub("quiet", ProcessSource(["sleep", "30"]))
+    access = Access(token=TOKEN, allowed_hosts=frozenset())
+    limits = StreamLimits(heartbeat=0.2)
+    client = await aiohttp_client(create_app({"quiet": hub}, WebSettings(access, limits=limits)))
+    response = await client.get("/api/events?source=quiet", headers=AUTH)
+    received = b""
+    async with asyncio.timeout(5):
+        while b": keep-alive\n\n" not in received:  # the stream has settled
+            received += await response.content.readany()
+        [viewer] = hub.viewers
+        woken = 0
+        set_wake = viewer.wake.set
+
+        def counting() -> None:
+            nonlocal woken
+            woken += 1
+            set_wake()
+
+        viewer.wake.set = counting  # type: ignore[method-assign]  # to count the wake-ups
+        while received.count(b": keep-alive\n\n") < 3:
+            received += await response.content.readany()
+    assert woken == 0
+    response.close()
+    await hub.close()
+
+
 async def test_a_stream_s_socket_probes_a_silent_peer(aiohttp_client: MakeClient) -> None:
     # A peer that vanished without a word is found by TCP keep-alive within about 90 s,
     # not the system's two hours: what a quiet text stream (no heartbeat) relies on.

@@ -55,8 +55,8 @@ class Streams:
 
     async def tend(self) -> None:
         """Runs for the life of the server: cuts off every stream whose client has taken
-        nothing for `write_timeout` seconds, and wakes every stream whose heartbeat is due
-        (one task for all: a timer per stream would cost more than its writes)."""
+        nothing for `write_timeout` seconds, and sends every heartbeat that is due (one task for
+        all: a timer per stream would cost more than its writes)."""
         timeout = self.limits.write_timeout
         tick = min(timeout / 4, self.limits.heartbeat / 3)
         while True:
@@ -66,7 +66,7 @@ class Streams:
                 if wire.blocked_since is not None:
                     if now - wire.blocked_since > timeout:
                         wire.cut()
-                elif wire.heartbeat_due():
+                elif wire.heartbeat_due() and not wire.beat_now():
                     wire.wake_for_heartbeat()
 
     @contextmanager

@@ -26,8 +26,10 @@ KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 3
 class Wire:
     """One stream's way out. It notes when a write starts waiting for the client, and when the
     stream last wrote; one task per server (`Streams.tend`) then cuts off clients that stopped
-    reading and wakes quiet streams for their heartbeat. A timer per write or per wait would
-    cost more than the write itself on a busy stream with many viewers.
+    reading and writes the heartbeat of quiet streams (`beat_now`; a stream is woken for it only
+    if its socket is not empty). A timer per write or per wait would cost more than the write
+    itself on a busy stream with many viewers, and a task woken per heartbeat more than the
+    heartbeat.
 
     `heartbeat`: seconds of quiet after which the stream's relay is woken to send HEARTBEAT;
     None for a stream that has no way to send one (text).
@@ -86,6 +88,24 @@ class Wire:
     def wake_for_heartbeat(self) -> None:
         if self.wake is not None:
             self.wake.set()
+
+    def beat_now(self) -> bool:
+        """Write the heartbeat without waking the stream, if the socket's buffer is empty: the
+        stream's every write goes to the transport whole, in one call, so the comment falls
+        between two events. False, writing nothing, if it cannot."""
+        transport, writer = self.transport, self.writer
+        if (
+            transport is None
+            or writer is None
+            or transport.get_write_buffer_size()
+            or transport.is_closing()
+        ):
+            return False
+        data = self.frame(HEARTBEAT)
+        transport.write(data)
+        writer.output_size += len(data)
+        self.last_write = time.monotonic()
+        return True
 
     async def beat(self) -> None:
         """Send the heartbeat if it is due (the relay calls this when it wakes with nothing to
