@@ -226,7 +226,10 @@ class Fanout:
         self.offer(viewer, None)
         self.viewers.discard(viewer)
         self._woken.discard(viewer)
-        if viewer.seq >= self._fastest:  # only then: a scan per leaving viewer is quadratic
+        # Only when no viewer left is as far: a scan per leaving viewer would be quadratic when
+        # a thousand viewers at the same place leave together.
+        fastest = self._fastest
+        if viewer.seq >= fastest and not any(v.seq >= fastest for v in self.viewers):
             self._fastest = max((v.seq for v in self.viewers), default=-1)
         self.space.set()
 
