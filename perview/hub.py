@@ -14,7 +14,7 @@ from perview.config.records import ServerConfig, SourceConfig
 from perview.framing import LineFramer
 from perview.levels import Leveller
 from perview.ring import Ring, State, StateName
-from perview.viewers import READ_BUDGET, Fanout, Gap, Viewer
+from perview.viewers import READ_BUDGET, Fanout, Gap, Viewer, Wake
 
 # Viewer, Gap and READ_BUDGET live with the viewers (perview.viewers) and are named here too,
 # where the readers of a hub have always found them.
@@ -184,7 +184,7 @@ class Hub:
         return self.fanout.viewers
 
     @property
-    def followers(self) -> set[asyncio.Event]:
+    def followers(self) -> set[Wake]:
         """Woken with the viewers, but never waited for nor counted: recorders of the ring."""
         return self.fanout.followers
 

@@ -61,6 +61,13 @@ class Gap:
     count: int
 
 
+class Wake(Protocol):
+    """What a follower gives the hub to be told of new output: an `asyncio.Event` (the alerts
+    engine's cursor), or an object that reads at once, in the hub's own call (a recorder)."""
+
+    def set(self) -> None: ...
+
+
 class Batch:
     """Lines that entered the ring since viewers were last woken: the same for every viewer
     that had read all before them."""
@@ -203,7 +210,7 @@ class Fanout:
     def __init__(self, ring: Ring) -> None:
         self.ring = ring
         self.viewers: set[Viewer] = set()
-        self.followers: set[asyncio.Event] = set()
+        self.followers: set[Wake] = set()
         self.space = asyncio.Event()  # set when the fastest viewer moves on (or leaves)
         # The viewers offering a push, by its key (see Push); the others are woken for news.
         self._pushes: dict[Hashable, dict[Viewer, Push]] = {}

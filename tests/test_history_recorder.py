@@ -9,6 +9,7 @@ from pathlib import Path
 from perview.history.recorder import Writer, _Open, _Sealed
 from perview.history.search import Line, Matcher, Query, run
 from perview.history.store import Retention, Store
+from tests.conftest import eventually
 
 
 def sealed(first: int, data: bytes, at: float) -> _Sealed:
@@ -50,3 +51,13 @@ async def test_a_writer_behind_writes_blocks_without_summaries_that_searches_sti
         ]
         assert [line.text for line in lines] == ["ERROR the-needle"]
         store.close()
+
+
+async def test_a_lone_sealed_block_is_written_without_waiting_for_more(tmp_path: Path) -> None:
+    # Blocks are handed to the writer a batch at a time: one with nothing after it must still go
+    # (HANDOFF_DELAY later), not wait for a MB more or for the server to stop.
+    writer = Writer(Store(tmp_path, Retention()))
+    data = filler(1)
+    writer.submit(sealed(1, data, 1000.0))
+    await eventually(lambda: writer.written == data.count(b"\n"), within=5.0, step=0.01)
+    await writer.close()

@@ -6,6 +6,11 @@ Nothing here awaits the disk. A recorder hands sealed blocks to the writer; when
 MAX_PENDING behind, the recorder stops reading the ring, so it is its own cursor that falls
 behind (and, once the ring rolls past it, records a gap), never the hub or a viewer. A disk that
 refuses a write (full) costs those lines, recorded as a gap once the disk takes writes again.
+
+The event loop's part is kept to taking references: a recorder reads the ring in the hub's own
+call when output enters it (no task is woken per read), and sealed blocks reach the writer
+thread a batch at a time (one wake a MB, or HANDOFF_DELAY after the first), so that a source
+writing flat out wakes the writer, and contends with it for the GIL, as seldom as it can.
 """
 
 from __future__ import annotations
@@ -39,6 +44,15 @@ GAP_COST = 256  # what a gap is counted as against MAX_PENDING
 # four times their compression: 1.6 against 0.4 ms a 256 KiB block on a loaded machine) until
 # the writer has caught up: searches scan those blocks, and fewer lines become gaps.
 SUMMARY_PENDING = 8 * 1024 * 1024
+# Sealed blocks go to the writer thread together, once HANDOFF_BYTES of them are waiting or
+# HANDOFF_DELAY after the first: each hand-over wakes the thread, which then takes the GIL from
+# the loop. A MB is four 256 KiB blocks, about 2 ms of a flood; 5 ms is nothing next to
+# FLUSH_AGE, the time a line may wait to be searchable.
+HANDOFF_BYTES = 1024 * 1024
+HANDOFF_DELAY = 0.005
+# Retention is enforced after a write at most this often: it sorts every segment, on the
+# writer's thread but holding the GIL, and once a second is as continuous as a user can tell.
+ENFORCE_EVERY = 1.0
 # The writer thread runs at a lower priority than the event loop, so that on a busy machine
 # the live path gets the cores first and the writer what is left (it falls behind into its
 # queue, then into gaps, rather than slowing the stream). Measured (bench/history.py, 50 MB
@@ -114,8 +128,12 @@ class Writer:
         self.written = 0  # lines written, in all (not counting gaps)
         self.failing = False  # the last write failed (a full disk); said once per spell
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Sealed | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Sealed] | None] = queue.SimpleQueue()
+        self._outbox: list[_Sealed] = []  # sealed on the loop, not handed over yet
+        self._outbox_bytes = 0
+        self._handoff: asyncio.TimerHandle | None = None
         self._refused: dict[tuple[str, str | None], _Sealed] = {}  # gaps not yet written
+        self._enforced = 0.0  # when retention last ran
         self._thread = threading.Thread(target=self._run, name="perview-history", daemon=True)
         self._thread.start()
 
@@ -124,12 +142,33 @@ class Writer:
         return self.pending < self.max_pending
 
     def submit(self, sealed: _Sealed) -> None:
+        """Take `sealed` for writing: handed to the thread with others (HANDOFF_BYTES)."""
         with self._lock:
             self.pending += sealed.cost
-        self._queue.put(sealed)
+        self._outbox.append(sealed)
+        self._outbox_bytes += sealed.cost
+        if self._outbox_bytes >= HANDOFF_BYTES:
+            self.hand_over()
+        elif self._handoff is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to wait on (a script, a test): at once
+                self.hand_over()
+            else:
+                self._handoff = loop.call_later(HANDOFF_DELAY, self.hand_over)
+
+    def hand_over(self) -> None:
+        """Give the thread what was submitted since the last hand-over."""
+        if self._handoff is not None:
+            self._handoff.cancel()
+            self._handoff = None
+        if self._outbox:
+            self._queue.put(self._outbox)
+            self._outbox, self._outbox_bytes = [], 0
 
     async def close(self) -> None:
         """Write what is queued, then stop the thread and close the store."""
+        self.hand_over()
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
         self.store.close()
@@ -145,10 +184,11 @@ class Writer:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            items = [s for s in batch if s is not None]
+            items = [s for group in batch if group is not None for s in group]
             if items:
                 self._write(items)
             if None in batch:
+                self._enforce()
                 return
 
     def _write(self, items: list[_Sealed]) -> None:
@@ -171,6 +211,11 @@ class Writer:
         finally:
             with self._lock:
                 self.pending -= sum(s.cost for s in items)
+        if time.monotonic() - self._enforced >= ENFORCE_EVERY:
+            self._enforce()
+
+    def _enforce(self) -> None:
+        self._enforced = time.monotonic()
         try:
             for gone in self.store.enforce():
                 log.info("history: retention removed %s", gone)
@@ -203,13 +248,20 @@ class Recorder:
         self.gaps = 0  # lines the ring dropped before this recorder read them
         self.last_at = time.time()
         self._open: dict[str | None, _Open] = {}
-        self.wake = asyncio.Event()
-        hub.followers.add(self.wake)
+        hub.followers.add(self)
         self._task = asyncio.create_task(self._run(), name=f"recorder {hub.name}")
+
+    def set(self) -> None:
+        """The hub's news (as a follower): read it now, in the hub's call. A task woken per
+        read cost the loop 8% more CPU a MB flat out (bench/history.py) than these references."""
+        try:
+            self.take()
+        except Exception:  # the recorder's fault must not reach the source that called us
+            log.exception("history: recording %s", self.hub.name)
 
     async def close(self) -> None:
         """Stop, after handing over everything the ring holds that was not recorded yet."""
-        self.hub.followers.discard(self.wake)
+        self.hub.followers.discard(self)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -219,19 +271,16 @@ class Recorder:
 
     def detach(self) -> None:
         """Stop at once (the source was removed or no longer recorded), sealing what it holds."""
-        self.hub.followers.discard(self.wake)
+        self.hub.followers.discard(self)
         self._task.cancel()
         for part in list(self._open):
             self._seal(part)
+        self.writer.hand_over()
 
     async def _run(self) -> None:
+        """Seal blocks that aged, and read on where the writer had no room when output came."""
         while True:
-            try:
-                async with asyncio.timeout(FLUSH_AGE / 4):
-                    await self.wake.wait()
-            except TimeoutError:
-                pass
-            self.wake.clear()
+            await asyncio.sleep(FLUSH_AGE / 4)
             self.take()
             now = time.time()
             for part, block in list(self._open.items()):
