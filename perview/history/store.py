@@ -17,7 +17,7 @@ from pathlib import Path
 import zstandard
 
 from perview.history import index
-from perview.history.block import HEADER, Block, Damaged, decode, encode, read_header
+from perview.history.block import HEADER, Block, Damaged, decode, encode_all, read_header
 from perview.history.index import Row, Segment
 from perview.history.terms import may_hold, summarize
 from perview.private import FILE_MODE, private_dir, private_file
@@ -186,7 +186,7 @@ class Store:
             by_source.setdefault(block.source, []).append(block)
         for source, group in by_source.items():
             segment, fd = self._segment_for(source, group[0].t0)
-            records = [encode(b, self._compressor) for b in group]
+            records = encode_all(group, self._compressor)
             terms = [summarize(b.data) if summaries and b.kind == "lines" else None for b in group]
             start = segment.bytes
             placed = []
