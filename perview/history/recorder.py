@@ -253,7 +253,8 @@ class Recorder:
 
     def set(self) -> None:
         """The hub's news (as a follower): read it now, in the hub's call. A task woken per
-        read cost the loop 8% more CPU a MB flat out (bench/history.py) than these references."""
+        read made the loop's CPU a MB 1.23 times a bare relay's, flat out; reading here, 0.98
+        to 1.04 (the recorder alone, its writer a stub: medians of 5, load 9-12)."""
         try:
             self.take()
         except Exception:  # the recorder's fault must not reach the source that called us
