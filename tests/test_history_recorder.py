@@ -1,14 +1,17 @@
-"""The writer thread: behind its queue, it keeps recording and leaves out only the blocks'
-term summaries, which searches then do without."""
+"""The recorder and its writer thread: behind its queue, the writer keeps recording and leaves
+out only the blocks' term summaries, which searches then do without; what the recorder cannot
+hand over is said as a gap."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
-from perview.history.recorder import Writer, _Open, _Sealed
+from perview.history.recorder import Recorder, Writer, _Open, _Sealed
 from perview.history.search import Line, Matcher, Query, run
 from perview.history.store import Retention, Store
+from perview.hub import Ended, Hub, Output
 from tests.conftest import eventually
 
 
@@ -61,3 +64,41 @@ async def test_a_lone_sealed_block_is_written_without_waiting_for_more(tmp_path:
     writer.submit(sealed(1, data, 1000.0))
     await eventually(lambda: writer.written == data.count(b"\n"), within=5.0, step=0.01)
     await writer.close()
+
+
+class Writes:
+    """A source that writes `lines` lines, ten a write, then ends."""
+
+    kind = "test"
+
+    def __init__(self, lines: int) -> None:
+        self.lines = lines
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        out.started(None)
+        for n in range(0, self.lines, 10):
+            await out.write(b"".join(b"line %d\n" % i for i in range(n, n + 10)))
+        return Ended(0)
+
+
+async def test_a_writer_without_room_costs_one_gap_for_the_spell_not_one_per_read(
+    tmp_path: Path,
+) -> None:
+    # A writer with no room (a slow disk, a flood) leaves the recorder's cursor behind while the
+    # ring rolls on: one gap says all it missed, when it reads again, rather than a gap (and a
+    # warning in the log) for every read while it waited.
+    hub = Hub("app", Writes(2000), max_lines=50, keep=True)
+    writer = Writer(Store(tmp_path, Retention()), max_pending=0)
+    recorder = Recorder(hub, writer, 1)
+    hub.start()
+    await hub.wait_stopped()
+    await recorder.close()
+    await writer.close()
+    db = sqlite3.connect(tmp_path / "index.sqlite")
+    try:
+        gaps = db.execute("SELECT count FROM blocks WHERE kind = 'gap'").fetchall()
+        (recorded,) = db.execute("SELECT SUM(count) FROM blocks WHERE kind = 'lines'").fetchone()
+    finally:
+        db.close()
+    assert len(gaps) == 1, gaps
+    assert gaps[0][0] + recorded == 2000

@@ -291,6 +291,11 @@ class Recorder:
     def take(self, always: bool = False) -> None:
         """Read what is new in the ring while the writer has room (`always`: all of it, at
         shutdown); a gap for what the ring dropped before it was read."""
+        writer = self.writer
+        if not (always or writer.room):
+            # The gap is said once the writer has room again, as one gap for the whole spell:
+            # one per read (each logged) cost the loop more than the lines it relayed.
+            return
         ring = self.hub.ring
         if self.seq < ring.oldest_seq:
             self.seq = ring.oldest_seq
@@ -298,7 +303,6 @@ class Recorder:
             if first > self.next_id:
                 self._gap(first - self.next_id)
                 self.next_id = first
-        writer = self.writer
         while (always or writer.room) and (chunk := ring.get(self.seq)) is not None:
             self.seq += 1
             self._add(chunk)
