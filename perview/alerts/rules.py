@@ -143,6 +143,10 @@ class Rule:
         return self.quiet_until if self.suppressed else None
 
     def tick(self, now: float) -> None:
+        self._send_held(now)
+
+    def _send_held(self, now: float) -> None:
+        """The cooldown is over: send what it held back, which starts the next cooldown."""
         if self.suppressed and now >= self.quiet_until and self.held is not None:
             firing = self.held(self.suppressed)
             firing.count = firing.suppressed = self.suppressed
@@ -164,7 +168,13 @@ class Rule:
         began = not self.firing
         if began:
             self.firing, self.since = True, now
-        if now >= self.quiet_until:
+        if now >= self.quiet_until and self.suppressed:
+            # The cooldown ended and the clock has not sent what it held back yet (a busy loop
+            # runs the clock late): these go out with them, as one notification of the count.
+            self.suppressed += occurrences
+            self.held = make
+            self._send_held(now)
+        elif now >= self.quiet_until:
             firing = make(0)
             self.quiet_until = now + self.config.cooldown
             self.suppressed += occurrences - 1
