@@ -145,9 +145,15 @@ def test_a_chart_of_10000_points_draws_two_points_per_column_within_a_frame(
             points.push([now - 86400 + i * 8.64, 50 + 45 * Math.sin(i / 30)]);
           chart.setData(0, points);
           await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
-          const start = performance.now();
-          for (let k = 0; k < 20; k++) chart.draw();
-          const ms = (performance.now() - start) / 20;
+          // Each draw timed alone, and the median taken, as the benchmarks do: on a loaded
+          // machine a few draws are descheduled midway, which says nothing of the chart's work.
+          const times = [];
+          for (let k = 0; k < 21; k++) {
+            const start = performance.now();
+            chart.draw();
+            times.push(performance.now() - start);
+          }
+          const ms = times.sort((a, b) => a - b)[10];
           const pairs = chart.decimate(chart.data[0], now - 86400, now, 0, chart.width / 86400);
           return { ms, pairs, width: chart.width, held: Number(chart.canvas.dataset.points) };
         }"""
