@@ -192,7 +192,7 @@ def firing(lines: str = HOSTILE) -> Firing:
         "firing",
         "app: a line matched 'ERROR'",
         source="app",
-        lines=[{"id": 7, "host": None, "text": lines}],
+        lines=[{"id": 7, "part": None, "host": None, "text": lines}],
     )
 
 
@@ -216,7 +216,7 @@ async def test_a_webhook_posts_the_alert_as_json_with_a_token_from_the_environme
     assert headers["Content-Type"] == "application/json"
     (document,) = receiver.documents()
     assert document["alert"] == "errors" and document["state"] == "firing"
-    assert document["lines"] == [{"id": 7, "host": None, "text": HOSTILE}]
+    assert document["lines"] == [{"id": 7, "part": None, "host": None, "text": HOSTILE}]
     assert not pwned()
 
 
@@ -424,7 +424,7 @@ async def test_a_storm_sends_one_notification_then_one_per_cooldown_with_the_cou
     documents = receiver.documents()
     first, *rest = documents
     assert (first["count"], first["suppressed"]) == (1, 0)
-    assert first["lines"][0] == {"id": 1, "host": None, "text": "ERROR storm"}
+    assert first["lines"][0] == {"id": 1, "part": None, "host": None, "text": "ERROR storm"}
     assert rest and all(d["suppressed"] == d["count"] > 0 for d in rest)
     assert "more times since the last notification" in rest[0]["summary"]
     # One a cooldown, timed where the rule sends (each send starts a cooldown), not where the
@@ -582,6 +582,42 @@ async def test_an_alert_already_firing_is_not_sent_again_after_a_restart(
     assert receiver.documents()[1]["state"] == "resolved"
 
 
+async def test_a_firing_names_the_part_its_lines_come_from_as_the_rest_of_perview_does(
+    run_alerts: Callable[..., Awaitable[Running]], receiver: Receiver, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "b.log").write_text("ERROR in b\n")
+    template = '{"who": "{part}", "old": "{host}"}'
+    running = await run_alerts(
+        f'[sources.logs]\nfile = "{logs}/*.log"\n'
+        f'[notify.hook]\nwebhook = "{receiver.url}"\n'
+        f"[notify.chat]\nwebhook = \"{receiver.url}\"\ntemplate = '{template}'\n"
+        '[alerts.errors]\nsource = "logs"\nmatch = "ERROR"\nnotify = ["hook", "chat"]\n'
+    )
+    await eventually(lambda: len(receiver.got) == 2, 10)
+    by_kind = {"lines" in json.loads(body): json.loads(body) for _, _, body in receiver.got}
+    document, chat = by_kind[True], by_kind[False]
+    # `part`, as events and search say it; `host` stays, by the name the README promised.
+    assert (document["part"], document["host"]) == ("b.log", "b.log")
+    assert document["lines"] == [{"id": 1, "part": "b.log", "host": "b.log", "text": "ERROR in b"}]
+    assert chat == {"who": "b.log", "old": "b.log"}
+    (rule,) = running.engine.describe()
+    assert rule["recent"][0]["part"] == "b.log"
+    # `firing` is a firing record wherever it appears; whether the rule fires is `active`.
+    assert rule["active"] is True and "firing" not in rule
+    _, event = running.engine.events[-1]
+    assert event["active"] is True and event["firing"]["part"] == "b.log"
+
+
+def test_firings_kept_by_a_version_before_part_load_with_their_part() -> None:
+    kept = {"alert": "errors", "state": "firing", "summary": "s", "at": 1.0, "host": "web1"}
+    kept["lines"] = [{"id": 3, "host": "web1", "text": "ERROR x"}]
+    loaded = Firing.load(kept).document()
+    assert (loaded["part"], loaded["host"]) == ("web1", "web1")
+    assert loaded["lines"] == [{"id": 3, "part": "web1", "host": "web1", "text": "ERROR x"}]
+
+
 # -- the API, the event stream and /metrics ----------------------------------------------------
 
 CHEAP = {"n": 2**10, "r": 8, "p": 1}
@@ -638,7 +674,7 @@ async def test_the_api_lists_each_rule_with_its_firings_and_channels(
     assert rule["name"] == "errors" and rule["kind"] == "lines"
     assert rule["state"] in ("firing", "ok") and rule["sources"] == ["app"]
     (recent,) = rule["recent"]
-    assert recent["lines"] == [{"id": 1, "host": None, "text": "ERROR one"}]
+    assert recent["lines"] == [{"id": 1, "part": None, "host": None, "text": "ERROR one"}]
     (channel,) = rule["channels"]
     assert (channel["name"], channel["kind"], channel["sent"], channel["failed"]) == (
         "hook",

@@ -109,7 +109,7 @@ def test_an_alert_on_a_sources_errors_per_minute_fires(serve: Serve, tmp_path: P
     server, _ = app_server(serve, tmp_path)
     for _ in range(150):
         (alert,) = get_json(server, "/api/alerts")  # type: ignore[misc]
-        if alert["firing"]:
+        if alert["active"]:
             break
         time.sleep(0.1)
-    assert (alert["series"], alert["value"], alert["firing"]) == (ERROR, 3.0, True)
+    assert (alert["series"], alert["value"], alert["active"]) == (ERROR, 3.0, True)

@@ -140,7 +140,9 @@ class AlertEngine:
             "kind": config.kind,
             "state": rule.state(),
             "since": rule.since,
-            "firing": rule.firing,
+            # Its condition holds, silenced or not. (`firing` is a firing record, as in `recent`
+            # and the `alert` event: never this.)
+            "active": rule.firing,
             "silenced_until": rule.silenced_until or None,
             "silenced_by": rule.silenced_by,
             "cooldown": config.cooldown,

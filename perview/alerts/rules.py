@@ -37,8 +37,8 @@ class Firing:
     summary: str
     at: float = field(default_factory=time.time)
     source: str | None = None
-    host: str | None = None
-    lines: list[dict[str, object]] = field(default_factory=list)  # {"id", "host", "text"}
+    part: str | None = None  # the host or glob's file of a source of several, as in events
+    lines: list[dict[str, object]] = field(default_factory=list)  # see `line`
     count: int = 1
     suppressed: int = 0
     value: float | None = None
@@ -51,7 +51,8 @@ class Firing:
             "state": self.state,
             "summary": self.summary,
             "source": self.source,
-            "host": self.host,
+            "part": self.part,
+            "host": self.part,  # its name before `part`, which the README promised
             "lines": self.lines,
             "count": self.count,
             "suppressed": self.suppressed,
@@ -81,8 +82,8 @@ class Firing:
             summary=str(doc.get("summary", "")),
             at=_number(doc.get("at")),
             source=_text(doc.get("source")),
-            host=_text(doc.get("host")),
-            lines=[line for line in lines if isinstance(line, dict)]
+            part=_text(doc.get("part", doc.get("host"))),  # kept by a version before `part`
+            lines=[_kept_line(item) for item in lines if isinstance(item, dict)]
             if isinstance(lines, list)
             else [],
             count=int(_number(doc.get("count"), 1)),
@@ -90,6 +91,18 @@ class Firing:
             value=float(value) if isinstance(value, int | float) else None,
             sent=doc.get("sent") is not False,
         )
+
+
+def line(id_: int, part: str | None, text: str) -> dict[str, object]:
+    """A matched line as a firing quotes it: its id in the ring, its part (`host`: the same, by
+    the name the README promised before `part`), its text."""
+    return {"id": id_, "part": part, "host": part, "text": text}
+
+
+def _kept_line(kept: dict[str, object]) -> dict[str, object]:
+    """A quoted line kept across a restart, by this version or one before `part`."""
+    part = kept.get("part", kept.get("host"))
+    return kept | {"part": part, "host": part}
 
 
 def _iso(at: float) -> str:
@@ -223,11 +236,11 @@ class LinesRule(Rule):
             self._quoted.popleft()
         if count > 1 and len(self._quoted) < SAMPLE_LINES:
             for index, text in hits.sample(SAMPLE_LINES - len(self._quoted)):
-                self._quoted.append((at, {"id": first + index, "host": label, "text": text}))
+                self._quoted.append((at, line(first + index, label, text)))
         occurrences, rest = divmod(self._in_window, count)
         if not occurrences:
             return
-        window_quoted = [line for _, line in self._quoted]
+        window_quoted = [quoted for _, quoted in self._quoted]
         self._window.clear()
         self._quoted.clear()
         self._in_window = rest
@@ -236,7 +249,7 @@ class LinesRule(Rule):
 
         def make(suppressed: int) -> Firing:
             quoted: list[dict[str, object]] = (window_quoted if not suppressed else []) or [
-                {"id": first + index, "host": label, "text": text} for index, text in hits.sample()
+                line(first + index, label, text) for index, text in hits.sample()
             ]
             what = f"{count} lines" if count > 1 else "a line"
             within = f" within {_span(window)}" if window > 0 and count > 1 else ""

@@ -17,7 +17,8 @@ FIELDS = (
     "state",  # "firing" or "resolved"
     "summary",  # one sentence a person reads
     "source",  # the source (or metric series) it is about
-    "host",  # the host of the first matched line, if any
+    "part",  # the part (host, or a glob's file) of a source of several its lines come from
+    "host",  # the same as part, by its name before `part` (the README promised it)
     "lines",  # the matched lines, one per line
     "count",  # how many times the rule's condition was met for this notification
     "suppressed",  # notifications held back by the cooldown since the last one sent

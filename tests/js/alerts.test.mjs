@@ -9,8 +9,9 @@ const firing = (alert, at, extra = {}) => ({
   state: "firing",
   summary: `app: a line matched 'boom'`,
   source: "app",
+  part: null,
   host: null,
-  lines: [{ id: 7, host: null, text: `boom at ${at}` }],
+  lines: [{ id: 7, part: null, host: null, text: `boom at ${at}` }],
   at,
   sent: true,
   ...extra,
@@ -20,7 +21,7 @@ const rule = (name, state, recent = [], extra = {}) => ({
   kind: "lines",
   state,
   since: 1000,
-  firing: state === "firing",
+  active: state === "firing",
   silenced_until: null,
   silenced_by: null,
   sources: ["app"],
@@ -48,7 +49,8 @@ test("a firing on the event stream is news once, and joins the rule's recent fir
   assert.equal(book.apply(event("boom", "firing", fired)), fired);
   assert.equal(book.rules.get("boom").state, "firing");
   assert.deepEqual(book.rules.get("boom").recent, [fired]);
-  assert.equal(book.rules.get("boom").firing, true, "the rule's own flag, not the event's firing");
+  assert.equal(book.rules.get("boom").active, true);
+  assert.equal(book.rules.get("boom").firing, undefined, "the event's firing is not the rule's");
   // The same firing found again by a poll (after a reconnect, say) is not told twice.
   assert.deepEqual(book.load([rule("boom", "firing", [fired])]), []);
 });
@@ -61,6 +63,16 @@ test("a change of state without a firing updates the rule and tells nothing", ()
   assert.equal(now.state, "silenced");
   assert.equal(now.silenced_by, "olga");
   assert.equal(now.recent.length, 1, "an event has no recent firings: those held are kept");
+});
+
+test("whether a silenced rule's condition holds is the server's word, not a guess", () => {
+  const book = new AlertBook();
+  book.load([rule("boom", "firing", [firing("boom", 10)])]);
+  book.apply(event("boom", "silenced", null, { active: true, silenced_until: 5000 }));
+  assert.equal(book.rules.get("boom").active, true);
+  // A whole cooldown without a match while silenced: no firing is sent, the rule is ok again.
+  book.apply(event("boom", "silenced", null, { active: false, silenced_until: 5000 }));
+  assert.equal(book.rules.get("boom").active, false);
 });
 
 test("a silenced rule's firing is recorded but raises no notification", () => {

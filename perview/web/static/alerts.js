@@ -70,9 +70,7 @@ export class AlertBook {
     const old = this.rules.get(rule.name);
     let recent = old?.recent ?? [];
     if (firing && !recent.some((f) => keyOf(f) === keyOf(firing))) recent = [firing, ...recent].slice(0, RECENT);
-    // In the event `firing` is the firing; in the API it says whether the rule is firing.
-    const active = rule.state === "firing" || (rule.state === "silenced" && (firing ? firing.state === "firing" : Boolean(old?.firing)));
-    this.rules.set(rule.name, { ...old, ...rule, firing: active, recent });
+    this.rules.set(rule.name, { ...old, ...rule, recent });
   }
 
   /** Rules in the order the config names them. */

@@ -221,7 +221,7 @@ export class AlertsView {
     const key = `${firing.alert}@${firing.at}`;
     const lines = el("div", { className: "firing-lines" });
     for (const line of firing.lines) {
-      lines.append(el("div", { className: "firing-line", textContent: line.host ? `${line.host}: ${line.text}` : line.text, dataset: { testid: "firing-line" } }));
+      lines.append(el("div", { className: "firing-line", textContent: line.part ? `${line.part}: ${line.text}` : line.text, dataset: { testid: "firing-line" } }));
     }
     const head = el(
       "div",
