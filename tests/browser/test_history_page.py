@@ -5,6 +5,7 @@ sources (here and on a host) searched in place."""
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -233,6 +234,29 @@ def rotated_file(directory: Path) -> Path:
     old += "".join(f"after {i}\n" for i in range(1, 40))
     (directory / "app.log.1.gz").write_bytes(gzip.compress(old.encode()))
     return log
+
+
+def test_a_file_source_s_search_reaches_yesterday_s_rotated_file_unless_a_range_is_chosen(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    log = rotated_file(tmp_path / "logs")
+    yesterday = (datetime.now() - timedelta(days=1)).timestamp()
+    os.utime(f"{log}.1.gz", (yesterday, yesterday))  # logrotate moved it a day ago
+    path = tmp_path / "perview.toml"
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n[sources.files]\nfile = "{log}"\n'
+    )
+    server = serve("serve", "-c", str(path), env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    open_page(page, server, "source=files")
+    search(page, "needle-old")
+    expect(page.locator(HISTORY_LINE)).to_have_count(1)
+    expect(page.get_by_test_id("history-range")).to_have_value("all")
+    # A range the person chooses is theirs: the last hour skips the file written yesterday.
+    page.get_by_test_id("history-range").select_option("1h")
+    search(page, "needle-old")
+    expect(page.get_by_test_id("history-status")).to_contain_text("0 matches;")
+    expect(page.locator(HISTORY_LINE)).to_have_count(0)
+    expect(page.get_by_test_id("history-range")).to_have_value("1h")
 
 
 @pytest.mark.parametrize("where", ["here", "host"])

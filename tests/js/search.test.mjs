@@ -2,7 +2,7 @@
 // where a query matches, and lines around a line, without a browser.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Around, JsonLines, fileLinesUrl, fileWhere, matchesOf, mergeByTime, progressText, rangeParams, searchUrl, historyUrl, markerText } from "../../perview/web/static/search.js";
+import { Around, JsonLines, defaultRange, fileLinesUrl, fileWhere, matchesOf, mergeByTime, progressText, rangeParams, searchUrl, historyUrl, markerText } from "../../perview/web/static/search.js";
 
 const encode = (text) => new TextEncoder().encode(text);
 
@@ -11,6 +11,7 @@ test("a preset range is relative, so the server's clock says when now is", () =>
   assert.deepEqual(rangeParams("1h"), { since: "-1h" });
   assert.deepEqual(rangeParams("24h"), { since: "-24h" });
   assert.deepEqual(rangeParams("7d"), { since: "-7d" });
+  assert.deepEqual(rangeParams("all"), {}, "any time: no bound at all");
   assert.throws(() => rangeParams("2y"));
 });
 
@@ -115,4 +116,11 @@ test("a skipped source is said with its reason", () => {
 
 test("a search of files on hosts says how much came back over the link", () => {
   assert.equal(progressText({ type: "total", matches: 3, blocks: 2, bytes: 0, received: 1234, seconds: 0.6, complete: true }), "3 matches; 2 blocks, 0 bytes (1,234 bytes back from hosts) in 0.6 s");
+});
+
+test("a search starts at any time when a file source is searched, else at the last hour", () => {
+  assert.equal(defaultRange(["file"]), "all");
+  assert.equal(defaultRange(["recorded", "file", "none"]), "all");
+  assert.equal(defaultRange(["recorded"]), "1h");
+  assert.equal(defaultRange([]), "1h");
 });

@@ -6,7 +6,15 @@
 import { plain } from "./ansi.js";
 
 /** The range picker's choices; a preset is relative, so the server's clock decides "now". */
-export const RANGES = { "15m": "last 15 min", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", custom: "from … to …" };
+export const RANGES = { "15m": "last 15 min", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", all: "any time", custom: "from … to …" };
+
+/** The range a search starts with, for sources whose `histories` (as api/sources says them) are
+ *  searched: any time when a file is among them, else the last hour. A file has no arrival
+ *  times, so a range only skips its rotated siblings whole, by modification time: the last hour
+ *  would leave out yesterday's app.log.1, which whoever searches a log means to search. */
+export function defaultRange(histories) {
+  return histories.includes("file") ? "all" : "1h";
+}
 export const AROUND_SECONDS = 120; // a chart's moment: the logs this long before and after it
 export const CONTEXT_SECONDS = 60; // a result's surroundings are looked for this far each side ...
 export const CONTEXT_LINES = 25; // ... and this many lines of them shown each side
@@ -18,7 +26,7 @@ export const SOURCE_LINES = 5000; // a source's lines in a moment's view, at mos
 export function rangeParams(choice, { from = "", to = "" } = {}) {
   if (choice !== "custom") {
     if (!(choice in RANGES)) throw new Error(`no range ${choice}`);
-    return { since: `-${choice}` };
+    return choice === "all" ? {} : { since: `-${choice}` };
   }
   const since = from ? Date.parse(from) / 1000 : NaN;
   const until = to ? Date.parse(to) / 1000 : NaN;

@@ -9,7 +9,7 @@
 import { api } from "./credential.js";
 import { el } from "./dom.js";
 import {
-  AROUND_SECONDS, Around, CONTEXT_SECONDS, RANGES, SOURCE_LINES,
+  AROUND_SECONDS, Around, CONTEXT_SECONDS, RANGES, SOURCE_LINES, defaultRange,
   fileLinesUrl, fileWhere, historyUrl, markerText, matchesOf, mergeByTime, progressText, rangeParams, recordsOf, searchUrl, shownText,
 } from "./search.js";
 
@@ -43,7 +43,9 @@ export class HistoryView {
     for (const [value, label] of Object.entries(RANGES)) this.range.append(new Option(label, value, false, value === "1h"));
     this.from = el("input", { type: "datetime-local", step: 1, hidden: true, dataset: { testid: "history-from" }, title: "from" });
     this.to = el("input", { type: "datetime-local", step: 1, hidden: true, dataset: { testid: "history-to" }, title: "to (empty: now)" });
+    this.rangeChosen = false; // until the person picks one, each search starts from defaultRange
     this.range.addEventListener("change", () => {
+      this.rangeChosen = true;
       const custom = this.range.value === "custom";
       this.from.hidden = !custom;
       this.to.hidden = !custom;
@@ -118,6 +120,10 @@ export class HistoryView {
   async search() {
     const q = this.input.value;
     if (!q) return;
+    if (!this.rangeChosen) {
+      const names = this.scope.value === "pane" ? [...this.pane.sources] : this.app.sources.names();
+      this.range.value = defaultRange(names.map((name) => this.app.sources.historyOf(name)));
+    }
     let range;
     try {
       range = rangeParams(this.range.value, { from: this.from.value, to: this.to.value });
