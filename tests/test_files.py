@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -482,6 +483,49 @@ async def test_a_file_rotated_while_nobody_watched_is_finished_in_its_new_name_f
         await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
     assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
     assert "reading the rest of it as app.log.1 first" in out.notices[0]
+
+
+async def test_a_file_renamed_to_a_date_named_sibling_while_nobody_watched_is_finished_there(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    append(log, numbered(21, 25))
+    log.rename(tmp_path / "app.log-20261203")  # logrotate's `dateext`, while nobody watches
+    write(log, numbered(26, 30))
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
+    assert "reading the rest of it as app.log-20261203 first" in out.notices[0]
+
+
+@pytest.mark.parametrize(
+    ("directives", "suffix"),
+    [
+        ("dateext\n  compress\n", "-{date}.gz"),  # renamed, then gzip replaces it
+        ("compress\n", ".1.gz"),
+        ("dateext\n  copytruncate\n", "-{date}"),  # copied, and the file emptied in place
+        ("copytruncate\n", ".1"),
+    ],
+)
+async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_finished_there(
+    tmp_path: Path, directives: str, suffix: str
+) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    append(log, numbered(21, 25))
+    config = tmp_path / "logrotate.conf"
+    write(config, f"{log} {{\n  rotate 2\n  create\n  {directives}}}\n")
+    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    sibling = suffix.format(date=time.strftime("%Y%m%d"))
+    assert f"app.log{sibling}" in os.listdir(tmp_path) and log.stat().st_size == 0
+    append(log, numbered(26, 30))
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
+    assert f"reading the rest of it as app.log{sibling} first" in out.notices[0]
 
 
 async def test_a_file_replaced_while_nobody_watched_says_what_is_lost(tmp_path: Path) -> None:
