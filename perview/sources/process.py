@@ -256,7 +256,7 @@ class ProcessSource:
         self.grace = grace
         self.guards = guards
         self.stdin_pipe = stdin_pipe  # stdin is a pipe closed on stop (for ssh), not /dev/null
-        self.group_only = group_only  # spare descendants that left the group (see _guard.py)
+        self.group_only = group_only  # spare descendants that left the group (see guard/wire.py)
         self.stderr = stderr
         self.tick = tick  # seconds between the newlines written to its stdin (see clock)
 

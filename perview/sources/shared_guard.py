@@ -3,7 +3,7 @@ Python interpreter per part.
 
 An interpreter starting costs about 20 ms of CPU here; a source on 100 hosts started 99 of them
 at once (the pool keeps one spare), which was most of the time to the first line from all of
-them. The shared guard is `_guard.py --shared` (see `serve_parts` there): each part sends it,
+them. The shared guard is `_guard.py --shared` (perview/guard/shared.py): each part sends it,
 over the one lifeline, its own lifeline and the write ends of its pipes (SCM_RIGHTS), and then
 speaks the single guard's protocol on its own lifeline, so each part is still stopped on its own
 (a host whose ssh failed is retried while the others stream). When Perview dies, every lifeline
