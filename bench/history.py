@@ -55,7 +55,7 @@ from perview.history.recorder import BLOCK_BYTES, Recorder, Writer
 from perview.history.search import Line, Lines, Matcher, Query, Total, run
 from perview.history.store import Retention, Store
 from perview.hub import Ended, Hub, Output
-from perview.web.history import _download  # the range download's own rendering
+from perview.web.history.render import download  # the range download's own rendering
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "levels"
 READ = 64 * 1024
@@ -404,7 +404,7 @@ def search(mb: int, work: Path, trials: int) -> None:
         for item in run(store, hour):
             if isinstance(item, Lines):
                 count += item.count
-            sent += len(_download(item))
+            sent += len(download(item))
         spans.append((time.perf_counter() - begun, count, sent))
     took = median([s[0] for s in spans])
     print(
