@@ -60,3 +60,30 @@ test("an event keeps its data lines as bytes, each line decoded on its own", () 
 test("comments and ids do not make events", () => {
   assert.deepEqual(parse([encode(": hello\n\nid: a\0b\ndata: x\n\n")]), [{ type: "message", lines: ["x"] }]);
 });
+
+test("a stream read flat out leaves turns to tasks already waiting, not only to input", async () => {
+  const { EventStream } = await import("../../perview/web/static/events.js");
+  // Chromium runs a scheduler.yield() continuation ahead of every task of its priority, which
+  // held a burst's timers and the page's other work back for as long as data was waiting: a
+  // continuation as a microtask stands in for that here, where Node has no scheduler.
+  const saved = globalThis.scheduler;
+  globalThis.scheduler = { yield: () => Promise.resolve() };
+  try {
+    const event = `event: lines\ndata: {}\n${"data: x\n".repeat(100)}\n`;
+    const body = new TextEncoder().encode(event.repeat(400));
+    const fetcher = async () => new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+    const stream = new EventStream("api/events", fetcher);
+    const seen = { events: 0, atTimer: null };
+    const ended = new Promise((resolve) => stream.addEventListener("error", resolve));
+    stream.addEventListener("lines", () => {
+      if (seen.events++ === 0) setTimeout(() => (seen.atTimer = seen.events));
+      const until = performance.now() + 1; // an event's handling: 1 ms, 400 ms in all
+      while (performance.now() < until);
+    });
+    await ended;
+    assert.equal(seen.events, 400);
+    assert.ok(seen.atTimer !== null && seen.atTimer < 100, `the timer ran after ${seen.atTimer} of 400 events`);
+  } finally {
+    globalThis.scheduler = saved;
+  }
+});
