@@ -62,9 +62,8 @@ class DataBuffer {
     this.count = 0;
   }
 
-  /** Add a data line: `source` from `start` to `end`. */
-  add(source, start, end) {
-    const size = end - start + (this.count ? 1 : 0);
+  /** Make room for `size` more bytes and one more line. */
+  reserve(size) {
     if (this.length + size > this.bytes.length) {
       const bigger = new Uint8Array(Math.max(2 * this.bytes.length, this.length + size));
       bigger.set(this.bytes.subarray(0, this.length));
@@ -75,6 +74,11 @@ class DataBuffer {
       bigger.set(this.ends);
       this.ends = bigger;
     }
+  }
+
+  /** Add a data line: `source` from `start` to `end`. */
+  add(source, start, end) {
+    this.reserve(end - start + 1);
     const bytes = this.bytes;
     let n = this.length;
     if (this.count) bytes[n++] = LF;
@@ -82,6 +86,26 @@ class DataBuffer {
     for (let i = start; i < end; i++) bytes[n++] = source[i];
     this.length = n;
     this.ends[this.count++] = n;
+  }
+
+  /** Add the data line that starts at `start` in `source` and ends at the next LF: returns
+   *  where that LF is, or -1 (nothing added) if the line does not end in `source`. Finding the
+   *  end while copying, in one loop, takes half the time of indexOf() and then a copy. */
+  addLine(source, start) {
+    this.reserve(source.length - start + 1);
+    const bytes = this.bytes;
+    let n = this.length;
+    if (this.count) bytes[n++] = LF;
+    for (let i = start; i < source.length; i++) {
+      const b = source[i];
+      if (b === LF) {
+        this.length = n;
+        this.ends[this.count++] = n;
+        return i;
+      }
+      bytes[n++] = b;
+    }
+    return -1;
   }
 
   /** The event these lines make, valid until the next add(). */
@@ -127,10 +151,16 @@ export class SseParser {
       this.line(bytes, 0, end, dispatch);
     }
     let start = end + 1;
-    for (; (end = bytes.indexOf(LF, start)) >= 0; start = end + 1) {
+    while (start < bytes.length) {
       // A burst is made of data lines: each is copied once, straight from the read.
-      if (isData(bytes, start, end)) this.data.add(bytes, start + 6, end);
-      else this.line(bytes, start, end, dispatch);
+      if (isData(bytes, start, bytes.length)) {
+        end = this.data.addLine(bytes, start + DATA.length);
+      } else {
+        end = bytes.indexOf(LF, start);
+        if (end >= 0) this.line(bytes, start, end, dispatch);
+      }
+      if (end < 0) break;
+      start = end + 1;
     }
     if (start < bytes.length) this.partial = bytes.slice(start);
   }
