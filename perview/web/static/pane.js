@@ -13,7 +13,6 @@ import { drawJson, fieldsList, levelControls, levelMark } from "./levelui.js";
 import { HistoryView } from "./searchview.js";
 
 const OVERSCAN = 20; // rows drawn beyond the visible ones, so fast scrolling shows no blank
-const FRAME_MS = 16; // a draw less than a frame ago means lines are streaming: wait for a frame
 
 function toggle(label, title, testid) {
   return el("button", { type: "button", className: "toggle", textContent: label, title, dataset: { testid }, ariaPressed: "false" });
@@ -38,6 +37,7 @@ export class Pane {
     this.drawn = new Map(); // seq -> its row element, reused while it stays on screen
     this.foldedLines = new Map(); // head seq of a folded entry -> how many lines it hides
     this.current = null; // the line a jump or a click went to: keys act on its entry
+    this.drewInFrame = false; // drawn since the last animation frame began: the next waits for one
     this.build();
     this.applyFilter();
   }
@@ -319,24 +319,30 @@ export class Pane {
   schedule() {
     if (this.dirty) return;
     this.dirty = true;
-    const draw = () => {
-      this.dirty = false;
-      this.lastDraw = performance.now();
-      this.render();
-    };
     // The first line after a quiet spell is drawn at once (as soon as this event is handled);
-    // only while lines keep coming are they gathered, one draw per animation frame. Following
-    // scrolls in the animation frame, where the page is laid out anyway: a scroll needs layout,
-    // and scrolling in render() cost one of its own (2 layouts a line at 20 lines/s, now 1).
-    if (performance.now() - (this.lastDraw ?? -Infinity) > FRAME_MS) {
-      queueMicrotask(draw);
+    // while lines keep coming they are gathered, one draw per animation frame: a second draw
+    // before the next frame builds rows that frame's draw replaces before they are ever shown
+    // (during a burst whose handling outlasts a frame, most of them). Following scrolls in
+    // the animation frame, where the page is laid out anyway: a scroll needs layout, and
+    // scrolling in render() cost one of its own (2 layouts a line at 20 lines/s, now 1).
+    if (!this.drewInFrame) {
+      queueMicrotask(() => this.draw());
       requestAnimationFrame(() => this.scrollToEnd());
     } else {
       requestAnimationFrame(() => {
-        draw();
+        this.draw();
         this.scrollToEnd();
       });
     }
+  }
+
+  draw() {
+    this.dirty = false;
+    if (!this.drewInFrame) {
+      this.drewInFrame = true;
+      requestAnimationFrame(() => (this.drewInFrame = false)); // asked now: runs in the next frame
+    }
+    this.render();
   }
 
   metrics() {
