@@ -238,3 +238,28 @@ test("lines keep their source and part past the 256th of each, in columns of a b
     assert.equal(store.parts[store.part[slot]], `part ${seq}`);
   }
 });
+
+test("an escape or a folding character is noted wherever it falls, however lines are aligned", async () => {
+  const { SseEvent } = await import("../../perview/web/static/events.js");
+  const store = new LineStore(10000);
+  const odd = ["\x1b[1m", "\u0130", "\u212a"];
+  const expected = [];
+  for (let pad = 0; pad < 9; pad++) { // events that start anywhere in a segment's words
+    const lines = [];
+    for (let at = 0; at < 14; at++) {
+      for (const [i, char] of [...odd, ""].entries()) {
+        lines.push("p".repeat(at) + char + "q".repeat(pad));
+        expected.push(i); // 3: none
+      }
+    }
+    store.pushEvent(SseEvent.of("lines", ["{}", ...lines]), "a", "", 1, 0, undefined);
+  }
+  const needle = new TextEncoder().encode("zz");
+  const folded = store.search(store.first, store.next, needle, true);
+  const exact = store.search(store.first, store.next, needle, false);
+  for (let seq = store.first; seq < store.next; seq++) {
+    const kind = expected[seq - store.first];
+    assert.equal(folded[seq - store.first], kind < 3 ? 2 : 0, `${seq}: ${JSON.stringify(store.text(seq))}`);
+    assert.equal(exact[seq - store.first], kind === 0 ? 2 : 0, `${seq}: ${JSON.stringify(store.text(seq))}`);
+  }
+});

@@ -76,6 +76,8 @@ function odd(bytes, i, fold) {
  *  (native scans, about 12 ms a 10 MB burst in Node) rather than all at once by the first
  *  filter (about 120 ms over a million lines). */
 function noteOdd(segment, start, end) {
+  start = firstOddByte(segment.bytes, start, end); // nothing before it can start one
+  if (start < 0) return;
   const bytes = segment.bytes.subarray(start, end);
   const found = (sequence, into) => {
     for (let at = bytes.indexOf(sequence[0]); at >= 0; at = bytes.indexOf(sequence[0], at + 1)) {
@@ -87,6 +89,29 @@ function noteOdd(segment, start, end) {
     }
   };
   ODD_BYTES.forEach((sequence, i) => found(sequence, segment.odd[i]));
+}
+
+const ODD_FIRST = new Uint8Array(256);
+for (const sequence of ODD_BYTES) ODD_FIRST[sequence[0]] = 1;
+
+/** Where in bytes[start, end) the first byte that may start one of ODD_BYTES is, or -1. Four
+ *  bytes at a time: most logs have none, and a typed array's indexOf() is a plain loop in V8,
+ *  not memchr (Node, 10 MB of the burst's lines, a loaded machine: 18-21 ms here against 60-76
+ *  for noteOdd's three indexOf() passes). */
+function firstOddByte(bytes, start, end) {
+  let i = start;
+  for (; i < end && (bytes.byteOffset + i) & 3; i++) if (ODD_FIRST[bytes[i]]) return i;
+  const count = (end - i) >> 2;
+  const words = count ? new Uint32Array(bytes.buffer, bytes.byteOffset + i, count) : [];
+  for (let k = 0; k < count; k++) {
+    const w = words[k];
+    const x = w ^ 0x1b1b1b1b; // a zero byte where w has an escape
+    if ((((x - 0x01010101) & ~x) | w) & 0x80808080) {
+      for (let j = i + 4 * k; j < i + 4 * k + 4; j++) if (ODD_FIRST[bytes[j]]) return j;
+    }
+  }
+  for (i += 4 * count; i < end; i++) if (ODD_FIRST[bytes[i]]) return i;
+  return -1;
 }
 
 /** How find() sees each byte, for `needle` (already lower case with `fold`). */
