@@ -34,8 +34,8 @@ from perview.private import private_dir
 from perview.sources.process import GRACE, GuardPool
 from perview.tokenfile import kept_token
 from perview.web.access_log import AccessLog
-from perview.web.app import WebSettings, create_app
-from perview.web.auth import Access, secure_parse_errors
+from perview.web.app import STREAMS, WebSettings, create_app
+from perview.web.auth import Access, secure_parse_errors, still_let_in
 from perview.web.limits import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,19 @@ async def _serve(
     )
     tls = tls_context(server.certfile, server.keyfile)
     settings = replace(settings, hsts=tls is not None)
+    app = create_app(
+        hubs, settings, metrics, reload=reloader.reload, history=history, alerts=alerts
+    )
+    streams = app[STREAMS]
+
+    def end_revoked_streams() -> None:
+        ended = streams.end_unless(lambda request: still_let_in(request, access))
+        if ended:
+            log.info("ended %d open stream(s) of sessions the reload ended", ended)
+
+    reloader.on_users_changed = end_revoked_streams
     runner = web.AppRunner(
-        create_app(hubs, settings, metrics, reload=reloader.reload, history=history, alerts=alerts),
+        app,
         handler_cancellation=True,
         # aiohttp closes a connection that has not sent a whole request within this time,
         # which also ends one that sends its headers a byte at a time.
@@ -216,6 +227,7 @@ class Reloader:
         # The mapping the server's Access reads, changed in place: a removed user's sessions
         # fail their next request, and a new password ends the sessions bound to the old one.
         self.users = users
+        self.on_users_changed: Callable[[], None] | None = None  # set once the app exists
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -241,6 +253,8 @@ class Reloader:
             if self.history is not None:
                 self.history.sync(self.catalog.hubs, config.sources, config)
             changes = replace(changes, users=self._apply_users(config), waiting=waiting)
+            if changes.users and self.on_users_changed is not None:
+                self.on_users_changed()
         log.info("reloaded %s: %s", path, changes)
         return changes
 

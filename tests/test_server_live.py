@@ -252,6 +252,10 @@ async def test_a_reload_applies_users_at_once_and_says_what_waits_for_a_restart(
         async with session.post(server.base + "/api/reload", headers=as_alice) as unchanged:
             assert (await unchanged.json())["summary"] == "no source changed"
 
+        bobs = await session.get(server.base + "/api/sources/a/text", headers=as_bob)
+        tokens = await session.get(server.base + "/api/sources/a/text", headers=AUTH)
+        assert bobs.status == tokens.status == 200
+
         # Bob leaves; Alice's password is now Bob's old one, and she becomes a viewer.
         path.write_text(config(f'[users.alice]\npassword = "{BOB}"\nrole = "viewer"\n', hold=20))
         async with session.post(server.base + "/api/reload", headers=as_alice) as reloaded:
@@ -266,3 +270,9 @@ async def test_a_reload_applies_users_at_once_and_says_what_waits_for_a_restart(
         as_alice = await log_in("alice", "bob-pw")
         assert await status("GET", "/api/sources", as_alice) == 200
         assert await status("POST", "/api/reload", as_alice) == 403  # a viewer now
+
+        # The stream Bob had open ends too; the token's goes on.
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(bobs.read(), WITHIN)
+        assert tokens.connection is not None and not tokens.content.at_eof()
+        tokens.close()

@@ -135,6 +135,17 @@ def identify(request: web.Request, access: Access) -> tuple[Principal | None, Se
     return Principal(session.user, access.users[session.user].role), session
 
 
+def still_let_in(request: web.Request, access: Access) -> bool:
+    """Would the credential `request` came with let it in now: false for a session whose user
+    a reload removed or whose password it changed (or that ended since). The token, and no
+    authentication, change only with a restart."""
+    session = request.get(SESSION)
+    if session is None or session.user == TOKEN_USER:
+        return True
+    value = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    return access.sessions.check(value, access.secret_of) is not None
+
+
 def issue_session(access: Access, user: str) -> str:
     """A new session for `user` (TOKEN_USER: whoever holds the token)."""
     secret = access.secret_of(user)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -68,6 +68,14 @@ class Streams:
                         wire.cut()
                 elif wire.heartbeat_due() and not wire.beat_now():
                     wire.wake_for_heartbeat()
+
+    def end_unless(self, allowed: Callable[[web.Request], bool]) -> int:
+        """Cut off every open stream whose request `allowed` now refuses (a user a reload
+        removed); returns how many. Its client reconnects, and is refused."""
+        ended = [wire for wire in self.wires if not allowed(wire.request)]
+        for wire in ended:
+            wire.cut()
+        return len(ended)
 
     @contextmanager
     def admit(
