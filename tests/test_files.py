@@ -470,34 +470,23 @@ async def test_the_next_run_gets_what_was_written_while_nobody_watched(tmp_path:
     assert out.notices[0].startswith("resumed where it was left at ")
 
 
+@pytest.mark.parametrize(
+    "sibling",
+    ["app.log.1", "app.log-20261203"],  # logrotate's create mode, and with `dateext`
+)
 async def test_a_file_rotated_while_nobody_watched_is_finished_in_its_new_name_first(
-    tmp_path: Path,
+    tmp_path: Path, sibling: str
 ) -> None:
     log = tmp_path / "app.log"
     write(log, numbered(1, 20))
     source = await first_run(log, 20)
     append(log, numbered(21, 25))
-    log.rename(tmp_path / "app.log.1")  # logrotate's create mode, while nobody watches
+    log.rename(tmp_path / sibling)  # while nobody watches
     write(log, numbered(26, 30))
     async with following(log, source=source) as out:
         await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
     assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
-    assert "reading the rest of it as app.log.1 first" in out.notices[0]
-
-
-async def test_a_file_renamed_to_a_date_named_sibling_while_nobody_watched_is_finished_there(
-    tmp_path: Path,
-) -> None:
-    log = tmp_path / "app.log"
-    write(log, numbered(1, 20))
-    source = await first_run(log, 20)
-    append(log, numbered(21, 25))
-    log.rename(tmp_path / "app.log-20261203")  # logrotate's `dateext`, while nobody watches
-    write(log, numbered(26, 30))
-    async with following(log, source=source) as out:
-        await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
-    assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
-    assert "reading the rest of it as app.log-20261203 first" in out.notices[0]
+    assert f"reading the rest of it as {sibling} first" in out.notices[0]
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,11 @@ def config(tmp_path: Path, sources: str) -> Path:
     return path
 
 
+def far_app(sshd: Sshd, log: Path) -> str:
+    """The config of a source `app` following `log` on the host web1 (the loopback sshd)."""
+    return sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+
+
 def rotated_logs(directory: Path) -> Path:
     """app.log with app.log.1 and app.log.2.gz beside it, each holding a `needle` line; each
     older generation last written an hour before the next."""
@@ -105,7 +110,7 @@ def test_a_file_on_a_host_is_searched_on_the_far_side_with_its_siblings(
     serve: Serve, sshd: Sshd, tmp_path: Path
 ) -> None:
     log = rotated_logs(tmp_path / "far")
-    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source = far_app(sshd, log)
     server = serve("serve", "-c", str(config(tmp_path, source)))
     records = search_json(server, q="needle", source="app", context="1")
     assert lines(records) == NEWEST_FIRST, records
@@ -129,7 +134,7 @@ def test_only_matching_lines_cross_the_link(serve: Serve, sshd: Sshd, tmp_path: 
             f.write(filler)
             if i in (3, 150, 300):
                 f.write(b"the rare needle %d\n" % i)
-    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source = far_app(sshd, log)
     server = serve("serve", "-c", str(config(tmp_path, source)))
     records = search_json(server, q="rare needle", order="oldest")
     assert [text for _, _, text, _ in lines(records)] == [
@@ -189,7 +194,7 @@ def test_a_client_that_leaves_stops_the_far_scan_within_a_second(
         for _ in range(32):
             f.write(member)
     os.utime(log, (time.time() + 60, time.time() + 60))
-    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source = far_app(sshd, log)
     server = serve("serve", "-c", str(config(tmp_path, source)))
     request = open_url(server, "/api/search", q=f"re:needle|{marker}", format="json")
     with urllib.request.urlopen(request, timeout=20) as response:
@@ -225,7 +230,7 @@ def test_queries_a_far_grep_cannot_run_as_re2_would_are_a_400(
     serve: Serve, sshd: Sshd, tmp_path: Path, query: dict[str, str], says: str
 ) -> None:
     log = rotated_logs(tmp_path / "far")
-    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source = far_app(sshd, log)
     server = serve("serve", "-c", str(config(tmp_path, source)))
     response = get(server, "/api/search", source="app", **query)
     assert response.status_code == 400, response.text
@@ -237,7 +242,7 @@ def test_a_file_source_not_asked_for_is_skipped_with_the_reason_when_grep_cannot
 ) -> None:
     log = rotated_logs(tmp_path / "far")
     here = rotated_logs(tmp_path / "here")
-    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source = far_app(sshd, log)
     source += f'[sources.local]\nfile = "{here}"\n'
     server = serve("serve", "-c", str(config(tmp_path, source)))
     records = search_json(server, q=r"re:needle \w+$")
@@ -268,7 +273,7 @@ def test_a_query_reaches_the_far_grep_as_text_never_as_shell(
     log = tmp_path / "far" / "app.log"
     log.parent.mkdir()
     log.write_text(f"before\n{hostile}\nafter\nneedle {'y' * 200_000}\n")
-    source = sshd.hosts_toml("web1") + f'[sources.app]\nfile = "{log}"\nhost = "web1"\n'
+    source = far_app(sshd, log)
     server = serve("serve", "-c", str(config(tmp_path, source)))
     records = search_json(server, q=hostile)
     assert lines(records) == [("app.log", 2, hostile, True)]

@@ -54,6 +54,15 @@ def test_raw_is_never_classified() -> None:
     assert Leveller(None).mark(b"ERROR x\n", 1, None) == (None, None)
 
 
+def starved_hub() -> tuple[ScriptedSource, Hub, bytes]:
+    """A hub whose classifier never gets its share of the loop back, its scripted source, and a
+    block of the corpus to write."""
+    source = ScriptedSource()
+    hub = Hub("app", source)
+    hub.leveller = Leveller(DEFAULTS, Clock())  # no credit comes back
+    return source, hub, corpus_block()
+
+
 async def write_until_unclassified(
     source: ScriptedSource, hub: Hub, viewer: Viewer, block: bytes
 ) -> None:
@@ -68,10 +77,7 @@ async def write_until_unclassified(
 
 
 async def test_lines_left_unclassified_as_a_run_ends_are_said_before_it_ends() -> None:
-    source = ScriptedSource()
-    hub = Hub("app", source)
-    hub.leveller = Leveller(DEFAULTS, Clock())  # no credit comes back
-    block = corpus_block()
+    source, hub, block = starved_hub()
     notes: list[str] = []
     with hub.watch(backlog=None) as viewer:
         async with asyncio.timeout(30):
@@ -92,10 +98,7 @@ async def test_lines_left_unclassified_as_a_run_ends_are_said_before_it_ends() -
 
 
 async def test_lines_left_unclassified_before_a_source_falls_quiet_are_said_soon_after() -> None:
-    source = ScriptedSource()
-    hub = Hub("app", source)
-    hub.leveller = Leveller(DEFAULTS, Clock())  # no credit comes back
-    block = corpus_block()
+    source, hub, block = starved_hub()
     notes: list[str] = []
     with hub.watch(backlog=None) as viewer:
         async with asyncio.timeout(30):

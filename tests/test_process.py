@@ -150,12 +150,22 @@ def sigkill_parent_of(argv: list[str], processes: int) -> None:
         asyncio.run(ProcessSource({argv!r}).run(Out(), asyncio.Event()))
         """
     )
+    sigkill_parent_running(program, mark, env, processes)
+
+
+def sigkill_parent_running(
+    program: str, mark: str, env: dict[str, str], processes: int, outputs: int = 1
+) -> None:
+    """Run the Python `program`, SIGKILL it once it has printed `outputs` lines "output" and
+    `processes` processes carry `mark`, and check that every one of them is gone within a
+    second."""
     with subprocess.Popen(
         [sys.executable, "-c", program], env=env, stdout=subprocess.PIPE, text=True
     ) as parent:
         try:
             assert parent.stdout is not None
-            assert parent.stdout.readline() == "output\n"
+            for _ in range(outputs):
+                assert parent.stdout.readline() == "output\n"
             wait_until(lambda: len(marked_processes(mark)) >= processes, timeout=5)
             parent.kill()
             parent.wait()

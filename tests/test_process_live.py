@@ -41,20 +41,25 @@ async def test_children_that_leave_the_group_die_when_the_viewer_leaves(
             await eventually(lambda: not server.commands(), within=3)
 
 
-@pytest.mark.parametrize("argv", LEAVERS.values(), ids=LEAVERS.keys())
-async def test_children_that_leave_the_group_die_with_a_sigkilled_server(
-    serve: Serve, argv: list[str]
-) -> None:
-    server = serve("run", "--", *argv)
+async def sigkill_once_up(server: Server, commands: int) -> float:
+    """View the command until it printed "up" and `commands` processes run under the server,
+    SIGKILL the server, and return how long its last descendant took to go."""
     async with aiohttp.ClientSession() as session:
         response = await session.get(server.base + TEXT, headers=AUTH)
         assert await response.content.readline() == b"up\n"
-        await eventually(lambda: len(server.commands()) >= 2, within=5)
+        await eventually(lambda: len(server.commands()) >= commands, within=5)
         server.proc.kill()
         server.proc.wait()
         took = await eventually(lambda: not server.descendants(), within=3)
         response.close()
-    assert took < 1
+    return took
+
+
+@pytest.mark.parametrize("argv", LEAVERS.values(), ids=LEAVERS.keys())
+async def test_children_that_leave_the_group_die_with_a_sigkilled_server(
+    serve: Serve, argv: list[str]
+) -> None:
+    assert await sigkill_once_up(serve("run", "--", *argv), commands=2) < 1
 
 
 async def test_silent_command_group_dies_within_milliseconds_of_the_viewer_leaving(
@@ -92,17 +97,9 @@ async def test_command_that_does_not_exist_says_why(serve: Serve) -> None:
 
 
 async def test_sigkilled_server_leaves_no_process_behind(serve: Serve) -> None:
+    # The shell starts `sleep 301` after it writes "up", which may already be here: wait for 3.
     server = serve("run", "--", "sh", "-c", "sleep 300 & echo up; sleep 301")
-    async with aiohttp.ClientSession() as session:
-        response = await session.get(server.base + "/api/sources/run/text", headers=AUTH)
-        assert await response.content.readline() == b"up\n"
-        # The shell starts `sleep 301` after it writes "up", which may already be here.
-        await eventually(lambda: len(server.commands()) >= 3, within=3)
-        server.proc.kill()
-        server.proc.wait()
-        took = await eventually(lambda: not server.descendants(), within=3)
-        response.close()
-    assert took < 1
+    assert await sigkill_once_up(server, commands=3) < 1
 
 
 # The command and its child both ignore SIGTERM; only the SIGKILL after the grace ends them.

@@ -4,8 +4,9 @@ for the next viewer; and the far side's script needs only busybox."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from perview.sources.remote_file import RemoteFileSource, follow_file_command
@@ -26,21 +27,28 @@ def far_file(sshd: Sshd, path: Path) -> RemoteFileSource:
     return RemoteFileSource(sshd.alias(), str(path), ssh_args=["-F", str(sshd.config)])
 
 
+@contextlib.asynccontextmanager
+async def running(source: RemoteFileSource, out: Record) -> AsyncIterator[None]:
+    """`source` runs into `out` for the block, and is stopped (and awaited) after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(out, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WITHIN)
+
+
 async def follow_across_an_outage(
     sshd: Sshd, log: Path, outage: Callable[[], None], last: str
 ) -> Record:
     """Follow `log`, drop the link once its first lines are in, run `outage` while the link is
     down, and return what arrived once `last` has."""
     out = Record(on_waiting=outage)
-    stop = asyncio.Event()
-    task = asyncio.create_task(far_file(sshd, log).run(out, stop))
-    try:
+    async with running(far_file(sshd, log), out):
         await out.until(lambda: out.data.endswith(b"line 3\n"))
         assert sshd.drop_sessions() > 0
         await out.until(lambda: out.data.endswith(last.encode()))
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, WITHIN)
     return out
 
 
@@ -101,9 +109,7 @@ async def test_a_file_deleted_while_the_link_was_down_is_a_notice_and_a_wait(
     log = tmp_path / "far.log"
     log.write_text(lines(1, 3))
     out = Record(on_waiting=log.unlink)
-    stop = asyncio.Event()
-    task = asyncio.create_task(far_file(sshd, log).run(out, stop))
-    try:
+    async with running(far_file(sshd, log), out):
         await out.until(lambda: out.data.endswith(b"line 3\n"))
         assert sshd.drop_sessions() > 0
         await out.until(lambda: any("to appear" in reason for reason in out.waited()))
@@ -111,9 +117,6 @@ async def test_a_file_deleted_while_the_link_was_down_is_a_notice_and_a_wait(
         assert out.notices[0].startswith("was deleted after ")
         log.write_text("again\n")  # a new file at the name is read from its start
         await out.until(lambda: out.data.endswith(b"again\n"))
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, WITHIN)
     assert out.data.decode() == lines(1, 3) + "again\n"
 
 
@@ -124,22 +127,14 @@ async def test_a_returning_viewer_gets_what_was_written_meanwhile(
     log.write_text(lines(1, 30))
     source = far_file(sshd, log)
     first = Record()
-    stop = asyncio.Event()
-    task = asyncio.create_task(source.run(first, stop))
-    await first.until(lambda: first.data.endswith(b"line 30\n"))
-    stop.set()
-    await asyncio.wait_for(task, WITHIN)
+    async with running(source, first):
+        await first.until(lambda: first.data.endswith(b"line 30\n"))
     assert first.data.decode() == lines(21, 30)  # a file starts with its last 10 lines
 
     append(log, lines(31, 45))  # while nobody watched
     second = Record()
-    stop = asyncio.Event()
-    task = asyncio.create_task(source.run(second, stop))
-    try:
+    async with running(source, second):
         await second.until(lambda: second.data.endswith(b"line 45\n"))
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, WITHIN)
     assert second.data.decode() == lines(31, 45)
     assert len(second.notices) == 1
     assert second.notices[0].startswith("resumed where it was left at ")

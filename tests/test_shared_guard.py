@@ -4,14 +4,11 @@ streams, ends and is stopped on its own, and nothing is left behind, even by a S
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
-import uuid
 from pathlib import Path
 
 import psutil
@@ -21,16 +18,11 @@ from perview.hub import Ended
 from perview.sources.process import GUARD, GuardPool, ProcessSource
 from perview.sources.shared_guard import SharedGuard
 from perview.sources.ssh import SshSource
-from tests.conftest import eventually, marked_processes, wait_until
+from tests.conftest import eventually, marked_processes
 from tests.sshd import Sshd
-from tests.test_process import Collect
+from tests.test_process import Collect, marked_env, sigkill_parent_running
 
 PARTS = 5
-
-
-def marked_env() -> tuple[str, dict[str, str]]:
-    mark = uuid.uuid4().hex
-    return mark, {**os.environ, "PERVIEW_TEST_MARK": mark}
 
 
 def guards_running() -> list[psutil.Process]:
@@ -164,21 +156,8 @@ def test_sigkilled_parent_leaves_no_part_and_no_guard_behind() -> None:
         asyncio.run(main())
         """
     )
-    with subprocess.Popen(
-        [sys.executable, "-c", program], env=env, stdout=subprocess.PIPE, text=True
-    ) as parent:
-        try:
-            assert parent.stdout is not None
-            for _ in range(PARTS):
-                assert parent.stdout.readline() == "output\n"
-            # the parent, one guard, and a shell and two sleeps per part
-            wait_until(lambda: len(marked_processes(mark)) >= 2 + 3 * PARTS, timeout=5)
-            parent.kill()
-            parent.wait()
-            took = wait_until(lambda: not marked_processes(mark), timeout=3)
-            assert took < 1.0
-        finally:
-            parent.kill()
+    # the parent, one guard, and a shell and two sleeps per part
+    sigkill_parent_running(program, mark, env, processes=2 + 3 * PARTS, outputs=PARTS)
 
 
 async def test_parts_on_several_hosts_keep_a_control_master_the_user_made_persistent(
