@@ -154,11 +154,19 @@ def resume_rotated(file: Followed) -> str | None:
     old = find_by_identity(os.path.dirname(file.path), left.ident)
     if old is None or old == file.path or (fd := _renamed(old, left)) is None:
         return resume_copied(file, left)
+    return _resume_in(file, left, fd, old)
+
+
+def _resume_in(file: Followed, left: Left, fd: int, name: str) -> str:
+    """Go on reading the file left in `fd` (found as `name`) at the position left; the notice
+    that says so."""
+    info = os.fstat(fd)
     file.left = None
-    file.fd, file.ident, file.pos, file.tail = fd, left.ident, left.pos, left.tail
+    file.fd, file.ident = fd, (info.st_dev, info.st_ino)
+    file.pos, file.tail = left.pos, left.tail
     file.moved, file.problem, file.backlog = True, None, None
     file.grew_at = time.monotonic()
-    name = os.path.basename(old)
+    name = os.path.basename(name)
     return f"rotated after {moment(left.at)}: reading the rest of it as {name} first"
 
 
@@ -171,20 +179,8 @@ def resume_copied(file: Followed, left: Left) -> str | None:
             fd = _inflated(name, left) if name.endswith(GZ) else _opened(name, left)
         except (OSError, zlib.error, EOFError):
             continue
-        if fd is None:
-            continue
-        info = os.fstat(fd)
-        file.left = None
-        file.fd, file.ident, file.pos, file.tail = (
-            fd,
-            (info.st_dev, info.st_ino),
-            left.pos,
-            left.tail,
-        )
-        file.moved, file.problem, file.backlog = True, None, None
-        file.grew_at = time.monotonic()
-        name = os.path.basename(name)
-        return f"rotated after {moment(left.at)}: reading the rest of it as {name} first"
+        if fd is not None:
+            return _resume_in(file, left, fd, name)
     return None
 
 
