@@ -35,7 +35,7 @@ from perview.guard.tree import STOP_SIGNALS
 
 def main() -> int:
     """The guard process's whole life; returns its exit code (the command's, for one command)."""
-    if sys.argv[1:] == ["--shared"]:
+    if sys.argv[1:] == [wire.SHARED]:
         return serve_parts()
     for signum in STOP_SIGNALS:
         signal.signal(signum, raise_stop)

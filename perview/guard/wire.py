@@ -24,6 +24,10 @@ PART_FDS descriptors (SCM_RIGHTS): a spare whose first message is a part rather 
 becomes one (or `_guard.py --shared` starts one). On its own lifeline a part then speaks the
 protocol above, and hears `X<exit code>` (negative: the signal) once its group is gone, since
 the guard does not exit with it.
+
+Both sides speak it through this module: the guard with `read_first`, `started`, `refused` and
+`exited`; Perview (sources/process.py, sources/shared_guard.py) with `spec_line`, `send_part`,
+`parse_answer` and `parse_exited`.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ import socket
 from typing import NamedTuple
 
 LIFELINE = 0
+SHARED = "--shared"  # the argument that starts a shared guard
 # What a part brings on the shared lifeline: its own lifeline, the write ends of its output and
 # stderr pipes, and optionally the read end of its stdin (a pipe Perview writes to).
 PART_FDS = 4
+PART = b"p"  # the one byte that carries them
 
 
 class Spec(NamedTuple):
@@ -74,6 +80,18 @@ def read_part(lifeline: socket.socket) -> list[int] | None:
     return fds if message else None
 
 
+def send_part(lifeline: socket.socket, fds: list[int]) -> None:
+    """Perview's side: hand a shared guard a part's descriptors (see PART_FDS, in that order)."""
+    if not 3 <= len(fds) <= PART_FDS:
+        raise ValueError(f"a part brings 3 or {PART_FDS} descriptors, not {len(fds)}")
+    socket.send_fds(lifeline, [PART], fds)
+
+
+def spec_line(spec: Spec) -> bytes:
+    """Perview's side: the one line that tells a guard what to run."""
+    return json.dumps(spec._asdict()).encode() + b"\n"
+
+
 def parse_spec(data: bytes) -> Spec:
     raw = json.loads(data)
     argv = [str(a) for a in raw["argv"]]
@@ -102,3 +120,31 @@ def refused(error: OSError, where: str) -> bytes:
 def exited(code: int) -> bytes:
     """A shared guard's last word on a part: its exit code, negative for a signal."""
     return b"X%d\n" % code
+
+
+class Refused(NamedTuple):
+    """Why a command could not start, as the guard said it (see `refused`)."""
+
+    errno: int
+    where: str  # `cwd` or `exec`
+    text: str
+
+
+def parse_answer(line: str) -> int | Refused | None:
+    """Perview's side: the guard's answer to a spec (one line, without its newline): the
+    command's pid, why it could not start, or None if the guard ended without saying."""
+    if line.startswith("P") and line[1:].isdecimal():
+        return int(line[1:])
+    if line.startswith("E"):
+        code, _, rest = line[1:].partition(" ")
+        where, _, text = rest.partition(": ")
+        return Refused(int(code) if code.isdecimal() else 0, where, text)
+    return None
+
+
+def parse_exited(line: str) -> int | None:
+    """Perview's side: a shared guard's exit code for a part from its `X` line, None for any
+    other line."""
+    if line.startswith("X") and line[1:].lstrip("-").isdecimal():
+        return int(line[1:])
+    return None

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import signal
 import socket
@@ -15,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from perview.guard import wire
 from perview.hub import Ended, Output
 from perview.sources.reader import relay
 
@@ -316,20 +316,21 @@ class ProcessSource:
         clock: asyncio.Task[None] | None = None
         ended = False
         try:
-            spec = {
-                "argv": self.argv,
-                "env": self.env,
-                "cwd": self.cwd,
-                "grace": self.grace,
-                "stdin_pipe": self.stdin_pipe or ticking,
-                "group_only": self.group_only,
-                "stderr_pipe": self.stderr is not None,
-            }
+            spec = wire.Spec(
+                argv=list(self.argv),
+                env=self.env,
+                cwd=self.cwd,
+                grace=self.grace,
+                stdin_pipe=self.stdin_pipe or ticking,
+                group_only=self.group_only,
+                stderr_pipe=self.stderr is not None,
+            )
             loop = asyncio.get_running_loop()
-            await loop.sock_sendall(guard.lifeline, json.dumps(spec).encode() + b"\n")
+            await loop.sock_sendall(guard.lifeline, wire.spec_line(spec))
             hello = await guard.read_line()
-            if hello.startswith("P"):
-                pgid = int(hello[1:])
+            answer = wire.parse_answer(hello)
+            if isinstance(answer, int):
+                pgid = answer
                 out.started(pgid)
                 if self.tick is not None and guard.stdin is not None:
                     clock = asyncio.create_task(_clock(guard.stdin, self.tick))
@@ -343,8 +344,8 @@ class ProcessSource:
                 # process that kept stderr and left the group must not hold the end back.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(errors), STDERR_PATIENCE)
-            if hello.startswith("E"):
-                return Ended(reason=self._start_error(hello[1:]))
+            if isinstance(answer, wire.Refused):
+                return Ended(reason=self._start_error(answer))
             if not hello or status is None:
                 return Ended(status, reason="the process guard ended unexpectedly")
             return Ended(status)
@@ -359,15 +360,13 @@ class ProcessSource:
             if not ended:
                 await guard.reap(self.grace, pgid)
 
-    def _start_error(self, message: str) -> str:
-        """The guard's `<errno> <where>: <text>` as a sentence for the user."""
-        code, _, rest = message.partition(" ")
-        where, _, text = rest.partition(": ")
-        if where == "cwd":
-            return f"cannot start {self.argv[0]} in {self.cwd}: {text}"
-        if code == str(errno.ENOENT):
+    def _start_error(self, refused: wire.Refused) -> str:
+        """Why the guard could not start the command, as a sentence for the user."""
+        if refused.where == "cwd":
+            return f"cannot start {self.argv[0]} in {self.cwd}: {refused.text}"
+        if refused.errno == errno.ENOENT:
             return f"{self.argv[0]}: command not found"
-        return f"{self.argv[0]}: {text}"
+        return f"{self.argv[0]}: {refused.text}"
 
 
 def _awaited(to: Callable[[bytes], None]) -> Callable[[bytes], Awaitable[None]]:

@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 
+from perview.guard import wire
 from perview.sources.process import GUARD, GuardPool, Lines, kill_groups, prepare_output
 
 # How long the shared guard may take to exit once its last part is done (it has nothing left
@@ -47,9 +48,9 @@ class SharedPart:
     async def ended(self) -> int | None:
         """The `X<status>` the guard sends once the part's group is gone."""
         while line := await self.lines.read_line():
-            if line.startswith("X"):
+            if (code := wire.parse_exited(line)) is not None:
                 await self.release()
-                return int(line[1:])
+                return code
         await self.release()
         return None
 
@@ -109,7 +110,7 @@ class SharedGuard:
         given, given_w = os.pipe() if stdin else (-1, -1)
         fds = [theirs.fileno(), output_w, errors_w] + ([given] if stdin else [])
         try:
-            socket.send_fds(main, [b"p"], fds)
+            wire.send_part(main, fds)
         except OSError:
             ours.close()
             for fd in (output, errors, given_w):
@@ -142,7 +143,7 @@ class SharedGuard:
                 "-I",
                 "-S",
                 str(GUARD),
-                "--shared",
+                wire.SHARED,
                 stdin=theirs.fileno(),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
