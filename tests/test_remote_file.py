@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
+
 from perview.sources.remote_file import RemoteFileSource, follow_file_command
 from tests.sshd import Sshd
+from tests.test_files import LOGROTATE, rotate
 from tests.test_ssh import WITHIN, Record
 
 
@@ -82,25 +88,58 @@ async def test_a_file_rotated_while_the_link_was_down_is_read_to_its_end_then_th
     assert out.notices[0].endswith(": reading the rest of it as far.log.1 first")
 
 
-async def test_a_file_copied_and_truncated_while_the_link_was_down_says_what_is_not_shown(
+async def test_a_file_truncated_while_the_link_was_down_says_what_is_not_shown(
     sshd: Sshd, tmp_path: Path
 ) -> None:
     """After the truncation the file grows past the old position: only the bytes before it tell
-    that it is not the same content."""
+    that it is not the same content; and no rotated copy holds what it had."""
     log = tmp_path / "far.log"
     log.write_text(lines(1, 3))
 
-    def copytruncate() -> None:
+    def truncate() -> None:
         append(log, lines(4, 10))
-        shutil.copyfile(log, tmp_path / "far.log.1")
         with log.open("r+") as file:
             file.truncate(0)
         append(log, lines(11, 40))
 
-    out = await follow_across_an_outage(sshd, log, copytruncate, "line 40\n")
+    out = await follow_across_an_outage(sshd, log, truncate, "line 40\n")
     assert out.data.decode() == lines(1, 3) + lines(11, 40)
     assert len(out.notices) == 1
     assert out.notices[0].startswith("was truncated or rewritten after ")
+
+
+@pytest.mark.parametrize(
+    ("directives", "suffix"),
+    [
+        ("dateext\n  compress\n", "-{date}.gz"),  # renamed, then gzip replaces it
+        ("compress\n", ".1.gz"),
+        ("dateext\n  copytruncate\n", "-{date}"),  # copied, and the file emptied in place
+        ("copytruncate\n", ".1"),
+    ],
+)
+async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_finished_there(
+    sshd: Sshd, tmp_path: Path, directives: str, suffix: str
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(lines(1, 20))
+    source = far_file(sshd, log)
+    first = Record()
+    async with running(source, first):
+        await first.until(lambda: first.data.endswith(b"line 20\n"))
+    append(log, lines(21, 25))  # while nobody watched
+    config = tmp_path / "logrotate.conf"
+    config.write_text(f"{log} {{\n  rotate 2\n  create\n  {directives}}}\n")
+    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    sibling = suffix.format(date=time.strftime("%Y%m%d"))
+    assert f"app.log{sibling}" in os.listdir(tmp_path) and log.stat().st_size == 0
+    append(log, lines(26, 30))
+    second = Record()
+    async with running(source, second):
+        await second.until(lambda: second.data.endswith(b"line 30\n"))
+    assert second.data.decode() == lines(21, 30)
+    assert len(second.notices) == 1
+    assert second.notices[0].startswith("rotated after ")
+    assert second.notices[0].endswith(f": reading the rest of it as app.log{sibling} first")
 
 
 async def test_a_file_deleted_while_the_link_was_down_is_a_notice_and_a_wait(
@@ -187,6 +226,43 @@ async def test_the_far_side_script_needs_only_busybox(busybox_tools: Path, tmp_p
         stop.set()
         await asyncio.wait_for(task, WITHIN)
     assert out.data.decode() == lines(21, 30) + "partial line\nnew file\n"
+
+
+async def test_the_far_side_finds_a_compressed_copy_with_busybox_alone(
+    busybox_tools: Path, tmp_path: Path
+) -> None:
+    """Resuming from a `.gz` sibling takes BusyBox's `gzip`, `mktemp` and `dd` (a sparse file)."""
+    from perview.sources.process import ProcessSource
+    from perview.sources.remote_file import _Reader
+    from perview.sources.resume import FINGERPRINT, Left
+
+    log = tmp_path / "far.log"
+    log.write_text(lines(1, 30))
+    info = log.stat()
+    data = log.read_bytes()
+    left = Left((info.st_dev, info.st_ino), len(data), data[-FINGERPRINT:], time.time())
+    append(log, lines(31, 40))  # then compressed away, and a new file made at the name
+    with log.open("rb") as plain, gzip.open(tmp_path / "far.log.1.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    log.unlink()
+    log.write_text(lines(41, 42))
+    source = RemoteFileSource("unused", str(log))
+    source.left = left
+    out = Record()
+    stop = asyncio.Event()
+    far = ProcessSource(
+        [str(busybox_tools / "sh"), "-c", follow_file_command(str(log), 10, left=left)],
+        env={"PATH": str(busybox_tools), "TMPDIR": str(tmp_path)},
+    )
+    task = asyncio.create_task(far.run(_Reader(out, source), stop))
+    try:
+        await out.until(lambda: out.data.endswith(b"line 42\n"))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WITHIN)
+    assert out.data.decode() == lines(31, 42)
+    assert out.notices == [out.notices[0]] and out.notices[0].endswith("as far.log.1.gz first")
+    assert sorted(os.listdir(tmp_path)) == ["bin", "far.log", "far.log.1.gz"]  # no copy left
 
 
 # -- ssh's own words -----------------------------------------------------------------------------

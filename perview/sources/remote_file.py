@@ -4,13 +4,16 @@
 lines: what was written during an outage beyond them was lost, some lines came twice. Instead a
 far-side `sh` script (FOLLOW, run under ssh.py's wrapper) follows the file with tools every
 Debian or BusyBox host has (`stat -c`, `dd`, `tail`, `od`, and Linux's /proc/self/fd and fdinfo;
-nothing installed), and frames what it sends, so that Perview knows the file's identity (device
-and inode) and the exact byte position of everything it received.
+to find a rotated copy also `sed`, `sort`, `gzip` and `mktemp`; nothing installed), and frames
+what it sends, so that Perview knows the file's identity (device and inode) and the exact byte
+position of everything it received.
 
 Asking (Perview to the far side, as shell variables before the script): `f` the path; `n` the
 lines to start a file with (empty: from its start); `k` the lines to start with when more than
-`lim` bytes would have to be caught up; and, to resume, `rd ri rp rt`: the device, inode and
-position left, and the hex of the (up to FINGERPRINT) bytes just before that position.
+`lim` bytes would have to be caught up; `cl` and `zl`, how many rotated siblings may hold a copy
+and how far into a `.gz` one is read (followed.py's COPIES_LOOKED_AT and INFLATE_LIMIT); and, to
+resume, `rd ri rp rt`: the device, inode and position left, and the hex of the (up to
+FINGERPRINT) bytes just before that position.
 
 Answering (the far side's stdout, nothing else): the line `perview-file 1` (anything before it
 came from the far login shell: it is logged and dropped), then records, each a line:
@@ -21,7 +24,11 @@ came from the far login shell: it is logged and dropped), then records, each a l
   `skipped` (same file, more than `lim` new bytes: its last `k` lines), `truncated` (same file,
   but shorter or rewritten), `rotated NAME` (the file left, found under NAME in the same
   directory with the same bytes before POS: its rest is read first, then the file at the path
-  from its start), `replaced` (another file at the path, the old one not found).
+  from its start), `replaced` (another file at the path, the old one not found). As a local
+  file does (followed.py), the file left is looked for by its identity, then, failing that, as a
+  copy among its newest rotated siblings (`copytruncate`, or `compress` without
+  `delaycompress`); a `.gz` one is inflated, from just before POS, into a temporary file that is
+  deleted once open, and DEV INO are that file's.
 - `gone`: resuming, neither the file left nor any file is at the path (deleted).
 - `wait WHY`: no file to read (`missing`, `notfile`, `unreadable`); the script waits for one.
 - `data N`, then exactly N bytes, then `at POS`: the file's bytes up to POS (the offset after the
@@ -42,9 +49,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from perview.history.rotation import FAR_GENERATIONS
 from perview.hub import Ended, Forward, Output
 from perview.labels import MAX_PATH, display_name
 from perview.sources._state import StateFile
+from perview.sources.followed import COPIES_LOOKED_AT, INFLATE_LIMIT
 from perview.sources.process import Guards
 from perview.sources.resume import FINGERPRINT, RESUME_LIMIT, Left, amount, moment
 from perview.sources.ssh import SshSource, _Words, ssh_argv
@@ -58,7 +67,10 @@ _EMPTY = "''"  # an empty shell word
 FRAME = 1024 * 1024
 RECORD_MAX = 4096 + MAX_PATH  # a record line longer than this is not one: the stream is garbled
 
-FOLLOW = r"""exec 2>/dev/null
+FOLLOW = (
+    "exec 2>/dev/null\n"
+    + FAR_GENERATIONS
+    + r"""
 say() { printf '%s\n' "$*"; }
 where() { read -r _ p _ </proc/self/fdinfo/4; }
 size() { stat -L -c %s /proc/self/fd/4; }
@@ -98,6 +110,28 @@ old() {
   exec 4<&5 5<&-
   go "$rp" rotated "${m##*/}"
 }
+copied() {
+  for g in $( (p=$f m=$cl; export LC_ALL=C; gens) | sed -n '/./p' | head -n "$cl"); do
+    m=$f$g
+    case $g in
+      *.gz) inflated "$m" || continue ;;
+      *) command exec 5<"$m" || continue ;;
+    esac
+    [ "$(stat -L -c %s /proc/self/fd/5)" -ge "$rp" ] && same "$rp" 5 || { exec 5<&-; continue; }
+    exec 4<&5 5<&-
+    go "$rp" rotated "${m##*/}"
+    return 0
+  done
+  return 1
+}
+inflated() {
+  b=$(( rp - ${#rt} / 2 )) cap=$(( rp + lim < zl ? rp + lim : zl ))
+  t=$(mktemp) || return 1
+  dd if=/dev/null of="$t" bs=1 seek="$b" && r=$( { { gzip -dc -- "$1"; echo $? >&3; } |
+    tail -c +$(( b + 1 )) | head -c $(( cap - b + 1 )) >>"$t"; } 3>&1 ) && [ "$r" = 0 ] &&
+    [ "$(stat -c %s "$t")" -le "$cap" ] && command exec 5<"$t"
+  r=$?; rm -f -- "$t"; return $r
+}
 copy() {
   while [ "$1" -gt "$p" ]; do
     c=$(( $1 - p )); [ "$c" -gt "$frame" ] && c=$frame
@@ -132,9 +166,9 @@ if [ -n "$ri" ]; then
     if [ "$1 $2" = "$rd $ri" ]; then
       if [ "$3" -ge "$rp" ] && same "$rp"; then
         if [ $(( $3 - rp )) -le "$lim" ]; then go "$rp" resumed; else go "$(last "$k")" skipped; fi
-      else go "$(bounded)" truncated; fi
-    elif ! old; then go "$(bounded)" replaced; fi
-  elif ! old; then say gone; n=; wait_for; fi
+      elif ! copied; then go "$(bounded)" truncated; fi
+    elif ! old && ! copied; then go "$(bounded)" replaced; fi
+  elif ! old && ! copied; then say gone; n=; wait_for; fi
 elif attach; then
   if [ -n "$n" ]; then go "$(last "$n")" start; else go 0 start; fi
 else wait_for; fi
@@ -144,6 +178,7 @@ step
   sent=; step
   [ -z "$sent" ] || sleep 0.05
 done"""
+)
 
 
 def far_path(path: str) -> str:
@@ -162,6 +197,8 @@ def follow_file_command(
         "k": str(int(backlog)),
         "lim": str(RESUME_LIMIT),
         "frame": str(FRAME),
+        "cl": str(COPIES_LOOKED_AT),
+        "zl": str(INFLATE_LIMIT),
     }
     if left is not None:
         asks |= {
