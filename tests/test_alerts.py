@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import json
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,17 +22,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from perview.accounts import SessionKeys, hash_password
+from perview.alerts import watch
 from perview.alerts.channels import Channel
 from perview.alerts.engine import AlertEngine
-from perview.alerts.rules import Firing, LinesRule, Rule
+from perview.alerts.rules import Firing, LinesRule, Rule, SilenceRule
 from perview.alerts.template import render
 from perview.config import AlertConfig, ConfigError, NotifyConfig, UserConfig, parse
+from perview.hub import Hub
 from perview.metrics.service import MetricsService
 from perview.ring import Chunk
 from perview.sources.process import GuardPool
 from perview.web.app import WebSettings, create_app
 from perview.web.auth import Access
 from tests.conftest import eventually
+from tests.test_hub import ScriptedSource
 
 MakeServer = Callable[..., Awaitable[TestServer]]
 Client = TestClient[Any, Any]
@@ -439,16 +443,19 @@ async def test_a_storm_sends_one_notification_then_one_per_cooldown_with_the_cou
 
 
 class Sent:
-    """A rule's outlet that keeps what the rule sends."""
+    """A rule's outlet that keeps what the rule sends, and each state it changed to."""
 
     def __init__(self) -> None:
         self.firings: list[Firing] = []
+        self.states: list[str] = []
 
     def emit(self, rule: Rule, firing: Firing) -> None:
         self.firings.append(firing)
+        self.changed(rule)
 
     def changed(self, rule: Rule) -> None:
-        pass
+        if not self.states or self.states[-1] != rule.state():
+            self.states.append(rule.state())
 
 
 def test_a_match_after_the_cooldown_but_before_the_clock_goes_out_with_the_held_back_count() -> (
@@ -474,6 +481,89 @@ def test_a_match_after_the_cooldown_but_before_the_clock_goes_out_with_the_held_
     assert [(f.count, f.suppressed) for f in sent.firings] == [(1, 0), (2999, 2999)]
     assert rule.state() == "firing"
     assert rule.quiet_until == 0.45 + 0.4
+
+
+@contextlib.asynccontextmanager
+async def stalled_scanner() -> AsyncIterator[Callable[[], None]]:
+    """The alerts' scanner thread held until the block calls what it is given (or ends)."""
+    held = threading.Event()
+    stall = watch._scanner.submit(held.wait)
+    try:
+        yield held.set
+    finally:
+        held.set()
+        await asyncio.wrap_future(stall)
+
+
+@contextlib.asynccontextmanager
+async def watched(cooldown: str) -> AsyncIterator[tuple[Hub, LinesRule, Sent]]:
+    """A storm rule (`ERROR`, `cooldown`) watching a hub the test writes to, firing once."""
+    (config,) = parse(
+        '[sources.app]\ncommand = "true"\n'
+        f'[alerts.storm]\nsource = "app"\nmatch = "ERROR"\ncooldown = "{cooldown}"\n'
+    ).alerts
+    sent = Sent()
+    rule = LinesRule(config, sent)
+    hub = Hub("app", ScriptedSource(), keep=True)
+    watching = asyncio.create_task(watch.Watch(hub, [rule]).run())
+    try:
+        await hub.write(b"ERROR one\n")
+        await eventually(lambda: len(sent.firings) == 1, 10)
+        yield hub, rule, sent
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await hub.close()
+
+
+async def test_a_storm_rule_is_not_ok_while_lines_of_its_cooldown_wait_for_a_stalled_scanner() -> (
+    None
+):
+    async with watched("30s") as (hub, rule, sent):
+        async with stalled_scanner() as release:
+            await hub.write(b"ERROR two\n")  # within the cooldown; not scanned yet
+            rule.tick(rule.quiet_until + 1)  # the clock, at the end of the cooldown
+            assert rule.state() == "firing"
+            release()
+            await eventually(lambda: rule.suppressed == 1, 10)
+        # The line was within the cooldown: counted for the next notification, and never "ok".
+        assert (rule.state(), rule.suppressed, len(sent.firings)) == ("firing", 1, 1)
+        assert sent.states == ["firing"]
+
+
+async def test_a_storm_rule_is_ok_once_the_scanner_has_looked_at_the_whole_cooldown() -> None:
+    async with watched("300ms") as (hub, rule, sent):
+        async with stalled_scanner() as release:
+            await hub.write(b"INFO fine\n")
+            await eventually(lambda: time.time() > rule.quiet_until, 10)
+            rule.tick(time.time())
+            assert rule.state() == "firing"  # the line may yet match: not ok before it is seen
+            release()
+            await eventually(lambda: rule.state() == "ok", 10)
+        assert sent.states == ["firing", "ok"]
+
+
+async def test_a_silence_rule_hears_a_line_that_waits_for_a_stalled_scanner() -> None:
+    (config,) = parse(
+        '[sources.app]\ncommand = "true"\n[alerts.quiet]\nsource = "app"\nfor = "30s"\n'
+    ).alerts
+    sent = Sent()
+    rule = SilenceRule(config, sent)
+    rule.last = time.time() - 3600  # it printed nothing for an hour
+    hub = Hub("app", ScriptedSource(), keep=True)
+    watching = asyncio.create_task(watch.Watch(hub, [rule]).run())
+    try:
+        async with stalled_scanner():
+            await hub.write(b"a line\n")
+            chunk = hub.ring.get(hub.ring.oldest_seq)
+            assert chunk is not None and chunk.count == 1
+            await eventually(lambda: rule.last == chunk.at, 10)
+            rule.tick(time.time())  # the clock: nothing to say, the source just printed
+            assert (rule.state(), sent.firings) == ("ok", [])
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await hub.close()
 
 
 async def test_a_level_rule_counts_entries_within_its_window(

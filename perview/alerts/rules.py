@@ -145,6 +145,9 @@ class Rule:
         self.silenced_by: str | None = None
         self.recent: deque[Firing] = deque(maxlen=RECENT)
         self.gaps = 0  # lines it could not look at (it fell behind the ring)
+        # "ok" is due, but lines that arrived before the time it speaks of are not scanned yet:
+        # it waits for the scanner (`scanned`), not for the clock.
+        self.waiting = False
 
     def state(self, now: float | None = None) -> State:
         if self.silenced_until > (time.time() if now is None else now):
@@ -178,6 +181,7 @@ class Rule:
 
     def _trigger(self, now: float, occurrences: int, make: Callable[[int], Firing]) -> None:
         """The condition was met `occurrences` times: send now, or count them for later."""
+        self.waiting = False
         began = not self.firing
         if began:
             self.firing, self.since = True, now
@@ -212,11 +216,16 @@ class Rule:
 
 class LinesRule(Rule):
     """`count` matching lines within `window`: fires each time the count is reached; back to ok
-    once a whole cooldown passes without it."""
+    once a whole cooldown passes without it, which only the scanner can tell: every line that
+    arrived within the cooldown must have been looked at (the scanner's thread may be stalled
+    while lines wait)."""
 
     def __init__(self, config: AlertConfig, outlet: Outlet) -> None:
         super().__init__(config, outlet)
         self.matcher = Matcher(config.match, config.level)
+        # One for each source watched (see watch.py): when the oldest line it has not scanned
+        # yet arrived, None if it has scanned every line.
+        self.unscanned: list[Callable[[], float | None]] = []
         self._window: deque[tuple[float, int]] = deque()  # (when, matching lines) in the window
         self._in_window = 0
         # The first lines of the window, quoted when it fills: "5 errors within a minute" shows
@@ -275,12 +284,26 @@ class LinesRule(Rule):
         return " and ".join(parts)
 
     def deadline(self) -> float | None:
+        if self.waiting:
+            return None  # the scanner says when it has looked further
         return self.quiet_until if (self.suppressed or self.firing) else None
 
     def tick(self, now: float) -> None:
         super().tick(now)
         if self.firing and not self.suppressed and now >= self.quiet_until:
+            oldest = min(
+                (at for behind in self.unscanned if (at := behind()) is not None), default=None
+            )
+            if oldest is not None and oldest <= self.quiet_until:
+                self.waiting = True
+                return
             self._resolve(now, None)  # a whole cooldown without a match
+
+    def scanned(self, now: float) -> None:
+        """The scanner looked at more of the lines: an "ok" that waited for them may be due."""
+        if self.waiting:
+            self.waiting = False
+            self.tick(now)
 
 
 class MetricRule(Rule):

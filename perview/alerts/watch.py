@@ -8,6 +8,10 @@ it, a cheap step on the loop; the scanner works through them on the thread. Bloc
 yet scanned are held up to PENDING_BYTES, so a scanner that a busy machine stalls for a moment
 loses nothing; past that the reader stops taking, the ring rolls past it, and the lines it did
 not look at are counted on every rule of the source and logged: never silently.
+
+A stalled scanner must not make a rule speak of lines it has not seen: a line rule is "ok" again
+only once every line that arrived within its cooldown is scanned (`unscanned`), and a silence
+rule hears the source print as the reader takes its lines, without waiting for a scan.
 """
 
 from __future__ import annotations
@@ -58,6 +62,20 @@ class Watch:
         self._taken = asyncio.Event()
         self._room = asyncio.Event()
         self._done = False  # the hub closed and everything in it was taken
+        self._scanning: float | None = None  # the arrival of the oldest line on the thread now
+        for rule in self.lines:
+            rule.unscanned.append(self.unscanned)
+
+    def unscanned(self) -> float | None:
+        """When the oldest line not scanned yet arrived (on the thread, taken, or still in the
+        ring); None once every line the ring got is scanned."""
+        if self._scanning is not None:
+            return self._scanning
+        if self.pending:
+            return self.pending[0].at
+        ring = self.hub.ring
+        upcoming = ring.get(max(self.cursor.seq, ring.oldest_seq))
+        return upcoming.at if upcoming is not None else None
 
     async def run(self) -> None:
         with self.cursor:
@@ -71,12 +89,20 @@ class Watch:
                 await self._room.wait()
                 self._room.clear()
             items = self.cursor.read()
+            heard: float | None = None
             for item in items:
                 if isinstance(item, Gap):
                     self.missed += item.count
                 elif item.state is None and item.note is None and item.count:
                     self.pending.append(item)
                     self.pending_bytes += len(item.data)
+                    heard = item.at
+            if heard is not None:
+                # The source printed: a silence rule needs no scan to know, and must not wait
+                # for a stalled scanner to hear it.
+                now = time.time()
+                for silence in self.silences:
+                    silence.output(heard, now)
             if items:
                 self._taken.set()
                 continue
@@ -91,6 +117,9 @@ class Watch:
         while True:
             self._tell_missed(force=self._done and not self.pending)
             if not self.pending:
+                now = time.time()
+                for rule in self.lines:
+                    rule.scanned(now)  # what was taken last may have held no lines to scan
                 if self._done:
                     return
                 # With lines still to tell, no longer than until they are due.
@@ -106,7 +135,11 @@ class Watch:
                 size += len(chunk.data)
             self.pending_bytes -= size
             self._room.set()
-            found = await loop.run_in_executor(_scanner, _scan, self.lines, chunks, self.levels)
+            self._scanning = chunks[0].at
+            try:
+                found = await loop.run_in_executor(_scanner, _scan, self.lines, chunks, self.levels)
+            finally:
+                self._scanning = None
             now = time.time()
             for chunk, hits in zip(chunks, found, strict=True):
                 for rule, hit in zip(self.lines, hits, strict=True):
@@ -114,8 +147,8 @@ class Watch:
                         not rule.config.hosts or chunk.part in rule.config.hosts
                     ):
                         rule.lines(self.hub.name, chunk.first, chunk.part, chunk.at, hit, now)
-            for silence in self.silences:
-                silence.output(chunks[-1].at, now)
+            for rule in self.lines:
+                rule.scanned(now)
 
     def _tell_missed(self, force: bool) -> None:
         if not self.missed:
