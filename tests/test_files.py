@@ -517,6 +517,25 @@ async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_fin
     assert f"reading the rest of it as app.log{sibling} first" in out.notices[0]
 
 
+async def test_a_file_compressed_away_with_none_made_in_its_place_is_finished_in_its_copy(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    write(log, numbered(1, 20))
+    source = await first_run(log, 20)
+    append(log, numbered(21, 25))
+    config = tmp_path / "logrotate.conf"
+    write(config, f"{log} {{\n  rotate 2\n  nocreate\n  compress\n}}\n")
+    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    assert not log.exists()
+    async with following(log, source=source) as out:
+        await eventually(lambda: out.lines()[-1:] == [b"line 25"], WITHIN)
+        write(log, numbered(26, 30))  # the writer makes it again
+        await eventually(lambda: out.lines()[-1:] == [b"line 30"], WITHIN)
+    assert out.lines() == [b"<notice>", *numbered(21, 30).encode().splitlines()]
+    assert "reading the rest of it as app.log.1.gz first" in out.notices[0]
+
+
 async def test_a_file_replaced_while_nobody_watched_says_what_is_lost(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     write(log, numbered(1, 20))

@@ -142,6 +142,30 @@ async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_fin
     assert second.notices[0].endswith(f": reading the rest of it as app.log{sibling} first")
 
 
+async def test_a_file_compressed_away_with_none_made_in_its_place_is_finished_in_its_copy(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(lines(1, 20))
+    source = far_file(sshd, log)
+    first = Record()
+    async with running(source, first):
+        await first.until(lambda: first.data.endswith(b"line 20\n"))
+    append(log, lines(21, 25))
+    config = tmp_path / "logrotate.conf"
+    config.write_text(f"{log} {{\n  rotate 2\n  nocreate\n  compress\n}}\n")
+    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    assert not log.exists()
+    second = Record()
+    async with running(source, second):
+        await second.until(lambda: second.data.endswith(b"line 25\n"))
+        log.write_text(lines(26, 30))  # the writer makes it again
+        await second.until(lambda: second.data.endswith(b"line 30\n"))
+    assert second.data.decode() == lines(21, 30)
+    assert len(second.notices) == 1
+    assert second.notices[0].endswith(": reading the rest of it as app.log.1.gz first")
+
+
 async def test_a_file_deleted_while_the_link_was_down_is_a_notice_and_a_wait(
     sshd: Sshd, tmp_path: Path
 ) -> None:

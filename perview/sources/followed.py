@@ -174,7 +174,8 @@ def resume_copied(file: Followed, left: Left) -> str | None:
     """Open the newest rotated sibling that holds the file left, the same bytes before the
     position left, at that position (a compressed one inflated into memory from a little before
     it), to be read to its end before what is at the path now."""
-    for name in rotated(file.path)[1 : 1 + COPIES_LOOKED_AT]:
+    # The path itself is first only while it is there (`nocreate` leaves none).
+    for name in [n for n in rotated(file.path) if n != file.path][:COPIES_LOOKED_AT]:
         try:
             fd = _inflated(name, left) if name.endswith(GZ) else _opened(name, left)
         except (OSError, zlib.error, EOFError):
