@@ -263,3 +263,40 @@ test("an escape or a folding character is noted wherever it falls, however lines
     assert.equal(exact[seq - store.first], kind === 0 ? 2 : 0, `${seq}: ${JSON.stringify(store.text(seq))}`);
   }
 });
+
+test("lines in packed segments read, search and include as they were written", async () => {
+  const { byteKinds, SEGMENT_BYTES } = await import("../../perview/web/static/store.js");
+  const store = new LineStore(200_000);
+  const line = (n) => `${n} ${n % 50 ? "INFO" : "ERROR"} ${n % 7 ? "x".repeat(80) : "\u65e5\u672c \x1b[1merr\x1b[0mor"}`;
+  for (let n = 0; n < 150_000; n++) store.push(line(n), "a", "", n + 1, 0, LINE);
+  const packed = store.segments.filter((segment) => segment.packed);
+  assert.ok(packed.length >= 5, `${packed.length} packed`);
+  assert.ok(packed.every((segment) => segment.bytes === null && segment.packed.length * 4 < SEGMENT_BYTES));
+  assert.equal(store.segments.at(-1).packed, null); // the newest takes lines as they come
+  // In order (decoded together), out of order (one by one), and back and forth between segments.
+  for (let seq = 0; seq < 150_000; seq += 1) if (store.text(seq) !== line(seq)) assert.fail(`line ${seq}`);
+  for (const seq of [149_999, 3, 70_001, 12, 70_002, 0]) assert.equal(store.text(seq), line(seq));
+  const needle = new TextEncoder().encode("error");
+  const kinds = byteKinds(needle, true);
+  const found = store.search(0, 150_000, needle, true);
+  for (let seq = 0; seq < 150_000; seq++) {
+    const expected = seq % 7 === 0 ? 2 : seq % 50 === 0 ? 1 : 0; // 2: an escape, only the text can tell
+    if (found[seq] !== expected) assert.fail(`search, line ${seq}: ${found[seq]}`);
+    // includes() may find the word before an escape; search() defers the whole line to its text.
+    const one = store.includes(seq, needle, true, kinds);
+    if (expected === 2 ? one === false : one !== (expected === 1)) assert.fail(`includes, line ${seq}: ${one}`);
+  }
+  for (let n = 150_000; n < 400_000; n++) store.push(line(n), "a", "", n + 1, 0, LINE); // the oldest go
+  assert.equal(store.text(store.first), line(store.first));
+  assert.equal(store.text(399_999), line(399_999));
+});
+
+test("a segment that would not pack smaller is kept as it came", () => {
+  const store = new LineStore(100_000);
+  let seed = 3;
+  const noise = () => Array.from({ length: 120 }, () => String.fromCharCode(33 + ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 94))).join("");
+  const lines = Array.from({ length: 60_000 }, noise);
+  for (const [i, text] of lines.entries()) store.push(text, "a", "", i + 1, 0, LINE);
+  assert.ok(store.segments.length > 5 && store.segments.every((segment) => segment.packed === null));
+  for (const seq of [0, 30_000, 59_999]) assert.equal(store.text(seq), lines[seq]);
+});

@@ -7,9 +7,12 @@
 // two bytes a character as soon as it held one character beyond Latin-1. Here a line costs its
 // bytes and a LF, 8 bytes of columns, and 4 in each view that filters it (none in a view that
 // shows every line); its id and arrival time are kept once for the lines of one event (Runs).
+// Segments but the newest few are packed (pack.js): logs repeat themselves, and a million of the
+// burst benchmark's lines then hold 5 MB instead of 100.
 
 import { plain } from "./ansi.js";
 import { UNCLASSIFIED, markAt } from "./levels.js";
+import { pack, packBound, unpack } from "./pack.js";
 
 export const LINE = 0;
 export const MARK = 1; // something Perview says: a gap, an exit status, a restart
@@ -21,15 +24,25 @@ export const SEGMENT_BYTES = 1 << 20;
 // Lines decoded at once when lines are read in order (a filter, a download): one decode and one
 // split instead of one decode per line.
 const DECODE_LINES = 4096;
+// Segments kept as they came, newest first; older ones are packed (pack.js) once full. Lines
+// are added, drawn and followed in the newest; a filter over the whole tab unpacks the rest one
+// at a time into UNPACKED reused buffers (a million of the burst's lines: 96 segments, 25 ms).
+const HOT_SEGMENTS = 4;
+const UNPACKED = 2; // a scan of one segment while lines of another are drawn
+// A segment that packs to more than this share of its bytes (noise, or text already
+// compressed) is kept as it is: unpacking it would cost more than it saves.
+const WORTH_PACKING = 0.75;
 const LF = 10;
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
-/** Lines' bytes, each followed by LF, for seqs first .. first + count - 1. */
+/** Lines' bytes, each followed by LF, for seqs first .. first + count - 1: `bytes`, or, once it
+ *  is cold, `packed` (and `bytes` null). Read them with LineStore.bytesOf(). */
 class Segment {
-  constructor(size, first) {
-    this.bytes = new Uint8Array(size);
+  constructor(bytes, first) {
+    this.bytes = bytes;
+    this.packed = null;
     this.used = 0;
     this.first = first;
     this.count = 0;
@@ -111,6 +124,28 @@ function firstOddByte(bytes, start, end) {
     }
   }
   for (i += 4 * count; i < end; i++) if (ODD_FIRST[bytes[i]]) return i;
+  return -1;
+}
+
+/** Where the nearest of `anchors` is in bytes from `at` on (-1: none). */
+function nearest(bytes, anchors, at) {
+  const [a, b] = anchors.map((anchor) => bytes.indexOf(anchor, at));
+  return b === undefined || a < 0 || (b >= 0 && b < a) ? (b ?? a) : a;
+}
+
+/** Where in bytes[at, end) the next `anchor` (a lower-case ASCII letter) is in either case, or
+ *  -1; `words` views the same bytes. Both cases in one pass four bytes at a time: indexOf()
+ *  twice took twice as long (Node, a million of the burst's lines: 62-115 ms against 34-71). */
+function nextFolded(bytes, words, at, end, anchor) {
+  let i = at;
+  for (; i < end && i & 3; i++) if ((bytes[i] | 0x20) === anchor) return i;
+  const pattern = Math.imul(anchor, 0x01010101);
+  for (let k = i >> 2, last = end >> 2; k < last; k++) {
+    const x = (words[k] | 0x20202020) ^ pattern; // a zero byte where the anchor is
+    if (!((x - 0x01010101) & ~x & 0x80808080)) continue;
+    for (let j = 4 * k; j < 4 * k + 4; j++) if ((bytes[j] | 0x20) === anchor) return j;
+  }
+  for (i = Math.max(i, end & ~3); i < end; i++) if ((bytes[i] | 0x20) === anchor) return i;
   return -1;
 }
 
@@ -204,6 +239,9 @@ export class LineStore {
     this.decoded = null; // {from, lines}: lines decoded together, for reads in order
     this.near = null; // the segment last found
     this.lastRead = -1;
+    this.unpacked = []; // {segment, bytes}: packed segments unpacked, the last used first
+    this.spare = null; // a packed segment's buffer, for the next segment
+    this.packing = new Uint8Array(0); // where segments are packed, grown as needed
   }
 
   intern(list, name) {
@@ -247,8 +285,11 @@ export class LineStore {
       let j = i;
       while (j < to && ends[j] + 1 - start <= room) j++;
       if (j === i) {
-        segment = new Segment(Math.max(SEGMENT_BYTES, ends[i] + 1 - start), this.next);
-        this.segments.push(segment);
+        this.cool();
+        const size = Math.max(SEGMENT_BYTES, ends[i] + 1 - start);
+        const bytes = this.spare?.length === size ? this.spare : new Uint8Array(size);
+        this.spare = null;
+        this.segments.push(new Segment(bytes, this.next));
         continue;
       }
       const size = ends[j - 1] - start;
@@ -273,6 +314,36 @@ export class LineStore {
     return firstSeq;
   }
 
+  /** Pack the segment that a new one pushes out of the HOT_SEGMENTS newest. */
+  cool() {
+    const segment = this.segments.at(-HOT_SEGMENTS);
+    if (!segment?.bytes || this.segments.length < HOT_SEGMENTS) return;
+    const bound = packBound(segment.used);
+    if (this.packing.length < bound) this.packing = new Uint8Array(bound);
+    const length = pack(segment.bytes, segment.used, this.packing);
+    if (length > segment.used * WORTH_PACKING) return;
+    segment.packed = this.packing.slice(0, length);
+    if (segment.bytes.length === SEGMENT_BYTES) this.spare = segment.bytes;
+    segment.bytes = null;
+  }
+
+  /** The bytes of `segment`, unpacked if it is packed: valid until the next call. */
+  bytesOf(segment) {
+    if (segment.bytes) return segment.bytes;
+    const unpacked = this.unpacked;
+    let i = unpacked.findIndex((entry) => entry.segment === segment);
+    if (i < 0) {
+      i = unpacked.length < UNPACKED ? unpacked.push({ segment: null, bytes: new Uint8Array(0) }) - 1 : unpacked.length - 1;
+      const entry = unpacked[i];
+      if (entry.bytes.length < segment.used) entry.bytes = new Uint8Array(Math.max(SEGMENT_BYTES, segment.used));
+      unpack(segment.packed, entry.bytes);
+      entry.segment = segment;
+    }
+    const [entry] = unpacked.splice(i, 1);
+    unpacked.unshift(entry);
+    return entry.bytes;
+  }
+
   /** Make column `name` two bytes a line (it indexes more than 256 names). */
   widen(name) {
     if (this[name] instanceof Uint16Array) return;
@@ -286,7 +357,10 @@ export class LineStore {
     const segments = this.segments;
     let n = 0;
     while (n < segments.length - 1 && segments[n].first + segments[n].count <= first) n++;
-    if (n) segments.splice(0, n);
+    if (n) {
+      segments.splice(0, n);
+      for (const entry of this.unpacked) if (entry.segment && entry.segment.first < segments[0].first) entry.segment = null;
+    }
     this.near = null;
     this.runs.trim(first);
     if (this.decoded && this.decoded.from < first) this.decoded = null;
@@ -315,12 +389,13 @@ export class LineStore {
     return this.near;
   }
 
-  /** The bytes of line `seq` (held): a view into its segment, valid while it is held. */
+  /** The bytes of line `seq` (held): a view into its segment, valid until the store's next read
+   *  (a packed segment's bytes are unpacked into a reused buffer). */
   bytes(seq) {
     const segment = this.segmentOf(seq);
     const start = this.start[this.slot(seq)];
     const end = seq + 1 < segment.first + segment.count ? this.start[this.slot(seq + 1)] - 1 : segment.used - 1;
-    return segment.bytes.subarray(start, end);
+    return this.bytesOf(segment).subarray(start, end);
   }
 
   /** The text of line `seq` (held). Lines read in order are decoded DECODE_LINES at a time. */
@@ -337,7 +412,7 @@ export class LineStore {
     const last = Math.min(segment.first + segment.count, seq + DECODE_LINES) - 1;
     const start = this.start[this.slot(seq)];
     const end = last + 1 < segment.first + segment.count ? this.start[this.slot(last + 1)] - 1 : segment.used - 1;
-    const lines = decoder.decode(segment.bytes.subarray(start, end)).split("\n");
+    const lines = decoder.decode(this.bytesOf(segment).subarray(start, end)).split("\n");
     this.decoded = { from: seq, lines };
     return lines[0];
   }
@@ -355,7 +430,7 @@ export class LineStore {
     const segment = this.segmentOf(seq);
     const start = this.start[this.slot(seq)];
     const end = seq + 1 < segment.first + segment.count ? this.start[this.slot(seq + 1)] - 1 : segment.used - 1;
-    const at = find(segment.bytes, start, end, needle, fold ? LOWER : SAME, kinds);
+    const at = find(this.bytesOf(segment), start, end, needle, fold ? LOWER : SAME, kinds);
     return at === -2 ? undefined : at >= 0;
   }
 
@@ -375,7 +450,7 @@ export class LineStore {
       if (end <= from || segment.first >= to) continue;
       const first = Math.max(from, segment.first);
       const last = Math.min(to, end); // lines first .. last - 1
-      const bytes = segment.bytes;
+      const bytes = this.bytesOf(segment);
       const lineStart = (seq) => (seq < end ? this.start[this.slot(seq)] : segment.used);
       const low = lineStart(first);
       const high = lineStart(last);
@@ -384,13 +459,10 @@ export class LineStore {
         while (seq + 1 < last && lineStart(seq + 1) <= at) seq++;
         return seq;
       };
-      const range = bytes.subarray(low, high);
-      for (let i = 0, next = anchors.map((a) => range.indexOf(a, k)); ; i = 0) {
-        // The nearest candidate of both cases.
-        if (next.length > 1 && (next[0] < 0 || (next[1] >= 0 && next[1] < next[0]))) i = 1;
-        if (next[i] < 0) break;
-        const at = low + next[i];
-        next[i] = range.indexOf(anchors[i], next[i] + 1);
+      const range = bytes.subarray(0, high);
+      const words = bytes.byteOffset & 3 ? null : new Uint32Array(bytes.buffer, bytes.byteOffset, high >> 2);
+      const next = (at) => (anchors.length > 1 && words ? nextFolded(bytes, words, at, high, anchors[0]) : nearest(range, anchors, at));
+      for (let at = next(low + k); at >= 0; at = next(at + 1)) {
         const m = at - k;
         let j = 0;
         while (j < needle.length && map[bytes[m + j]] === needle[j]) j++;
