@@ -5,10 +5,12 @@
 // only when it is drawn, filtered or saved. As JS strings, a million lines of 100 bytes held 2.3
 // times their text: a string per line (20 bytes and allocator rounding), and a whole read decoded
 // two bytes a character as soon as it held one character beyond Latin-1. Here a line costs its
-// bytes and a LF, 8 bytes of columns, and 4 in each view that filters it (none in a view that
-// shows every line); its id and arrival time are kept once for the lines of one event (Runs).
-// Segments but the newest few are packed (pack.js): logs repeat themselves, and a million of the
-// burst benchmark's lines then hold 5 MB instead of 100.
+// bytes and a LF, where it starts (4 bytes while its segment is among the newest, a packed varint
+// after), a byte of level, a byte each of source, part and kind where they are not 0 (columns
+// never written cost nothing: the kernel's zero page), and 4 in each view that filters it (none in
+// a view that shows every line); its id and arrival time are kept once for the lines of one event
+// (Runs). Segments but the newest few are packed (pack.js): logs repeat themselves, and a million
+// of the burst benchmark's lines hold 5 MB of text instead of 100, and 1 MB of columns, not 8.
 
 import { plain } from "./ansi.js";
 import { UNCLASSIFIED, markAt } from "./levels.js";
@@ -37,12 +39,15 @@ const LF = 10;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
-/** Lines' bytes, each followed by LF, for seqs first .. first + count - 1: `bytes`, or, once it
- *  is cold, `packed` (and `bytes` null). Read them with LineStore.bytesOf(). */
+/** Lines' bytes, each followed by LF, for seqs first .. first + count - 1, and where each starts
+ *  (`starts`); once cold, both packed (`packed`, `lengths`; `bytes` and `starts` null). Read them
+ *  with LineStore.open(). */
 class Segment {
   constructor(bytes, first) {
     this.bytes = bytes;
+    this.starts = new Uint32Array(1024);
     this.packed = null;
+    this.lengths = null; // each line's length with its LF, as varints, packed
     this.used = 0;
     this.first = first;
     this.count = 0;
@@ -149,6 +154,11 @@ function nextFolded(bytes, words, at, end, anchor) {
   return -1;
 }
 
+/** Where line `i` of `segment` ends (its LF), given where its lines start. */
+function endOf(segment, starts, i) {
+  return i + 1 < segment.count ? starts[i + 1] - 1 : segment.used - 1;
+}
+
 /** How find() sees each byte, for `needle` (already lower case with `fold`). */
 export function byteKinds(needle, fold) {
   const map = fold ? LOWER : SAME;
@@ -223,7 +233,6 @@ class Runs {
 export class LineStore {
   constructor(capacity) {
     this.capacity = capacity;
-    this.start = new Uint32Array(capacity); // where the line's bytes start in its segment
     // A byte a line, until a tab sees its 256th source or part (a glob of many files): then two
     // (widen). A million lines hold 2 MB less.
     this.source = new Uint8Array(capacity); // index into this.sources
@@ -298,12 +307,20 @@ export class LineStore {
       noteOdd(segment, segment.used, segment.used + size);
       const base = segment.used - start;
       const capacity = this.capacity;
-      for (let k = i; k < j; k++) {
+      if (segment.count + j - i > segment.starts.length) {
+        const bigger = new Uint32Array(Math.max(2 * segment.starts.length, segment.count + j - i));
+        bigger.set(segment.starts.subarray(0, segment.count));
+        segment.starts = bigger;
+      }
+      const starts = segment.starts;
+      for (let k = i, n = segment.count; k < j; k++, n++) {
         const slot = this.next++ % capacity;
-        this.start[slot] = base + (k ? ends[k - 1] + 1 : 0);
-        this.source[slot] = sourceIndex;
-        this.part[slot] = partIndex;
-        this.kind[slot] = kind;
+        starts[n] = base + (k ? ends[k - 1] + 1 : 0);
+        // Written only where they change: a column never written stays the kernel's zero
+        // page, which costs no memory (one source, no parts, no marks: 3 MB a million lines).
+        if (this.source[slot] !== sourceIndex) this.source[slot] = sourceIndex;
+        if (this.part[slot] !== partIndex) this.part[slot] = partIndex;
+        if (this.kind[slot] !== kind) this.kind[slot] = kind;
         this.level[slot] = typeof levels === "number" ? levels : markAt(levels, k - 1);
       }
       segment.used += size + 1;
@@ -323,25 +340,48 @@ export class LineStore {
     const length = pack(segment.bytes, segment.used, this.packing);
     if (length > segment.used * WORTH_PACKING) return;
     segment.packed = this.packing.slice(0, length);
+    // Starts as lengths, a varint each (a byte for a line under 128 bytes), then packed too.
+    const { count, starts, used } = segment;
+    const varints = new Uint8Array(5 * count);
+    let o = 0;
+    for (let i = 0; i < count; i++) {
+      let size = (i + 1 < count ? starts[i + 1] : used) - starts[i];
+      for (; size > 0x7f; size >>>= 7) varints[o++] = (size & 0x7f) | 0x80;
+      varints[o++] = size;
+    }
+    segment.lengths = this.packing.slice(0, pack(varints, o, this.packing));
     if (segment.bytes.length === SEGMENT_BYTES) this.spare = segment.bytes;
     segment.bytes = null;
+    segment.starts = null;
   }
 
-  /** The bytes of `segment`, unpacked if it is packed: valid until the next call. */
-  bytesOf(segment) {
-    if (segment.bytes) return segment.bytes;
+  /** `segment`'s {bytes, starts}, unpacked if it is packed: valid until the next call. */
+  open(segment) {
+    if (segment.bytes) return segment;
     const unpacked = this.unpacked;
     let i = unpacked.findIndex((entry) => entry.segment === segment);
     if (i < 0) {
-      i = unpacked.length < UNPACKED ? unpacked.push({ segment: null, bytes: new Uint8Array(0) }) - 1 : unpacked.length - 1;
+      const empty = { segment: null, bytes: new Uint8Array(0), starts: new Uint32Array(0), varints: new Uint8Array(0) };
+      i = unpacked.length < UNPACKED ? unpacked.push(empty) - 1 : unpacked.length - 1;
       const entry = unpacked[i];
-      if (entry.bytes.length < segment.used) entry.bytes = new Uint8Array(Math.max(SEGMENT_BYTES, segment.used));
+      const { count, used } = segment;
+      if (entry.bytes.length < used) entry.bytes = new Uint8Array(Math.max(SEGMENT_BYTES, used));
+      if (entry.starts.length < count) entry.starts = new Uint32Array(count);
+      if (entry.varints.length < 5 * count) entry.varints = new Uint8Array(5 * count);
       unpack(segment.packed, entry.bytes);
+      unpack(segment.lengths, entry.varints);
+      const { starts, varints } = entry;
+      for (let n = 0, at = 0, o = 0; n < count; n++) {
+        starts[n] = at;
+        let size = 0;
+        for (let shift = 0, b = 0x80; b & 0x80; shift += 7) size |= ((b = varints[o++]) & 0x7f) << shift;
+        at += size;
+      }
       entry.segment = segment;
     }
     const [entry] = unpacked.splice(i, 1);
     unpacked.unshift(entry);
-    return entry.bytes;
+    return entry;
   }
 
   /** Make column `name` two bytes a line (it indexes more than 256 names). */
@@ -393,9 +433,9 @@ export class LineStore {
    *  (a packed segment's bytes are unpacked into a reused buffer). */
   bytes(seq) {
     const segment = this.segmentOf(seq);
-    const start = this.start[this.slot(seq)];
-    const end = seq + 1 < segment.first + segment.count ? this.start[this.slot(seq + 1)] - 1 : segment.used - 1;
-    return this.bytesOf(segment).subarray(start, end);
+    const { bytes, starts } = this.open(segment);
+    const i = seq - segment.first;
+    return bytes.subarray(starts[i], endOf(segment, starts, i));
   }
 
   /** The text of line `seq` (held). Lines read in order are decoded DECODE_LINES at a time. */
@@ -410,9 +450,9 @@ export class LineStore {
     if (!inOrder) return decoder.decode(this.bytes(seq));
     const segment = this.segmentOf(seq);
     const last = Math.min(segment.first + segment.count, seq + DECODE_LINES) - 1;
-    const start = this.start[this.slot(seq)];
-    const end = last + 1 < segment.first + segment.count ? this.start[this.slot(last + 1)] - 1 : segment.used - 1;
-    const lines = decoder.decode(this.bytesOf(segment).subarray(start, end)).split("\n");
+    const { bytes, starts } = this.open(segment);
+    const end = endOf(segment, starts, last - segment.first);
+    const lines = decoder.decode(bytes.subarray(starts[seq - segment.first], end)).split("\n");
     this.decoded = { from: seq, lines };
     return lines[0];
   }
@@ -428,9 +468,9 @@ export class LineStore {
    *  U+212A), before any match. */
   includes(seq, needle, fold, kinds) {
     const segment = this.segmentOf(seq);
-    const start = this.start[this.slot(seq)];
-    const end = seq + 1 < segment.first + segment.count ? this.start[this.slot(seq + 1)] - 1 : segment.used - 1;
-    const at = find(this.bytesOf(segment), start, end, needle, fold ? LOWER : SAME, kinds);
+    const { bytes, starts } = this.open(segment);
+    const i = seq - segment.first;
+    const at = find(bytes, starts[i], endOf(segment, starts, i), needle, fold ? LOWER : SAME, kinds);
     return at === -2 ? undefined : at >= 0;
   }
 
@@ -450,8 +490,8 @@ export class LineStore {
       if (end <= from || segment.first >= to) continue;
       const first = Math.max(from, segment.first);
       const last = Math.min(to, end); // lines first .. last - 1
-      const bytes = this.bytesOf(segment);
-      const lineStart = (seq) => (seq < end ? this.start[this.slot(seq)] : segment.used);
+      const { bytes, starts } = this.open(segment);
+      const lineStart = (seq) => (seq < end ? starts[seq - segment.first] : segment.used);
       const low = lineStart(first);
       const high = lineStart(last);
       let seq = first; // the line the last match found was in
