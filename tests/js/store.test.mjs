@@ -300,3 +300,13 @@ test("a segment that would not pack smaller is kept as it came", () => {
   assert.ok(store.segments.length > 5 && store.segments.every((segment) => segment.packed === null));
   for (const seq of [0, 30_000, 59_999]) assert.equal(store.text(seq), lines[seq]);
 });
+
+test("lines of any length read back from packed segments, empty ones too", () => {
+  const store = new LineStore(100_000);
+  const sizes = [0, 1, 126, 127, 128, 300, 16_383, 16_384, 40_000];
+  const line = (n) => (n % sizes.length ? `${n}:`.padEnd(sizes[n % sizes.length], "ab") : "");
+  for (let n = 0; n < 2_000; n++) store.push(line(n), "a", "", n + 1, 0, LINE);
+  assert.ok(store.segments.filter((segment) => segment.packed).length >= 3);
+  for (const seq of [0, 1, 2, 3, 4, 5, 6, 7, 8, 1000, 1001, 1999]) assert.equal(store.text(seq), line(seq));
+  for (let seq = 0; seq < 2_000; seq++) if (store.text(seq) !== line(seq)) assert.fail(`line ${seq}`);
+});
