@@ -54,3 +54,38 @@ def test_lines_beyond_latin_1_are_shown_filtered_and_saved_as_they_came(
         page.get_by_test_id("download-shown").click()
     saved = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert saved[1:] == plain
+
+
+OLD_LINES = 60_000  # of 114 bytes: 6.8 MB, so all but the newest 4 MiB are packed (store.js)
+OLD = """
+import sys, time
+for n in range(60000):
+    word = "caf\\u00e9 needle" if n % 9000 == 5 else "plain"
+    sys.stdout.write(f"{n:06d} {word} " + "x" * 100 + "\\n")
+sys.stdout.flush()
+time.sleep(300)
+"""
+PACKED = "() => window.perview.store.segments.filter((segment) => segment.packed).length"
+
+
+def test_old_lines_in_packed_segments_are_filtered_and_saved_as_they_came(
+    serve: Serve, page: Page, tmp_path: Path
+) -> None:
+    config = tmp_path / "perview.toml"
+    config.write_text(f"[sources.old]\ncommand = {json.dumps(['python3', '-c', OLD])}\n")
+    server = serve("serve", "-c", str(config))
+    page.goto(f"{server.base}/?token={TOKEN}&max={2 * OLD_LINES}")
+    last = f"{OLD_LINES - 1:06d} plain {'x' * 100}"
+    expect(page.locator(f"{LINE} .text").last).to_have_text(last, timeout=30_000)
+    assert page.evaluate(PACKED) >= 2
+    wanted = [f"{n:06d} caf\u00e9 needle {'x' * 100}" for n in range(5, OLD_LINES, 9000)]
+    texts = page.locator(f"{LINE} .text")
+    filter_box = page.get_by_test_id("filter")
+    filter_box.fill("NEEDLE")  # found in the lines' bytes
+    expect(texts).to_have_text(wanted)
+    filter_box.fill("CAF\u00c9")  # found in their decoded text
+    expect(texts).to_have_text(wanted)
+    with page.expect_download() as download:
+        page.get_by_test_id("download-shown").click()
+    saved = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert saved[1:] == wanted
