@@ -56,7 +56,7 @@ def test_lines_beyond_latin_1_are_shown_filtered_and_saved_as_they_came(
     assert saved[1:] == plain
 
 
-OLD_LINES = 60_000  # of 114 bytes: 6.8 MB, so all but the newest 4 MiB are packed (store.js)
+OLD_LINES = 60_000  # of 114 bytes: 6.8 MB, so all but the newest 2 MiB are packed (store.js)
 OLD = """
 import sys, time
 for n in range(60000):

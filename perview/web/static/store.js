@@ -26,10 +26,12 @@ export const SEGMENT_BYTES = 1 << 20;
 // Lines decoded at once when lines are read in order (a filter, a download): one decode and one
 // split instead of one decode per line.
 const DECODE_LINES = 4096;
-// Segments kept as they came, newest first; older ones are packed (pack.js) once full. Lines
-// are added, drawn and followed in the newest; a filter over the whole tab unpacks the rest one
-// at a time into UNPACKED reused buffers (a million of the burst's lines: 96 segments, 25 ms).
-const HOT_SEGMENTS = 4;
+// Segments kept as they came, the newest ones; older ones are packed (pack.js). Lines are added
+// to the newest, and drawn and followed near it (a screen of lines is a few KB, a segment 1 MiB):
+// the one before is kept so that lines just sealed in it draw without unpacking. A filter over
+// the whole tab unpacks the rest one at a time into UNPACKED reused buffers (a million of the
+// burst's lines: 96 segments, 25 ms in Node).
+const HOT_SEGMENTS = 2;
 const UNPACKED = 2; // a scan of one segment while lines of another are drawn
 // A segment that packs to more than this share of its bytes (noise, or text already
 // compressed) is kept as it is: unpacking it would cost more than it saves.
@@ -130,12 +132,6 @@ function firstOddByte(bytes, start, end) {
   }
   for (i += 4 * count; i < end; i++) if (ODD_FIRST[bytes[i]]) return i;
   return -1;
-}
-
-/** Where the nearest of `anchors` is in bytes from `at` on (-1: none). */
-function nearest(bytes, anchors, at) {
-  const [a, b] = anchors.map((anchor) => bytes.indexOf(anchor, at));
-  return b === undefined || a < 0 || (b >= 0 && b < a) ? (b ?? a) : a;
 }
 
 /** Where in bytes[at, end) the next `anchor` (a lower-case ASCII letter) is in either case, or
@@ -476,15 +472,16 @@ export class LineStore {
 
   /** For each line `from` .. `to` - 1 (held), what includes() would say of it: 1 it holds
    *  `needle`, 0 it does not, 2 only its text can tell. One pass a segment with the engine's own
-   *  byte search (indexOf) rather than a JS loop a line: a million lines in a third of the
-   *  time. */
+   *  byte search (indexOf; a letter's two cases: nextFolded) rather than a JS loop a line: a
+   *  million lines in a third of the time. */
   search(from, to, needle, fold) {
     const out = new Uint8Array(to - from);
     const map = fold ? LOWER : SAME;
     // Looked for by one of its bytes: one that has no other case if there is one.
     let k = needle.findIndex((b) => !fold || LOWER[b] === UPPER[b]);
     if (k < 0) k = 0;
-    const anchors = fold && LOWER[needle[k]] !== UPPER[needle[k]] ? [needle[k], UPPER[needle[k]]] : [needle[k]];
+    const anchor = needle[k];
+    const cased = fold && LOWER[anchor] !== UPPER[anchor]; // a letter: looked for in both cases
     for (const segment of this.segments) {
       const end = segment.first + segment.count;
       if (end <= from || segment.first >= to) continue;
@@ -500,8 +497,11 @@ export class LineStore {
         return seq;
       };
       const range = bytes.subarray(0, high);
-      const words = bytes.byteOffset & 3 ? null : new Uint32Array(bytes.buffer, bytes.byteOffset, high >> 2);
-      const next = (at) => (anchors.length > 1 && words ? nextFolded(bytes, words, at, high, anchors[0]) : nearest(range, anchors, at));
+      let next = (at) => range.indexOf(anchor, at);
+      if (cased) {
+        const words = new Uint32Array(bytes.buffer, bytes.byteOffset, high >> 2); // a whole buffer
+        next = (at) => nextFolded(bytes, words, at, high, anchor);
+      }
       for (let at = next(low + k); at >= 0; at = next(at + 1)) {
         const m = at - k;
         let j = 0;
