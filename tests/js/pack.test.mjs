@@ -5,7 +5,8 @@ import { pack, packBound, unpack } from "../../perview/web/static/pack.js";
 
 function roundTrip(bytes) {
   const packed = new Uint8Array(packBound(bytes.length));
-  const length = pack(bytes, bytes.length, packed);
+  const { length, sequences } = pack(bytes, bytes.length, packed);
+  assert.ok(sequences >= 1 && sequences <= length);
   assert.ok(length <= packBound(bytes.length));
   const into = new Uint8Array(bytes.length);
   assert.equal(unpack(packed.subarray(0, length), into), bytes.length);

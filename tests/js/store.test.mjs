@@ -310,3 +310,14 @@ test("lines of any length read back from packed segments, empty ones too", () =>
   for (const seq of [0, 1, 2, 3, 4, 5, 6, 7, 8, 1000, 1001, 1999]) assert.equal(store.text(seq), line(seq));
   for (let seq = 0; seq < 2_000; seq++) if (store.text(seq) !== line(seq)) assert.fail(`line ${seq}`);
 });
+
+test("segments of lines that repeat only in short runs are kept as they came: unpacking them costs a filter more than it saves", () => {
+  const store = new LineStore(100_000);
+  let seed = 11;
+  const digits = (n) => Array.from({ length: n }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 10).join("");
+  // Would pack 2.8 times, in runs of 8.5 bytes.
+  const lines = Array.from({ length: 80_000 }, () => `2026-12-03T${digits(6)} INFO request ${digits(10)} from 10.0.${digits(3)} took ${digits(4)} ms`);
+  for (const [i, text] of lines.entries()) store.push(text, "a", "", i + 1, 0, LINE);
+  assert.ok(store.segments.length > 3 && store.segments.every((segment) => segment.packed === null));
+  for (const seq of [0, 40_000, 79_999]) assert.equal(store.text(seq), lines[seq]);
+});

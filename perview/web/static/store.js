@@ -33,9 +33,14 @@ const DECODE_LINES = 4096;
 // burst's lines: 96 segments, 25 ms in Node).
 const HOT_SEGMENTS = 2;
 const UNPACKED = 2; // a scan of one segment while lines of another are drawn
-// A segment that packs to more than this share of its bytes (noise, or text already
-// compressed) is kept as it is: unpacking it would cost more than it saves.
+// A segment is packed only where it saves at least a quarter of its bytes (not noise, or text
+// already compressed), and where its sequences (pack.js) cover RUN_BYTES each on average: a
+// sequence costs the same to unpack however long it is (30-70 ns in Node), so logs that repeat
+// little (the corpus's formats with their digits varied: 13-27 bytes a sequence, 2.6-6.6 times
+// smaller) would take a filter over a million lines 300-800 ms to unpack, past its 300 ms. The
+// burst benchmark's lines pack into sequences of 99 bytes (unpacked at 0.25-0.57 ms a MiB).
 const WORTH_PACKING = 0.75;
+const RUN_BYTES = 32;
 const LF = 10;
 
 const decoder = new TextDecoder();
@@ -333,8 +338,8 @@ export class LineStore {
     if (!segment?.bytes || this.segments.length < HOT_SEGMENTS) return;
     const bound = packBound(segment.used);
     if (this.packing.length < bound) this.packing = new Uint8Array(bound);
-    const length = pack(segment.bytes, segment.used, this.packing);
-    if (length > segment.used * WORTH_PACKING) return;
+    const { length, sequences } = pack(segment.bytes, segment.used, this.packing);
+    if (length > segment.used * WORTH_PACKING || sequences * RUN_BYTES > segment.used) return;
     segment.packed = this.packing.slice(0, length);
     // Starts as lengths, a varint each (a byte for a line under 128 bytes), then packed too.
     const { count, starts, used } = segment;
@@ -345,7 +350,7 @@ export class LineStore {
       for (; size > 0x7f; size >>>= 7) varints[o++] = (size & 0x7f) | 0x80;
       varints[o++] = size;
     }
-    segment.lengths = this.packing.slice(0, pack(varints, o, this.packing));
+    segment.lengths = this.packing.slice(0, pack(varints, o, this.packing).length);
     if (segment.bytes.length === SEGMENT_BYTES) this.spare = segment.bytes;
     segment.bytes = null;
     segment.starts = null;
