@@ -249,7 +249,7 @@ export class LineStore {
     this.decoded = null; // {from, lines}: lines decoded together, for reads in order
     this.near = null; // the segment last found
     this.lastRead = -1;
-    this.unpacked = []; // {segment, bytes}: packed segments unpacked, the last used first
+    this.unpacked = []; // {segment, bytes, starts, varints}: packed segments unpacked, the last used first
     this.spare = null; // a packed segment's buffer, for the next segment
     this.packing = new Uint8Array(0); // where segments are packed, grown as needed
   }
