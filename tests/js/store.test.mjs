@@ -321,3 +321,35 @@ test("segments of lines that repeat only in short runs are kept as they came: un
   assert.ok(store.segments.length > 3 && store.segments.every((segment) => segment.packed === null));
   for (const seq of [0, 40_000, 79_999]) assert.equal(store.text(seq), lines[seq]);
 });
+
+test("in a page, segments are packed when it is idle, or in the read once too many wait", async () => {
+  const asked = [];
+  globalThis.requestIdleCallback = (callback, { timeout }) => asked.push({ callback, timeout });
+  try {
+    // A module of its own, which finds requestIdleCallback as a page's does.
+    const { LineStore: PageStore, SEGMENT_BYTES } = await import("../../perview/web/static/store.js?idle");
+    const store = new PageStore(1_000_000);
+    const line = (n) => `${String(n).padStart(9, "0")} INFO ${"x".repeat(90)}`;
+    const perSegment = Math.floor(SEGMENT_BYTES / 105);
+    let n = 0;
+    const fill = (segments) => {
+      for (const stop = n + segments * perSegment; n < stop; n++) store.push(line(n), "a", "", n + 1, 0, LINE);
+    };
+    const packed = () => store.segments.filter((segment) => segment.packed).length;
+    fill(5);
+    assert.equal(packed(), 0); // the read packs nothing
+    assert.equal(asked.length, 1); // one callback asked for, however many wait
+    assert.ok(asked[0].timeout > 0);
+    let calls = 0;
+    asked.shift().callback({ didTimeout: false, timeRemaining: () => (calls++ < 2 ? 40 : 0) });
+    assert.equal(packed(), 3); // while the page was idle; the rest at its next idle moment
+    assert.equal(asked.length, 1);
+    asked.shift().callback({ didTimeout: true, timeRemaining: () => 0 });
+    assert.equal(packed(), store.segments.length - 2);
+    fill(20); // a flood that never leaves the page idle: the read packs all but eight
+    assert.equal(store.segments.length - 2 - packed(), 8);
+    for (const seq of [0, perSegment * 3 + 7, n - 1]) assert.equal(store.text(seq), line(seq));
+  } finally {
+    delete globalThis.requestIdleCallback;
+  }
+});

@@ -41,6 +41,13 @@ const UNPACKED = 2; // a scan of one segment while lines of another are drawn
 // burst benchmark's lines pack into sequences of 99 bytes (unpacked at 0.25-0.57 ms a MiB).
 const WORTH_PACKING = 0.75;
 const RUN_BYTES = 32;
+// Segments are packed when the page is idle (requestIdleCallback), not while a burst is read: a
+// 10 MB burst packs 10 of them, 40-100 ms of the renderer on its way to the screen. At most
+// PACK_WITHIN_MS later, one a turn; and at once, in the read, once COOLING_MAX wait (a flood
+// that never leaves the page idle).
+const PACK_WITHIN_MS = 1000;
+const COOLING_MAX = 8;
+const idleCallback = globalThis.requestIdleCallback?.bind(globalThis); // none in Node: at once
 const LF = 10;
 
 const decoder = new TextDecoder();
@@ -250,8 +257,9 @@ export class LineStore {
     this.near = null; // the segment last found
     this.lastRead = -1;
     this.unpacked = []; // {segment, bytes, starts, varints}: packed segments unpacked, the last used first
-    this.spare = null; // a packed segment's buffer, for the next segment
     this.packing = new Uint8Array(0); // where segments are packed, grown as needed
+    this.cooling = []; // segments pushed out of the newest, not yet packed (or found not worth it)
+    this.idle = false; // an idle callback is asked for
   }
 
   intern(list, name) {
@@ -297,9 +305,7 @@ export class LineStore {
       if (j === i) {
         this.cool();
         const size = Math.max(SEGMENT_BYTES, ends[i] + 1 - start);
-        const bytes = this.spare?.length === size ? this.spare : new Uint8Array(size);
-        this.spare = null;
-        this.segments.push(new Segment(bytes, this.next));
+        this.segments.push(new Segment(new Uint8Array(size), this.next));
         continue;
       }
       const size = ends[j - 1] - start;
@@ -332,10 +338,34 @@ export class LineStore {
     return firstSeq;
   }
 
-  /** Pack the segment that a new one pushes out of the HOT_SEGMENTS newest. */
+  /** The segment that a new one pushes out of the HOT_SEGMENTS newest is to be packed: when the
+   *  page is idle, or now. */
   cool() {
     const segment = this.segments.at(-HOT_SEGMENTS);
-    if (!segment?.bytes || this.segments.length < HOT_SEGMENTS) return;
+    if (segment?.bytes && this.segments.length >= HOT_SEGMENTS) this.cooling.push(segment);
+    this.packCooling();
+  }
+
+  packCooling() {
+    while (this.cooling.length > (idleCallback ? COOLING_MAX : 0)) this.packSegment(this.cooling.shift());
+    if (this.cooling.length && !this.idle) {
+      this.idle = true;
+      idleCallback((deadline) => this.packIdle(deadline), { timeout: PACK_WITHIN_MS });
+    }
+  }
+
+  packIdle(deadline) {
+    this.idle = false;
+    // At least one, even past the deadline (a busy page): a segment is a few ms, not a long task.
+    for (let n = 0; this.cooling.length && (n === 0 || deadline.timeRemaining() > 10); n++) {
+      this.packSegment(this.cooling.shift());
+    }
+    this.packCooling();
+  }
+
+  /** Pack `segment` if it is still held and packing it is worth it. */
+  packSegment(segment) {
+    if (!segment.bytes || segment.first + segment.count <= this.first) return; // forgotten
     const bound = packBound(segment.used);
     if (this.packing.length < bound) this.packing = new Uint8Array(bound);
     const { length, sequences } = pack(segment.bytes, segment.used, this.packing);
@@ -351,7 +381,6 @@ export class LineStore {
       varints[o++] = size;
     }
     segment.lengths = this.packing.slice(0, pack(varints, o, this.packing).length);
-    if (segment.bytes.length === SEGMENT_BYTES) this.spare = segment.bytes;
     segment.bytes = null;
     segment.starts = null;
   }
