@@ -10,7 +10,7 @@
 
 const MIN_MATCH = 4;
 const WINDOW = 0xffff; // the farthest back a match may start: two bytes of offset
-const HASH_BITS = 14; // 16 K entries (64 KB): a 1 MiB segment of logs packs within 1% of 16 bits
+const HASH_BITS = 14; // 16 K entries (64 KB): logs pack within 2% of what 16 bits (256 KB) give
 const SKIP = 6; // with no match, the step grows by one every 2^SKIP bytes: noise is passed fast
 const table = new Int32Array(1 << HASH_BITS); // where a 4-byte sequence was last seen
 
