@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
-from perview.history.recorder import Recorder, Writer, _Open, _Sealed
+from perview.history.block import Block
+from perview.history.recorder import RATE_BYTES, Recorder, Writer, _Open, _Sealed
 from perview.history.search import Line, Matcher, Query, run
 from perview.history.store import Retention, Store
 from perview.hub import Ended, Hub, Output
@@ -102,3 +105,56 @@ async def test_a_writer_without_room_costs_one_gap_for_the_spell_not_one_per_rea
         db.close()
     assert len(gaps) == 1, gaps
     assert gaps[0][0] + recorded == 2000
+
+
+class Stalled(Store):
+    """A store whose writes wait until `go` is set: a disk (or a writer thread) that stalls."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, Retention())
+        self.go = threading.Event()
+
+    def write(self, blocks: Sequence[Block], summaries: bool = True) -> None:
+        self.go.wait(timeout=60)
+        super().write(blocks, summaries)
+
+
+class Flat:
+    """A source that writes `size` bytes of lines in 64 KiB writes as fast as it can."""
+
+    kind = "test"
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    async def run(self, out: Output, stop: asyncio.Event) -> Ended:
+        out.started(None)
+        line = b"GET /api/items/12345 took 17 ms and returned 200 OK to the client\n"
+        chunk = line * (65536 // len(line))
+        for _ in range(self.size // len(chunk)):
+            await out.write(chunk)
+        return Ended(0)
+
+
+async def test_a_source_faster_than_the_flood_rate_holds_less_for_the_writer(
+    tmp_path: Path,
+) -> None:
+    # While the writer is stalled, a recorder fills what it may hand over and then yields (its
+    # gap is said either way): a source slower than the flood rate may fill MAX_PENDING, to
+    # ride out a stall, but a flood only delays its gap by it and costs the loop what it holds.
+    held = {}
+    for name, flood_rate in (("flood", 0.0), ("calm", float("inf"))):
+        store = Stalled(tmp_path / name)
+        writer = Writer(store, max_pending=12 * 2**20, flood_pending=2**20)
+        hub = Hub("app", Flat(24 * 2**20), keep=True)
+        recorder = Recorder(hub, writer, 1, flood_rate=flood_rate)
+        hub.start()
+        await hub.wait_stopped()
+        held[name] = writer.pending
+        store.go.set()
+        await recorder.close()
+        await writer.close()
+        assert recorder.gaps > 0, name
+    assert held["calm"] >= 12 * 2**20, held
+    # The rate is told after RATE_BYTES of the source; from then on it hands over nothing more.
+    assert held["flood"] <= RATE_BYTES + 2**20, held

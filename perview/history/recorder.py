@@ -3,9 +3,10 @@ but one the hub never waits for), and one writer thread that compresses and writ
 recorder's blocks in batches.
 
 Nothing here awaits the disk. A recorder hands sealed blocks to the writer; when the writer is
-MAX_PENDING behind, the recorder stops reading the ring, so it is its own cursor that falls
-behind (and, once the ring rolls past it, records a gap), never the hub or a viewer. A disk that
-refuses a write (full) costs those lines, recorded as a gap once the disk takes writes again.
+MAX_PENDING behind (FLOOD_PENDING, for a source writing faster than any writer keeps up with),
+the recorder stops reading the ring, so it is its own cursor that falls behind (and, once the
+ring rolls past it, records a gap), never the hub or a viewer. A disk that refuses a write
+(full) costs those lines, recorded as a gap once the disk takes writes again.
 
 The event loop's part is kept to taking references: a recorder reads the ring in the hub's own
 call when output enters it (no task is woken per read), and sealed blocks reach the writer
@@ -39,6 +40,21 @@ FLUSH_AGE = 2.0
 # Text handed to the writer and not yet written, over all recorders: 64 MB is more than a second
 # at the 50 MB/s a recorder must sustain, and bounds memory when the disk is slow.
 MAX_PENDING = 64 * 1024 * 1024
+# ... but a recorder whose source writes faster than FLOOD_RATE (three times that 50 MB/s, and
+# more than the writer keeps up with) stops at FLOOD_PENDING: room only delays its gap, and what
+# it holds is what the flood costs the loop. Flat out, the writer (nice 10, waiting for the GIL)
+# wrote next to nothing until the source stopped (it lost all but the first 69 MB of 200 in
+# every run), so the recorder filled MAX_PENDING and yielded, and the loop paid for every chunk
+# held (each kept past the ring's MB, the loop's reads went to fresh memory).
+# Measured (bench/history.py --only ingest, 5 runs alternated with 64 MB held in a flood, load
+# 3.6-7): the loop's CPU a MB unrecorded / recorded 0.85-0.99 (median 0.87) at 64 MB, 0.94-1.07
+# (median 1.04) at 16 MB. Held to 16 MB whatever the rate, a writer stalled for a third of a
+# second lost lines of a source paced at 50 MB/s on that busy machine, so a slower source keeps
+# MAX_PENDING. The rate is the source's over its last RATE_BYTES (a flood is told in ms).
+FLOOD_RATE = 150e6
+FLOOD_PENDING = 16 * 1024 * 1024
+RATE_BYTES = 4 * 1024 * 1024
+RATE_AGE = 0.25  # a window this old without RATE_BYTES: the source is slower than a flood
 GAP_COST = 256  # what a gap is counted as against MAX_PENDING
 # Past this much text waiting, blocks are written without their term summaries (which cost
 # four times their compression: 1.6 against 0.4 ms a 256 KiB block on a loaded machine) until
@@ -120,9 +136,11 @@ class Writer:
         store: Store,
         max_pending: int = MAX_PENDING,
         summary_pending: int = SUMMARY_PENDING,
+        flood_pending: int = FLOOD_PENDING,
     ) -> None:
         self.store = store
         self.max_pending = max_pending
+        self.flood_pending = min(flood_pending, max_pending)
         self.summary_pending = summary_pending
         self.pending = 0  # bytes sealed and not yet written
         self.written = 0  # lines written, in all (not counting gaps)
@@ -137,9 +155,9 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="perview-history", daemon=True)
         self._thread.start()
 
-    @property
-    def room(self) -> bool:
-        return self.pending < self.max_pending
+    def room(self, flooding: bool = False) -> bool:
+        """Whether a recorder may hand over more (one whose source floods: less)."""
+        return self.pending < (self.flood_pending if flooding else self.max_pending)
 
     def submit(self, sealed: _Sealed) -> None:
         """Take `sealed` for writing: handed to the thread with others (HANDOFF_BYTES)."""
@@ -238,11 +256,16 @@ class Recorder:
     """Records one hub's output from the oldest line its ring holds now. Owns its task; `close`
     seals and hands over what it holds."""
 
-    def __init__(self, hub: Hub, writer: Writer, next_line: int) -> None:
+    def __init__(
+        self, hub: Hub, writer: Writer, next_line: int, flood_rate: float = FLOOD_RATE
+    ) -> None:
         self.hub = hub
         self.writer = writer
         self.next_line = next_line  # the store's number for the next line
+        self.flood_rate = flood_rate
+        self.flooding = False  # the source wrote its last RATE_BYTES faster than flood_rate
         ring = hub.ring
+        self._window = (ring.next_offset, time.monotonic())  # where the rate is measured from
         self.seq = ring.oldest_seq
         self.next_id = ring.oldest_id  # the hub's id of the line expected next
         self.gaps = 0  # lines the ring dropped before this recorder read them
@@ -292,21 +315,34 @@ class Recorder:
         """Read what is new in the ring while the writer has room (`always`: all of it, at
         shutdown); a gap for what the ring dropped before it was read."""
         writer = self.writer
-        if not (always or writer.room):
+        ring = self.hub.ring
+        self._pace(ring.next_offset)
+        if not (always or writer.room(self.flooding)):
             # The gap is said once the writer has room again, as one gap for the whole spell:
             # one per read (each logged) cost the loop more than the lines it relayed.
             return
-        ring = self.hub.ring
         if self.seq < ring.oldest_seq:
             self.seq = ring.oldest_seq
             first = ring.oldest_id
             if first > self.next_id:
                 self._gap(first - self.next_id)
                 self.next_id = first
-        while (always or writer.room) and (chunk := ring.get(self.seq)) is not None:
+        while (always or writer.room(self.flooding)) and (chunk := ring.get(self.seq)) is not None:
             self.seq += 1
             self._add(chunk)
             self.next_id = chunk.first + chunk.count
+
+    def _pace(self, offset: int) -> None:
+        """Measure the source's rate over its last RATE_BYTES (or RATE_AGE, if slower)."""
+        start, since = self._window
+        written = offset - start
+        if written >= RATE_BYTES:
+            now = time.monotonic()
+            self.flooding = written > self.flood_rate * (now - since)
+            self._window = (offset, now)
+        elif written < 0 or time.monotonic() - since >= RATE_AGE:
+            self.flooding = False
+            self._window = (offset, time.monotonic())
 
     def _add(self, chunk: Chunk) -> None:
         at = chunk.at or time.time()
