@@ -9,8 +9,12 @@ run on the same blocks: the framer's own work (what every relayed byte costs alr
 says how much classifying on the event loop would add to the relay's Python work.
 
 Last, whether the work can leave the event loop: the share of its solo speed a busy main thread
-keeps while another thread classifies (Python's `re` holds the GIL) or runs one long RE2 search
-(google-re2 releases it inside a match, not between matches).
+keeps while another thread classifies (Python's `re` holds the GIL, and so does the C scanner for
+a block under 8 MiB) or runs one long RE2 search (google-re2 releases it inside a match, not
+between matches).
+
+Each line's token is found by the C scanner (perview/_levels.c) where it is built, else by the
+regexes; `PERVIEW_NO_C=1` runs the regexes, to compare the two (the first line says which ran).
 
 `--per-format` prints, instead, each corpus format's cost in µs a line, on its own in blocks (a
 real source is one format; the mixed payload above is a worst case for skipping rules).
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import re2
 
-from perview.classify import Classifier
+from perview.classify import SCAN, Classifier
 from perview.framing import LineFramer
 from perview.sources.reader import READ_SIZE
 
@@ -115,7 +119,8 @@ def per_format(size: int, trials: int) -> None:
     """Each corpus format alone, repeated to `size` bytes: µs a line, best of `trials`, in this
     process's CPU time (steadier than wall time on a machine shared with other work)."""
     classifier = Classifier()
-    print(f"per format, {size / 1e6:g} MB each in {READ // 1024} KiB blocks, CPU time")
+    scanner = "regexes" if SCAN is None else "C"
+    print(f"per format, {size / 1e6:g} MB each in {READ // 1024} KiB blocks, CPU time, {scanner}")
     names = sorted(p.stem for p in CORPUS.glob("*.log"))
     # "mixed" is every format in turn, as `bench/throughput.py --log` relays them.
     for name, formats in [*((n, [n]) for n in names), ("mixed", names)]:
@@ -168,7 +173,8 @@ def main() -> None:
     seq_lines = size // 7
     numbers = subprocess.run(["seq", "1", str(seq_lines)], capture_output=True, check=True).stdout
 
-    print(f"blocks of {READ // 1024} KiB through the LineFramer; best of {trials}")
+    scanner = "regexes" if SCAN is None else "C (perview/_levels.c)"
+    print(f"blocks of {READ // 1024} KiB through the LineFramer; best of {trials}; {scanner}")
     measure("text", payload(text_names, size), trials)
     measure("json", payload(list(JSON_FORMATS), size), trials)
     measure("seq", numbers, trials)
@@ -179,7 +185,7 @@ def main() -> None:
     haystack = b"abcdefghij0123456789 " * (size // 21 * 4)
     search = re2.compile(rb"zz[A-Z]{3}q")
     shares = {
-        "classify (re) in a thread": [
+        "classify in a thread": [
             main_thread_share(lambda: [classifier.classify(b) for b in text_blocks])
             for _ in range(3)
         ],

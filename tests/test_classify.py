@@ -468,3 +468,38 @@ def test_a_block_is_plain_exactly_when_it_holds_no_byte_a_rule_reads(block: byte
     assert classify._plain(block) == (
         block[0] != 10 and not any(byte in block for byte in classify._TELLING)
     )
+
+
+def resolve_every_pass(codes: bytes, skip: int) -> tuple[bytes, bytes]:
+    """`classify._resolve` as first written, every pass over every block."""
+    c = classify
+    if codes.rstrip(b"Cb")[-1:] == b"B":
+        mode = b"B"
+    else:
+        mode = b"G" if codes.rstrip(b"Cgb")[-1:] == b"G" else b""
+    codes = c._TRACEBACK.sub(rb"\1C", codes)
+    codes = c._GO_STACK.sub(lambda m: m[0].replace(b"g", b"C"), codes)
+    codes = codes.replace(b"g", b"0")
+    codes = c._AFTER_SEVERE.sub(lambda m: m[0][:1] + m[0][1:].translate(c._XBG_TO_C), codes)
+    codes = c._NEW_SEVERE.sub(lambda m: b"E" + m[0][1:].translate(c._XBG_TO_C), codes)
+    codes = codes.replace(b"G", b"0")
+    codes = c._BLANK_AFTER_NONE.sub(lambda m: m[0].replace(b"b", b"0"), codes).replace(b"b", b"C")
+    last = max(codes.rfind(h) for h in c._HEADS)
+    head = codes[last : last + 1] if last >= 0 else b""
+    codes = c._ENTRY.sub(
+        lambda m: m[0][:1] + m[0][:1].translate(c._CONTINUED) * (len(m[0]) - 1), codes
+    )
+    return codes[skip:].translate(c._TO_MARK), head + mode if head else b""
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.sampled_from([b"", b"0", b"E", b"EB", b"IG", b"0G", b"WB"]),
+    st.text(alphabet="FEWIDT0CbXBGg", max_size=60).map(str.encode),
+)
+def test_entries_are_resolved_as_by_every_pass_whichever_passes_are_skipped(
+    carry: bytes, codes: bytes
+) -> None:
+    assert classify._resolve(carry + codes, len(carry)) == resolve_every_pass(
+        carry + codes, len(carry)
+    )
