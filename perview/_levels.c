@@ -350,14 +350,19 @@ static const Part PARTS[NPARTS] = {
     part_logfmt,     part_exception, part_go_frame, part_text,
 };
 
-static void scan_lines(const u8 *s, const u8 *end, const u8 *parts, Py_ssize_t n, u8 *out) {
+/* The codes of at most `lines` lines into `out`; returns how many lines there were (stopping
+   at one more than `lines`, whose code it does not write). */
+static Py_ssize_t scan_lines(const u8 *s, const u8 *end, const u8 *parts, Py_ssize_t n, u8 *out,
+                             Py_ssize_t lines) {
     const u8 *e;
-    while (s < end && (e = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+    Py_ssize_t line = 0;
+    for (; s < end && (e = memchr(s, '\n', (size_t)(end - s))) != NULL; s = e + 1, line++) {
+        if (line == lines) return line + 1;
         int code = -1;
         for (Py_ssize_t i = 0; i < n && code < 0; i++) code = PARTS[parts[i]](s, e);
-        *out++ = code < 0 ? '0' : (u8)code;
-        s = e + 1;
+        out[line] = code < 0 ? '0' : (u8)code;
     }
+    return line;
 }
 
 /* Releasing the GIL lets other threads run during a long scan, but taking it back can wait a
@@ -368,11 +373,12 @@ static void scan_lines(const u8 *s, const u8 *end, const u8 *parts, Py_ssize_t n
 static PyObject *scan(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer block, parts;
+    Py_ssize_t lines;
     if (max_fields < 0) {
         PyErr_SetString(PyExc_RuntimeError, "configure() first");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "y*y*:scan", &block, &parts)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*n:scan", &block, &parts, &lines)) return NULL;
     PyObject *result = NULL;
     const u8 *s = block.buf, *end = s + block.len, *ids = parts.buf;
     for (Py_ssize_t i = 0; i < parts.len; i++) {
@@ -381,18 +387,26 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    Py_ssize_t lines = 0;
-    for (const u8 *p = s; p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-        lines++;
+    /* The caller counts the lines (the framer has, for every block), which spares a pass. */
+    if (lines < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative number of lines");
+        goto done;
+    }
     result = PyBytes_FromStringAndSize(NULL, lines);
     if (result == NULL) goto done;
     u8 *out = (u8 *)PyBytes_AS_STRING(result);
+    Py_ssize_t found;
     /* Only an immutable object may be read without the GIL: nothing can change it meanwhile. */
     if (block.len >= RELEASE_GIL_FROM && PyBytes_Check(block.obj)) {
-        Py_BEGIN_ALLOW_THREADS scan_lines(s, end, ids, parts.len, out);
+        Py_BEGIN_ALLOW_THREADS found = scan_lines(s, end, ids, parts.len, out, lines);
         Py_END_ALLOW_THREADS
     } else {
-        scan_lines(s, end, ids, parts.len, out);
+        found = scan_lines(s, end, ids, parts.len, out, lines);
+    }
+    if (found != lines) {
+        PyErr_Format(PyExc_ValueError, "the block has %s lines, not %zd",
+                     found > lines ? "more" : "fewer", lines);
+        Py_CLEAR(result);
     }
 done:
     PyBuffer_Release(&block);
@@ -500,7 +514,8 @@ static PyMethodDef methods[] = {
      "configure(codes, kinds, structure, suffixes, json_keys, max_fields): the words and codes "
      "of classify.py"},
     {"scan", scan, METH_VARARGS,
-     "scan(block, parts) -> bytes: the code of each line of block ending with a newline"},
+     "scan(block, parts, lines) -> bytes: the code of each of the block's lines (those ending "
+     "with a newline, of which there must be `lines`)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -338,7 +338,7 @@ class Classifier:
         if carry in (b"", b"0") and _plain(block):
             return bytes([HEAD]) * lines, b"0"
         if SCAN is not None:
-            return _resolve(carry + SCAN(block, self._parts), len(carry))
+            return _resolve(carry + SCAN(block, self._parts, lines), len(carry))
         if carry in (b"", b"0"):
             # No entry with a level is open: a blank line stands alone like a plain one, and
             # only what comes from the first candidate on needs reading.
@@ -378,7 +378,7 @@ class Classifier:
 
     def _tokens(self, block: bytes, lines: int) -> bytes:
         if SCAN is not None:
-            return SCAN(block, self._parts)
+            return SCAN(block, self._parts, lines)
         return _regex_codes(block, _needed(self._parts, block, lines))
 
     def _scan(self, block: bytes, carry: bytes, lines: int) -> tuple[bytes, bytes]:
@@ -438,13 +438,14 @@ def _lines(parts: tuple[str, ...]) -> re.Pattern[bytes]:
     return re.compile(f"(?m)^(?:{body})?[^\\n]*\\n".encode())
 
 
-Scan = Callable[[bytes, tuple[str, ...]], bytes]
+Scan = Callable[[bytes, tuple[str, ...], int], bytes]
 
 
 def _c_scanner() -> Scan | None:
-    """The C scanner (perview/_levels.c) given this module's words: `scan(block, parts)` is the
-    code of each line that `_lines(parts)` and `_CODES` give. None where it was not built (no
-    compiler where Perview was installed), or with PERVIEW_NO_C=1 (to compare the two)."""
+    """The C scanner (perview/_levels.c) given this module's words: `scan(block, parts, lines)`
+    is the code of each of the block's `lines` lines that `_lines(parts)` and `_CODES` give.
+    None where it was not built (no compiler where Perview was installed), or with
+    PERVIEW_NO_C=1 (to compare the two)."""
     if os.environ.get("PERVIEW_NO_C") == "1":
         return None
     try:
@@ -472,8 +473,8 @@ def _c_scanner() -> Scan | None:
     def ids(parts: tuple[str, ...]) -> bytes:
         return bytes(_levels.PARTS.index(part) for part in parts)
 
-    def scan(block: bytes, parts: tuple[str, ...]) -> bytes:
-        return _levels.scan(block, ids(parts))
+    def scan(block: bytes, parts: tuple[str, ...], lines: int) -> bytes:
+        return _levels.scan(block, ids(parts), lines)
 
     return scan
 

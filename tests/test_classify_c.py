@@ -39,7 +39,7 @@ def test_the_c_scanner_is_built_and_used() -> None:
 
 def scan(block: bytes, parts: tuple[str, ...]) -> bytes:
     assert classify.SCAN is not None
-    return classify.SCAN(block, parts)
+    return classify.SCAN(block, parts, block.count(b"\n"))
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -193,4 +193,12 @@ def test_the_scan_reads_nothing_before_or_after_the_block(
         page = block[:-1] + last
         fenced[:] = page
         ids = bytes(_levels.PARTS.index(part) for part in parts)
-        assert _levels.scan(fenced, ids) == classify._regex_codes(page, parts)
+        lines = page.count(b"\n")
+        assert _levels.scan(fenced, ids, lines) == classify._regex_codes(page, parts)
+
+
+@pytest.mark.parametrize("lines", [0, 1, 3, 1000])
+def test_a_wrong_count_of_lines_is_refused_not_read_past(lines: int) -> None:
+    assert classify.SCAN is not None
+    with pytest.raises(ValueError, match="lines, not"):
+        classify.SCAN(b"ERROR a\nWARN b\n", ALL_PARTS, lines)
