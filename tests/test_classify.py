@@ -477,7 +477,7 @@ def resolve_every_pass(codes: bytes, skip: int) -> tuple[bytes, bytes]:
         mode = b"B"
     else:
         mode = b"G" if codes.rstrip(b"Cgb")[-1:] == b"G" else b""
-    codes = c._TRACEBACK.sub(rb"\1C", codes)
+    codes = re.sub(rb"(B[Cb]*)[^Cb]", rb"\1C", codes)
     codes = c._GO_STACK.sub(lambda m: m[0].replace(b"g", b"C"), codes)
     codes = codes.replace(b"g", b"0")
     codes = c._AFTER_SEVERE.sub(lambda m: m[0][:1] + m[0][1:].translate(c._XBG_TO_C), codes)
@@ -486,8 +486,9 @@ def resolve_every_pass(codes: bytes, skip: int) -> tuple[bytes, bytes]:
     codes = c._BLANK_AFTER_NONE.sub(lambda m: m[0].replace(b"b", b"0"), codes).replace(b"b", b"C")
     last = max(codes.rfind(h) for h in c._HEADS)
     head = codes[last : last + 1] if last >= 0 else b""
-    codes = c._ENTRY.sub(
-        lambda m: m[0][:1] + m[0][:1].translate(c._CONTINUED) * (len(m[0]) - 1), codes
+    continued = bytes.maketrans(b"FEWIDT0", b"fewidtn")
+    codes = re.sub(
+        rb"[FEWIDT0]C+", lambda m: m[0][:1] + m[0][:1].translate(continued) * (len(m[0]) - 1), codes
     )
     return codes[skip:].translate(c._TO_MARK), head + mode if head else b""
 
