@@ -1,12 +1,12 @@
 /* The per-line token scan of perview/classify.py, in C.
  *
- * `scan(block, parts)` gives, for every line of `block` that ends with a newline, the code letter
- * that `re.findall` of `_lines(parts)` and the `_CODES` mapping give there: the first of `parts`
- * (indices into PARTS, in order) that matches at the line's start decides, and a line none
- * matches gets '0'. The regex costs 0.5-2 us a line; a flood of log lines at 5 M lines/s leaves
+ * `scan(block, parts, lines)` gives, for each of the `lines` lines of `block` (those that end
+ * with a newline), the code letter that `re.findall` of `_lines(parts)` and the `_CODES` mapping
+ * give there: the first of `parts` (indices into PARTS, in order) that matches at the line's
+ * start decides, and a line none matches gets '0'. The regex costs 0.5-2 us a line; a flood of log lines at 5 M lines/s leaves
  * the classifier about 30 ns a line, which only a scan that looks at each byte once or twice can
  * keep to. Each part below mirrors its regex in `_PARTS`, backtracking included: the comments say
- * why the simpler loop finds what the regex finds. tests/test_levels_c.py checks the two agree.
+ * why the simpler loop finds what the regex finds. tests/test_classify_c.py checks the two agree.
  *
  * The words (level words, structure heads, exception suffixes, JSON keys) and the codes are
  * Python's: `configure` takes them from classify.py once, so a word is written in one place.
@@ -83,7 +83,6 @@ typedef struct {
     u8 word[MAX_WORD];
 } Entry;
 static Entry table[TABLE_SIZE];
-static Py_ssize_t table_used;
 
 static uint32_t hash(const u8 *p, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -99,7 +98,6 @@ static Entry *find(const u8 *p, size_t n, int insert) {
             if (!insert) return NULL;
             e->len = (u8)n;
             memcpy(e->word, p, n);
-            table_used++;
             return e;
         }
         if (e->len == n && memcmp(e->word, p, n) == 0) return e;
@@ -128,7 +126,8 @@ static u8 starts_word[256][256 / 8]; /* the first two bytes of a level word, as 
 static size_t shortest_word = MAX_WORD, longest_word;
 
 static int may_be_word(const u8 *p, size_t n) {
-    return n >= shortest_word && n <= longest_word && (starts_word[p[0]][p[1] >> 3] >> (p[1] & 7)) & 1;
+    return n >= shortest_word && n <= longest_word &&
+           (starts_word[p[0]][p[1] >> 3] >> (p[1] & 7)) & 1;
 }
 
 /* Each part: the code of the line [s, e) (e is its newline), or -1 where the part does not
@@ -389,8 +388,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
     }
     /* The caller counts the lines (the framer has, for every block), which spares a pass. */
-    if (lines < 0) {
-        PyErr_SetString(PyExc_ValueError, "a negative number of lines");
+    if (lines < 0 || lines > block.len) {
+        PyErr_Format(PyExc_ValueError, "the block has fewer lines, not %zd", lines);
         goto done;
     }
     result = PyBytes_FromStringAndSize(NULL, lines);
@@ -466,7 +465,6 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     memset(starts_word, 0, sizeof starts_word);
     shortest_word = MAX_WORD;
     longest_word = 0;
-    table_used = 0;
     max_fields = -1; /* not usable until all of it is in */
     PyObject *key, *value;
     Py_ssize_t pos = 0;

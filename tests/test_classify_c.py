@@ -197,7 +197,7 @@ def test_the_scan_reads_nothing_before_or_after_the_block(
         assert _levels.scan(fenced, ids, lines) == classify._regex_codes(page, parts)
 
 
-@pytest.mark.parametrize("lines", [0, 1, 3, 1000])
+@pytest.mark.parametrize("lines", [0, 1, 3, 1000, -1, 2**62])
 def test_a_wrong_count_of_lines_is_refused_not_read_past(lines: int) -> None:
     assert classify.SCAN is not None
     with pytest.raises(ValueError, match="lines, not"):
