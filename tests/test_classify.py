@@ -496,7 +496,10 @@ def resolve_every_pass(codes: bytes, skip: int) -> tuple[bytes, bytes]:
 @settings(max_examples=2000, deadline=None)
 @given(
     st.sampled_from([b"", b"0", b"E", b"EB", b"IG", b"0G", b"WB"]),
-    st.text(alphabet="FEWIDT0CbXBGg", max_size=60).map(str.encode),
+    # Runs of heads too, so that continuations are sometimes many and sometimes few.
+    st.lists(st.sampled_from([*(bytes([c]) for c in b"FEWIDT0CbXBGg"), b"I" * 40, b"0" * 40])).map(
+        b"".join
+    ),
 )
 def test_entries_are_resolved_as_by_every_pass_whichever_passes_are_skipped(
     carry: bytes, codes: bytes
