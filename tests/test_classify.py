@@ -483,7 +483,8 @@ def resolve_every_pass(codes: bytes, skip: int) -> tuple[bytes, bytes]:
     codes = c._AFTER_SEVERE.sub(lambda m: m[0][:1] + m[0][1:].translate(c._XBG_TO_C), codes)
     codes = c._NEW_SEVERE.sub(lambda m: b"E" + m[0][1:].translate(c._XBG_TO_C), codes)
     codes = codes.replace(b"G", b"0")
-    codes = c._BLANK_AFTER_NONE.sub(lambda m: m[0].replace(b"b", b"0"), codes).replace(b"b", b"C")
+    codes = re.sub(rb"(?:^|0)[Cb]*b[Cb]*", lambda m: m[0].replace(b"b", b"0"), codes)
+    codes = codes.replace(b"b", b"C")
     last = max(codes.rfind(h) for h in c._HEADS)
     head = codes[last : last + 1] if last >= 0 else b""
     continued = bytes.maketrans(b"FEWIDT0", b"fewidtn")
