@@ -186,7 +186,10 @@ _PARTS: dict[str, str] = {
     # The first `level=` or `lvl=` with a word after it. Runs without an `l` go by in one step
     # of `re` (a lazy `[^\n]*?` stepped byte by byte: 0.9 µs a line).
     "logfmt": r"""(?:[^\nl]++|\Bl|l(?!(?:evel|vl)="?\w))*+l(?:evel|vl)="?(\w+)""",
-    "go_frame": r"(?=[\w.*/()\[\]-]+\([^\n]*\)\n)[\w./\[\]-]*(?:\(\*[^)\n]*\)[\w./\[\]-]*)?(\()",
+    # The line's end is tested first: without it, the look-ahead tries each `(` of a line that
+    # does not end in `)` against the rest of the line (`x(x(...` of 8,000 bytes: 83 ms).
+    "go_frame": r"(?=[^\n]*\)\n)(?=[\w.*/()\[\]-]+\([^\n]*\)\n)"
+    r"[\w./\[\]-]*(?:\(\*[^)\n]*\)[\w./\[\]-]*)?(\()",
     "exception": r"(?:[A-Za-z_$][\w$]*\.)*[A-Z][\w$]*?((?:"
     + "|".join(_EXCEPTION_SUFFIXES)
     + r"):)(?= )",

@@ -508,3 +508,18 @@ def test_entries_are_resolved_as_by_every_pass_whichever_passes_are_skipped(
     assert classify._resolve(carry + codes, len(carry)) == resolve_every_pass(
         carry + codes, len(carry)
     )
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("scanner", ["C", "regexes"])
+def test_a_line_of_open_parentheses_takes_linear_time(
+    scanner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A level word brings the line to the regex of every rule, whose Go frame look-ahead tried
+    # each `(` against the rest of the line: this one took minutes.
+    if scanner == "regexes":
+        monkeypatch.setattr(classify, "SCAN", None)
+    elif classify.SCAN is None:
+        pytest.skip("the C scanner is not built here")
+    line = b"x(" * 200_000 + b" ERROR x\n"
+    assert classify_all(line + b"main.main()\n") == ["error +", "none +"]
