@@ -132,7 +132,6 @@ static int may_be_word(const u8 *p, size_t n) {
 
 /* Each part: the code of the line [s, e) (e is its newline), or -1 where the part does not
    match and the next one is tried. */
-typedef int (*Part)(const u8 *s, const u8 *e);
 
 /* `(?=(\n|[ \t]|heads))`: a blank line, an indented one, or a structure head. */
 static int part_structural(const u8 *s, const u8 *e) {
@@ -344,10 +343,22 @@ static int part_text(const u8 *s, const u8 *e) {
     }
 }
 
-static const Part PARTS[NPARTS] = {
-    part_structural, part_json, part_klog,     part_pri,  part_redis,
-    part_logfmt,     part_exception, part_go_frame, part_text,
-};
+/* A switch, not a table of function pointers, so that the compiler can inline the parts: a
+   line of text passes eight of them before the text rule (plain text: 97 ns a line as calls,
+   84 to 89 inlined). */
+static inline int part(u8 id, const u8 *s, const u8 *e) {
+    switch (id) {
+    case STRUCTURAL: return part_structural(s, e);
+    case JSON: return part_json(s, e);
+    case KLOG: return part_klog(s, e);
+    case PRI: return part_pri(s, e);
+    case REDIS: return part_redis(s, e);
+    case LOGFMT: return part_logfmt(s, e);
+    case EXCEPTION: return part_exception(s, e);
+    case GO_FRAME: return part_go_frame(s, e);
+    default: return part_text(s, e);
+    }
+}
 
 /* The codes of at most `lines` lines into `out`; returns how many lines there were (stopping
    at one more than `lines`, whose code it does not write). */
@@ -358,7 +369,7 @@ static Py_ssize_t scan_lines(const u8 *s, const u8 *end, const u8 *parts, Py_ssi
     for (; s < end && (e = memchr(s, '\n', (size_t)(end - s))) != NULL; s = e + 1, line++) {
         if (line == lines) return line + 1;
         int code = -1;
-        for (Py_ssize_t i = 0; i < n && code < 0; i++) code = PARTS[parts[i]](s, e);
+        for (Py_ssize_t i = 0; i < n && code < 0; i++) code = part(parts[i], s, e);
         out[line] = code < 0 ? '0' : (u8)code;
     }
     return line;
