@@ -8,20 +8,26 @@ With --lines M each viewer checks that it gets the numbers 1..M exactly once and
 (lost, duplicated, gap events) and notes each line's delivery lag: when it arrived minus when
 the source was due to write it (t0 + (k - 1) / rate, t0 from --t0-file). "Arrived" is the
 kernel's receive time of the socket's data (SO_TIMESTAMPNS, of the newest segment a read
-returns, so a line in an older one is counted late, never early): what the server did, whatever
-this process's share of a busy machine. A process reading 200 sockets in turn after one wake-up
-reaches the last about 5 ms after the first, and on a machine short of cores much later; that
-is the read lag, reported beside it (when the line was read; the only lag of --aiohttp). The
-lags go into the report as histograms, so that the reports of several client processes merge
-(`merge`) into percentiles over every line delivered.
+returns, so a line in an older one is counted late, never early): what the server did, as long
+as this process reads each socket before the server writes to it again. A read that finds two
+of the server's writes stamps the older one's lines with the newer one's time (at 200 viewers of
+1,000 lines/s, 5 ms late); the report counts such reads (`merged_reads`). When the line was
+read is the read lag, reported beside it (this process's turn at a core included; the only lag
+of --aiohttp). The lags go into the report as histograms, so that the reports of several client
+processes merge (`merge`) into percentiles over every line delivered.
 
-Each viewer is a plain socket read by a reader callback of the loop (request, response head,
-chunked body decoded by hand); measured at 200 viewers (as an asyncio protocol, which costs the
-same) it took 42 µs of client CPU per delivery against 45 to 53 µs for an aiohttp response
-(--aiohttp, kept for comparison). The viewers of client process
---client-index C connect from 127.0.(C + 1).(n // 100 + 1): the server admits at most 200
-streams per client address by default, and a thousand viewers on one machine stand for as many
-browsers on many.
+So the client must be light: whatever CPU it takes is taken from the cores the server, the
+source and its guard share, and a client that falls behind its sockets adds its own delay to the
+delivery lag. Each viewer is a plain socket in one epoll set per process (`Poller`); a read is
+one recvmsg of at most 64 KiB, its times noted and its data kept, and a search for the last
+line: the chunked framing, the events and the numbers are decoded after the run, read by read,
+as they would have been at once (`Stream.replay`). At 200 viewers of 1,000 lines/s this takes
+7.6 to 8.2 µs of client CPU per read, about a quarter of a core, where decoding every read at
+once with a loop callback per socket took 29 to 32 µs (a 256 KiB read buffer mapped and unmapped
+each time included) and a full core, and an aiohttp response 45 to 53 µs (--aiohttp, kept for
+comparison). The viewers of client process --client-index C connect from
+127.0.(C + 1).(n // 100 + 1): the server admits at most 200 streams per client address by
+default, and a thousand viewers on one machine stand for as many browsers on many.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ import asyncio
 import contextlib
 import json
 import math
+import select
 import socket
 import struct
 import sys
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,7 +60,9 @@ MAX_HEAD = 64 * 1024  # bytes of a response head before we call it broken
 # with every recvmsg.
 SO_TIMESTAMPNS = 35
 TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
-READ_SIZE = 256 * 1024
+# Below glibc's mmap threshold (128 KiB): a 256 KiB read buffer was mapped and unmapped at every
+# recvmsg here, 11-13 µs of a read's 1.7 (measured with 200 streams' worth of heap in use).
+READ_SIZE = 64 * 1024
 
 # Lag histogram: 0.1 ms bins below 100 ms, 1 ms bins above (keys are in 0.1 ms units, the
 # lower edge of the bin). Percentiles from it are good to half a bin.
@@ -72,14 +82,17 @@ class Tally:
     skipped: int = 0  # lines the gap events said were skipped
     bad: int = 0
     chunks: int = 0  # HTTP chunks of the body: one per write of the server's
+    merged: int = 0  # reads that brought the starts of two or more chunks (see the docstring)
     done: bool = False
     failed: bool = False
     # arrival, read, first, last
     batches: list[tuple[float, float, int, int]] = field(default_factory=list)
 
-    def take(self, nums: list[int], arrived: float | None = None) -> None:
+    def take(
+        self, nums: list[int], arrived: float | None = None, read_at: float | None = None
+    ) -> None:
         """One delivery (one read from the socket): numbers in the order received; `arrived`:
-        when the kernel received them (None: now)."""
+        when the kernel received them, `read_at`: when they were read (None, or NaN: now)."""
         if not nums:
             return
         first = self.expected
@@ -95,10 +108,9 @@ class Tally:
                 self.got += 1
                 self.expected = n + 1
         if self.expected > first:
-            now = time.time()
-            self.batches.append(
-                (now if arrived is None else arrived, now, first, self.expected - 1)
-            )
+            now = time.time() if read_at is None else read_at
+            at = now if arrived is None or math.isnan(arrived) else arrived
+            self.batches.append((at, now, first, self.expected - 1))
 
     def lags(self, t0: float, rate: float, read: bool = False) -> Iterable[float]:
         """Per line delivered: arrival (or, `read`, reading) minus when the source was due to
@@ -140,6 +152,7 @@ SUMMED = (
         "received",
         "deliveries",
         "chunks",
+        "merged_reads",
         "lost",
         "skipped",
         "viewers_lost",
@@ -172,7 +185,9 @@ def numbers(lines: list[bytes], tally: Tally) -> list[int]:
         return list(map(int, good))
 
 
-def take_events(block: bytes, tally: Tally, arrived: float | None = None) -> None:
+def take_events(
+    block: bytes, tally: Tally, arrived: float | None = None, read_at: float | None = None
+) -> None:
     """Complete SSE events (separated by blank lines)."""
     lines: list[bytes] = []
     for event in block.split(b"\n\n"):
@@ -187,10 +202,12 @@ def take_events(block: bytes, tally: Tally, arrived: float | None = None) -> Non
             state = json.loads(event.partition(b"data: ")[2])
             if not state["history"] and state["state"] in ("exited", "failed"):
                 tally.done = True
-    tally.take(numbers(lines, tally), arrived)
+    tally.take(numbers(lines, tally), arrived, read_at)
 
 
-def take_text(block: bytes, tally: Tally, arrived: float | None = None) -> None:
+def take_text(
+    block: bytes, tally: Tally, arrived: float | None = None, read_at: float | None = None
+) -> None:
     """Complete text lines; `[perview] N lines skipped` is a gap."""
     lines = block.split(b"\n")
     if b"[perview]" in block:
@@ -198,27 +215,30 @@ def take_text(block: bytes, tally: Tally, arrived: float | None = None) -> None:
         tally.gaps += len(notices)
         tally.skipped += sum(int(n.split()[1]) for n in notices if n.endswith(b"lines skipped"))
         lines = [line for line in lines if not line.startswith(b"[perview]")]
-    tally.take(numbers(lines, tally), arrived)
+    tally.take(numbers(lines, tally), arrived, read_at)
 
 
 class Stream:
     """One viewer on a plain socket read with recvmsg (for the kernel's receive time): sends the
-    request, checks the response head, decodes the chunked body and hands it to `take` in whole
-    events (or lines), all within one reader callback of the loop: no buffer in between and no
-    task to wake per read. `opened` resolves with the head, `ended` when the connection is
-    gone."""
+    request, checks the response head, then keeps what each read brings, with its receive and
+    read times, and decodes it all (chunked framing, events, numbers) only once the run is over
+    (`replay`), exactly as if it had been decoded read by read. While streaming, a read costs one
+    recvmsg and a search for the stream's last line, so that the client process takes as little
+    of the cores the server needs as it can (see the module's docstring). `opened` resolves with
+    the head, `ended` when the stream has its last line or the connection is gone."""
 
     def __init__(
         self,
         request: bytes,
         tally: Tally,
         lines: int,
-        take: Callable[[bytes, Tally, float | None], None],
+        take: Callable[[bytes, Tally, float | None, float | None], None],
         separator: bytes,
+        poller: Poller,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.request, self.tally, self.lines = request, tally, lines
-        self.take, self.separator = take, separator
+        self.take, self.separator, self.poller = take, separator, poller
         self.opened: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[str | None] = loop.create_future()  # None, or the error
         self.sock: socket.socket | None = None
@@ -228,6 +248,16 @@ class Stream:
         self.crlf = 0  # bytes of the CRLF closing a chunk still to skip
         self.last_chunk = False
         self.buffer = b""  # decoded, not yet a whole event
+        # Reads kept for `replay`: the data, and when the kernel received it and we read it.
+        self.reads: list[bytes] = []
+        self.received = array("d")
+        self.read_at = array("d")
+        # The stream is done once its last line's event (or line) is in: the last line's bytes,
+        # then the separator that closes its event. `tail` carries a search across reads.
+        self.last = (b"\n%d\n" if separator == b"\n" else b"\ndata: %d\n") % lines
+        self.last_seen = False
+        self.tail = b""
+        self.finished = False  # the last line's event is in (decoded or not)
 
     async def connect(self, server: tuple[str, int], local: str) -> None:
         loop = asyncio.get_running_loop()
@@ -238,28 +268,69 @@ class Stream:
         self.sock = sock
         await loop.sock_connect(sock, server)
         await loop.sock_sendall(sock, self.request)
-        loop.add_reader(sock, self._readable)
+        self.poller.add(sock, self)
 
-    def _readable(self) -> None:
-        assert self.sock is not None
+    def readable(self) -> None:
+        sock = self.sock
+        assert sock is not None
         try:
-            data, ancillary, _, _ = self.sock.recvmsg(READ_SIZE, TIMESTAMP_SPACE)
+            data, ancillary, _, _ = sock.recvmsg(READ_SIZE, TIMESTAMP_SPACE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
+            self.replay()
             self.connection_lost(exc)
             return
+        read_at = time.time()
         if not data:
+            self.replay()
             self.connection_lost(None)
             return
-        arrived = None
+        arrived = math.nan
         for level, kind, value in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
                 seconds, nanoseconds = struct.unpack("qq", value[:16])
                 arrived = seconds + nanoseconds / 1e9
-        self.data_received(data, arrived)
+        if not self.opened.done():
+            self.data_received(data, arrived, read_at)
+        elif self.lines and not self.ended.done():
+            self.reads.append(data)
+            self.received.append(arrived)
+            self.read_at.append(read_at)
+            self._watch(data)
+        # An idle viewer (no --lines) only keeps its socket drained.
 
-    def data_received(self, data: bytes, arrived: float | None = None) -> None:
+    def _watch(self, data: bytes) -> None:
+        """End the stream if `data` brings the close of its last line's event; decode what it
+        has at once if it brings a state (a source that ended early ends the stream too)."""
+        probe = self.tail + data if self.tail else data
+        if not self.last_seen:
+            at = probe.find(self.last)
+            if at < 0:
+                self.tail = probe[-len(self.last) + 1 :]
+                if b"event: state" in probe:  # rare: at the start, and if the source ends early
+                    self.replay()
+                    if self.tally.done:
+                        self._end(None)
+                return
+            self.last_seen = True
+            probe = probe[at + len(self.last) - 1 :]  # from the last line's newline
+        if self.separator in probe:
+            self.finished = True
+            self._end(None)
+        else:
+            self.tail = probe[-len(self.separator) + 1 :] if len(self.separator) > 1 else b""
+
+    def replay(self) -> None:
+        """Decode the reads kept so far, each as if just read (see the class's docstring)."""
+        reads, received, read_at = self.reads, self.received, self.read_at
+        self.reads, self.received, self.read_at = [], array("d"), array("d")
+        for data, arrived, at in zip(reads, received, read_at, strict=True):
+            self.decode(data, arrived, at)
+
+    def data_received(self, data: bytes, arrived: float, read_at: float) -> None:
+        """The response head, then the body: decoded at once (the head, and what comes with
+        it)."""
         if not self.opened.done():
             self.head += data
             end = self.head.find(b"\r\n\r\n")
@@ -276,16 +347,26 @@ class Stream:
                 self._fail("the response is not chunked")
                 return
             self.opened.set_result(None)
-        if not self.lines or self.ended.done():
-            return  # an idle viewer only keeps its socket drained
+        if self.lines and data and not self.ended.done():
+            self.decode(data, arrived, read_at)
+            if self.tally.done:
+                self._end(None)
+
+    def decode(self, data: bytes, arrived: float, read_at: float) -> None:
+        """One read's data into the tally (lines complete at this read count as received by
+        the kernel at `arrived`, read at `read_at`)."""
+        if self.tally.done:
+            return  # what came after the last line is not counted (as if the stream had ended)
+        chunks = self.tally.chunks
         self.buffer += self._dechunk(data)
+        if self.tally.chunks - chunks > 1:
+            self.tally.merged += 1
         cut = self.buffer.rfind(self.separator)
         if cut >= 0:
-            self.take(self.buffer[:cut], self.tally, arrived)
+            self.take(self.buffer[:cut], self.tally, arrived, read_at)
             self.buffer = self.buffer[cut + len(self.separator) :]
         if self.tally.expected > self.lines or self.tally.done or self.last_chunk:
             self.tally.done = True
-            self._end(None)
 
     def _dechunk(self, data: bytes) -> bytes:
         raw = self.raw + data if self.raw else data
@@ -326,13 +407,43 @@ class Stream:
         if not self.ended.done():
             self.ended.set_result(error)
         if self.sock is not None:
-            asyncio.get_running_loop().remove_reader(self.sock)
+            self.poller.remove(self.sock)
             self.sock.close()
             self.sock = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ended.done():  # the server hung up before we were done
             self._fail(f"stream: {exc!r}" if exc else "stream: closed before the last chunk")
+
+
+class Poller:
+    """The streams' sockets in one epoll set of our own, itself watched by the loop: one loop
+    callback then reads every socket that is ready, where the loop's own reader per socket cost
+    a callback handle and a dispatch each."""
+
+    def __init__(self) -> None:
+        self.epoll = select.epoll()
+        self.streams: dict[int, Stream] = {}
+        asyncio.get_running_loop().add_reader(self.epoll.fileno(), self.ready)
+
+    def add(self, sock: socket.socket, stream: Stream) -> None:
+        self.streams[sock.fileno()] = stream
+        self.epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def remove(self, sock: socket.socket) -> None:
+        if self.streams.pop(sock.fileno(), None) is not None:
+            self.epoll.unregister(sock.fileno())
+
+    def ready(self) -> None:
+        streams = self.streams
+        for fd, _ in self.epoll.poll(0):
+            stream = streams.get(fd)
+            if stream is not None:  # one read above may have ended another stream: not so
+                stream.readable()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.epoll.fileno())
+        self.epoll.close()
 
 
 class Client:
@@ -345,6 +456,8 @@ class Client:
         self.connected = 0
         self.gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
         self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.streams: list[Stream] = []
+        self.poller: Poller | None = None
 
     def address(self, n: int) -> str:
         """Where viewer n of this process connects from (see the module's docstring)."""
@@ -365,7 +478,10 @@ class Client:
     async def view_raw(self, address: str, tally: Tally, opened: asyncio.Future[bool]) -> None:
         separator, take = (b"\n", take_text) if self.args.text else (b"\n\n", take_events)
         request = f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{self.args.port}\r\n\r\n".encode()
-        stream = Stream(request, tally, self.args.lines, take, separator)
+        if self.poller is None:
+            self.poller = Poller()
+        stream = Stream(request, tally, self.args.lines, take, separator, self.poller)
+        self.streams.append(stream)
 
         async def connect() -> None:
             async with self.gate:
@@ -461,6 +577,10 @@ class Client:
         finally:
             for session in self.sessions.values():
                 await session.close()
+            if self.poller is not None:
+                self.poller.close()
+        for stream in self.streams:  # now that every viewer is done (see Stream)
+            stream.replay()
         print("report " + json.dumps(self.report()), flush=True)
 
     def all_done(self) -> bool:
@@ -477,6 +597,7 @@ class Client:
             "received": sum(t.got for t in tallies),
             "deliveries": sum(len(t.batches) for t in tallies),  # reads that brought lines
             "chunks": sum(t.chunks for t in tallies),
+            "merged_reads": sum(t.merged for t in tallies),
             "lost": sum(t.lost for t in tallies),
             "skipped": sum(t.skipped for t in tallies),
             "viewers_lost": sum(t.lost > 0 for t in tallies),

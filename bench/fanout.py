@@ -4,17 +4,17 @@ How: the source is a Python one-liner printing `1\\n`, `2\\n`, ... with one writ
 line k due at t0 + (k - 1) / rate (paced by that schedule, not by drifting sleeps). It waits for
 a go-file, which this script creates only once /api/sources shows all N viewers connected, so
 every viewer sees line 1 live. The viewers run in K client processes of their own
-(bench/_viewers.py: asyncio, one plain socket per viewer; --clients K, by default one process
-per 200 viewers, so that no client process is the bottleneck; SSE by default, --text for the
-text stream). Each viewer checks it gets every number exactly once, in order, counts the gap
-events and the lines they say were skipped, and notes every line's delivery lag (when its
-kernel received it: what the server did) and read lag (when the client process got round to
-reading it: its share of the cores too); the clients' reports are merged, so lag percentiles
-are over every line delivered to every viewer. Over the
-streaming period (go-file to the last viewer done) psutil gives the CPU of the server process,
-of its descendants (guard + source) separately and of the client processes (all, and the
-busiest), as % of one core, the machine's busy share (to see whether the 2 cores were
-saturated, by us or by anything else running) and the server's peak RSS.
+(bench/_viewers.py: one plain socket per viewer in an epoll set, decoded after the run;
+--clients K, by default one process per 200 viewers, a quarter of a core each, so that no
+client process is the bottleneck; SSE by default, --text for the text stream). Each viewer
+checks it gets every number exactly once, in order, counts the gap events and the lines they
+say were skipped, and notes every line's delivery lag (when its kernel received it: what the
+server did) and read lag (when the client process got round to reading it: its share of the
+cores too); the clients' reports are merged, so lag percentiles are over every line delivered
+to every viewer. Over the streaming period (go-file to the last viewer done) psutil gives the
+CPU of the server process, of its descendants (guard + source) separately and of the client
+processes (all, and the busiest), as % of one core, the machine's busy share (to see whether
+the 2 cores were saturated, by us or by anything else running) and the server's peak RSS.
 
 Baseline, same run: the same source with one viewer; hence the CPU cost per extra viewer and
 the ratio N-viewer / 1-viewer server CPU. And the N viewers once more on the path before
@@ -52,9 +52,11 @@ from _common import (
 )
 from _viewers import merge
 
-# Viewers per client process by default. At 200 viewers of 1,000 lines/s one client process
-# took about 80% of a core here (as much as the server: 42 µs per delivery each), so more per
-# process would make the client the bottleneck and its lag part of the figures.
+# Viewers per client process by default: as many as one process reads well within the server's
+# batch window, so that it measures the server rather than itself. At 200 viewers of 1,000
+# lines/s one client process takes about a quarter of a core (8 µs per read, bench/_viewers.py)
+# and reads its last socket about 1.5 ms after its first; with more per process a read would
+# more often find two of the server's writes, and the client's delay would enter the delivery lag.
 VIEWERS_PER_CLIENT = 200
 
 SOURCE = """
@@ -189,6 +191,12 @@ def per_write(run: dict[str, Any]) -> float:
     return float(run["server_cpu"]) / 100 * run["wall"] / max(run["chunks"], 1) * 1e6
 
 
+def merged_share(run: dict[str, Any]) -> float:
+    """Reads that brought the starts of two or more of the server's writes, as % of the reads
+    that brought lines: the older write's lines are counted as late as the newer one's."""
+    return 100 * run.get("merged_reads", 0) / max(run["deliveries"], 1)
+
+
 def clean(run: dict[str, Any]) -> bool:
     return all(run[k] == 0 for k in ("lost", "dups", "gaps", "bad", "failed", "unfinished"))
 
@@ -250,6 +258,7 @@ def main() -> None:
         ("lines received (all viewers)", lambda r: f"{r['received']:,}"),
         ("lines per read, mean [3]", lambda r: f"{r['received'] / max(r['deliveries'], 1):.1f}"),
         ("server writes to viewers [5]", lambda r: f"{r['chunks']:,}"),
+        ("reads that found 2+ writes (%) [2]", lambda r: f"{merged_share(r):.1f}"),
         ("server CPU per write (µs) [5]", lambda r: f"{per_write(r):.1f}"),
         ("lines lost (all viewers)", lambda r: f"{r['lost']:,}"),
         ("lines skipped, as gap events said", lambda r: f"{r['skipped']:,}"),
@@ -270,7 +279,8 @@ def main() -> None:
     print("[1] /proc/stat is tick-sampled: it undercounts light, timer-driven load")
     print(
         "[2] when the client's kernel received it (of the newest segment of a read), over every"
-        " line delivered to every viewer; 0.1 ms bins (1 ms above 100 ms)"
+        " line delivered to every viewer; 0.1 ms bins (1 ms above 100 ms); a read that found"
+        " two writes counts the older one's lines as late as the newer one's"
     )
     print("[3] lines a viewer got per read that brought any: how much the hub batched")
     print("[4] its event loop's thread runnable but not running: the cores were taken")
