@@ -29,6 +29,7 @@ per extra viewer at most half of the task path's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from _common import (
     VIEWERS,
     Helper,
@@ -88,6 +90,27 @@ def waited(pid: int) -> float:
         return math.nan
 
 
+def waits(pids: list[int]) -> dict[int, float]:
+    """`waited` of each process."""
+    return {pid: waited(pid) for pid in pids}
+
+
+def alive(waits: dict[int, float]) -> dict[int, float]:
+    """Those of `waits` whose process was still there to be read."""
+    return {pid: value for pid, value in waits.items() if not math.isnan(value)}
+
+
+def waited_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """Seconds the processes alive at both times waited for a core in between, summed."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+
+
+def descendants(proc: Any) -> list[int]:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return [child.pid for child in proc.children(recursive=True)]
+    return []
+
+
 def split(viewers: int, clients: int) -> list[int]:
     """Viewers per client process, as even as can be."""
     clients = max(1, min(clients, viewers))
@@ -128,6 +151,12 @@ def stream(viewers: int, clients: int, args: argparse.Namespace) -> dict[str, An
                     descendants_cpu_seconds(server.ps),
                     waited(server.ps.pid),
                 )
+                others_before = (
+                    waits(descendants(server.ps)),
+                    waits([client.ps.pid for client in helpers]),
+                )
+                # The source exits before the viewers are done: its last figure is the last seen.
+                children_seen = dict(others_before[0])
                 go.touch()
                 rss = 0
                 deadline = time.monotonic() + budget
@@ -136,12 +165,17 @@ def stream(viewers: int, clients: int, args: argparse.Namespace) -> dict[str, An
                     if waiting[0].expect("done", 0.2) is not None:
                         waiting.pop(0)
                     rss = max(rss, server.ps.memory_info().rss)
+                    children_seen |= alive(waits(descendants(server.ps)))
                     if time.monotonic() > deadline:
                         raise RuntimeError("viewers not done in time")
                 server_after = (
                     cpu_seconds(server.ps),
                     descendants_cpu_seconds(server.ps),
                     waited(server.ps.pid),
+                )
+                others_after = (
+                    children_seen | alive(waits(descendants(server.ps))),
+                    waits([client.ps.pid for client in helpers]),
                 )
                 after = (time.monotonic(), machine_cpu(), [cpu_seconds(c.ps) for c in helpers])
                 rss = max(rss, server.ps.memory_info().rss)
@@ -164,6 +198,8 @@ def stream(viewers: int, clients: int, args: argparse.Namespace) -> dict[str, An
         "server_cpu": 100 * (server_after[0] - server_before[0]) / wall,
         "children_cpu": 100 * (server_after[1] - server_before[1]) / wall,
         "server_waited": 100 * (server_after[2] - server_before[2]) / wall,
+        "children_waited": 100 * waited_between(others_before[0], others_after[0]) / wall,
+        "clients_waited": 100 * waited_between(others_before[1], others_after[1]) / wall,
         "client_cpu": sum(client_cpu),
         "client_cpu_max": max(client_cpu),
         "machine_busy": 100 * busy / total,
@@ -248,9 +284,11 @@ def main() -> None:
         ("server CPU (% of one core)", lambda r: f"{r['server_cpu']:.1f}"),
         ("server waiting for a core (% time) [4]", lambda r: f"{r['server_waited']:.1f}"),
         ("guard + source CPU (% of a core)", lambda r: f"{r['children_cpu']:.1f}"),
+        ("guard + source waiting (% time) [4]", lambda r: f"{r['children_waited']:.1f}"),
         ("client processes", lambda r: f"{r['clients']}"),
         ("client CPU, all (% of a core)", lambda r: f"{r['client_cpu']:.1f}"),
         ("client CPU, busiest (% of a core)", lambda r: f"{r['client_cpu_max']:.1f}"),
+        ("clients waiting, all (% time) [4]", lambda r: f"{r['clients_waited']:.1f}"),
         ("machine busy (% of all cores) [1]", lambda r: f"{r['machine_busy']:.1f}"),
         ("server RSS, peak (MB)", lambda r: f"{r['rss_mb']:.1f}"),
         ("streaming wall time (s)", lambda r: f"{r['wall']:.2f}"),
@@ -283,7 +321,10 @@ def main() -> None:
         " two writes counts the older one's lines as late as the newer one's"
     )
     print("[3] lines a viewer got per read that brought any: how much the hub batched")
-    print("[4] its event loop's thread runnable but not running: the cores were taken")
+    print(
+        "[4] its event loop's thread (theirs, summed) runnable but not running: the cores were"
+        " taken"
+    )
     print("[5] HTTP chunks the viewers got (one per write); all the server's CPU over them")
     print("[6] when the client read it: its own turn at a core included (as [2] with --aiohttp)")
     for run in [base, *tasks, *direct]:
