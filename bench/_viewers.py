@@ -11,7 +11,9 @@ kernel's receive time of the socket's data (SO_TIMESTAMPNS, of the newest segmen
 returns, so a line in an older one is counted late, never early): what the server did, as long
 as this process reads each socket before the server writes to it again. A read that finds two
 of the server's writes stamps the older one's lines with the newer one's time (at 200 viewers of
-1,000 lines/s, 5 ms late); the report counts such reads (`merged_reads`). When the line was
+1,000 lines/s, 5 ms late), and no read could do better: the kernel merges a segment into an
+unread one before it and keeps the newer time (tcp_try_coalesce). The report counts such reads
+(`merged_reads`). When the line was
 read is the read lag, reported beside it (this process's turn at a core included; the only lag
 of --aiohttp). The lags go into the report as histograms, so that the reports of several client
 processes merge (`merge`) into percentiles over every line delivered.
