@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shlex
 import signal
@@ -13,11 +12,10 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 
 from perview.hub import Ended
-from perview.sources.process import GUARD, GuardPool, ProcessSource
+from perview.sources.process import ProcessSource
 from tests.conftest import eventually, marked_processes, wait_until
 
 
@@ -252,116 +250,3 @@ async def test_a_child_that_forks_while_being_stopped_is_caught() -> None:
 
 def test_sigkilled_parent_leaves_no_child_that_left_the_group() -> None:
     sigkill_parent_of(["sh", "-c", "setsid sleep 300 & echo up; sleep 301"], processes=5)
-
-
-# -- the pool of spare guards -------------------------------------------------------------------
-
-TOGETHER = 3  # commands started at once, as a page opening three panes
-
-
-def idle_guards() -> set[int]:
-    """The guard processes below this one that run no command (spares)."""
-    found = set()
-    for child in psutil.Process().children():
-        with contextlib.suppress(psutil.Error):
-            if str(GUARD) in child.cmdline() and not child.children():
-                found.add(child.pid)
-    return found
-
-
-class Panes:
-    """Commands started at once from one pool, as a page opening several panes does."""
-
-    def __init__(self, pool: GuardPool, count: int = TOGETHER) -> None:
-        self.outs = [Collect() for _ in range(count)]
-        self.stop = asyncio.Event()
-        argv = ["sh", "-c", "echo up; exec sleep 300"]
-        self.runs = [
-            asyncio.create_task(ProcessSource(argv, guards=pool).run(out, self.stop))
-            for out in self.outs
-        ]
-
-    async def guards(self) -> set[int]:
-        """The pids of their guards, once every command has said something."""
-        await asyncio.wait_for(asyncio.gather(*(out.got_data.wait() for out in self.outs)), 10)
-        return {psutil.Process(out.pid).ppid() for out in self.outs if out.pid is not None}
-
-    async def close(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(asyncio.gather(*self.runs), 10)
-
-
-async def test_commands_started_together_again_each_start_in_a_spare_started_ahead() -> None:
-    pool = GuardPool()
-    pool.warm()
-    try:
-        first = Panes(pool)
-        await first.guards()
-        # The first burst took the one spare; its replacements come once it is over, one for
-        # each command it started.
-        await eventually(lambda: len(idle_guards()) == TOGETHER, within=10)
-        ready = idle_guards()
-        again = Panes(pool)
-        assert await again.guards() == ready  # none waited for an interpreter to start
-        await asyncio.gather(first.close(), again.close())
-    finally:
-        await pool.close()
-    assert not idle_guards()
-
-
-async def test_spares_beyond_one_are_let_go_once_no_command_started_for_a_while() -> None:
-    pool = GuardPool(idle=0.5)
-    pool.warm()
-    try:
-        panes = Panes(pool)
-        await panes.guards()
-        await eventually(lambda: len(idle_guards()) == TOGETHER, within=10)
-        await eventually(lambda: len(idle_guards()) == 1, within=10)
-        assert pool.spares == 1
-        await panes.close()
-    finally:
-        await pool.close()
-    assert not idle_guards()
-
-
-def test_sigkilled_parent_leaves_no_spare_guard_behind() -> None:
-    mark, env = marked_env()
-    program = textwrap.dedent(
-        f"""
-        import asyncio, psutil
-        from perview.sources.process import GUARD, GuardPool, ProcessSource
-
-        class Out:
-            def __init__(self):
-                self.said = asyncio.Event()
-            async def write(self, data):
-                self.said.set()
-            def started(self, pid):
-                pass
-
-        def spares():
-            return [
-                c for c in psutil.Process().children()
-                if str(GUARD) in c.cmdline() and not c.children()
-            ]
-
-        async def main():
-            pool = GuardPool()
-            pool.warm()
-            outs = [Out() for _ in range({TOGETHER})]
-            argv = ["sh", "-c", "echo up; exec sleep 300"]
-            runs = [
-                asyncio.create_task(ProcessSource(argv, guards=pool).run(out, asyncio.Event()))
-                for out in outs
-            ]
-            await asyncio.gather(*(out.said.wait() for out in outs))
-            while len(spares()) < {TOGETHER}:
-                await asyncio.sleep(0.01)
-            print("output", flush=True)
-            await asyncio.gather(*runs)
-
-        asyncio.run(main())
-        """
-    )
-    # the parent, and a guard and a sleep for each command, and a spare for each
-    sigkill_parent_running(program, mark, env, processes=1 + 3 * TOGETHER)

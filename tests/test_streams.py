@@ -202,10 +202,6 @@ CYCLE_TIMEOUT = 10.0  # seconds one cycle may take (an on-demand start on a busy
 
 SETTLE = 10.0  # seconds for what the cycles started to wind down
 
-# The on-demand command starts often enough that the guard pool keeps spares for bursts; it lets
-# those beyond one go after this long without a start, well within SETTLE.
-SPARE_IDLE = 1.0
-
 # The kept source: a line every 10 ms from one process (a shell loop would fork a `sleep` per
 # line, and the count of child processes would never hold still).
 TICKER = [
@@ -357,7 +353,7 @@ async def test_ten_thousand_viewers_come_and_go_and_leave_nothing(
     aiohttp_server: MakeServer,
 ) -> None:
     outside = frozenset(child.pid for child in psutil.Process().children())
-    guards = GuardPool(idle=SPARE_IDLE)
+    guards = GuardPool()
     hubs = {
         # A short history: each new event stream starts with all of it, one event per tick.
         "kept": Hub("kept", ProcessSource(TICKER, guards=guards), keep=True, max_lines=KEPT_LINES),

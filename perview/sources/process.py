@@ -27,13 +27,7 @@ GRACE = 1.5
 # The pipe measured with reader.READ_SIZE: 1 MiB where the default is 64 KiB.
 PIPE_SIZE = 1024 * 1024  # Linux's default limit for an unprivileged process (pipe-max-size)
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>; not in Python's fcntl module before 3.12
-REPLACE_AFTER = 0.25  # seconds between taking spare guards and starting their replacements
-# The most spares kept after commands started together: a page opening that many panes at once
-# starts each without an interpreter's start-up. An idle spare holds about 6 MB (USS) here.
-SPARES_MAX = 4
-# Seconds without a command starting after which the spares beyond one are let go: a reload of
-# the page, or a second tab, within it finds them ready.
-SPARE_IDLE = 120.0
+REPLACE_AFTER = 0.25  # seconds between taking the spare guard and starting the next one
 STDERR_PATIENCE = 0.5  # seconds a separate stderr may stay open after the command has ended
 
 
@@ -184,87 +178,49 @@ def prepare_output(output: int, errors: int) -> None:
 
 
 class GuardPool:
-    """Keeps guards started ahead of need, so starting a command costs about a millisecond
-    instead of an interpreter start-up (20-40 ms here) on the viewer's critical path.
+    """Keeps one guard started ahead of need, so starting a command costs about a millisecond
+    instead of an interpreter start-up (about 20 ms here) on the viewer's critical path.
 
-    One spare is kept. Spares that were taken are replaced a little later (REPLACE_AFTER): the
+    The replacement for a spare that was taken is started a little later (REPLACE_AFTER): the
     moment a command starts is when it is busiest, and an interpreter starting then competes
-    with it for the CPU. Commands that start together (a page opening several panes) took the
-    one spare and waited for the rest; so the pool keeps as many spares as the most commands
-    started within one such delay (at most SPARES_MAX), until none has started for `idle`
-    seconds, and then one again. An idle spare exits as soon as its lifeline closes, so spares
-    die with Perview too, however it ends."""
+    with it for the CPU."""
 
-    def __init__(self, idle: float = SPARE_IDLE) -> None:
-        self.idle = idle
-        self._spares: list[asyncio.Task[Guard]] = []  # oldest first; started or starting
-        self._wanted = 1
-        self._burst = 0  # commands started since the last replacement
+    def __init__(self) -> None:
+        self._spare: asyncio.Task[Guard] | None = None
         self._replace: asyncio.TimerHandle | None = None
-        self._shrink: asyncio.TimerHandle | None = None
-        self._letting_go: set[asyncio.Task[None]] = set()
-
-    @property
-    def spares(self) -> int:
-        """Spares held now, started or starting."""
-        return len(self._spares)
 
     def warm(self) -> None:
-        """Start the spares wanted now (the replacements of those taken, after a burst)."""
         if self._replace is not None:
             self._replace.cancel()
             self._replace = None
-        self._wanted = min(SPARES_MAX, max(self._wanted, self._burst))
-        self._burst = 0
-        while len(self._spares) < self._wanted:
-            self._spares.append(asyncio.create_task(start_guard(), name="spare guard"))
+        if self._spare is None:
+            self._spare = asyncio.create_task(start_guard(), name="spare guard")
 
     async def take(self, stdin: bool = False) -> Guard:
         if stdin:
             raise ValueError("a guard of its own gives its command no stdin to write to")
-        loop = asyncio.get_running_loop()
-        self._burst += 1
+        spare, self._spare = self._spare, None
         if self._replace is None:
-            self._replace = loop.call_later(REPLACE_AFTER, self.warm)
-        if self._shrink is not None:
-            self._shrink.cancel()
-        self._shrink = loop.call_later(self.idle, self._let_extras_go)
-        # A spare that has started is better than one still starting.
-        while self._spares:
-            spare = next((s for s in self._spares if s.done()), self._spares[0])
-            self._spares.remove(spare)
+            self._replace = asyncio.get_running_loop().call_later(REPLACE_AFTER, self.warm)
+        if spare is not None:
             try:
                 return await spare
             except OSError:
-                pass  # that spare could not start; try the next, then once more, and show that
+                pass  # the spare could not start; try once more, and let that error show
         return await start_guard()
 
-    def _let_extras_go(self) -> None:
-        """No command started for `idle` seconds: back to one spare."""
-        self._shrink = None
-        self._wanted = 1
-        extras, self._spares = self._spares[1:], self._spares[:1]
-        for spare in extras:
-            task = asyncio.create_task(_discard(spare), name="spare guard let go")
-            self._letting_go.add(task)
-            task.add_done_callback(self._letting_go.discard)
-
     async def close(self) -> None:
-        for timer in (self._replace, self._shrink):
-            if timer is not None:
-                timer.cancel()
-        self._replace = self._shrink = None
-        spares, self._spares = self._spares, []
-        await asyncio.gather(*(_discard(spare) for spare in spares), *self._letting_go)
-
-
-async def _discard(spare: asyncio.Task[Guard]) -> None:
-    """Let go of a spare nobody took; it exits as soon as it reads EOF."""
-    try:
-        guard = await spare
-    except OSError:
-        return
-    await guard.discard()
+        if self._replace is not None:
+            self._replace.cancel()
+            self._replace = None
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        try:
+            guard = await spare
+        except OSError:
+            return
+        await guard.discard()
 
 
 class ProcessSource:
