@@ -7,11 +7,20 @@ on screen within 1.3 times its time without them (the same burst from a `format 
 source, same run); with 1,000,000 lines held, the tab's renderer at most 1.3 times their text
 above the same tab blank, and a filter over them answered within 300 ms.
 
-How. One `perview serve` serves a fresh file per trial. A writer process builds the burst
-(`%09d LEVEL xxx…`, 100 bytes a line; 90 in 100 INFO, 8 WARN, 2 ERROR; every tenth line with
-two characters beyond Latin-1, which make a browser keep text two bytes a character) and writes
-it in 1 MiB + 7 pieces, cutting lines anywhere. Headless Chromium (Debian's, through Playwright)
-shows the source; `sync N` lines go first, so the file is followed before the burst.
+How. One `perview serve` serves a fresh file per trial. A writer process builds the burst and
+writes it in 1 MiB + 7 pieces, cutting lines anywhere. Every line starts with its number
+(`%09d `), and every tenth has two characters beyond Latin-1 (which make a browser keep text two
+bytes a character). What follows the number is `--content`:
+- `lines` (the default): a level word and 83 bytes of `x` (100 bytes a line; 90 in 100 INFO, 8
+  WARN, 2 ERROR). It measures the page's own cost a line; its text compresses about 20 times,
+  far more than any log, so what it shows of memory held by a page that compresses is a floor.
+- `corpus`: the real formats of tests/data/levels/*.log (nginx, syslog, Java, JSON, ...; 146
+  lines, ANSI aside), one picked per line, with every digit drawn at random: numbers, times,
+  ids and IPs differ line to line (about 94 bytes a line). It measures what a tab of real logs
+  holds; with every digit random it repeats less than a real log (whose times share their
+  leading digits), so it errs on the side of too much memory and too slow a filter.
+Headless Chromium (Debian's, through Playwright) shows the source; `sync N` lines go first, so
+the file is followed before the burst.
 - On screen: a MutationObserver on the pane's rows notes when the row of the last line is in
   the DOM and inside the viewport (after layout); the page clock is mapped to CLOCK_MONOTONIC by
   the shortest `evaluate` round trip (its half is the error shown). From the end of the write.
@@ -31,7 +40,8 @@ shows the source; `sync N` lines go first, so the file is followed before the bu
   line on screen. `--filter RE`: the page trials filter with that regex (in its worker).
 
     python bench/browser_burst.py [--lines 100000] [--scrollback 1000000] [--seq 100000]
-                                  [--trials 3] [--filter RE] [--no-raw] [--quick]
+                                  [--content lines|corpus] [--trials 3] [--filter RE]
+                                  [--no-raw] [--quick]
 """
 
 from __future__ import annotations
@@ -79,7 +89,43 @@ SIZE = 100  # bytes a line, newline included: "%09d " + a 6-byte level word + 83
 CHUNK = 1024 * 1024 + 7  # bytes a write(2); not a multiple of SIZE, so writes cut lines
 WIDE_EVERY = 10  # every tenth line has two characters beyond Latin-1 (the same bytes)
 BODY = f"(?:x{{{SIZE - 17}}}|\u65e5\u672cx{{{SIZE - 23}}})"
-BURST_LINE = re.compile(rb"\d{9} (?:INFO  |WARN  |ERROR )" + BODY.encode())
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "levels"
+WIDE = " \u65e5\u672c"  # what ends every tenth line of the corpus content
+CONTENTS = ("lines", "corpus")
+
+
+def regex_literal(text: str) -> str:
+    """`text` as a regex that Python's re and JavaScript's RegExp read alike, its digits any."""
+    out = []
+    for ch in text:
+        if ch.isascii() and ch.isdigit():
+            out.append(r"\d")
+        elif ch in "\\^$.|?*+()[]{}/":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def templates() -> list[str]:
+    """The corpus content's formats: every line of tests/data/levels/*.log but ANSI-coloured ones
+    (escapes are their own test) and lines over 400 bytes."""
+    found = []
+    for path in sorted(CORPUS.glob("*.log")):
+        if path.stem == "ansi":
+            continue
+        found += [t for t in path.read_text().split("\n") if t and len(t) < 400]
+    return found
+
+
+def line_pattern(content: str) -> str:
+    """What every line of the burst is, whole (no ^ or $), for re and RegExp alike."""
+    if content == "lines":
+        return f"\\d{{9}} (?:INFO  |WARN  |ERROR ){BODY}"
+    alternatives = "|".join(sorted({regex_literal(t) for t in templates()}))
+    return f"\\d{{9}} (?:{alternatives})(?:{WIDE})?"
+
+
 SEQ_LINE = re.compile(rb"\d+")
 PROBE_EVERY = 0.005  # s between two page.evaluate("1")
 PROBE_TAIL = 0.25  # s of probing after the last line is on screen
@@ -93,24 +139,48 @@ TARGET_FILTER = 0.300
 # Filters timed on the million lines: a word (2 lines in 100), one beyond Latin-1 (1 in 10), none.
 FILTERS = (("ERROR", "error"), ("\u65e5\u672c", "\u65e5\u672c"), ("none", ""))
 
-# `prep PATH FIRST COUNT` builds a burst (answers `ready`); `go` appends it (answers
-# `done START_NS END_NS`, CLOCK_MONOTONIC around the whole write).
+# `prep PATH FIRST COUNT` builds a burst (answers `ready BYTES`, the bytes of its lines without
+# their newlines); `go` appends it (answers `done START_NS END_NS`, CLOCK_MONOTONIC around the
+# whole write). With a fifth argument, a JSON list of templates: the corpus content.
 WRITER = """
-import os, sys, time
+import json, os, random, re, sys, time
 size, chunk, wide_every = map(int, sys.argv[1:4])
 pad = b"x" * (size - 17) + b"\\n"
 wide = "\\u65e5\\u672c".encode() + pad[6:]
 words = [b"INFO  "] * 90 + [b"WARN  "] * 8 + [b"ERROR "] * 2
+templates = []
+if len(sys.argv) > 4:
+    with open(sys.argv[4]) as f:
+        templates = [re.split(rb"(\\d+)", t.encode()) for t in json.load(f)]
+# Random digits to draw from, and a template for line n picked by a hash of n (the same lines
+# in every run, in no order a packer could lean on).
+pool = random.Random(17).randbytes(1 << 24).translate(bytes(48 + b % 10 for b in range(256)))
+at_pool = 0
+def corpus(n):
+    global at_pool
+    parts = templates[(n * 2654435761 >> 8) % len(templates)]
+    out = [b"%09d " % n]
+    for i, part in enumerate(parts):
+        if i & 1:
+            if at_pool + len(part) > len(pool):
+                at_pool = 0
+            out.append(pool[at_pool:at_pool + len(part)])
+            at_pool += len(part)
+        else:
+            out.append(part)
+    out.append(" \\u65e5\\u672c\\n".encode() if n % wide_every == 0 else b"\\n")
+    return b"".join(out)
+def line(n):
+    if templates:
+        return corpus(n)
+    return b"%09d " % n + words[n % 100] + (wide if n % wide_every == 0 else pad)
 for command in sys.stdin:
     word, *rest = command.split()
     if word == "prep":
         path, first, count = rest[0], int(rest[1]), int(rest[2])
-        payload = memoryview(b"".join(
-            b"%09d " % n + words[n % 100] + (wide if n % wide_every == 0 else pad)
-            for n in range(first, first + count)
-        ))
+        payload = memoryview(b"".join(line(n) for n in range(first, first + count)))
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        print("ready", flush=True)
+        print("ready", len(payload) - count, flush=True)
     elif word == "go":
         start = time.monotonic_ns()
         at = 0
@@ -292,7 +362,7 @@ def read_until(stream: RawStream, target: bytes, limit: float) -> tuple[int | No
 
 
 def sse_burst(
-    server: ConfigServer, writer: Helper, path: Path, count: int, limit: float
+    server: ConfigServer, writer: Helper, path: Path, count: int, pattern: str, limit: float
 ) -> BaseRun:
     source = path.stem
     stream = RawStream(server.port, f"/api/events?source={source}&backlog=0")
@@ -309,7 +379,7 @@ def sse_burst(
         stream.close()
     if done is None:
         raise RuntimeError("the writer did not finish")
-    received, malformed, dups = check_events(body, source, 1, count, BURST_LINE)
+    received, malformed, dups = check_events(body, source, 1, count, re.compile(pattern.encode()))
     return BaseRun(
         None if at is None else (at - int(done.split()[1])) / 1e9, received, malformed, dups
     )
@@ -325,10 +395,13 @@ def sse_seq(server: ConfigServer, source: str, count: int, limit: float) -> Base
     return BaseRun(None if at is None else (at - stream.sent_ns) / 1e9, received, malformed, dups)
 
 
-def prepare(writer: Helper, path: Path, first: int, count: int) -> None:
+def prepare(writer: Helper, path: Path, first: int, count: int) -> int:
+    """Have the writer build lines first .. first + count - 1; returns their bytes, newlines
+    aside."""
     writer.send(f"prep {path} {first} {count}")
-    if writer.expect("ready", 300) is None:
+    if (ready := writer.expect("ready", 300)) is None:
         raise RuntimeError("the writer did not get ready")
+    return int(ready)
 
 
 async def go(writer: Helper, limit: float) -> str:
@@ -433,6 +506,7 @@ class Burst:
     count: int  # lines in the measured burst
     scrollback: int = 0  # lines written (and shown) before it, in a page of that capacity
     query: str = ""  # more of the page's URL: `&filter=...&regex=1` (--filter)
+    pattern: str = line_pattern("lines")  # what every line is (line_pattern)
 
 
 async def page_burst(
@@ -456,7 +530,7 @@ async def page_burst(
         load = await memory(page)
         first = 1 + burst.scrollback
         if burst.scrollback:
-            await asyncio.to_thread(prepare, writer, path, 1, burst.scrollback)
+            held["text"] = await asyncio.to_thread(prepare, writer, path, 1, burst.scrollback)
             await go(writer, 300)
             if not await until(page, STORE_HAS, f"{burst.scrollback:09d} ", 600):
                 raise RuntimeError(f"the page did not get {burst.scrollback:,} lines")
@@ -482,8 +556,7 @@ async def page_burst(
         )
         await asyncio.sleep(SETTLE)
         after = await memory(page)
-        pattern = f"^\\d{{9}} (?:INFO  |WARN  |ERROR ){BODY}$"
-        check = {"source": source, "pattern": pattern, "lo": first, "hi": last}
+        check = {"source": source, "pattern": f"^{burst.pattern}$", "lo": first, "hi": last}
         store = await page.evaluate(STORE_CHECK, check)
         return PageRun(to_screen, error, probes, idle, peak, load, after, seen, store, shares, held)
     finally:
@@ -610,10 +683,11 @@ def report(
 
 def report_scrollback(run: PageRun, lines: int) -> None:
     s = run.scrollback
-    text = lines * (SIZE - 1)  # bytes of the lines, newlines aside
+    text = s["text"]  # bytes of the lines, newlines aside
     above = {k: s[k] - s[f"blank_{k}"] for k in ("rss", "pss", "uss")}
     print(
-        f"\nscrollback: {lines:,} lines ({mb(text)} of text) held by a page opened with"
+        f"\nscrollback: {lines:,} lines ({mb(text)} of text, {text / lines + 1:.0f} bytes a line"
+        f" with its newline) held by a page opened with"
         f" ?max={lines}: its renderer RSS {mb(s['rss'])}, blank {mb(s['blank_rss'])} (the same tab,"
         f" before): {mb(above['rss'])} above blank, {above['rss'] / text:.2f} times the text"
         f" (target {TARGET_TEXT}: {verdict(above['rss'] <= TARGET_TEXT * text)}); PSS"
@@ -648,11 +722,14 @@ def write_config(directory: Path, trials: int, seq: int, raw: bool) -> None:
 async def run(args: argparse.Namespace, directory: Path) -> None:
     write_config(directory, args.trials, args.seq, args.raw)
     query = "&" + urlencode({"filter": args.filter, "regex": "1"}) if args.filter else ""
-    print(f"{load()}; Chromium {CHROMIUM}, headless, viewport 1280x720")
+    pattern = line_pattern(args.content)
+    argv = [sys.executable, "-I", "-c", WRITER, str(SIZE), str(CHUNK), str(WIDE_EVERY)]
+    if args.content == "corpus":
+        (directory / "templates.json").write_text(json.dumps(templates()))
+        argv.append(str(directory / "templates.json"))
+    print(f"{load()}; Chromium {CHROMIUM}, headless, viewport 1280x720; content {args.content}")
     with serve_config(directory / "perview.toml", "idle") as server:
-        writer = Helper(
-            [sys.executable, "-I", "-c", WRITER, str(SIZE), str(CHUNK), str(WIDE_EVERY)]
-        )
+        writer = Helper(argv)
         try:
             async with async_playwright() as pw:
                 runs: dict[str, list[PageRun]] = {"page": [], "raw": []}
@@ -662,14 +739,14 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                         path = directory / f"{'rawbase' if kind == 'raw' else 'base'}{i}.log"
                         base[kind].append(
                             await asyncio.to_thread(
-                                sse_burst, server, writer, path, args.lines, args.limit
+                                sse_burst, server, writer, path, args.lines, pattern, args.limit
                             )
                         )
-                        burst = Burst(directory / f"{kind}{i}.log", args.lines, query=query)
+                        burst = Burst(directory / f"{kind}{i}.log", args.lines, 0, query, pattern)
                         runs[kind].append(await page_burst(pw, server, writer, burst, args.limit))
                 print(
-                    f"\nburst: {args.lines:,} lines of {SIZE} bytes appended to a followed file in"
-                    f" {CHUNK:,}-byte writes; {args.trials} trials, medians"
+                    f"\nburst: {args.lines:,} lines of content {args.content!r} appended to a"
+                    f" followed file in {CHUNK:,}-byte writes; {args.trials} trials, medians"
                 )
                 with_levels = report(
                     "with levels (a classified source)", runs["page"], base["page"], args.lines
@@ -685,7 +762,9 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                             f" (target {TARGET_LEVELS}: {verdict(ok)})"
                         )
                 if args.scrollback:
-                    burst = Burst(directory / "million.log", args.lines, args.scrollback, query)
+                    burst = Burst(
+                        directory / "million.log", args.lines, args.scrollback, query, pattern
+                    )
                     million = await page_burst(pw, server, writer, burst, args.limit)
                     report_scrollback(million, args.scrollback)
                     report("the same burst on top of them", [million], [], args.lines)
@@ -712,6 +791,12 @@ def main() -> None:
         "--scrollback", type=int, default=1_000_000, help="lines held first (0: skip)"
     )
     parser.add_argument("--seq", type=int, default=100_000, help="seq 1 N as a source (0: skip)")
+    parser.add_argument(
+        "--content",
+        choices=CONTENTS,
+        default="lines",
+        help="what the lines say: the same padded line (lines) or real log formats (corpus)",
+    )
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument(
         "--filter", metavar="RE", help="the page filters with this regex (it must keep the burst)"
