@@ -37,3 +37,25 @@ test("log lines pack several times smaller; noise grows by at most its bound", (
   const noise = Uint8Array.from({ length: 100_000 }, () => random() * 256);
   assert.ok(roundTrip(noise) <= packBound(noise.length));
 });
+
+test("runs of every short length at every short offset unpack exactly, from and into views at odd offsets", () => {
+  // Short runs are copied eight bytes a step past their end: each length and offset around the
+  // step, and the last bytes of the buffer, which are copied one at a time.
+  const parts = [];
+  for (let offset = 1; offset <= 20; offset++) {
+    for (let length = 1; length <= 80; length++) {
+      const head = Uint8Array.from({ length: offset }, () => 97 + ((random() * 26) | 0));
+      parts.push(head, ...Array.from({ length: Math.ceil(length / offset) }, () => head), [random() * 256]);
+    }
+  }
+  const bytes = Uint8Array.from(parts.flatMap((part) => [...part]));
+  const packed = new Uint8Array(packBound(bytes.length));
+  const { length } = pack(bytes, bytes.length, packed);
+  const shifted = new Uint8Array(length + 3);
+  shifted.set(packed.subarray(0, length), 3);
+  const room = new Uint8Array(bytes.length + 5).fill(0xee);
+  const into = room.subarray(5);
+  assert.equal(unpack(shifted.subarray(3), into), bytes.length);
+  assert.deepEqual(into, bytes);
+  assert.deepEqual(room.subarray(0, 5), new Uint8Array(5).fill(0xee));
+});

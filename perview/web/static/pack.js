@@ -11,6 +11,8 @@
 const MIN_MATCH = 4;
 const WINDOW = 0xffff; // the farthest back a match may start: two bytes of offset
 const HASH_BITS = 14; // 16 K entries (64 KB): logs pack within 2% of what 16 bits (256 KB) give
+const LONG_RUN = 64; // unpacked by set() or copyWithin(): a call costs more than a few steps
+const WILD_SPARE = 8; // what a copy eight bytes a step may read or write past a run's end
 const SKIP = 6; // with no match, the step grows by one every 2^SKIP bytes: noise is passed fast
 const table = new Int32Array(1 << HASH_BITS); // where a 4-byte sequence was last seen
 
@@ -81,15 +83,30 @@ export function pack(bytes, length, out) {
 /** Unpack what pack() made into `into` (long enough for the original); returns its length. */
 export function unpack(packed, into) {
   const end = packed.length;
+  // Short runs are copied eight bytes a step, four at a time through DataViews, past their end
+  // (the next run writes over what is too much): one loop of one or two steps has no length to
+  // mispredict. The logs of the corpus with their digits varied pack into runs of 13 bytes, and
+  // unpack 2 times as fast as byte by byte (Node, 1 MiB segments: 1.6-2.7 ms against 3.0-6.3;
+  // /tmp/tabreal/proto/ub.mjs, a loaded machine). Long ones take set() and copyWithin().
+  const source = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const target = new DataView(into.buffer, into.byteOffset, into.byteLength);
+  const lastRead = end - WILD_SPARE;
+  const lastWrite = into.length - WILD_SPARE;
   let s = 0;
   let d = 0;
   for (;;) {
     const token = packed[s++];
     let literals = token >> 4;
     if (literals === 15) for (let b = 255; b === 255; literals += b) b = packed[s++];
-    // A call costs more than a short loop: set() and copyWithin() only for long runs.
-    if (literals > 16) into.set(packed.subarray(s, s + literals), d);
-    else for (let i = 0; i < literals; i++) into[d + i] = packed[s + i];
+    if (literals > LONG_RUN) into.set(packed.subarray(s, s + literals), d);
+    else if (s + literals <= lastRead && d + literals <= lastWrite) {
+      let i = 0;
+      do {
+        target.setUint32(d + i, source.getUint32(s + i, true), true);
+        target.setUint32(d + i + 4, source.getUint32(s + i + 4, true), true);
+        i += 8;
+      } while (i < literals);
+    } else for (let i = 0; i < literals; i++) into[d + i] = packed[s + i];
     s += literals;
     d += literals;
     if (s >= end) return d;
@@ -99,8 +116,17 @@ export function unpack(packed, into) {
     if (match === 15) for (let b = 255; b === 255; match += b) b = packed[s++];
     match += MIN_MATCH;
     let from = d - offset;
-    if (offset >= match && match > 24) {
+    if (match > LONG_RUN && offset >= match) {
       into.copyWithin(d, from, from + match);
+      d += match;
+    } else if (offset >= 8 && d + match <= lastWrite) {
+      // Eight bytes back or more: each step reads only what an earlier one wrote.
+      let i = 0;
+      do {
+        target.setUint32(d + i, target.getUint32(from + i, true), true);
+        target.setUint32(d + i + 4, target.getUint32(from + i + 4, true), true);
+        i += 8;
+      } while (i < match);
       d += match;
     } else {
       // Byte by byte: a match may overlap what it writes (a run of one byte has offset 1).
