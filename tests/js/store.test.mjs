@@ -311,15 +311,26 @@ test("lines of any length read back from packed segments, empty ones too", () =>
   for (let seq = 0; seq < 2_000; seq++) if (store.text(seq) !== line(seq)) assert.fail(`line ${seq}`);
 });
 
-test("segments of lines that repeat only in short runs are kept as they came: unpacking them costs a filter more than it saves", () => {
-  const store = new LineStore(100_000);
+test("segments of lines that repeat only in short runs are packed only while what a filter unpacks stays within its budget", async () => {
+  const { SEQUENCES } = await import("../../perview/web/static/store.js");
+  const store = new LineStore(400_000);
   let seed = 11;
   const digits = (n) => Array.from({ length: n }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 10).join("");
-  // Would pack 2.8 times, in runs of 8.5 bytes.
-  const lines = Array.from({ length: 80_000 }, () => `2026-12-03T${digits(6)} INFO request ${digits(10)} from 10.0.${digits(3)} took ${digits(4)} ms`);
+  // Packs 2.8 times, in runs of 8.5 bytes: 120,000 sequences a segment.
+  const line = () => `2026-12-03T${digits(6)} INFO request ${digits(10)} from 10.0.${digits(3)} took ${digits(4)} ms`;
+  const lines = Array.from({ length: 400_000 }, line);
   for (const [i, text] of lines.entries()) store.push(text, "a", "", i + 1, 0, LINE);
-  assert.ok(store.segments.length > 3 && store.segments.every((segment) => segment.packed === null));
-  for (const seq of [0, 40_000, 79_999]) assert.equal(store.text(seq), lines[seq]);
+  const packed = () => store.segments.filter((segment) => segment.packed);
+  const held = () => packed().reduce((sum, segment) => sum + segment.sequences, 0);
+  assert.ok(packed().length > 3 && packed().length < store.segments.length - 2, `${packed().length} of ${store.segments.length}`);
+  assert.ok(held() <= SEQUENCES && held() > SEQUENCES * 0.8);
+  for (const seq of [0, 200_000, 399_999]) assert.equal(store.text(seq), lines[seq]);
+  // The oldest forgotten, their budget packs segments cooled since.
+  const newest = store.segments.at(-3);
+  for (let i = 0; i < 200_000; i++) store.push(line(), "a", "", 400_001 + i, 0, LINE);
+  assert.ok(newest.packed === null || store.segments.includes(newest));
+  assert.equal(store.sequences, held());
+  assert.ok(held() <= SEQUENCES && packed().some((segment) => segment.first > newest.first));
 });
 
 test("in a page, segments are packed when it is idle, or in the read once too many wait", async () => {

@@ -34,13 +34,15 @@ const DECODE_LINES = 4096;
 const HOT_SEGMENTS = 2;
 const UNPACKED = 2; // a scan of one segment while lines of another are drawn
 // A segment is packed only where it saves at least a quarter of its bytes (not noise, or text
-// already compressed), and where its sequences (pack.js) cover RUN_BYTES each on average: a
-// sequence costs the same to unpack however long it is (30-70 ns in Node), so logs that repeat
-// little (the corpus's formats with their digits varied: 13-27 bytes a sequence, 2.6-6.6 times
-// smaller) would take a filter over a million lines 300-800 ms to unpack, past its 300 ms. The
-// burst benchmark's lines pack into sequences of 99 bytes (unpacked at 0.25-0.57 ms a MiB).
+// already compressed), and while the sequences (pack.js) of every packed segment held stay
+// within SEQUENCES: a filter over the whole tab unpacks them all, and what that costs grows with
+// the sequences more than with the bytes (about 20 ns a sequence and 0.25 ms a MiB in Node).
+// The burst benchmark's lines pack into sequences of 99 bytes (a million lines: 1.0 million
+// sequences), logs that repeat little into far shorter ones (the corpus content of
+// bench/browser_burst.py: 13 bytes, 83,000 sequences a MiB): those are packed as far as the
+// budget goes, the older first, and segments cooled while it was spent stay as they are.
 const WORTH_PACKING = 0.75;
-const RUN_BYTES = 32;
+export const SEQUENCES = 2_000_000;
 // Segments are packed when the page is idle (requestIdleCallback), not while a burst is read: a
 // 10 MB burst packs 10 of them, 40-100 ms of the renderer on its way to the screen. At most
 // PACK_WITHIN_MS later, one a turn; and at once, in the read, once COOLING_MAX wait (a flood
@@ -62,6 +64,7 @@ class Segment {
     this.starts = new Uint32Array(1024);
     this.packed = null;
     this.lengths = null; // each line's length with its LF, as varints, packed
+    this.sequences = 0; // what unpacking `packed` costs (pack.js)
     this.used = 0;
     this.first = first;
     this.count = 0;
@@ -267,6 +270,7 @@ export class LineStore {
     this.packing = new Uint8Array(0); // where segments are packed, grown as needed
     this.cooling = []; // segments pushed out of the newest, not yet packed (or found not worth it)
     this.idle = false; // an idle callback is asked for
+    this.sequences = 0; // of the packed segments held (SEQUENCES)
   }
 
   intern(list, name) {
@@ -376,8 +380,10 @@ export class LineStore {
     const bound = packBound(segment.used);
     if (this.packing.length < bound) this.packing = new Uint8Array(bound);
     const { length, sequences } = pack(segment.bytes, segment.used, this.packing);
-    if (length > segment.used * WORTH_PACKING || sequences * RUN_BYTES > segment.used) return;
+    if (length > segment.used * WORTH_PACKING || this.sequences + sequences > SEQUENCES) return;
     segment.packed = this.packing.slice(0, length);
+    segment.sequences = sequences;
+    this.sequences += sequences;
     // Starts as lengths, a varint each (a byte for a line under 128 bytes), then packed too.
     const { count, starts, used } = segment;
     const varints = new Uint8Array(5 * count);
@@ -435,7 +441,7 @@ export class LineStore {
     let n = 0;
     while (n < segments.length - 1 && segments[n].first + segments[n].count <= first) n++;
     if (n) {
-      segments.splice(0, n);
+      for (const segment of segments.splice(0, n)) this.sequences -= segment.sequences;
       for (const entry of this.unpacked) if (entry.segment && entry.segment.first < segments[0].first) entry.segment = null;
     }
     this.near = null;
