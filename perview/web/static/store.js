@@ -36,13 +36,13 @@ const UNPACKED = 2; // a scan of one segment while lines of another are drawn
 // A segment is packed only where it saves at least a quarter of its bytes (not noise, or text
 // already compressed), and while the sequences (pack.js) of every packed segment held stay
 // within SEQUENCES: a filter over the whole tab unpacks them all, and what that costs grows with
-// the sequences more than with the bytes (about 20 ns a sequence and 0.25 ms a MiB in Node).
-// The burst benchmark's lines pack into sequences of 99 bytes (a million lines: 1.0 million
-// sequences), logs that repeat little into far shorter ones (the corpus content of
-// bench/browser_burst.py: 13 bytes, 83,000 sequences a MiB): those are packed as far as the
-// budget goes, the older first, and segments cooled while it was spent stay as they are.
+// the sequences (26-48 ns each in Node, loaded, with the bytes they copy). The burst benchmark's
+// lines pack into sequences of 99 bytes (a million lines: 975,000 sequences, 28-37 ms), logs
+// that repeat little into far shorter ones (the corpus content of bench/browser_burst.py: 31
+// bytes, 33,500 a MiB): those are packed as far as the budget goes (about 45 segments of 91),
+// the older first, and segments cooled while it is spent stay as they are.
 const WORTH_PACKING = 0.75;
-export const SEQUENCES = 2_000_000;
+export const SEQUENCES = 1_500_000;
 // Segments are packed when the page is idle (requestIdleCallback), not while a burst is read: a
 // 10 MB burst packs 10 of them, 40-100 ms of the renderer on its way to the screen. At most
 // PACK_WITHIN_MS later, one a turn; and at once, in the read, once COOLING_MAX wait (a flood
