@@ -124,8 +124,9 @@ async def test_linger_keeps_the_source_for_a_returning_viewer() -> None:
     with hub.watch():
         await settle()
         assert hub.running and source.runs == 1
-    await asyncio.sleep(0.3)
-    assert not hub.running
+    # Stopped once the linger is over: waited for, since a loaded machine stops it later.
+    await asyncio.wait_for(hub.wait_stopped(), 5)
+    assert not hub.running and source.runs == 1
 
 
 async def test_new_viewer_gets_backlog_and_ids_survive_restart() -> None:
