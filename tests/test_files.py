@@ -357,6 +357,23 @@ def logrotate_command(tmp_path: Path, log: Path, directives: str) -> list[str]:
     return [LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)]
 
 
+# logrotate's ways of leaving the lines written since a file was last read in a copy of it:
+# (directives, the copy's name after the file's; "{date}" is today's, as dateext writes it).
+COPYING_ROTATIONS = [
+    ("dateext\n  compress\n", "-{date}.gz"),  # renamed, then gzip replaces it
+    ("compress\n", ".1.gz"),
+    ("dateext\n  copytruncate\n", "-{date}"),  # copied, and the file emptied in place
+    ("copytruncate\n", ".1"),
+]
+
+
+async def logrotate_once(tmp_path: Path, log: Path, directives: str) -> None:
+    """Rotate `log` now, as logrotate does with `directives` (two old copies kept)."""
+    config = tmp_path / "logrotate.conf"
+    write(config, f"{log} {{\n  rotate 2\n  {directives}}}\n")
+    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+
+
 async def rotate(command: list[str]) -> None:
     proc = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -489,15 +506,7 @@ async def test_a_file_rotated_while_nobody_watched_is_finished_in_its_new_name_f
     assert f"reading the rest of it as {sibling} first" in out.notices[0]
 
 
-@pytest.mark.parametrize(
-    ("directives", "suffix"),
-    [
-        ("dateext\n  compress\n", "-{date}.gz"),  # renamed, then gzip replaces it
-        ("compress\n", ".1.gz"),
-        ("dateext\n  copytruncate\n", "-{date}"),  # copied, and the file emptied in place
-        ("copytruncate\n", ".1"),
-    ],
-)
+@pytest.mark.parametrize(("directives", "suffix"), COPYING_ROTATIONS)
 async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_finished_there(
     tmp_path: Path, directives: str, suffix: str
 ) -> None:
@@ -505,9 +514,7 @@ async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_fin
     write(log, numbered(1, 20))
     source = await first_run(log, 20)
     append(log, numbered(21, 25))
-    config = tmp_path / "logrotate.conf"
-    write(config, f"{log} {{\n  rotate 2\n  create\n  {directives}}}\n")
-    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    await logrotate_once(tmp_path, log, "create\n  " + directives)
     sibling = suffix.format(date=time.strftime("%Y%m%d"))
     assert f"app.log{sibling}" in os.listdir(tmp_path) and log.stat().st_size == 0
     append(log, numbered(26, 30))
@@ -524,9 +531,7 @@ async def test_a_file_compressed_away_with_none_made_in_its_place_is_finished_in
     write(log, numbered(1, 20))
     source = await first_run(log, 20)
     append(log, numbered(21, 25))
-    config = tmp_path / "logrotate.conf"
-    write(config, f"{log} {{\n  rotate 2\n  nocreate\n  compress\n}}\n")
-    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    await logrotate_once(tmp_path, log, "nocreate\n  compress\n")
     assert not log.exists()
     async with following(log, source=source) as out:
         await eventually(lambda: out.lines()[-1:] == [b"line 25"], WITHIN)

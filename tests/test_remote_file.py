@@ -16,7 +16,7 @@ import pytest
 
 from perview.sources.remote_file import RemoteFileSource, follow_file_command
 from tests.sshd import Sshd
-from tests.test_files import LOGROTATE, rotate
+from tests.test_files import COPYING_ROTATIONS, logrotate_once
 from tests.test_ssh import WITHIN, Record
 
 
@@ -108,15 +108,7 @@ async def test_a_file_truncated_while_the_link_was_down_says_what_is_not_shown(
     assert out.notices[0].startswith("was truncated or rewritten after ")
 
 
-@pytest.mark.parametrize(
-    ("directives", "suffix"),
-    [
-        ("dateext\n  compress\n", "-{date}.gz"),  # renamed, then gzip replaces it
-        ("compress\n", ".1.gz"),
-        ("dateext\n  copytruncate\n", "-{date}"),  # copied, and the file emptied in place
-        ("copytruncate\n", ".1"),
-    ],
-)
+@pytest.mark.parametrize(("directives", "suffix"), COPYING_ROTATIONS)
 async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_finished_there(
     sshd: Sshd, tmp_path: Path, directives: str, suffix: str
 ) -> None:
@@ -127,9 +119,7 @@ async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_fin
     async with running(source, first):
         await first.until(lambda: first.data.endswith(b"line 20\n"))
     append(log, lines(21, 25))  # while nobody watched
-    config = tmp_path / "logrotate.conf"
-    config.write_text(f"{log} {{\n  rotate 2\n  create\n  {directives}}}\n")
-    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    await logrotate_once(tmp_path, log, "create\n  " + directives)
     sibling = suffix.format(date=time.strftime("%Y%m%d"))
     assert f"app.log{sibling}" in os.listdir(tmp_path) and log.stat().st_size == 0
     append(log, lines(26, 30))
@@ -152,9 +142,7 @@ async def test_a_file_compressed_away_with_none_made_in_its_place_is_finished_in
     async with running(source, first):
         await first.until(lambda: first.data.endswith(b"line 20\n"))
     append(log, lines(21, 25))
-    config = tmp_path / "logrotate.conf"
-    config.write_text(f"{log} {{\n  rotate 2\n  nocreate\n  compress\n}}\n")
-    await rotate([LOGROTATE, "-f", "-s", str(tmp_path / "logrotate.state"), str(config)])
+    await logrotate_once(tmp_path, log, "nocreate\n  compress\n")
     assert not log.exists()
     second = Record()
     async with running(source, second):
