@@ -161,7 +161,7 @@ test("a view counts seqs from a base, and rebases when they pass four billion", 
 test("a search of many lines at once says what includes() says of each, across segments", async () => {
   const { byteKinds } = await import("../../perview/web/static/store.js");
   const store = new LineStore(5000);
-  const pieces = ["an Error", "ERROR", "\u65e5\u672c", "err\x1b[1mor", "\u0130stanbul", "\u212a", "k", "x1", "error error", "eE-1"];
+  const pieces = ["an Error", "ERROR", "\u65e5\u672c", "err\x1b[1mor", "\u0130stanbul", "\u212a", "k", "x1", "error error", "eE-1", "xyZzy wRRong"];
   const { SseEvent } = await import("../../perview/web/static/events.js");
   for (let i = 0; i < 4000; i += 40) { // events of 40 lines, as they come
     const lines = Array.from({ length: 40 }, (_, j) => i + j).map(
@@ -171,7 +171,7 @@ test("a search of many lines at once says what includes() says of each, across s
   }
   for (let i = 0; i < 1200; i++) store.push(`late ${i} error`, "a", "", 5000 + i, 0, LINE); // the oldest go
   assert.ok(store.segments.length > 2 && store.first > 0);
-  for (const [word, fold] of [["error", true], ["ERROR", false], ["\u65e5\u672c", true], ["k", true], ["x1", false], ["i", true], ["e-1", true], ["n e", true], ["or e", true]]) {
+  for (const [word, fold] of [["error", true], ["ERROR", false], ["\u65e5\u672c", true], ["k", true], ["x1", false], ["i", true], ["e-1", true], ["n e", true], ["or e", true], ["wrrong", true], ["yzzy", true], ["rro", true]]) {
     const needle = new TextEncoder().encode(word);
     const kinds = byteKinds(needle, fold);
     for (const [from, to] of [[store.first, store.next], [store.first + 17, store.first + 1900], [store.next - 5, store.next]]) {
