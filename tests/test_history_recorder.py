@@ -158,3 +158,25 @@ async def test_a_source_faster_than_the_flood_rate_holds_less_for_the_writer(
     assert held["calm"] >= 12 * 2**20, held
     # The rate is told after RATE_BYTES of the source; from then on it hands over nothing more.
     assert held["flood"] <= RATE_BYTES + 2**20, held
+
+
+async def test_a_flooding_sources_blocks_are_written_without_summaries(tmp_path: Path) -> None:
+    # A summary holds the GIL that the loop relaying the flood needs (numpy, about 1.6 ms a
+    # block): once a source is told to flood, its blocks go without, and searches scan them.
+    for name, flood_rate in (("flood", 0.0), ("calm", float("inf"))):
+        writer = Writer(Store(tmp_path / name, Retention()), summary_pending=2**40)
+        hub = Hub("app", Flat(12 * 2**20), keep=True)
+        recorder = Recorder(hub, writer, 1, flood_rate=flood_rate)
+        hub.start()
+        await hub.wait_stopped()
+        await recorder.close()
+        await writer.close()
+        assert recorder.gaps == 0, name
+        found = summaries(tmp_path / name)
+        if name == "calm":
+            assert all(t is not None for t in found), [t is None for t in found]
+        else:
+            # The rate is told after RATE_BYTES; every block sealed after that has none.
+            assert sum(t is None for t in found) >= len(found) - RATE_BYTES // 2**18 - 1, [
+                t is None for t in found
+            ]

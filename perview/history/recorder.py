@@ -4,9 +4,10 @@ recorder's blocks in batches.
 
 Nothing here awaits the disk. A recorder hands sealed blocks to the writer; when the writer is
 MAX_PENDING behind (FLOOD_PENDING, for a source writing faster than any writer keeps up with),
-the recorder stops reading the ring, so it is its own cursor that falls behind (and, once the
-ring rolls past it, records a gap), never the hub or a viewer. A disk that refuses a write
-(full) costs those lines, recorded as a gap once the disk takes writes again.
+the recorder stops reading the ring (in a flood, until the writer is down to a quarter of that),
+so it is its own cursor that falls behind (and, once the ring rolls past it, records a gap),
+never the hub or a viewer. A disk that refuses a write (full) costs those lines, recorded as a
+gap once the disk takes writes again.
 
 The event loop's part is kept to taking references: a recorder reads the ring in the hub's own
 call when output enters it (no task is woken per read), and sealed blocks reach the writer
@@ -55,6 +56,11 @@ FLOOD_RATE = 150e6
 FLOOD_PENDING = 16 * 1024 * 1024
 RATE_BYTES = 4 * 1024 * 1024
 RATE_AGE = 0.25  # a window this old without RATE_BYTES: the source is slower than a flood
+# A recorder held by a full writer during a flood reads on only once the writer is down to this
+# share of FLOOD_PENDING: it then hands over 12 MB at once rather than a block each time a write
+# ends, and the writer wakes (and takes the GIL from the loop) for fewer, larger batches.
+RESUME_SHARE = 0.25
+NEVER = 1 << 62  # a pending level never reached: not held
 GAP_COST = 256  # what a gap is counted as against MAX_PENDING
 # Past this much text waiting, blocks are written without their term summaries (which cost
 # four times their compression: 1.6 against 0.4 ms a 256 KiB block on a loaded machine) until
@@ -103,6 +109,7 @@ class _Sealed:
     count: int
     t0: float
     t1: float
+    flood: bool = False  # sealed while its source flooded: no term summary (see _write)
 
     def build(self) -> Block:
         if self.block is None:
@@ -212,7 +219,9 @@ class Writer:
     def _write(self, items: list[_Sealed]) -> None:
         refused = list(self._refused.values())
         try:
-            behind = self.pending > self.summary_pending
+            # A summary holds the GIL (numpy, 1.6 ms a block) that the loop relaying a flood
+            # wants: a flood's blocks are scanned by searches instead, like a writer's behind.
+            behind = self.pending > self.summary_pending or any(s.flood for s in items)
             self.store.write([s.build() for s in refused + items], summaries=not behind)
         except OSError as exc:
             if not self.failing:
@@ -271,13 +280,20 @@ class Recorder:
         self.gaps = 0  # lines the ring dropped before this recorder read them
         self.last_at = time.time()
         self._open: dict[str | None, _Open] = {}
+        self._resume = NEVER  # held until the writer's pending falls below this
+        self._recheck = 0  # ... or the ring's offset reaches this (the rate is measured again)
         hub.followers.add(self)
         self._task = asyncio.create_task(self._run(), name=f"recorder {hub.name}")
 
     def set(self) -> None:
         """The hub's news (as a follower): read it now, in the hub's call. A task woken per
         read made the loop's CPU a MB 1.23 times a bare relay's, flat out; reading here, 0.96
-        to 1.14 in five runs (the recorder alone, its writer a stub: medians of 5, load 9-19)."""
+        to 1.14 in five runs (the recorder alone, its writer a stub: medians of 5, load 9-19).
+        While it is held (below), a read costs two comparisons: in a flood that is most reads.
+        It looks again once the source wrote RATE_BYTES more, which tells whether it still floods
+        (a paced source that caught up in a burst must not wait as long as a flood)."""
+        if self.writer.pending >= self._resume and self.hub.ring.next_offset < self._recheck:
+            return
         try:
             self.take()
         except Exception:  # the recorder's fault must not reach the source that called us
@@ -317,10 +333,17 @@ class Recorder:
         writer = self.writer
         ring = self.hub.ring
         self._pace(ring.next_offset)
-        if not (always or writer.room(self.flooding)):
-            # The gap is said once the writer has room again, as one gap for the whole spell:
-            # one per read (each logged) cost the loop more than the lines it relayed.
-            return
+        if not always:
+            if self._resume != NEVER:
+                self._hold()  # held by a flood that may have ended (told by _pace, just now)
+            if writer.pending >= self._resume:
+                return
+            self._resume = NEVER
+            if not writer.room(self.flooding):
+                # The gap is said once the writer has room again, as one gap for the whole
+                # spell: one per read (each logged) cost the loop more than the lines it relayed.
+                self._hold()
+                return
         if self.seq < ring.oldest_seq:
             self.seq = ring.oldest_seq
             first = ring.oldest_id
@@ -331,6 +354,18 @@ class Recorder:
             self.seq += 1
             self._add(chunk)
             self.next_id = chunk.first + chunk.count
+        if not (always or writer.room(self.flooding)):
+            self._hold()
+
+    def _hold(self) -> None:
+        """Read no more until the writer is down to RESUME_SHARE of its room (a flood) or has
+        room at all (a slower source, whose lines must not wait)."""
+        writer = self.writer
+        self._recheck = self._window[0] + RATE_BYTES
+        if self.flooding:
+            self._resume = int(writer.flood_pending * RESUME_SHARE)
+        else:
+            self._resume = writer.max_pending
 
     def _pace(self, offset: int) -> None:
         """Measure the source's rate over its last RATE_BYTES (or RATE_AGE, if slower)."""
@@ -377,7 +412,9 @@ class Recorder:
         first = self.next_line
         self.next_line += block.count
         t1 = max(block.t1, block.t0)
-        self.writer.submit(_Sealed(self.hub.name, part, first, block, block.count, block.t0, t1))
+        self.writer.submit(
+            _Sealed(self.hub.name, part, first, block, block.count, block.t0, t1, self.flooding)
+        )
 
     def _gap(self, count: int) -> None:
         now = time.time()
