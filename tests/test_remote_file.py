@@ -45,6 +45,14 @@ async def running(source: RemoteFileSource, out: Record) -> AsyncIterator[None]:
         await asyncio.wait_for(task, WITHIN)
 
 
+async def watched_until(source: RemoteFileSource, last: str) -> Record:
+    """What a viewer of `source` got until it showed `last` and left."""
+    out = Record()
+    async with running(source, out):
+        await out.until(lambda: out.data.endswith(last.encode()))
+    return out
+
+
 async def follow_across_an_outage(
     sshd: Sshd, log: Path, outage: Callable[[], None], last: str
 ) -> Record:
@@ -115,17 +123,13 @@ async def test_a_file_logrotate_copied_or_compressed_while_nobody_watched_is_fin
     log = tmp_path / "app.log"
     log.write_text(lines(1, 20))
     source = far_file(sshd, log)
-    first = Record()
-    async with running(source, first):
-        await first.until(lambda: first.data.endswith(b"line 20\n"))
+    await watched_until(source, "line 20\n")
     append(log, lines(21, 25))  # while nobody watched
     await logrotate_once(tmp_path, log, "create\n  " + directives)
     sibling = suffix.format(date=time.strftime("%Y%m%d"))
     assert f"app.log{sibling}" in os.listdir(tmp_path) and log.stat().st_size == 0
     append(log, lines(26, 30))
-    second = Record()
-    async with running(source, second):
-        await second.until(lambda: second.data.endswith(b"line 30\n"))
+    second = await watched_until(source, "line 30\n")
     assert second.data.decode() == lines(21, 30)
     assert len(second.notices) == 1
     assert second.notices[0].startswith("rotated after ")
@@ -138,9 +142,7 @@ async def test_a_file_compressed_away_with_none_made_in_its_place_is_finished_in
     log = tmp_path / "app.log"
     log.write_text(lines(1, 20))
     source = far_file(sshd, log)
-    first = Record()
-    async with running(source, first):
-        await first.until(lambda: first.data.endswith(b"line 20\n"))
+    await watched_until(source, "line 20\n")
     append(log, lines(21, 25))
     await logrotate_once(tmp_path, log, "nocreate\n  compress\n")
     assert not log.exists()
@@ -177,15 +179,11 @@ async def test_a_returning_viewer_gets_what_was_written_meanwhile(
     log = tmp_path / "far.log"
     log.write_text(lines(1, 30))
     source = far_file(sshd, log)
-    first = Record()
-    async with running(source, first):
-        await first.until(lambda: first.data.endswith(b"line 30\n"))
+    first = await watched_until(source, "line 30\n")
     assert first.data.decode() == lines(21, 30)  # a file starts with its last 10 lines
 
     append(log, lines(31, 45))  # while nobody watched
-    second = Record()
-    async with running(source, second):
-        await second.until(lambda: second.data.endswith(b"line 45\n"))
+    second = await watched_until(source, "line 45\n")
     assert second.data.decode() == lines(31, 45)
     assert len(second.notices) == 1
     assert second.notices[0].startswith("resumed where it was left at ")
