@@ -187,6 +187,33 @@ test("a search of many lines at once says what includes() says of each, across s
   }
 });
 
+test("a search for letters alone finds them in any case, with its two rarest letters any distance apart", async () => {
+  const { byteKinds } = await import("../../perview/web/static/store.js");
+  const { SseEvent } = await import("../../perview/web/static/events.js");
+  const store = new LineStore(20000);
+  let seed = 7;
+  const pick = (s) => s[(seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % s.length];
+  // Few letters, so that needles of them are found often and everywhere in a word.
+  const letters = "eEzZqQj ";
+  for (let i = 0; i < 16000; i += 50) {
+    const lines = Array.from({ length: 50 }, () => Array.from({ length: 1 + (seed % 37) }, () => pick(letters)).join(""));
+    store.pushEvent(SseEvent.of("lines", ["{}", ...lines]), "a", "", i + 1, 0, undefined);
+  }
+  assert.ok(store.segments.length >= 1);
+  for (const word of ["zq", "qz", "zeeq", "zeeeq", "zeeeeq", "zeeeeeeeq", "qeeeeeez", "jeeej", "eeez", "ze", "zzzzzz"]) {
+    const needle = new TextEncoder().encode(word);
+    const kinds = byteKinds(needle, true);
+    for (const [from, to] of [[store.first, store.next], [store.first + 3, store.next - 2]]) {
+      const found = store.search(from, to, needle, true);
+      for (let seq = from; seq < to; seq++) {
+        const expected = store.text(seq).toLowerCase().includes(word);
+        if ((found[seq - from] === 1) !== expected) assert.fail(`${word} ${seq}: ${store.text(seq)}`);
+        assert.equal(store.includes(seq, needle, true, kinds), expected);
+      }
+    }
+  }
+});
+
 const seqsOf = (view) => Array.from({ length: view.length }, (_, i) => view.at(i));
 
 test("a view of consecutive lines holds no list, however many it shows", () => {

@@ -152,29 +152,60 @@ function firstOddByte(bytes, start, end) {
   return -1;
 }
 
-/** Where in bytes[at, end) the next `anchor` (a lower-case ASCII letter) is in either case with
- *  `second` `delta` bytes after it (as LOWER maps it), or -1; may also answer a place where only
- *  the anchor is, never skips one where both are. `view` is a DataView of `bytes`. Both cases
- *  and both bytes four places at a time: the anchor alone stops at every `e` of "error" (a
- *  million of the corpus's lines: 10 million stops, 550-970 ms in Node), the pair at a few. */
-function nextFolded(bytes, words, view, at, end, anchor, second, delta) {
-  let i = at;
-  for (; i < end && i & 3; i++) if ((bytes[i] | 0x20) === anchor) return i;
+/** Mark in `out` (out[i - a] = 1) each line i of lines a .. b - 1 whose bytes hold `needle` (lower
+ *  case letters), in any case: looked for where its letter `k` (the anchor) and its letter `j`
+ *  are, both. Lines start at `starts` (the last ends at `used`); `words` is a Uint32Array of
+ *  `bytes`' whole buffer. The anchor is looked for four places at a time, and where it is, the
+ *  other letter in the same four places (`j - k` on, shifted in from aligned words): the anchor
+ *  alone stops at every `e` of "error" (a million of the corpus's lines: 10 million stops,
+ *  550-970 ms in Node), the pair at a few. One call a segment, lines counted as it goes, not a
+ *  call and two closures a stop: the first filter of a page runs while its code is not yet
+ *  optimized, and a long loop is optimized within its call (the corpus million's 'error' in the
+ *  renderer, the first filter of a page: 219 ms against 234, 184-235 against 178-357; medians
+ *  of 8 alternated, a loaded machine; later ones 125-162 either way). */
+function markFolded(bytes, words, starts, count, used, a, b, needle, k, j, out) {
+  const n = needle.length;
+  const low = a < count ? starts[a] : used;
+  const high = b < count ? starts[b] : used;
+  const first = low + k; // where the anchor may be, to `last`
+  const last = high - n + k;
+  const anchor = needle[k];
   const pattern = Math.imul(anchor, 0x01010101);
-  const secondPattern = Math.imul(second, 0x01010101);
-  const secondFold = second >= 0x61 && second <= 0x7a ? 0x20202020 : 0;
-  for (let k = i >> 2, last = (end - delta - 4) >> 2; k <= last; k++) {
-    const x = (words[k] | 0x20202020) ^ pattern; // a zero byte where the anchor is
-    let found = (x - 0x01010101) & ~x & 0x80808080;
-    if (!found) continue;
-    const y = (view.getUint32(4 * k + delta, true) | secondFold) ^ secondPattern;
-    found &= (y - 0x01010101) & ~y;
-    if (!found) continue;
-    for (let j = 4 * k; j < 4 * k + 4; j++) if ((bytes[j] | 0x20) === anchor) return j;
-    i = 4 * k + 4;
+  const second = Math.imul(needle[j], 0x01010101);
+  const secondFold = LOWER[needle[j]] !== UPPER[needle[j]] ? 0x20202020 : 0;
+  const skip = (j - k) >> 2; // words from the anchor's to the other letter's
+  const shift = 8 * ((j - k) & 3); // and bits
+  let line = a;
+  let lineEnd = a + 1 < count ? starts[a + 1] : used;
+  // Words whose other letter's places (up to the next word) are in the buffer; the rest by byte.
+  // A match is checked and its line marked inline, in both loops: a closure or a call for it
+  // made the first filter as slow as before, and later ones slower (200 ms against 170).
+  const lastWord = Math.min(last >> 2, words.length - skip - 2);
+  let w = first >> 2;
+  for (; w <= lastWord; w++) {
+    const x = (words[w] | 0x20202020) ^ pattern; // a zero byte where the anchor is
+    const anchors = (x - 0x01010101) & ~x & 0x80808080;
+    if (anchors === 0) continue;
+    const pair = (words[w + skip] >>> shift) | ((words[w + skip + 1] << (31 - shift)) << 1);
+    const y = (pair | secondFold) ^ second;
+    if ((anchors & (y - 0x01010101) & ~y) === 0) continue;
+    for (let q = Math.max(4 * w, first); q <= 4 * w + 3 && q <= last; q++) {
+      if ((bytes[q] | 0x20) !== anchor) continue;
+      let t = 0;
+      while (t < n && LOWER[bytes[q - k + t]] === needle[t]) t++;
+      if (t < n) continue;
+      while (lineEnd <= q - k) lineEnd = ++line + 1 < count ? starts[line + 1] : used;
+      out[line - a] = 1;
+    }
   }
-  for (i = Math.max(i, ((end - delta - 4) >> 2) * 4 + 4); i < end; i++) if ((bytes[i] | 0x20) === anchor) return i;
-  return -1;
+  for (let q = Math.max(4 * w, first); q <= last; q++) {
+    if ((bytes[q] | 0x20) !== anchor) continue;
+    let t = 0;
+    while (t < n && LOWER[bytes[q - k + t]] === needle[t]) t++;
+    if (t < n) continue;
+    while (lineEnd <= q - k) lineEnd = ++line + 1 < count ? starts[line + 1] : used;
+    out[line - a] = 1;
+  }
 }
 
 // Lower-case letters from the most common in English text to the least: a search for letters
@@ -544,14 +575,14 @@ export class LineStore {
 
   /** For each line `from` .. `to` - 1 (held), what includes() would say of it: 1 it holds
    *  `needle`, 0 it does not, 2 only its text can tell. One pass a segment with the engine's own
-   *  byte search (indexOf; a letter's two cases: nextFolded) rather than a JS loop a line: a
+   *  byte search (indexOf; letters in both cases: markFolded) rather than a JS loop a line: a
    *  million lines in a third of the time. */
   search(from, to, needle, fold) {
     const out = new Uint8Array(to - from);
     const map = fold ? LOWER : SAME;
     // Looked for by one of its bytes: one that has no other case if there is one.
     let k = needle.findIndex((b) => !fold || LOWER[b] === UPPER[b]);
-    let j = needle.length - 1; // the second byte nextFolded tests, j - k bytes after the anchor
+    let j = needle.length - 1; // the other letter markFolded looks for, j - k bytes on
     if (k < 0) [k, j] = rarestPair(needle);
     const anchor = needle[k];
     const cased = fold && LOWER[anchor] !== UPPER[anchor]; // a letter: looked for in both cases
@@ -569,18 +600,17 @@ export class LineStore {
         while (seq + 1 < last && lineStart(seq + 1) <= at) seq++;
         return seq;
       };
-      const range = bytes.subarray(0, high);
-      let next = (at) => range.indexOf(anchor, at);
       if (cased) {
-        const words = new Uint32Array(bytes.buffer, bytes.byteOffset, high >> 2); // a whole buffer
-        const view = new DataView(bytes.buffer, bytes.byteOffset, high);
-        next = (at) => nextFolded(bytes, words, view, at, high, anchor, needle[j], j - k);
-      }
-      for (let at = next(low + k); at >= 0; at = next(at + 1)) {
-        const m = at - k;
-        let j = 0;
-        while (j < needle.length && map[bytes[m + j]] === needle[j]) j++;
-        if (j === needle.length) out[lineOf(m) - from] = 1;
+        const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2); // a whole buffer
+        markFolded(bytes, words, starts, segment.count, segment.used, first - segment.first, last - segment.first, needle, k, j, out.subarray(first - from));
+      } else {
+        const range = bytes.subarray(0, high);
+        for (let at = range.indexOf(anchor, low + k); at >= 0; at = range.indexOf(anchor, at + 1)) {
+          const m = at - k;
+          let i = 0;
+          while (i < needle.length && map[bytes[m + i]] === needle[i]) i++;
+          if (i === needle.length) out[lineOf(m) - from] = 1;
+        }
       }
       for (const odd of fold ? segment.odd : segment.odd.slice(0, 1)) {
         seq = first;
