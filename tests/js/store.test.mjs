@@ -340,22 +340,22 @@ test("lines of any length read back from packed segments, empty ones too", () =>
 
 test("segments of lines that repeat only in short runs are packed only while what a filter unpacks stays within its budget", async () => {
   const { SEQUENCES } = await import("../../perview/web/static/store.js");
-  const store = new LineStore(600_000);
+  const store = new LineStore(800_000);
   let seed = 11;
   const digits = (n) => Array.from({ length: n }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 10).join("");
-  // Packs 2.8 times, in runs of 8.5 bytes: about 80,000 sequences a segment, 40 segments, more
-  // than the budget packs.
+  // Packs in short runs: about 60,000 sequences a segment, 53 segments, more than the budget
+  // packs.
   const line = () => `2026-12-03T${digits(6)} INFO request ${digits(10)} from 10.0.${digits(3)} took ${digits(4)} ms`;
-  const lines = Array.from({ length: 600_000 }, line);
+  const lines = Array.from({ length: 800_000 }, line);
   for (const [i, text] of lines.entries()) store.push(text, "a", "", i + 1, 0, LINE);
   const packed = () => store.segments.filter((segment) => segment.packed);
   const held = () => packed().reduce((sum, segment) => sum + segment.sequences, 0);
   assert.ok(packed().length > 3 && packed().length < store.segments.length - 2, `${packed().length} of ${store.segments.length}`);
   assert.ok(held() <= SEQUENCES && held() > SEQUENCES * 0.8);
-  for (const seq of [0, 300_000, 599_999]) assert.equal(store.text(seq), lines[seq]);
+  for (const seq of [0, 400_000, 799_999]) assert.equal(store.text(seq), lines[seq]);
   // The oldest forgotten, their budget packs segments cooled since.
   const newest = store.segments.at(-3);
-  for (let i = 0; i < 300_000; i++) store.push(line(), "a", "", 600_001 + i, 0, LINE);
+  for (let i = 0; i < 300_000; i++) store.push(line(), "a", "", 800_001 + i, 0, LINE);
   assert.ok(newest.packed === null || store.segments.includes(newest));
   assert.equal(store.sequences, held());
   assert.ok(held() <= SEQUENCES && packed().some((segment) => segment.first > newest.first));

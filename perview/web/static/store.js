@@ -39,13 +39,17 @@ const UNPACKED = 2; // a scan of one segment while lines of another are drawn
 // the sequences (26-48 ns each in Node, loaded, with the bytes they copy). The burst benchmark's
 // lines pack into sequences of 99 bytes (a million lines: 975,000 sequences, 28-37 ms), logs
 // that repeat little into far shorter ones (the corpus content of bench/browser_burst.py: 31
-// bytes, 33,500 a MiB): those are packed as far as the budget goes (59 segments of 91: their
-// million's text held in 59.6 MB instead of 94), the older first, and segments cooled while it
-// is spent stay as they are. 2,000,000 rather than 1,500,000 (44 segments, 68.7 MB) since the
-// search stops at a needle's rarest letters: 'error' over that million in 189 ms against 163
-// (Node, loaded, medians of 9), where it took 245 before.
+// bytes, 33,500 a MiB): those are packed as far as the budget goes (71 segments of 91: their
+// million's text held in 52.3 MB instead of 94), the older first, and segments cooled while it
+// is spent stay as they are. Each 100,000 sequences more hold that million in 2.2 MB less of
+// the renderer (RSS, bench/browser_burst.py --content corpus) and cost a filter over it 5-10 ms
+// more (Chromium; its first filter, before its code is optimized, is the slowest: 214 ms here
+// against 225 for 2,000,000 and the search before markFolded, medians of 3 alternated; later
+// ones 192 against 167). 2,400,000 rather than 2,000,000 (59 segments, 59.6 MB): the corpus
+// million 1.25 -> about 1.16 times its text above blank; 3,100,000 (all 89) gave 1.04 at 240-310
+// ms for the first 'ERROR' against 199-275.
 const WORTH_PACKING = 0.75;
-export const SEQUENCES = 2_000_000;
+export const SEQUENCES = 2_400_000;
 // Segments are packed when the page is idle (requestIdleCallback), not while a burst is read: a
 // 10 MB burst packs 10 of them, 40-100 ms of the renderer on its way to the screen. At most
 // PACK_WITHIN_MS later, one a turn; and at once, in the read, once COOLING_MAX wait (a flood
