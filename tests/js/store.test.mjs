@@ -326,6 +326,12 @@ test("a segment that would not pack smaller is kept as it came", () => {
   for (const [i, text] of lines.entries()) store.push(text, "a", "", i + 1, 0, LINE);
   assert.ok(store.segments.length > 5 && store.segments.every((segment) => segment.packed === null));
   for (const seq of [0, 30_000, 59_999]) assert.equal(store.text(seq), lines[seq]);
+  // What it holds is no more than its lines need once it is cooled, and nothing is kept to pack
+  // with while no segment waits to be packed.
+  const cooled = store.segments.slice(0, -2);
+  assert.ok(cooled.every((segment) => segment.starts.length === segment.count));
+  assert.equal(store.packing.length, 0);
+  for (let seq = store.first; seq < store.next; seq++) if (store.text(seq) !== lines[seq]) assert.fail(`line ${seq}`);
 });
 
 test("lines of any length read back from packed segments, empty ones too", () => {

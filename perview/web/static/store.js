@@ -59,6 +59,7 @@ const COOLING_MAX = 8;
 const idleCallback = globalThis.requestIdleCallback?.bind(globalThis); // none in Node: at once
 const LF = 10;
 
+const NOTHING = new Uint8Array(0);
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -327,7 +328,7 @@ export class LineStore {
     this.near = null; // the segment last found
     this.lastRead = -1;
     this.unpacked = []; // {segment, bytes, starts, varints}: packed segments unpacked, the last used first
-    this.packing = new Uint8Array(0); // where segments are packed, grown as needed
+    this.packing = NOTHING; // where segments are packed, while some wait (packCooling)
     this.cooling = []; // segments pushed out of the newest, not yet packed (or found not worth it)
     this.idle = false; // an idle callback is asked for
     this.sequences = 0; // of the packed segments held (SEQUENCES)
@@ -419,6 +420,9 @@ export class LineStore {
 
   packCooling() {
     while (this.cooling.length > (idleCallback ? COOLING_MAX : 0)) this.packSegment(this.cooling.shift());
+    // Given back once nothing waits: 1 MiB held for the next burst's packing, which allocates
+    // it again in far less time than a pack takes.
+    if (!this.cooling.length) this.packing = NOTHING;
     if (this.cooling.length && !this.idle) {
       this.idle = true;
       idleCallback((deadline) => this.packIdle(deadline), { timeout: PACK_WITHIN_MS });
@@ -440,7 +444,12 @@ export class LineStore {
     const bound = packBound(segment.used);
     if (this.packing.length < bound) this.packing = new Uint8Array(bound);
     const { length, sequences } = pack(segment.bytes, segment.used, this.packing);
-    if (length > segment.used * WORTH_PACKING || this.sequences + sequences > SEQUENCES) return;
+    if (length > segment.used * WORTH_PACKING || this.sequences + sequences > SEQUENCES) {
+      // Kept as it came, and no more lines come to it: its starts need no room to grow (they
+      // had up to twice what they hold; the corpus million: 64 KB a segment for 44).
+      if (segment.starts.length > segment.count) segment.starts = segment.starts.slice(0, segment.count);
+      return;
+    }
     segment.packed = this.packing.slice(0, length);
     segment.sequences = sequences;
     this.sequences += sequences;
