@@ -41,6 +41,24 @@ def test_blocks_written_are_read_back_after_a_reopen(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_batch_of_state_changes_alone_is_written(tmp_path: Path) -> None:
+    # A source that exits after its last lines were sealed leaves a block holding the change
+    # alone: every section of such a batch is empty, which zstd's batch call refused, and the
+    # error ended the writer's thread (nothing recorded after it).
+    store = Store(tmp_path / "h", Retention())
+    store.write([block("app", 1, 10, 1000.0)])
+    exited = Block("app", None, "lines", 11, 0, 1002.0, 1002.0, events=((0, 1002.0, "exited"),))
+    store.write([exited])
+    store.write([block("app", 11, 10, 1003.0)])
+    found = read_all(store, "app")
+    assert [(b.first, b.count, b.events) for b in found] == [
+        (1, 10, ()),
+        (11, 0, ((0, 1002.0, "exited"),)),
+        (11, 10, ()),
+    ]
+    store.close()
+
+
 def test_the_store_is_private_to_its_user(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

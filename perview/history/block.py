@@ -80,9 +80,16 @@ def encode_all(blocks: Sequence[Block], compressor: zstandard.ZstdCompressor) ->
             sections.append(("times", _pack_times(block)))
         raw.append(sections)
     flat: list[bytes | bytearray | memoryview] = [body for sections in raw for _, body in sections]
-    done = iter(compressor.multi_compress_to_buffer(flat, threads=0) if flat else ())
+    # zstd's batch call refuses a batch whose every section is empty (a block holding a state
+    # change alone): such a batch is compressed section by section.
+    if any(flat):
+        done = iter(compressor.multi_compress_to_buffer(flat, threads=0))
+        frames = [next(done).tobytes() for _ in flat]
+    else:
+        frames = [compressor.compress(body) for body in flat]
+    framed = iter(frames)
     return [
-        _record(block, [(name, next(done).tobytes()) for name, _ in sections])
+        _record(block, [(name, next(framed)) for name, _ in sections])
         for block, sections in zip(blocks, raw, strict=True)
     ]
 
