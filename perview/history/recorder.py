@@ -12,7 +12,10 @@ gap once the disk takes writes again.
 The event loop's part is kept to taking references: a recorder reads the ring in the hub's own
 call when output enters it (no task is woken per read), and sealed blocks reach the writer
 thread a batch at a time (one wake a MB, or HANDOFF_DELAY after the first), so that a source
-writing flat out wakes the writer, and contends with it for the GIL, as seldom as it can.
+writing flat out wakes the writer, and contends with it for the GIL, as seldom as it can. A
+flood that keeps the loop busy leaves its blocks on the loop until it ends, or FLOOD_HOLD, and
+they go to the writer at once: a writer at work while the loop relays flat out costs the relay
+far more than what it writes.
 """
 
 from __future__ import annotations
@@ -72,6 +75,20 @@ SUMMARY_PENDING = 8 * 1024 * 1024
 # FLUSH_AGE, the time a line may wait to be searchable.
 HANDOFF_BYTES = 1024 * 1024
 HANDOFF_DELAY = 0.005
+# Blocks sealed while their source floods stay on the loop, counted in `pending` (so at most
+# FLOOD_PENDING), until the flood ends or FLOOD_HOLD after the first, then go together. While
+# the writer works, each turn of the busy loop (its GIL release in `select`) wakes it, and each
+# of the writer's releases (23 a MB written, 1 to 3 long: compress, write, sync) hands the GIL
+# over. Measured (a 200 MB flood, rounds alternated in one process): relay recorded /
+# unrecorded 0.89 with the writer at work, 0.99 with it idle until the relay ended (8 rounds,
+# load 1.7).
+FLOOD_HOLD = 0.5
+# ... but a flood that leaves the loop idle (running or waiting for a core less than BUSY_SHARE
+# of BUSY_WINDOW: a source paced at 200 MB/s kept it 0.6-0.7 busy, flat out 0.9-1.0) has time
+# for the writer, and is not held for the rest of its spell. Over 4 MB (10-20 ms) the share
+# read 0.6-1.2: the kernel counts it by the tick.
+BUSY_SHARE = 0.8
+BUSY_WINDOW = 0.05
 # Retention is enforced after a write at most this often: it sorts every segment, on the
 # writer's thread but holding the GIL, and once a second is as continuous as a user can tell.
 ENFORCE_EVERY = 1.0
@@ -110,6 +127,7 @@ class _Sealed:
     t0: float
     t1: float
     flood: bool = False  # sealed while its source flooded: no term summary (see _write)
+    hold: bool = False  # ... and kept the loop busy: handed over with its flood (FLOOD_HOLD)
 
     def build(self) -> Block:
         if self.block is None:
@@ -144,11 +162,13 @@ class Writer:
         max_pending: int = MAX_PENDING,
         summary_pending: int = SUMMARY_PENDING,
         flood_pending: int = FLOOD_PENDING,
+        flood_hold: float = FLOOD_HOLD,
     ) -> None:
         self.store = store
         self.max_pending = max_pending
         self.flood_pending = min(flood_pending, max_pending)
         self.summary_pending = summary_pending
+        self.flood_hold = flood_hold
         self.pending = 0  # bytes sealed and not yet written
         self.written = 0  # lines written, in all (not counting gaps)
         self.failing = False  # the last write failed (a full disk); said once per spell
@@ -156,7 +176,7 @@ class Writer:
         self._queue: queue.SimpleQueue[list[_Sealed] | None] = queue.SimpleQueue()
         self._outbox: list[_Sealed] = []  # sealed on the loop, not handed over yet
         self._outbox_bytes = 0
-        self._handoff: asyncio.TimerHandle | None = None
+        self._handoff: asyncio.TimerHandle | None = None  # due at self._handoff.when()
         self._refused: dict[tuple[str, str | None], _Sealed] = {}  # gaps not yet written
         self._enforced = 0.0  # when retention last ran
         self._thread = threading.Thread(target=self._run, name="perview-history", daemon=True)
@@ -167,20 +187,30 @@ class Writer:
         return self.pending < (self.flood_pending if flooding else self.max_pending)
 
     def submit(self, sealed: _Sealed) -> None:
-        """Take `sealed` for writing: handed to the thread with others (HANDOFF_BYTES)."""
+        """Take `sealed` for writing: handed to the thread with others (HANDOFF_BYTES), or
+        with the rest of a flood that keeps the loop busy (FLOOD_HOLD, or once it ends)."""
         with self._lock:
             self.pending += sealed.cost
         self._outbox.append(sealed)
         self._outbox_bytes += sealed.cost
-        if self._outbox_bytes >= HANDOFF_BYTES:
+        if sealed.hold:
+            delay = self.flood_hold
+        elif self._outbox_bytes >= HANDOFF_BYTES:
             self.hand_over()
-        elif self._handoff is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop to wait on (a script, a test): at once
-                self.hand_over()
-            else:
-                self._handoff = loop.call_later(HANDOFF_DELAY, self.hand_over)
+            return
+        else:
+            delay = HANDOFF_DELAY
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to wait on (a script, a test): at once
+            self.hand_over()
+            return
+        due = loop.time() + delay
+        if self._handoff is not None and self._handoff.when() <= due:
+            return
+        if self._handoff is not None:  # a flood's hold: a calm block must not wait as long
+            self._handoff.cancel()
+        self._handoff = loop.call_at(due, self.hand_over)
 
     def hand_over(self) -> None:
         """Give the thread what was submitted since the last hand-over."""
@@ -275,6 +305,9 @@ class Recorder:
         self.flooding = False  # the source wrote its last RATE_BYTES faster than flood_rate
         ring = hub.ring
         self._window = (ring.next_offset, time.monotonic())  # where the rate is measured from
+        self._busy = (time.monotonic(), _busy())  # ... and the loop's busy share
+        self.busy = True  # the loop's share over its last BUSY_WINDOW (not known yet: assumed)
+        self.holding = False  # flooding, and the loop busy: its blocks wait (FLOOD_HOLD)
         self.seq = ring.oldest_seq
         self.next_id = ring.oldest_id  # the hub's id of the line expected next
         self.gaps = 0  # lines the ring dropped before this recorder read them
@@ -368,16 +401,30 @@ class Recorder:
             self._resume = writer.max_pending
 
     def _pace(self, offset: int) -> None:
-        """Measure the source's rate over its last RATE_BYTES (or RATE_AGE, if slower)."""
+        """Measure the source's rate over its last RATE_BYTES (or RATE_AGE, if slower), and
+        whether it keeps the loop busy; once it does not, what it left on the loop goes to the
+        writer."""
         start, since = self._window
         written = offset - start
+        held = self.holding
         if written >= RATE_BYTES:
             now = time.monotonic()
             self.flooding = written > self.flood_rate * (now - since)
             self._window = (offset, now)
+            if now - self._busy[0] >= BUSY_WINDOW:
+                busy = _busy()
+                self.busy = busy - self._busy[1] >= BUSY_SHARE * (now - self._busy[0])
+                self._busy = (now, busy)
+            # A hold outlasts a window read below FLOOD_RATE (a GC pause, a wait for a core):
+            # it ends when the loop is seen idle, or the source slows for RATE_AGE (below).
+            self.holding = self.busy and (self.flooding or held)
         elif written < 0 or time.monotonic() - since >= RATE_AGE:
-            self.flooding = False
+            self.flooding = self.holding = False
             self._window = (offset, time.monotonic())
+            # A flood after a calm spell is held from the start, until the loop is seen idle.
+            self.busy, self._busy = True, (time.monotonic(), _busy())
+        if held and not self.holding:
+            self.writer.hand_over()
 
     def _add(self, chunk: Chunk) -> None:
         at = chunk.at or time.time()
@@ -413,7 +460,17 @@ class Recorder:
         self.next_line += block.count
         t1 = max(block.t1, block.t0)
         self.writer.submit(
-            _Sealed(self.hub.name, part, first, block, block.count, block.t0, t1, self.flooding)
+            _Sealed(
+                self.hub.name,
+                part,
+                first,
+                block,
+                block.count,
+                block.t0,
+                t1,
+                self.flooding,
+                self.holding,
+            )
         )
 
     def _gap(self, count: int) -> None:
@@ -427,4 +484,27 @@ class Recorder:
             self._seal(part)
         first = self.next_line
         self.next_line += count
-        self.writer.submit(_Sealed(self.hub.name, None, first, None, count, self.last_at, now))
+        self.writer.submit(
+            _Sealed(
+                self.hub.name,
+                None,
+                first,
+                None,
+                count,
+                self.last_at,
+                now,
+                self.flooding,
+                self.holding,
+            )
+        )
+
+
+def _busy() -> float:
+    """Seconds this thread (the loop's) has run or waited for a core: Linux's schedstat, where
+    idle time is the rest; elsewhere its CPU time alone."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as file:
+            running, waiting, _ = file.read().split()
+    except (OSError, ValueError):
+        return time.thread_time()
+    return (int(running) + int(waiting)) / 1e9
