@@ -83,10 +83,12 @@ HANDOFF_DELAY = 0.005
 # unrecorded 0.89 with the writer at work, 0.99 with it idle until the relay ended (8 rounds,
 # load 1.7).
 FLOOD_HOLD = 0.5
-# ... but a flood that leaves the loop idle (running or waiting for a core less than BUSY_SHARE
-# of BUSY_WINDOW: a source paced at 200 MB/s kept it 0.6-0.7 busy, flat out 0.9-1.0) has time
-# for the writer, and is not held for the rest of its spell. Over 4 MB (10-20 ms) the share
-# read 0.6-1.2: the kernel counts it by the tick.
+# ... but a flood that leaves the loop idle (its thread's CPU time under BUSY_SHARE of a
+# BUSY_WINDOW; a flood is held from its start until one is measured) has time for the writer,
+# and is not held for the rest of its spell. Measured (load 2.5): a source paced at 200 MB/s
+# kept the loop 0.4-0.7 busy, flat out 0.9-1.0 (0.77 in a first window, while the writer wrote
+# what came before the flood was told). Counting time waiting for a core too, a paced source
+# looked busy on a loaded machine and lost half its lines at 200 MB/s.
 BUSY_SHARE = 0.8
 BUSY_WINDOW = 0.05
 # Retention is enforced after a write at most this often: it sorts every segment, on the
@@ -305,8 +307,8 @@ class Recorder:
         self.flooding = False  # the source wrote its last RATE_BYTES faster than flood_rate
         ring = hub.ring
         self._window = (ring.next_offset, time.monotonic())  # where the rate is measured from
-        self._busy = (time.monotonic(), _busy())  # ... and the loop's busy share
-        self.busy = True  # the loop's share over its last BUSY_WINDOW (not known yet: assumed)
+        self._busy = (time.monotonic(), time.thread_time())  # ... and the loop's busy share
+        self.busy = True  # the loop's share over its last BUSY_WINDOW (a flood's start: assumed)
         self.holding = False  # flooding, and the loop busy: its blocks wait (FLOOD_HOLD)
         self.seq = ring.oldest_seq
         self.next_id = ring.oldest_id  # the hub's id of the line expected next
@@ -406,13 +408,15 @@ class Recorder:
         writer."""
         start, since = self._window
         written = offset - start
-        held = self.holding
+        held, was = self.holding, self.flooding
         if written >= RATE_BYTES:
             now = time.monotonic()
             self.flooding = written > self.flood_rate * (now - since)
             self._window = (offset, now)
-            if now - self._busy[0] >= BUSY_WINDOW:
-                busy = _busy()
+            if self.flooding and not was:  # held from the start, until the loop is seen idle
+                self.busy, self._busy = True, (now, time.thread_time())
+            elif now - self._busy[0] >= BUSY_WINDOW:
+                busy = time.thread_time()
                 self.busy = busy - self._busy[1] >= BUSY_SHARE * (now - self._busy[0])
                 self._busy = (now, busy)
             # A hold outlasts a window read below FLOOD_RATE (a GC pause, a wait for a core):
@@ -421,8 +425,6 @@ class Recorder:
         elif written < 0 or time.monotonic() - since >= RATE_AGE:
             self.flooding = self.holding = False
             self._window = (offset, time.monotonic())
-            # A flood after a calm spell is held from the start, until the loop is seen idle.
-            self.busy, self._busy = True, (time.monotonic(), _busy())
         if held and not self.holding:
             self.writer.hand_over()
 
@@ -497,14 +499,3 @@ class Recorder:
                 self.holding,
             )
         )
-
-
-def _busy() -> float:
-    """Seconds this thread (the loop's) has run or waited for a core: Linux's schedstat, where
-    idle time is the rest; elsewhere its CPU time alone."""
-    try:
-        with open("/proc/thread-self/schedstat", "rb") as file:
-            running, waiting, _ = file.read().split()
-    except (OSError, ValueError):
-        return time.thread_time()
-    return (int(running) + int(waiting)) / 1e9
