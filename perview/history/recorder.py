@@ -83,12 +83,12 @@ HANDOFF_DELAY = 0.005
 # unrecorded 0.89 with the writer at work, 0.99 with it idle until the relay ended (8 rounds,
 # load 1.7).
 FLOOD_HOLD = 0.5
-# ... but a flood that leaves the loop idle (its thread's CPU time under BUSY_SHARE of a
-# BUSY_WINDOW; a flood is held from its start until one is measured) has time for the writer,
-# and is not held for the rest of its spell. Measured (load 2.5): a source paced at 200 MB/s
-# kept the loop 0.4-0.7 busy, flat out 0.9-1.0 (0.77 in a first window, while the writer wrote
-# what came before the flood was told). Counting time waiting for a core too, a paced source
-# looked busy on a loaded machine and lost half its lines at 200 MB/s.
+# ... and only once it has kept the loop busy (its thread's CPU time at least BUSY_SHARE of a
+# BUSY_WINDOW from the flood's start), until its rate falls: a paced source catching up after a
+# stall floods for a moment, and held from the start (or until the loop was seen idle) it lost
+# lines at 50 MB/s (2 runs of 9 at load 2.5). Measured (load 2.5): a source paced at 200 MB/s
+# kept the loop 0.4-0.7 busy, flat out 0.9-1.0. Counting time waiting for a core too, a paced
+# source looked busy on a loaded machine and lost half its lines at 200 MB/s.
 BUSY_SHARE = 0.8
 BUSY_WINDOW = 0.05
 # Retention is enforced after a write at most this often: it sorts every segment, on the
@@ -308,7 +308,7 @@ class Recorder:
         ring = hub.ring
         self._window = (ring.next_offset, time.monotonic())  # where the rate is measured from
         self._busy = (time.monotonic(), time.thread_time())  # ... and the loop's busy share
-        self.busy = True  # the loop's share over its last BUSY_WINDOW (a flood's start: assumed)
+        self.busy = False  # the loop's share over its last BUSY_WINDOW was BUSY_SHARE or more
         self.holding = False  # flooding, and the loop busy: its blocks wait (FLOOD_HOLD)
         self.seq = ring.oldest_seq
         self.next_id = ring.oldest_id  # the hub's id of the line expected next
@@ -413,15 +413,13 @@ class Recorder:
             now = time.monotonic()
             self.flooding = written > self.flood_rate * (now - since)
             self._window = (offset, now)
-            if self.flooding and not was:  # held from the start, until the loop is seen idle
-                self.busy, self._busy = True, (now, time.thread_time())
+            if self.flooding and not was:  # the loop's share is measured from the flood's start
+                self.busy, self._busy = False, (now, time.thread_time())
             elif now - self._busy[0] >= BUSY_WINDOW:
                 busy = time.thread_time()
                 self.busy = busy - self._busy[1] >= BUSY_SHARE * (now - self._busy[0])
                 self._busy = (now, busy)
-            # A hold outlasts a window read below FLOOD_RATE (a GC pause, a wait for a core):
-            # it ends when the loop is seen idle, or the source slows for RATE_AGE (below).
-            self.holding = self.busy and (self.flooding or held)
+            self.holding = self.flooding and self.busy
         elif written < 0 or time.monotonic() - since >= RATE_AGE:
             self.flooding = self.holding = False
             self._window = (offset, time.monotonic())
