@@ -79,18 +79,24 @@ HANDOFF_DELAY = 0.005
 # FLOOD_PENDING), until the flood ends or FLOOD_HOLD after the first, then go together. While
 # the writer works, each turn of the busy loop (its GIL release in `select`) wakes it, and each
 # of the writer's releases (23 a MB written, 1 to 3 long: compress, write, sync) hands the GIL
-# over. Measured (a 200 MB flood, rounds alternated in one process): relay recorded /
-# unrecorded 0.89 with the writer at work, 0.99 with it idle until the relay ended (8 rounds,
-# load 1.7).
+# over; the summaries of the blocks it gets before a flood is told hold the GIL 1.6 ms each.
+# Measured (a 200 MB flood, rounds alternated in one process, load 0.9): relay recorded /
+# unrecorded 0.855 with the writer on the flood's first 16 MB, 0.982 with it idle until the
+# relay ended (10 rounds).
 FLOOD_HOLD = 0.5
-# ... and only once it has kept the loop busy (its thread's CPU time at least BUSY_SHARE of a
-# BUSY_WINDOW from the flood's start), until its rate falls: a paced source catching up after a
-# stall floods for a moment, and held from the start (or until the loop was seen idle) it lost
-# lines at 50 MB/s (2 runs of 9 at load 2.5). Measured (load 2.5): a source paced at 200 MB/s
-# kept the loop 0.4-0.7 busy, flat out 0.9-1.0. Counting time waiting for a core too, a paced
-# source looked busy on a loaded machine and lost half its lines at 200 MB/s.
+# A flood is held from its start (a block sealed after 1 MB as fast, before it is told) until
+# its rate falls, told within HOLD_RECHECK of output even while the recorder waits (a paced
+# source catching up after a stall floods for a moment: told late, it lost lines at 50 MB/s,
+# 2 runs of 9 at load 2.5), or the loop is seen idle: its thread's CPU time under IDLE_SHARE of
+# a BUSY_WINDOW (held again at BUSY_SHARE). The loop waiting for the GIL does not count, so a
+# writer at work makes a flood look idler (0.72-0.77): let go at BUSY_SHARE it wrote, and the
+# loop looked idler still. Measured (load 2.5): flat out 0.9-1.0; a source paced at 200 MB/s
+# 0.4-0.7. Counting time waiting for a core too, a paced source looked busy on a loaded
+# machine and lost half its lines at 200 MB/s.
 BUSY_SHARE = 0.8
+IDLE_SHARE = 0.65
 BUSY_WINDOW = 0.05
+HOLD_RECHECK = 512 * 1024  # half the ring a source keeps by default (10,000 lines of ~100 B)
 # Retention is enforced after a write at most this often: it sorts every segment, on the
 # writer's thread but holding the GIL, and once a second is as continuous as a user can tell.
 ENFORCE_EVERY = 1.0
@@ -308,7 +314,7 @@ class Recorder:
         ring = hub.ring
         self._window = (ring.next_offset, time.monotonic())  # where the rate is measured from
         self._busy = (time.monotonic(), time.thread_time())  # ... and the loop's busy share
-        self.busy = False  # the loop's share over its last BUSY_WINDOW was BUSY_SHARE or more
+        self.busy = True  # the loop's share over its last BUSY_WINDOW (see IDLE_SHARE)
         self.holding = False  # flooding, and the loop busy: its blocks wait (FLOOD_HOLD)
         self.seq = ring.oldest_seq
         self.next_id = ring.oldest_id  # the hub's id of the line expected next
@@ -397,6 +403,8 @@ class Recorder:
         room at all (a slower source, whose lines must not wait)."""
         writer = self.writer
         self._recheck = self._window[0] + RATE_BYTES
+        if self.holding:  # a flood's end must be told soon: its blocks wait for it
+            self._recheck = min(self._recheck, self.hub.ring.next_offset + HOLD_RECHECK)
         if self.flooding:
             self._resume = int(writer.flood_pending * RESUME_SHARE)
         else:
@@ -413,18 +421,37 @@ class Recorder:
             now = time.monotonic()
             self.flooding = written > self.flood_rate * (now - since)
             self._window = (offset, now)
-            if self.flooding and not was:  # the loop's share is measured from the flood's start
-                self.busy, self._busy = False, (now, time.thread_time())
+            if self.flooding and not was:  # held from its start, until the loop is seen idle
+                self.busy, self._busy = True, (now, time.thread_time())
             elif now - self._busy[0] >= BUSY_WINDOW:
                 busy = time.thread_time()
-                self.busy = busy - self._busy[1] >= BUSY_SHARE * (now - self._busy[0])
+                share = (busy - self._busy[1]) / (now - self._busy[0])
+                self.busy = share >= (IDLE_SHARE if self.busy else BUSY_SHARE)
                 self._busy = (now, busy)
             self.holding = self.flooding and self.busy
-        elif written < 0 or time.monotonic() - since >= RATE_AGE:
+        elif (
+            written < 0
+            or (now := time.monotonic()) - since >= RATE_AGE
+            or (self.flooding and self.flood_rate * (now - since) > RATE_BYTES)
+        ):  # this window took longer than a flood takes to write RATE_BYTES
             self.flooding = self.holding = False
             self._window = (offset, time.monotonic())
         if held and not self.holding:
             self.writer.hand_over()
+
+    def _holds(self) -> bool:
+        """Whether a block sealed now waits with a flood: one held, or one not told yet whose
+        output so far came as fast (the writer's first batches of a flood took the GIL from
+        the loop for their term summaries: 1.6 ms a block)."""
+        if self.holding:
+            return True
+        start, since = self._window
+        written = self.hub.ring.next_offset - start
+        return (
+            self.busy
+            and written >= HANDOFF_BYTES
+            and written > self.flood_rate * (time.monotonic() - since)
+        )
 
     def _add(self, chunk: Chunk) -> None:
         at = chunk.at or time.time()
@@ -469,7 +496,7 @@ class Recorder:
                 block.t0,
                 t1,
                 self.flooding,
-                self.holding,
+                self._holds(),
             )
         )
 
@@ -494,6 +521,6 @@ class Recorder:
                 self.last_at,
                 now,
                 self.flooding,
-                self.holding,
+                self._holds(),
             )
         )
