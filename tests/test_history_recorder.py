@@ -69,6 +69,40 @@ async def test_a_lone_sealed_block_is_written_without_waiting_for_more(tmp_path:
     await writer.close()
 
 
+class Faulty(Store):
+    """A store whose first write fails with an error that is not a full disk's: a bug."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, Retention())
+        self.failed = False
+
+    def write(self, blocks: Sequence[Block], summaries: bool = True) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ValueError("a bug in the store")
+        super().write(blocks, summaries)
+
+
+async def test_a_write_that_fails_for_any_reason_is_a_gap_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    # Only a full disk's OSError was caught: any other error ended the writer's thread, and with
+    # it every recording, silently (its pending bytes never came back, so recorders held).
+    writer = Writer(Faulty(tmp_path))
+    first, second = filler(1), filler(2)
+    writer.submit(sealed(1, first, 1000.0))
+    await eventually(lambda: writer.failing, within=5.0, step=0.01)
+    writer.submit(sealed(1 + first.count(b"\n"), second, 1001.0))
+    await eventually(lambda: writer.written == second.count(b"\n"), within=5.0, step=0.01)
+    await writer.close()
+    db = sqlite3.connect(tmp_path / "index.sqlite")
+    try:
+        rows = db.execute("SELECT kind, first, count FROM blocks ORDER BY first").fetchall()
+    finally:
+        db.close()
+    assert rows == [("gap", 1, 2000), ("lines", 2001, 2000)]
+
+
 class Writes:
     """A source that writes `lines` lines, ten a write, then ends."""
 

@@ -261,9 +261,16 @@ class Writer:
             # wants: a flood's blocks are scanned by searches instead, like a writer's behind.
             behind = self.pending > self.summary_pending or any(s.flood for s in items)
             self.store.write([s.build() for s in refused + items], summaries=not behind)
-        except OSError as exc:
+        except Exception as exc:
+            # A full disk (OSError) is expected; anything else is a bug, logged with where it
+            # happened. Either way those lines become a gap and the thread goes on: a writer
+            # that ended here would leave every recorder waiting for room, recording nothing
+            # and saying nothing.
             if not self.failing:
-                log.warning("history: cannot record (%s); what does not fit is a gap", exc)
+                if isinstance(exc, OSError):
+                    log.warning("history: cannot record (%s); what does not fit is a gap", exc)
+                else:
+                    log.exception("history: a write failed; its lines are a gap")
             self.failing = True
             for sealed in items:
                 self._refuse(sealed)
@@ -286,6 +293,8 @@ class Writer:
                 log.info("history: retention removed %s", gone)
         except OSError as exc:
             log.warning("history: retention: %s", exc)
+        except Exception:  # a bug: said, and the writer goes on (see _write)
+            log.exception("history: retention failed")
 
     def _refuse(self, sealed: _Sealed) -> None:
         key = (sealed.source, sealed.part)
