@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from perview.guard import wire
 from perview.hub import Ended
-from perview.sources.process import ProcessSource
+from perview.sources.process import GRACE, ProcessSource, start_guard
 from tests.conftest import eventually, marked_processes, wait_until
 
 
@@ -250,3 +251,15 @@ async def test_a_child_that_forks_while_being_stopped_is_caught() -> None:
 
 def test_sigkilled_parent_leaves_no_child_that_left_the_group() -> None:
     sigkill_parent_of(["sh", "-c", "setsid sleep 300 & echo up; sleep 301"], processes=5)
+
+
+async def test_a_guard_let_go_before_it_answers_still_stops_its_command() -> None:
+    """Perview closing the lifeline right after the spec (its run cancelled) must not make the
+    guard die of writing its answer to nobody, leaving the command running."""
+    mark, env = marked_env()
+    guard = await start_guard()
+    spec = wire.Spec(["sleep", "300"], env, None, GRACE, False, False, False)
+    guard.lifeline.sendall(wire.spec_line(spec))
+    guard.close()
+    assert await asyncio.wait_for(guard.proc.wait(), 5) is not None
+    assert marked_processes(mark) == []

@@ -3,6 +3,7 @@ for a signal), stops everything it started, and exits the way the command did.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -36,12 +37,12 @@ def guard_one(spec: Spec, errors: int | None) -> int:
     try:
         pid = spawn(spec, stdin, errors)
     except SpawnError as exc:
-        os.write(LIFELINE, exc.answer)
+        say(exc.answer)
         return exc.code
     finally:
         if errors is not None:
             os.close(errors)
-    os.write(LIFELINE, wire.started(pid))
+    say(wire.started(pid))
     if hold is not None:
         os.close(stdin)
     os.dup2(null, 1)
@@ -64,6 +65,13 @@ def guard_one(spec: Spec, errors: int | None) -> int:
     # Whether the command ended, Perview let go, or we were signalled: nothing the command
     # started may outlive the guard.
     return exit_like(stop_group(pid, pidfd, status, spec.grace, not spec.group_only))
+
+
+def say(line: bytes) -> None:
+    # Perview may have let go already (its run was cancelled right after sending the spec):
+    # the write then fails, and the guard must go on to stop the command, not die of it.
+    with contextlib.suppress(OSError):
+        os.write(LIFELINE, line)
 
 
 def exit_like(status: int) -> int:
