@@ -350,7 +350,23 @@ async def test_a_guard_let_go_before_it_answers_still_stops_its_command() -> Non
     mark, env = marked_env()
     guard = await start_guard()
     spec = wire.Spec(["sleep", "300"], env, None, GRACE, False, False, False)
-    guard.lifeline.sendall(wire.spec_line(spec))
+    guard.lifeline.sendall(wire.spec_message(spec))
     guard.close()
     assert await asyncio.wait_for(guard.proc.wait(), 5) is not None
     assert marked_processes(mark) == []
+
+
+def test_the_guard_starts_without_the_standard_librarys_heavier_modules() -> None:
+    """Each is milliseconds of every guard's start-up (see perview/guard/builtin.py), on the
+    critical path of a command that finds no spare ready."""
+    heavy = {"collections", "contextlib", "enum", "json", "re", "selectors", "signal", "socket"}
+    heavy |= {"typing"}
+    program = (
+        f"import sys; sys.path.append({str(GUARD.parents[2])!r}); import perview.guard; "
+        "print(' '.join(sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", program], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "perview.guard.single" in loaded
+    assert heavy.isdisjoint(loaded)

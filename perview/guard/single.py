@@ -3,14 +3,13 @@ for a signal), stops everything it started, and exits the way the command did.""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
 
 from perview.guard import wire
+from perview.guard.builtin import signal, suppress
 from perview.guard.spawn import SpawnError, spawn
-from perview.guard.tree import EOF_GRACE, STOP_SIGNALS, become_subreaper, reap, stop_group
+from perview.guard.tree import EOF_GRACE, STOP_SIGNALS, reap, stop_group
 from perview.guard.wire import LIFELINE, Spec
 
 
@@ -25,7 +24,6 @@ def raise_stop(signum: int, frame: object) -> None:
 def guard_one(spec: Spec, errors: int | None) -> int:
     """Run `spec` to its end and return the guard's exit code; `errors` is the inherited write
     end of a separate stderr pipe (`_guard.py FD`), if the guard was started with one."""
-    become_subreaper()
     if errors is not None:
         if spec.stderr_pipe:
             os.set_inheritable(errors, False)  # the command gets it as fd 2 only
@@ -70,7 +68,7 @@ def guard_one(spec: Spec, errors: int | None) -> int:
 def say(line: bytes) -> None:
     # Perview may have let go already (its run was cancelled right after sending the spec):
     # the write then fails, and the guard must go on to stop the command, not die of it.
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.write(LIFELINE, line)
 
 

@@ -313,7 +313,7 @@ class ProcessSource:
                 stderr_pipe=self.stderr is not None,
             )
             loop = asyncio.get_running_loop()
-            await loop.sock_sendall(guard.lifeline, wire.spec_line(spec))
+            await loop.sock_sendall(guard.lifeline, wire.spec_message(spec))
             hello = await guard.read_line()
             answer = wire.parse_answer(hello)
             if isinstance(answer, int):
