@@ -25,9 +25,16 @@ SPEC = wire.Spec(
 
 
 def test_a_spec_perview_writes_is_the_spec_the_guard_reads() -> None:
-    line = wire.spec_line(SPEC)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert wire.parse_spec(line) == SPEC
+    message = wire.spec_message(SPEC)
+    assert wire.parse_spec(message) == SPEC
+    assert wire.parse_spec(message + b"more") == SPEC  # read no further than its length says
+
+
+def test_a_spec_in_pieces_is_read_only_once_whole() -> None:
+    spec = wire.Spec(["sh", "-c", "printf 'a\\nb\\n'\n"], {"K": "é\n"}, None, 0.5)  # newlines
+    message = wire.spec_message(spec)
+    assert [wire.parse_spec(message[:n]) for n in range(len(message))] == [None] * len(message)
+    assert wire.parse_spec(message) == spec
 
 
 def test_the_guards_answers_read_as_a_pid_or_the_reason_it_refused() -> None:
@@ -120,8 +127,9 @@ async def test_a_command_perview_starts_is_the_spec_the_guard_reads_and_its_refu
     )
     run = asyncio.create_task(source.run(Collect(), asyncio.Event()))
     with guard.far.makefile("rb") as far:
-        spec = await asyncio.wait_for(asyncio.to_thread(far.readline), 5)
-    assert wire.parse_spec(spec) == SPEC
+        header = await asyncio.wait_for(asyncio.to_thread(far.readline), 5)
+        body = await asyncio.wait_for(asyncio.to_thread(far.read, int(header)), 5)
+    assert wire.parse_spec(header + body) == SPEC
     guard.far.sendall(wire.refused(FileNotFoundError(errno.ENOENT, "No such file"), "exec"))
     guard.far.close()
     for fd in (guard.output_w, guard.errors_w):

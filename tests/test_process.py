@@ -10,12 +10,15 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 
+import psutil
 import pytest
 
+from perview.guard import wire
 from perview.hub import Ended
-from perview.sources.process import ProcessSource
+from perview.sources.process import GRACE, GUARD, Guard, GuardPool, ProcessSource, start_guard
 from tests.conftest import eventually, marked_processes, wait_until
 
 
@@ -250,3 +253,120 @@ async def test_a_child_that_forks_while_being_stopped_is_caught() -> None:
 
 def test_sigkilled_parent_leaves_no_child_that_left_the_group() -> None:
     sigkill_parent_of(["sh", "-c", "setsid sleep 300 & echo up; sleep 301"], processes=5)
+
+
+# -- cancellation: a caller cancelled while a guard starts for it ------------------------------
+# Alert channels, metric collectors and a multi-host source's TaskGroup cancel a run that may
+# still be taking its guard. Each test cancels after every number of loop turns up to TURNS, so
+# every await on the way (the spare, an interpreter starting, the first words to the guard)
+# is hit, including the turn where what was awaited is done but its awaiter not yet resumed.
+TURNS = 12
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def guards_running() -> list[psutil.Process]:
+    """The guard processes below this test process."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if str(GUARD) in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+async def cancel_after(turns: int, work: Awaitable[object]) -> object:
+    """Run `work` as a task, cancel it after `turns` turns of the loop; what it returned if it
+    finished first (None if it was cancelled)."""
+    task = asyncio.ensure_future(work)
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return None
+
+
+async def left_nothing(fds: int) -> None:
+    await eventually(lambda: open_fds() <= fds and not guards_running(), within=5)
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["spare", "no spare"])
+@pytest.mark.parametrize("turns", range(TURNS))
+async def test_a_taker_cancelled_at_any_turn_loses_no_guard(warm: bool, turns: int) -> None:
+    fds = open_fds()
+    pool = GuardPool()
+    if warm:
+        pool.warm()
+    guard = await cancel_after(turns, pool.take())
+    if isinstance(guard, Guard):
+        await guard.discard()
+    await pool.close()
+    await left_nothing(fds)
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["pool", "no pool"])
+@pytest.mark.parametrize("turns", range(TURNS))
+async def test_a_run_cancelled_at_any_turn_leaves_no_process_and_no_descriptor(
+    pooled: bool, turns: int
+) -> None:
+    mark, env = marked_env()
+    fds = open_fds()
+    pool = GuardPool()
+    if pooled:
+        pool.warm()
+    source = ProcessSource(["sleep", "300"], env=env, guards=pool if pooled else None)
+    await cancel_after(turns, source.run(Collect(), asyncio.Event()))
+    await pool.close()
+    await left_nothing(fds)
+    assert marked_processes(mark) == []
+
+
+async def test_a_run_cancelled_while_its_command_runs_leaves_nothing() -> None:
+    mark, env = marked_env()
+    fds = open_fds()
+    pool = GuardPool()
+    pool.warm()
+    out = Collect()
+    source = ProcessSource(["sh", "-c", "echo up; exec sleep 300"], env=env, guards=pool)
+    run = asyncio.create_task(source.run(out, asyncio.Event()))
+    await asyncio.wait_for(out.got_data.wait(), 5)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert marked_processes(mark) == []
+    await pool.close()
+    await left_nothing(fds)
+
+
+async def test_a_guard_let_go_before_it_answers_still_stops_its_command() -> None:
+    """Perview closing the lifeline right after the spec (its run cancelled) must not make the
+    guard die of writing its answer to nobody, leaving the command running."""
+    mark, env = marked_env()
+    guard = await start_guard()
+    spec = wire.Spec(["sleep", "300"], env, None, GRACE, False, False, False)
+    guard.lifeline.sendall(wire.spec_message(spec))
+    guard.close()
+    assert await asyncio.wait_for(guard.proc.wait(), 5) is not None
+    assert marked_processes(mark) == []
+
+
+def test_the_guard_starts_without_the_standard_librarys_heavier_modules() -> None:
+    """Each is milliseconds of every guard's start-up (see perview/guard/builtin.py), on the
+    critical path of a command that finds no spare ready."""
+    heavy = {"collections", "contextlib", "enum", "json", "re", "selectors", "signal", "socket"}
+    heavy |= {"typing"}
+    program = (
+        f"import sys; sys.path.append({str(GUARD.parents[2])!r}); import perview.guard; "
+        "print(' '.join(sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", program], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "perview.guard.single" in loaded
+    assert heavy.isdisjoint(loaded)

@@ -11,30 +11,26 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import psutil
 import pytest
 
 from perview.hub import Ended
-from perview.sources.process import GUARD, GuardPool, ProcessSource
+from perview.sources.process import GuardPool, ProcessSource
 from perview.sources.shared_guard import SharedGuard
 from perview.sources.ssh import SshSource
 from tests.conftest import eventually, marked_processes
 from tests.sshd import Sshd
-from tests.test_process import Collect, marked_env, sigkill_parent_running
+from tests.test_process import (
+    TURNS,
+    Collect,
+    cancel_after,
+    guards_running,
+    left_nothing,
+    marked_env,
+    open_fds,
+    sigkill_parent_running,
+)
 
 PARTS = 5
-
-
-def guards_running() -> list[psutil.Process]:
-    """The guard processes below this test process."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if str(GUARD) in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
-                found.append(child)
-        except psutil.Error:
-            continue
-    return found
 
 
 def part(argv: list[str], guards: SharedGuard, **kwargs: object) -> ProcessSource:
@@ -127,6 +123,33 @@ async def test_a_ticked_part_reads_a_newline_each_tick_and_its_stdin_ends_on_sto
     ended = await asyncio.wait_for(run, 5)
     assert out.data.endswith(b"eof\n")  # the EOF came first, then the group was stopped
     assert ended.status == -signal.SIGTERM
+
+
+async def together(sources: list[ProcessSource]) -> None:
+    """Run `sources` as a multi-host source does: in a TaskGroup, which (unlike gather) waits
+    for every run to end when it is cancelled."""
+    async with asyncio.TaskGroup() as group:
+        for source in sources:
+            group.create_task(source.run(Collect(), asyncio.Event()))
+
+
+@pytest.mark.parametrize("spare", [False, True], ids=["started", "the pool's spare"])
+@pytest.mark.parametrize("turns", range(TURNS))
+async def test_parts_cancelled_at_any_turn_leave_no_process_and_no_descriptor(
+    spare: bool, turns: int
+) -> None:
+    """Parts started together (a TaskGroup, as a multi-host source runs them) and cancelled
+    while the shared guard starts, while it takes their pipes, or once they run."""
+    mark, env = marked_env()
+    fds = open_fds()
+    pool = GuardPool()
+    if spare:
+        pool.warm()
+    guards = SharedGuard(pool if spare else None)
+    await cancel_after(turns, together([part(["sleep", "300"], guards, env=env) for _ in "abc"]))
+    await pool.close()
+    await left_nothing(fds)
+    assert marked_processes(mark) == []
 
 
 def test_sigkilled_parent_leaves_no_part_and_no_guard_behind() -> None:

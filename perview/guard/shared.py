@@ -9,15 +9,13 @@ part an orphan reparented to it came from is not known.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import select
-import signal
-import socket
 import time
 
 from perview.guard import wire
+from perview.guard.builtin import signal, socket, suppress
 from perview.guard.spawn import SpawnError, spawn
 from perview.guard.tree import (
     EOF_GRACE,
@@ -25,7 +23,6 @@ from perview.guard.tree import (
     KILL_PATIENCE,
     LAST_PAUSE,
     STOP_SIGNALS,
-    become_subreaper,
     group_alive,
     signal_group,
     terminate_group,
@@ -65,11 +62,12 @@ class Part:
             self.let_go(now)
         elif self.phase == "spec":
             self.data += data
-            if self.data.endswith(b"\n"):
-                self.start(now)
+            spec = parse_spec(self.data)
+            if spec is not None:
+                self.start(spec, now)
 
-    def start(self, now: float) -> None:
-        self.spec = spec = parse_spec(self.data)
+    def start(self, spec: Spec, now: float) -> None:
+        self.spec = spec
         null = os.open(os.devnull, os.O_RDWR)
         if self.stdin is not None:
             stdin = self.stdin
@@ -142,7 +140,7 @@ class Part:
         self.pause = min(self.pause * 2, LAST_PAUSE)
 
     def say(self, line: bytes) -> None:
-        with contextlib.suppress(OSError):  # Perview is gone: nobody to tell
+        with suppress(OSError):  # Perview is gone: nobody to tell
             os.write(self.lifeline, line)
 
     def close(self) -> None:
@@ -153,7 +151,7 @@ class Part:
             if fd is not None:
                 os.close(fd)
         if self.phase == "spec" or self.spec is None:  # never started: its pipes are still ours
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.close(self.output)
                 os.close(self.errors)
 
@@ -178,8 +176,7 @@ def serve_parts(first: list[int] | None = None) -> int:
     wire.PART_FDS descriptors (`first`: those of the first part, already read); each part then
     speaks the single guard's protocol on its own lifeline, and hears `X<exit code>` once its
     group is gone. EOF on LIFELINE (Perview let go, or died) or a signal stops every part; the
-    guard exits once none is left."""
-    become_subreaper()
+    guard exits once none is left; main() made it its descendants' subreaper."""
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 1)
     os.dup2(null, 2)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 
 from perview.guard import wire
+from perview.guard.builtin import signal, suppress
 from perview.guard.spawn import SpawnError, spawn
-from perview.guard.tree import EOF_GRACE, STOP_SIGNALS, become_subreaper, reap, stop_group
+from perview.guard.tree import EOF_GRACE, STOP_SIGNALS, reap, stop_group
 from perview.guard.wire import LIFELINE, Spec
 
 
@@ -24,7 +24,6 @@ def raise_stop(signum: int, frame: object) -> None:
 def guard_one(spec: Spec, errors: int | None) -> int:
     """Run `spec` to its end and return the guard's exit code; `errors` is the inherited write
     end of a separate stderr pipe (`_guard.py FD`), if the guard was started with one."""
-    become_subreaper()
     if errors is not None:
         if spec.stderr_pipe:
             os.set_inheritable(errors, False)  # the command gets it as fd 2 only
@@ -36,12 +35,12 @@ def guard_one(spec: Spec, errors: int | None) -> int:
     try:
         pid = spawn(spec, stdin, errors)
     except SpawnError as exc:
-        os.write(LIFELINE, exc.answer)
+        say(exc.answer)
         return exc.code
     finally:
         if errors is not None:
             os.close(errors)
-    os.write(LIFELINE, wire.started(pid))
+    say(wire.started(pid))
     if hold is not None:
         os.close(stdin)
     os.dup2(null, 1)
@@ -64,6 +63,13 @@ def guard_one(spec: Spec, errors: int | None) -> int:
     # Whether the command ended, Perview let go, or we were signalled: nothing the command
     # started may outlive the guard.
     return exit_like(stop_group(pid, pidfd, status, spec.grace, not spec.group_only))
+
+
+def say(line: bytes) -> None:
+    # Perview may have let go already (its run was cancelled right after sending the spec):
+    # the write then fails, and the guard must go on to stop the command, not die of it.
+    with suppress(OSError):
+        os.write(LIFELINE, line)
 
 
 def exit_like(status: int) -> int:

@@ -5,9 +5,9 @@ words."""
 from __future__ import annotations
 
 import os
-import signal
 
 from perview.guard import wire
+from perview.guard.builtin import signal
 from perview.guard.wire import Spec
 
 # Signals Python ignores at start-up: the command must get them back at their defaults, or

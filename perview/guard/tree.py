@@ -4,12 +4,15 @@ stopped (SIGTERM, a grace, then SIGKILL until none is left) and reaped."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
 import time
-from collections.abc import Callable
+
+from perview.guard.builtin import signal, suppress
+
+TYPE_CHECKING = False  # see builtin.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 # How long SIGKILLs are repeated for descendants that are still there (a process in the middle
@@ -60,7 +63,7 @@ def group_alive(pgid: int) -> bool:
 
 
 def signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 

@@ -183,11 +183,16 @@ class GuardPool:
 
     The replacement for a spare that was taken is started a little later (REPLACE_AFTER): the
     moment a command starts is when it is busiest, and an interpreter starting then competes
-    with it for the CPU."""
+    with it for the CPU.
+
+    A guard started for a taker that is cancelled while it waits (an alert channel closing, a
+    multi-host source's TaskGroup, shutdown) is never lost: it becomes the spare, or is let go
+    once started if there is one already."""
 
     def __init__(self) -> None:
         self._spare: asyncio.Task[Guard] | None = None
         self._replace: asyncio.TimerHandle | None = None
+        self._letting_go: set[asyncio.Task[Guard]] = set()  # held: the loop keeps tasks weakly
 
     def warm(self) -> None:
         if self._replace is not None:
@@ -204,10 +209,33 @@ class GuardPool:
             self._replace = asyncio.get_running_loop().call_later(REPLACE_AFTER, self.warm)
         if spare is not None:
             try:
-                return await spare
+                return await self._claim(spare)
             except OSError:
                 pass  # the spare could not start; try once more, and let that error show
-        return await start_guard()
+        return await self._claim(asyncio.create_task(start_guard(), name="guard"))
+
+    async def _claim(self, starting: asyncio.Task[Guard]) -> Guard:
+        """The guard `starting` starts. Awaited through a shield: cancelling the taker must not
+        cancel the start (which kills a guard that may be all but ready), nor drop a guard that
+        started in the same turn as the cancellation, its process and descriptors with it."""
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            if self._spare is None:
+                self._spare = starting
+            else:
+                self._let_go(starting)
+            raise
+
+    def _let_go(self, starting: asyncio.Task[Guard]) -> None:
+        """Close the guard `starting` starts, once it has; it exits on reading EOF."""
+        self._letting_go.add(starting)
+        starting.add_done_callback(self._close_started)
+
+    def _close_started(self, starting: asyncio.Task[Guard]) -> None:
+        self._letting_go.discard(starting)
+        if not starting.cancelled() and starting.exception() is None:
+            starting.result().close()
 
     async def close(self) -> None:
         if self._replace is not None:
@@ -217,9 +245,12 @@ class GuardPool:
         if spare is None:
             return
         try:
-            guard = await spare
+            guard = await asyncio.shield(spare)
         except OSError:
             return
+        except asyncio.CancelledError:
+            self._let_go(spare)
+            raise
         await guard.discard()
 
 
@@ -282,7 +313,7 @@ class ProcessSource:
                 stderr_pipe=self.stderr is not None,
             )
             loop = asyncio.get_running_loop()
-            await loop.sock_sendall(guard.lifeline, wire.spec_line(spec))
+            await loop.sock_sendall(guard.lifeline, wire.spec_message(spec))
             hello = await guard.read_line()
             answer = wire.parse_answer(hello)
             if isinstance(answer, int):
