@@ -12,10 +12,7 @@ gap once the disk takes writes again.
 The event loop's part is kept to taking references: a recorder reads the ring in the hub's own
 call when output enters it (no task is woken per read), and sealed blocks reach the writer
 thread a batch at a time (one wake a MB, or HANDOFF_DELAY after the first), so that a source
-writing flat out wakes the writer, and contends with it for the GIL, as seldom as it can. A
-flood that keeps the loop busy leaves its blocks on the loop until it ends, or FLOOD_HOLD, and
-they go to the writer at once: a writer at work while the loop relays flat out costs the relay
-far more than what it writes.
+writing flat out wakes the writer, and contends with it for the GIL, as seldom as it can.
 """
 
 from __future__ import annotations
@@ -75,28 +72,6 @@ SUMMARY_PENDING = 8 * 1024 * 1024
 # FLUSH_AGE, the time a line may wait to be searchable.
 HANDOFF_BYTES = 1024 * 1024
 HANDOFF_DELAY = 0.005
-# Blocks sealed while their source floods stay on the loop, counted in `pending` (so at most
-# FLOOD_PENDING), until the flood ends or FLOOD_HOLD after the first, then go together. While
-# the writer works, each turn of the busy loop (its GIL release in `select`) wakes it, and each
-# of the writer's releases (23 a MB written, 1 to 3 long: compress, write, sync) hands the GIL
-# over; the summaries of the blocks it gets before a flood is told hold the GIL 1.6 ms each.
-# Measured (a 200 MB flood, rounds alternated in one process, load 0.9): relay recorded /
-# unrecorded 0.855 with the writer on the flood's first 16 MB, 0.982 with it idle until the
-# relay ended (10 rounds).
-FLOOD_HOLD = 0.5
-# A flood is held from its start (a block sealed after 1 MB as fast, before it is told) until
-# its rate falls, told within HOLD_RECHECK of output even while the recorder waits (a paced
-# source catching up after a stall floods for a moment: told late, it lost lines at 50 MB/s,
-# 2 runs of 9 at load 2.5), or the loop is seen idle: its thread's CPU time under IDLE_SHARE of
-# a BUSY_WINDOW (held again at BUSY_SHARE). The loop waiting for the GIL does not count, so a
-# writer at work makes a flood look idler (0.72-0.77): let go at BUSY_SHARE it wrote, and the
-# loop looked idler still. Measured (load 2.5): flat out 0.9-1.0; a source paced at 200 MB/s
-# 0.4-0.7. Counting time waiting for a core too, a paced source looked busy on a loaded
-# machine and lost half its lines at 200 MB/s.
-BUSY_SHARE = 0.8
-IDLE_SHARE = 0.65
-BUSY_WINDOW = 0.05
-HOLD_RECHECK = 512 * 1024  # half the ring a source keeps by default (10,000 lines of ~100 B)
 # Retention is enforced after a write at most this often: it sorts every segment, on the
 # writer's thread but holding the GIL, and once a second is as continuous as a user can tell.
 ENFORCE_EVERY = 1.0
@@ -135,7 +110,6 @@ class _Sealed:
     t0: float
     t1: float
     flood: bool = False  # sealed while its source flooded: no term summary (see _write)
-    hold: bool = False  # ... and kept the loop busy: handed over with its flood (FLOOD_HOLD)
 
     def build(self) -> Block:
         if self.block is None:
@@ -170,13 +144,11 @@ class Writer:
         max_pending: int = MAX_PENDING,
         summary_pending: int = SUMMARY_PENDING,
         flood_pending: int = FLOOD_PENDING,
-        flood_hold: float = FLOOD_HOLD,
     ) -> None:
         self.store = store
         self.max_pending = max_pending
         self.flood_pending = min(flood_pending, max_pending)
         self.summary_pending = summary_pending
-        self.flood_hold = flood_hold
         self.pending = 0  # bytes sealed and not yet written
         self.written = 0  # lines written, in all (not counting gaps)
         self.failing = False  # the last write failed (a full disk); said once per spell
@@ -184,7 +156,7 @@ class Writer:
         self._queue: queue.SimpleQueue[list[_Sealed] | None] = queue.SimpleQueue()
         self._outbox: list[_Sealed] = []  # sealed on the loop, not handed over yet
         self._outbox_bytes = 0
-        self._handoff: asyncio.TimerHandle | None = None  # due at self._handoff.when()
+        self._handoff: asyncio.TimerHandle | None = None
         self._refused: dict[tuple[str, str | None], _Sealed] = {}  # gaps not yet written
         self._enforced = 0.0  # when retention last ran
         self._thread = threading.Thread(target=self._run, name="perview-history", daemon=True)
@@ -195,30 +167,20 @@ class Writer:
         return self.pending < (self.flood_pending if flooding else self.max_pending)
 
     def submit(self, sealed: _Sealed) -> None:
-        """Take `sealed` for writing: handed to the thread with others (HANDOFF_BYTES), or
-        with the rest of a flood that keeps the loop busy (FLOOD_HOLD, or once it ends)."""
+        """Take `sealed` for writing: handed to the thread with others (HANDOFF_BYTES)."""
         with self._lock:
             self.pending += sealed.cost
         self._outbox.append(sealed)
         self._outbox_bytes += sealed.cost
-        if sealed.hold:
-            delay = self.flood_hold
-        elif self._outbox_bytes >= HANDOFF_BYTES:
+        if self._outbox_bytes >= HANDOFF_BYTES:
             self.hand_over()
-            return
-        else:
-            delay = HANDOFF_DELAY
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop to wait on (a script, a test): at once
-            self.hand_over()
-            return
-        due = loop.time() + delay
-        if self._handoff is not None and self._handoff.when() <= due:
-            return
-        if self._handoff is not None:  # a flood's hold: a calm block must not wait as long
-            self._handoff.cancel()
-        self._handoff = loop.call_at(due, self.hand_over)
+        elif self._handoff is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to wait on (a script, a test): at once
+                self.hand_over()
+            else:
+                self._handoff = loop.call_later(HANDOFF_DELAY, self.hand_over)
 
     def hand_over(self) -> None:
         """Give the thread what was submitted since the last hand-over."""
@@ -322,9 +284,6 @@ class Recorder:
         self.flooding = False  # the source wrote its last RATE_BYTES faster than flood_rate
         ring = hub.ring
         self._window = (ring.next_offset, time.monotonic())  # where the rate is measured from
-        self._busy = (time.monotonic(), time.thread_time())  # ... and the loop's busy share
-        self.busy = True  # the loop's share over its last BUSY_WINDOW (see IDLE_SHARE)
-        self.holding = False  # flooding, and the loop busy: its blocks wait (FLOOD_HOLD)
         self.seq = ring.oldest_seq
         self.next_id = ring.oldest_id  # the hub's id of the line expected next
         self.gaps = 0  # lines the ring dropped before this recorder read them
@@ -412,55 +371,22 @@ class Recorder:
         room at all (a slower source, whose lines must not wait)."""
         writer = self.writer
         self._recheck = self._window[0] + RATE_BYTES
-        if self.holding:  # a flood's end must be told soon: its blocks wait for it
-            self._recheck = min(self._recheck, self.hub.ring.next_offset + HOLD_RECHECK)
         if self.flooding:
             self._resume = int(writer.flood_pending * RESUME_SHARE)
         else:
             self._resume = writer.max_pending
 
     def _pace(self, offset: int) -> None:
-        """Measure the source's rate over its last RATE_BYTES (or RATE_AGE, if slower), and
-        whether it keeps the loop busy; once it does not, what it left on the loop goes to the
-        writer."""
+        """Measure the source's rate over its last RATE_BYTES (or RATE_AGE, if slower)."""
         start, since = self._window
         written = offset - start
-        held, was = self.holding, self.flooding
         if written >= RATE_BYTES:
             now = time.monotonic()
             self.flooding = written > self.flood_rate * (now - since)
             self._window = (offset, now)
-            if self.flooding and not was:  # held from its start, until the loop is seen idle
-                self.busy, self._busy = True, (now, time.thread_time())
-            elif now - self._busy[0] >= BUSY_WINDOW:
-                busy = time.thread_time()
-                share = (busy - self._busy[1]) / (now - self._busy[0])
-                self.busy = share >= (IDLE_SHARE if self.busy else BUSY_SHARE)
-                self._busy = (now, busy)
-            self.holding = self.flooding and self.busy
-        elif (
-            written < 0
-            or (now := time.monotonic()) - since >= RATE_AGE
-            or (self.flooding and self.flood_rate * (now - since) > RATE_BYTES)
-        ):  # this window took longer than a flood takes to write RATE_BYTES
-            self.flooding = self.holding = False
+        elif written < 0 or time.monotonic() - since >= RATE_AGE:
+            self.flooding = False
             self._window = (offset, time.monotonic())
-        if held and not self.holding:
-            self.writer.hand_over()
-
-    def _holds(self) -> bool:
-        """Whether a block sealed now waits with a flood: one held, or one not told yet whose
-        output so far came as fast (the writer's first batches of a flood took the GIL from
-        the loop for their term summaries: 1.6 ms a block)."""
-        if self.holding:
-            return True
-        start, since = self._window
-        written = self.hub.ring.next_offset - start
-        return (
-            self.busy
-            and written >= HANDOFF_BYTES
-            and written > self.flood_rate * (time.monotonic() - since)
-        )
 
     def _add(self, chunk: Chunk) -> None:
         at = chunk.at or time.time()
@@ -496,17 +422,7 @@ class Recorder:
         self.next_line += block.count
         t1 = max(block.t1, block.t0)
         self.writer.submit(
-            _Sealed(
-                self.hub.name,
-                part,
-                first,
-                block,
-                block.count,
-                block.t0,
-                t1,
-                self.flooding,
-                self._holds(),
-            )
+            _Sealed(self.hub.name, part, first, block, block.count, block.t0, t1, self.flooding)
         )
 
     def _gap(self, count: int) -> None:
@@ -520,16 +436,4 @@ class Recorder:
             self._seal(part)
         first = self.next_line
         self.next_line += count
-        self.writer.submit(
-            _Sealed(
-                self.hub.name,
-                None,
-                first,
-                None,
-                count,
-                self.last_at,
-                now,
-                self.flooding,
-                self._holds(),
-            )
-        )
+        self.writer.submit(_Sealed(self.hub.name, None, first, None, count, self.last_at, now))
