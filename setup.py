@@ -1,7 +1,9 @@
-"""The optional C scanner (perview/_levels.c); everything else is in pyproject.toml.
+"""The optional C parts (perview/_levels.c, perview/history/_terms.c); everything else is in
+pyproject.toml.
 
-`optional=True`: without a compiler the build goes on without it, and Perview classifies with
-the regexes of perview/classify.py, which give the same levels more slowly."""
+`optional=True`: without a compiler the build goes on without them, and Perview classifies with
+the regexes of perview/classify.py and summarizes blocks with numpy (perview/history/terms.py),
+which give the same results more slowly."""
 
 from setuptools import Extension, setup
 
@@ -12,6 +14,12 @@ setup(
             ["perview/_levels.c"],
             optional=True,
             extra_compile_args=["-Wall", "-Wextra"],
-        )
+        ),
+        Extension(
+            "perview.history._terms",
+            ["perview/history/_terms.c"],
+            optional=True,
+            extra_compile_args=["-Wall", "-Wextra"],
+        ),
     ]
 )

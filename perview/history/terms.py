@@ -15,7 +15,8 @@ of its bits are set (a quarter to a half at the largest).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -38,11 +39,29 @@ SHARE = 32
 SMALLEST, LARGEST = 10, 15
 
 
+def _c_summaries() -> Callable[[bytes, int, int, int, int, int], bytes] | None:
+    """The summary in C (perview/history/_terms.c), which releases the GIL while it works: with
+    numpy a block holds it about 1.6 ms, and the event loop relaying a flood waits. None where
+    it was not built (no compiler where Perview was installed), or with PERVIEW_NO_C=1."""
+    if os.environ.get("PERVIEW_NO_C") == "1":
+        return None
+    try:
+        from perview.history import _terms
+    except ImportError:
+        return None
+    return _terms.summarize
+
+
+C = _c_summaries()  # C(data, HASH, WIDE, DENSITY, SMALLEST, bits at most): summarize's bytes
+
+
 def summarize(data: bytes, least: int = LEAST) -> bytes | None:
     """The summary of `data`, or None for text under `least` bytes."""
     most = (len(data) * 8 // SHARE).bit_length() - 1  # log2 of the most bits it may have
     if len(data) < max(least, 3) or most < SMALLEST:
         return None
+    if C is not None:
+        return C(data, HASH, WIDE, DENSITY, SMALLEST, min(LARGEST, most))
     # Each byte's code read at once: a little-endian u32 view at every byte offset (the last
     # one reads a pad byte) whose top byte is masked off. One pass where assembling the code
     # from three shifted copies took four: 1.6 against 2.1 ms a 256 KiB block, the same bits.
