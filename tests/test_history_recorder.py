@@ -10,6 +10,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from perview.history import terms
 from perview.history.block import Block
 from perview.history.recorder import RATE_BYTES, Recorder, Writer, _Open, _Sealed
 from perview.history.search import Line, Matcher, Query, run
@@ -194,19 +197,14 @@ async def test_a_source_faster_than_the_flood_rate_holds_less_for_the_writer(
     assert held["flood"] <= RATE_BYTES + 2**20, held
 
 
-async def test_a_flooding_sources_blocks_are_written_without_summaries(tmp_path: Path) -> None:
-    # A summary holds the GIL that the loop relaying the flood needs (numpy, about 1.6 ms a
+async def test_a_flooding_sources_blocks_are_written_without_numpys_summaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # numpy's summary holds the GIL that the loop relaying the flood needs (about 1.6 ms a
     # block): once a source is told to flood, its blocks go without, and searches scan them.
+    monkeypatch.setattr(terms, "C", None)
     for name, flood_rate in (("flood", 0.0), ("calm", float("inf"))):
-        writer = Writer(Store(tmp_path / name, Retention()), summary_pending=2**40)
-        hub = Hub("app", Flat(12 * 2**20), keep=True)
-        recorder = Recorder(hub, writer, 1, flood_rate=flood_rate)
-        hub.start()
-        await hub.wait_stopped()
-        await recorder.close()
-        await writer.close()
-        assert recorder.gaps == 0, name
-        found = summaries(tmp_path / name)
+        found = await flood_summaries(tmp_path / name, flood_rate)
         if name == "calm":
             assert all(t is not None for t in found), [t is None for t in found]
         else:
@@ -214,3 +212,24 @@ async def test_a_flooding_sources_blocks_are_written_without_summaries(tmp_path:
             assert sum(t is None for t in found) >= len(found) - RATE_BYTES // 2**18 - 1, [
                 t is None for t in found
             ]
+
+
+async def test_a_flooding_sources_blocks_keep_their_c_summaries(tmp_path: Path) -> None:
+    # The C summary lets the GIL go: a flood costs nothing to summarize, and searches skip.
+    if terms.C is None:
+        pytest.skip("no C summary: not built, or PERVIEW_NO_C=1")
+    found = await flood_summaries(tmp_path, 0.0)
+    assert all(t is not None for t in found), [t is None for t in found]
+
+
+async def flood_summaries(directory: Path, flood_rate: float) -> list[bytes | None]:
+    """The summaries of 12 MB recorded from a source told to flood above `flood_rate`."""
+    writer = Writer(Store(directory, Retention()), summary_pending=2**40)
+    hub = Hub("app", Flat(12 * 2**20), keep=True)
+    recorder = Recorder(hub, writer, 1, flood_rate=flood_rate)
+    hub.start()
+    await hub.wait_stopped()
+    await recorder.close()
+    await writer.close()
+    assert recorder.gaps == 0
+    return summaries(directory)

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from perview.history import terms
 from perview.history.block import Block
 from perview.history.store import Store
 from perview.hub import Hub
@@ -62,9 +63,10 @@ RATE_AGE = 0.25  # a window this old without RATE_BYTES: the source is slower th
 RESUME_SHARE = 0.25
 NEVER = 1 << 62  # a pending level never reached: not held
 GAP_COST = 256  # what a gap is counted as against MAX_PENDING
-# Past this much text waiting, blocks are written without their term summaries (which cost
-# four times their compression: 1.6 against 0.4 ms a 256 KiB block on a loaded machine) until
-# the writer has caught up: searches scan those blocks, and fewer lines become gaps.
+# Past this much text waiting, blocks are written without their term summaries (numpy's cost
+# four times their compression: 1.6 against 0.4 ms a 256 KiB block on a loaded machine; the C
+# summary's about as much: 0.34 against 0.30, quiet) until the writer has caught up: searches
+# scan those blocks, and fewer lines become gaps.
 SUMMARY_PENDING = 8 * 1024 * 1024
 # Sealed blocks go to the writer thread together, once HANDOFF_BYTES of them are waiting or
 # HANDOFF_DELAY after the first: each hand-over wakes the thread, which then takes the GIL from
@@ -219,9 +221,12 @@ class Writer:
     def _write(self, items: list[_Sealed]) -> None:
         refused = list(self._refused.values())
         try:
-            # A summary holds the GIL (numpy, 1.6 ms a block) that the loop relaying a flood
-            # wants: a flood's blocks are scanned by searches instead, like a writer's behind.
-            behind = self.pending > self.summary_pending or any(s.flood for s in items)
+            # numpy's summary holds the GIL (1.6 ms a block) that the loop relaying a flood
+            # wants: without the C summary (terms.C), which lets it go, a flood's blocks are
+            # scanned by searches instead, like a writer's behind. With it, a flood's relay was
+            # no slower with summaries (0.86 with, 0.84-0.85 without, in one process).
+            flood = terms.C is None and any(s.flood for s in items)
+            behind = self.pending > self.summary_pending or flood
             self.store.write([s.build() for s in refused + items], summaries=not behind)
         except Exception as exc:
             # A full disk (OSError) is expected; anything else is a bug, logged with where it
