@@ -48,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from perview import loop as event_loop  # the loop Perview serves on
 from perview.history.block import Block
 from perview.history.far import scan_remote
 from perview.history.files import FileQuery, Target, scan_local
@@ -223,8 +224,8 @@ def ingest(mb: int, work: Path, trials: int) -> None:
     bare: list[Relayed] = []
     recorded: list[Relayed] = []
     for trial in range(trials):  # interleaved, so that a change in load hits both alike
-        bare.append(asyncio.run(relay(data, None)))
-        recorded.append(asyncio.run(relay(data, work / f"ingest-{trial}")))
+        bare.append(event_loop.run(relay(data, None)))
+        recorded.append(event_loop.run(relay(data, work / f"ingest-{trial}")))
         shutil.rmtree(work / f"ingest-{trial}")
     ratio = statistics.median(recorded[i].rate / bare[i].rate for i in range(trials))
     cpu = statistics.median(bare[i].loop_cpu / recorded[i].loop_cpu for i in range(trials))
@@ -246,7 +247,7 @@ def ingest(mb: int, work: Path, trials: int) -> None:
         size = int(rate * 1e6 * PACED_SECONDS)
         paced = replay(size, seed=5, span=PACED_SECONDS)
         count = paced.count(b"\n")
-        found = asyncio.run(relay(paced, work / f"paced-{rate}", rate * 1e6))
+        found = event_loop.run(relay(paced, work / f"paced-{rate}", rate * 1e6))
         shutil.rmtree(work / f"paced-{rate}")
         whole = found.gaps == 0 and found.recorded == count
         if whole and found.drained < 1.0:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from perview import __version__
+from perview import loop as event_loop
 from perview.accounts import SessionKeys
 from perview.alerts.engine import AlertEngine
 from perview.catalog import Catalog, Changes
@@ -71,7 +72,7 @@ def serve(
             f"--no-auth is only allowed on a loopback address, not {server.host}", ExitCode.USAGE
         )
     raise_file_limit()
-    return asyncio.run(_serve(config, announce, open_browser, reread))
+    return event_loop.run(_serve(config, announce, open_browser, reread))
 
 
 def raise_file_limit() -> None:

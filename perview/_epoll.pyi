@@ -1,0 +1,3 @@
+# The optional C poll (perview/_epoll.c); perview/loop.py is its only user.
+
+def poll_now(epfd: int, maxevents: int) -> list[tuple[int, int]]: ...
