@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -370,3 +371,31 @@ def test_the_guard_starts_without_the_standard_librarys_heavier_modules() -> Non
     ).stdout.split()
     assert "perview.guard.single" in loaded
     assert heavy.isdisjoint(loaded)
+
+
+@pytest.mark.parametrize("turns", range(TURNS))
+async def test_a_run_cancelled_again_while_it_cleans_up_leaves_nothing(turns: int) -> None:
+    # Shutdown cancels every task, and may cancel one that is already cleaning up after a first
+    # cancellation: its stderr relay being awaited, its guard being reaped.
+    mark, env = marked_env()
+    fds = open_fds()
+    pool = GuardPool()
+    pool.warm()
+    out = Collect()
+    source = ProcessSource(
+        ["sh", "-c", "echo up; echo err >&2; exec sleep 300"],
+        env=env,
+        guards=pool,
+        stderr=lambda data: None,
+    )
+    run = asyncio.create_task(source.run(out, asyncio.Event()))
+    await asyncio.wait_for(out.got_data.wait(), 5)
+    run.cancel()
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    await pool.close()
+    await left_nothing(fds)
+    await eventually(lambda: marked_processes(mark) == [], within=5)

@@ -337,15 +337,19 @@ class ProcessSource:
                 return Ended(status, reason="the process guard ended unexpectedly")
             return Ended(status)
         finally:
+            # Cancelled again while awaiting below (a shutdown cancels every task), the rest of
+            # this still runs: the guard has let go of the command first, and our ends close.
             stopper.cancel()
-            for task in (errors, clock):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
             guard.let_go()
-            guard.close()
-            if not ended:
-                await guard.reap(self.grace, pgid)
+            try:
+                for task in (errors, clock):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+            finally:
+                guard.close()
+                if not ended:
+                    await guard.reap(self.grace, pgid)
 
     def _start_error(self, refused: wire.Refused) -> str:
         """Why the guard could not start the command, as a sentence for the user."""
