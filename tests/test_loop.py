@@ -121,7 +121,7 @@ def test_a_poll_that_cannot_block_keeps_the_gil(
             theirs.register(a, selectors.EVENT_WRITE)
         assert counted_during(ours, 20_000) == 0
         # The control: asyncio's own poll lets it go, and the counting thread gets it.
-        assert counted_during(theirs, 20_000) > 0
+        assert counted_during(theirs, 200_000) > 0
     finally:
         ours.close()
         theirs.close()
