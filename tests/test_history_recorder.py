@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -233,3 +234,32 @@ async def flood_summaries(directory: Path, flood_rate: float) -> list[bytes | No
     await writer.close()
     assert recorder.gaps == 0
     return summaries(directory)
+
+
+async def test_a_block_of_state_changes_alone_has_their_time_and_outlives_retention(
+    tmp_path: Path,
+) -> None:
+    # Lines that fill a block are sealed with it; the "exited" after them is a block of its own
+    # with no lines. It is found by a range that holds its moment, and a segment holding only
+    # such blocks (a run that wrote nothing) is not taken for one older than any age.
+    hub = Hub("app", Flat(256 * 1024 + 65536 - (256 * 1024) % 65536), keep=True)
+    writer = Writer(Store(tmp_path, Retention(ages={"app": 7 * 86400.0})))
+    recorder = Recorder(hub, writer, 1)
+    began = time.time()
+    hub.start()
+    await hub.wait_stopped()
+    await recorder.close()
+    await writer.close()
+    ended = time.time()
+    store = Store(tmp_path, Retention(ages={"app": 7 * 86400.0}))
+    try:
+        with store.reader() as reader:
+            rows = reader.rows(["app"], began, ended, newest_first=False)
+            blocks = [reader.load(row) for row in rows]
+        alone = [b for b in blocks if b.count == 0]
+        assert [text for b in alone for _, _, text in b.events][-1].startswith("exited"), blocks
+        assert all(began <= b.t0 <= b.t1 <= ended for b in blocks), [(b.t0, b.t1) for b in blocks]
+        assert all(began <= r.t0 <= r.t1 <= ended for r in rows)
+        assert store.enforce() == []
+    finally:
+        store.close()

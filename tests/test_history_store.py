@@ -59,6 +59,32 @@ def test_a_batch_of_state_changes_alone_is_written(tmp_path: Path) -> None:
     store.close()
 
 
+def test_blocks_of_state_changes_indexed_without_an_end_are_repaired_on_open(
+    tmp_path: Path,
+) -> None:
+    # Until 2026-12-04 the recorder wrote a block of state changes alone with an end time of 0:
+    # no range found it, and retention took a segment holding nothing else for one older than
+    # any age. Opening such a store gives each its start as its end, and says so.
+    now = time.time()
+    ages = Retention(ages={"app": 7 * 86400.0})
+    store = Store(tmp_path / "h", ages)
+    store.write([block("app", 1, 10, now - 60)])
+    store.close()
+    store = Store(tmp_path / "h", ages)  # a run that only started and stopped: a segment of its own
+    started = Block("app", None, "lines", 11, 0, now - 30, 0.0, events=((0, now - 30, "started"),))
+    store.write([started])
+    store.close()
+    again = Store(tmp_path / "h", ages)
+    try:
+        assert again.report == ["blocks of state changes written without an end time: 1, fixed"]
+        assert again.enforce(now) == []
+        with again.reader() as reader:
+            rows = reader.rows(["app"], now - 45, now, newest_first=False)
+            assert [(r.first, r.count, r.t0, r.t1) for r in rows] == [(11, 0, now - 30, now - 30)]
+    finally:
+        again.close()
+
+
 def test_the_store_is_private_to_its_user(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

@@ -123,6 +123,23 @@ def add_blocks(
     )
 
 
+def repair_end_times(db: sqlite3.Connection) -> int:
+    """Give each block indexed with an end before its start (a block of state changes alone was
+    written with an end of 0 until 2026-12-04, which hid it from every range and let retention
+    take a segment of nothing else) its start as its end, and its segment the end of its last
+    block. Returns how many blocks it repaired."""
+    (count,) = db.execute("SELECT COUNT(*) FROM blocks WHERE t1 < t0").fetchone()
+    if count:
+        db.execute("BEGIN")
+        db.execute(
+            "UPDATE segments SET t1 = (SELECT MAX(MAX(t0, t1)) FROM blocks WHERE segment = id)"
+            " WHERE id IN (SELECT segment FROM blocks WHERE t1 < t0)"
+        )
+        db.execute("UPDATE blocks SET t1 = t0 WHERE t1 < t0")
+        db.execute("COMMIT")
+    return int(count)
+
+
 def end_of(db: sqlite3.Connection, segment: int) -> int:
     """Where the last indexed block of `segment` ends (0 if none)."""
     (end,) = db.execute(

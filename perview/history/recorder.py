@@ -123,8 +123,8 @@ class _Sealed:
             "lines",
             self.first,
             b.count,
-            b.t0,
-            b.t1,
+            self.t0,
+            self.t1,
             data=b"".join(b.parts),
             marks=None if b.marks is None else b"".join(b.marks),
             times=tuple(b.times),
@@ -398,7 +398,8 @@ class Recorder:
         self.last_at = at
         block = self._open.get(chunk.part)
         if block is None:
-            block = self._open[chunk.part] = _Open(time.time(), t0=at)
+            block = self._open[chunk.part] = _Open(time.time(), t0=at, t1=at)
+        block.t1 = max(block.t1, at)  # its last line's or event's (never before t0: a clock step)
         if chunk.state is not None or chunk.note is not None:
             text = chunk.state.summary if chunk.state is not None else str(chunk.note)
             block.events.append((block.count, at, text))
@@ -415,7 +416,6 @@ class Recorder:
             block.times[-1] = (block.times[-1][0] + chunk.count, at)
         else:
             block.times.append((chunk.count, at))
-        block.t1 = at
         if block.size >= BLOCK_BYTES:
             self._seal(chunk.part)
 
@@ -425,9 +425,10 @@ class Recorder:
             return
         first = self.next_line
         self.next_line += block.count
-        t1 = max(block.t1, block.t0)
         self.writer.submit(
-            _Sealed(self.hub.name, part, first, block, block.count, block.t0, t1, self.flooding)
+            _Sealed(
+                self.hub.name, part, first, block, block.count, block.t0, block.t1, self.flooding
+            )
         )
 
     def _gap(self, count: int) -> None:

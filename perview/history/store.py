@@ -67,6 +67,11 @@ class Store:
         self._segments: dict[int, Segment] = {s.id: s for s in index.segments(self._db)}
         self._open: dict[str, tuple[Segment, int]] = {}  # source -> its current segment and fd
         self._recover()
+        repaired = index.repair_end_times(self._db)
+        if repaired:
+            said = f"blocks of state changes written without an end time: {repaired}, fixed"
+            self.report.append(said)
+            self._segments = {s.id: s for s in index.segments(self._db)}
 
     # -- opening -------------------------------------------------------------------------------
 
