@@ -15,8 +15,9 @@ import pytest
 
 from perview.history import terms
 from perview.history.block import Block
-from perview.history.recorder import RATE_BYTES, Recorder, Writer, _Open, _Sealed
+from perview.history.recorder import CLOSED, RATE_BYTES, Recorder, Writer, _Open, _Sealed
 from perview.history.search import Line, Matcher, Query, run
+from perview.history.service import History
 from perview.history.store import Retention, Store
 from perview.hub import Ended, Hub, Output
 from tests.conftest import eventually
@@ -257,9 +258,65 @@ async def test_a_block_of_state_changes_alone_has_their_time_and_outlives_retent
             rows = reader.rows(["app"], began, ended, newest_first=False)
             blocks = [reader.load(row) for row in rows]
         alone = [b for b in blocks if b.count == 0]
-        assert [text for b in alone for _, _, text in b.events][-1].startswith("exited"), blocks
+        assert any(text.startswith("exited") for b in alone for _, _, text in b.events), blocks
         assert all(began <= b.t0 <= b.t1 <= ended for b in blocks), [(b.t0, b.t1) for b in blocks]
         assert all(began <= r.t0 <= r.t1 <= ended for r in rows)
         assert store.enforce() == []
+    finally:
+        store.close()
+
+
+async def record_flat(directory: Path, size: int, close: bool) -> None:
+    """Record a Flat source of `size` bytes into `directory`; without `close`, as if Perview
+    were killed: the writer ends, the recorder never seals what it holds."""
+    hub = Hub("app", Flat(size), keep=True)
+    history = History(Store(directory, Retention()))
+    history.recorders["app"] = recorder = Recorder(hub, history.writer, 1)
+    hub.start()
+    await hub.wait_stopped()
+    if close:
+        await history.close()
+    else:
+        recorder.hub.followers.discard(recorder)
+        recorder._task.cancel()
+        await history.writer.close()
+
+
+async def test_a_history_closed_in_order_ends_with_its_mark_and_says_nothing_more(
+    tmp_path: Path,
+) -> None:
+    await record_flat(tmp_path, 300 * 1024, close=True)
+    history = History(Store(tmp_path, Retention()))
+    try:
+        last = history.store.last_block("app")
+        assert last is not None and last.events[-1][2] == CLOSED
+        assert history.cut_off("app") is None
+    finally:
+        await history.writer.close()
+
+
+async def test_a_history_cut_off_is_said_where_the_next_run_begins(tmp_path: Path) -> None:
+    # Killed outright, Perview loses what its recorder held (the lines of the open block): the
+    # next run cannot count them, but says where history has a hole, at its start.
+    await record_flat(tmp_path, 600 * 1024, close=False)
+    store = Store(tmp_path, Retention())
+    history = History(store)
+    ended = history.cut_off("app")
+    last = store.last_block("app")
+    assert last is not None and ended == last.t1
+    hub = Hub("app", Flat(65536), keep=True)
+    history.recorders["app"] = Recorder(hub, history.writer, store.next_line("app"), cut_off=ended)
+    hub.start()
+    await hub.wait_stopped()
+    await history.close()
+    store = Store(tmp_path, Retention())
+    try:
+        with store.reader() as reader:
+            rows = reader.rows(["app"], 0, 2e9, newest_first=False)
+            events = [text for row in rows for _, _, text in reader.load(row).events]
+        said = [text for text in events if text.startswith("Perview stopped without closing")]
+        assert len(said) == 1 and "may be missing" in said[0], events
+        assert events.index(said[0]) < events.index(next(e for e in events if "exited" in e))
+        assert events[-1] == CLOSED
     finally:
         store.close()

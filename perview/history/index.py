@@ -176,6 +176,14 @@ def rows(
     return found
 
 
+def last_row(db: sqlite3.Connection, source: str) -> Row | None:
+    """The block of `source` written last (the highest id), if any."""
+    found = db.execute(
+        f"SELECT {_ROW} FROM blocks WHERE source = ? ORDER BY id DESC LIMIT 1", (source,)
+    ).fetchone()
+    return None if found is None else Row(*found)
+
+
 def summaries(db: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
     """The term summaries of the blocks `ids` (None where a block has none)."""
     marks = ",".join("?" * len(ids))

@@ -31,6 +31,7 @@ from perview.history.block import Block
 from perview.history.store import Store
 from perview.hub import Hub
 from perview.ring import Chunk
+from perview.sources.resume import moment
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,14 @@ RATE_AGE = 0.25  # a window this old without RATE_BYTES: the source is slower th
 # ends, and the writer wakes (and takes the GIL from the loop) for fewer, larger batches.
 RESUME_SHARE = 0.25
 NEVER = 1 << 62  # a pending level never reached: not held
+# The last event of a source's history when its recorder let go of it in order (Perview
+# stopped, the source no longer recorded). A history that ends otherwise was cut off (`kill -9`,
+# a power cut): the lines its recorder held then, read up to FLUSH_AGE before, were lost with it,
+# and the next recorder says so where it begins. It cannot count them: a source that resumes (a
+# file, a journal) starts again from where its state file says, written at most a second
+# before: lines read before that save and not recorded are lost, lines recorded after it come
+# again.
+CLOSED = "recording stopped"
 GAP_COST = 256  # what a gap is counted as against MAX_PENDING
 # Past this much text waiting, blocks are written without their term summaries (numpy's cost
 # four times their compression: 1.6 against 0.4 ms a 256 KiB block on a loaded machine; the C
@@ -280,8 +289,14 @@ class Recorder:
     seals and hands over what it holds."""
 
     def __init__(
-        self, hub: Hub, writer: Writer, next_line: int, flood_rate: float = FLOOD_RATE
+        self,
+        hub: Hub,
+        writer: Writer,
+        next_line: int,
+        flood_rate: float = FLOOD_RATE,
+        cut_off: float | None = None,
     ) -> None:
+        """`cut_off`: when the source's history ends, if it ends cut off (see CLOSED)."""
         self.hub = hub
         self.writer = writer
         self.next_line = next_line  # the store's number for the next line
@@ -296,6 +311,11 @@ class Recorder:
         self._open: dict[str | None, _Open] = {}
         self._resume = NEVER  # held until the writer's pending falls below this
         self._recheck = 0  # ... or the ring's offset reaches this (the rate is measured again)
+        if cut_off is not None:
+            self._note(
+                f"Perview stopped without closing this history: lines read in the"
+                f" {FLUSH_AGE:g} s after {moment(cut_off)} may be missing, or repeated below"
+            )
         hub.followers.add(self)
         self._task = asyncio.create_task(self._run(), name=f"recorder {hub.name}")
 
@@ -320,16 +340,30 @@ class Recorder:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self.take(always=True)
-        for part in list(self._open):
-            self._seal(part)
+        self._let_go()
 
     def detach(self) -> None:
         """Stop at once (the source was removed or no longer recorded), sealing what it holds."""
         self.hub.followers.discard(self)
         self._task.cancel()
-        for part in list(self._open):
-            self._seal(part)
+        self._let_go()
         self.writer.hand_over()
+
+    def _let_go(self) -> None:
+        """Seal what it holds, the last block ending with CLOSED."""
+        for part in [p for p in self._open if p is not None]:
+            self._seal(part)
+        self._note(CLOSED)
+        self._seal(None)
+
+    def _note(self, text: str) -> None:
+        """An event of the recorder's own, after what it read so far."""
+        at = time.time()
+        block = self._open.get(None)
+        if block is None:
+            block = self._open[None] = _Open(at, t0=at, t1=at)
+        block.t1 = max(block.t1, at)
+        block.events.append((block.count, at, text))
 
     async def _run(self) -> None:
         """Seal blocks that aged, and read on where the writer had no room when output came."""

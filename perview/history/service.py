@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from perview.config import Config, SourceConfig
-from perview.history.recorder import Recorder, Writer
+from perview.history.recorder import CLOSED, Recorder, Writer
 from perview.history.store import Retention, Store
 from perview.hub import Hub
 
@@ -57,7 +57,16 @@ class History:
                 del self.recorders[name]
                 recorder.detach()
         for name in wanted - set(self.recorders):
-            self.recorders[name] = Recorder(hubs[name], self.writer, self.store.next_line(name))
+            self.recorders[name] = Recorder(
+                hubs[name], self.writer, self.store.next_line(name), cut_off=self.cut_off(name)
+            )
+
+    def cut_off(self, source: str) -> float | None:
+        """When the history of `source` ends, if its last recorder did not close it (CLOSED)."""
+        last = self.store.last_block(source)
+        if last is None or (last.events and last.events[-1][2] == CLOSED):
+            return None
+        return last.t1
 
     async def close(self) -> None:
         for recorder in self.recorders.values():

@@ -295,6 +295,11 @@ class Store:
     def reader(self) -> Reader:
         return Reader(self)
 
+    def last_block(self, source: str) -> Block | None:
+        """The last block recorded of `source` (None if none, or unreadable), its content aside."""
+        with self.reader() as reader:
+            return reader.last(source)
+
     def held(self) -> dict[str, int]:
         """Bytes held per source."""
         with self._lock:
@@ -344,7 +349,17 @@ class Reader:
         found = index.summaries(self._db, [r.id for r in rows])
         return {i for i, summary in found.items() if not may_hold(summary, wanted)}
 
-    def load(self, row: Row) -> Block:
+    def last(self, source: str) -> Block | None:
+        """The last block of `source` written (None if none, or unreadable), its head alone."""
+        row = index.last_row(self._db, source)
+        if row is None:
+            return None
+        try:
+            return self.load(row, content=False)
+        except Damaged:
+            return None
+
+    def load(self, row: Row, content: bool = True) -> Block:
         """The block `row` names, decompressed; Damaged if it cannot be read (the segment was
         deleted by retention meanwhile, or its bytes are damaged)."""
         fd = self._files.get(row.segment)
@@ -355,7 +370,7 @@ class Reader:
                 raise Damaged("deleted by retention meanwhile") from None
             self._files[row.segment] = fd
         record = os.pread(fd, row.length, row.offset)
-        block = decode(record, self._decompressor)
+        block = decode(record, self._decompressor, content)
         if (block.source, block.first, block.count) != (row.source, row.first, row.count):
             raise Damaged("holds another block than the index says")
         return block
