@@ -10,7 +10,8 @@ contended lock. A thread that only hashed 256 KiB at a time with the GIL let go 
 flat out to 0.83 of its speed; recording it, 0.84-0.87. Polling that cannot block keeps the GIL
 here (perview/_epoll.c): while the loop is busy, another thread gets the GIL from the
 interpreter's switch interval (`sys.getswitchinterval()`, 5 ms), and whenever the loop waits
-for I/O, as before: the live path first, the rest when it rests.
+for I/O, as before: the live path first, the rest when it rests. The relay recorded keeps
+0.97-0.98 of its speed on this loop (bench/history.py; bench/README.md has the measurements).
 
 Without the C part (no compiler where Perview was installed, or PERVIEW_NO_C=1) the loop is
 asyncio's own.
