@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import selectors
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -45,8 +46,6 @@ class _Epoll:
     """A `select.epoll` whose poll with a timeout of 0 keeps the GIL."""
 
     def __init__(self) -> None:
-        import select
-
         self._epoll = select.epoll()
         self.fileno = self._epoll.fileno
         self.register = self._epoll.register

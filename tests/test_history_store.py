@@ -209,6 +209,30 @@ def test_a_damaged_block_is_named_and_the_others_still_read(tmp_path: Path) -> N
     again.close()
 
 
+def test_a_history_ends_cut_off_unless_its_last_block_ends_with_the_closing_event(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "h", Retention())
+    assert store.cut_off("app", "closed") is None  # no history: nothing to say
+    closed = Block("app", None, "lines", 101, 0, 1002.0, 1002.0, events=((0, 1002.0, "closed"),))
+    store.write([block("app", 1, 100, 1000.0), closed])
+    assert store.cut_off("app", "closed") is None
+    store.write([block("app", 101, 100, 1003.0)])
+    assert store.cut_off("app", "closed") == 1003.0
+    store.write([Block("app", None, "lines", 201, 0, 1004.0, 1004.0, events=closed.events)])
+    store.close()
+    # A last block that cannot be read cannot tell it was closed: it is said to be cut off.
+    (segment,) = (tmp_path / "h").glob("*.seg")
+    data = bytearray(segment.read_bytes())
+    data[-8:] = b"\xff" * 8
+    segment.write_bytes(bytes(data))
+    again = Store(tmp_path / "h", Retention())
+    try:
+        assert again.cut_off("app", "closed") == 1004.0
+    finally:
+        again.close()
+
+
 def test_an_unreadable_index_is_made_again_from_the_segments(tmp_path: Path) -> None:
     store = Store(tmp_path / "h", Retention())
     store.write([block("app", 1, 10, 1000.0), block("app", 11, 10, 1001.0)])

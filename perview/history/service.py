@@ -63,10 +63,7 @@ class History:
 
     def cut_off(self, source: str) -> float | None:
         """When the history of `source` ends, if its last recorder did not close it (CLOSED)."""
-        last = self.store.last_block(source)
-        if last is None or (last.events and last.events[-1][2] == CLOSED):
-            return None
-        return last.t1
+        return self.store.cut_off(source, CLOSED)
 
     async def close(self) -> None:
         for recorder in self.recorders.values():

@@ -295,10 +295,11 @@ class Store:
     def reader(self) -> Reader:
         return Reader(self)
 
-    def last_block(self, source: str) -> Block | None:
-        """The last block recorded of `source` (None if none, or unreadable), its content aside."""
+    def cut_off(self, source: str, closed: str) -> float | None:
+        """When the history of `source` ends, unless its last block ends with the event `closed`
+        (None too if it has none)."""
         with self.reader() as reader:
-            return reader.last(source)
+            return reader.cut_off(source, closed)
 
     def held(self) -> dict[str, int]:
         """Bytes held per source."""
@@ -349,15 +350,16 @@ class Reader:
         found = index.summaries(self._db, [r.id for r in rows])
         return {i for i, summary in found.items() if not may_hold(summary, wanted)}
 
-    def last(self, source: str) -> Block | None:
-        """The last block of `source` written (None if none, or unreadable), its head alone."""
+    def cut_off(self, source: str, closed: str) -> float | None:
+        """See Store.cut_off. A last block that cannot be read cannot tell it was closed."""
         row = index.last_row(self._db, source)
         if row is None:
             return None
         try:
-            return self.load(row, content=False)
+            events = self.load(row, content=False).events
         except Damaged:
-            return None
+            events = ()
+        return None if events and events[-1][2] == closed else row.t1
 
     def load(self, row: Row, content: bool = True) -> Block:
         """The block `row` names, decompressed; Damaged if it cannot be read (the segment was
